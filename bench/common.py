@@ -1,0 +1,67 @@
+"""Shared benchmark plumbing: full-size random-weight replicas in a Hugging Face cache, timing, memory.
+
+Speed and memory do not depend on weight values, so replicas built from the published configs give
+real figures for latency and peak memory; they say nothing about output quality.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+# Replicas are large (a ViT-L is 1.3 GB in fp32) and deterministic: keep them between runs.
+REPLICA_CACHE = Path(os.environ.get("PDR_BENCH_CACHE", Path.home() / ".cache" / "pdr-bench-replicas"))
+
+
+def use_full_size_replicas(names: list[str]) -> Path:
+    """Write any missing full-size replica of `names` and make `checkpoints` load from that cache, offline."""
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    sys.path.insert(0, str(ROOT))
+    import checkpoints
+    import replicas
+
+    for name in names:
+        ckpt = checkpoints.get(name)
+        snapshot_root = REPLICA_CACHE / f"models--{ckpt.hub_id.replace('/', '--')}"
+        if not (snapshot_root / "refs" / "main").exists():
+            print(f"writing full-size replica of {ckpt.hub_id} ...", flush=True)
+            replicas.write_checkpoint(ckpt, REPLICA_CACHE, size="full")
+    checkpoints.use_cache_dir(REPLICA_CACHE)
+    return REPLICA_CACHE
+
+
+def time_calls(fn, repeats: int, warmup: int = 1) -> list[float]:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def median_s(times: list[float]) -> float:
+    return statistics.median(times)
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far (Linux reports kilobytes)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run_isolated(module: str, args: list[str], env: dict | None = None) -> str:
+    """Run one measurement in a fresh process, so its peak memory is its own. `env` values of None unset."""
+    child_env = {**os.environ, **(env or {})}
+    child_env = {key: value for key, value in child_env.items() if value is not None}
+    result = subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT, capture_output=True, text=True,
+                            env=child_env)
+    if result.returncode != 0:
+        raise RuntimeError(f"{module} {args} failed:\n{result.stderr[-3000:]}")
+    return result.stdout

@@ -1,0 +1,358 @@
+"""The one registry of every Hugging Face checkpoint the Space uses, and how they are loaded.
+
+- `REGISTRY`: hub id, revision, model class and processor of each checkpoint.
+- `load(name)`: lazy, cached, thread-safe loading (first use only, once per process) through the
+  ordinary `from_pretrained(hub_id)` path, on the device and dtype chosen by `device_and_dtype()`.
+- `gpu_task`: `spaces.GPU` where the `spaces` package exists (ZeroGPU), a no-op elsewhere.
+- `enable_offline_demo()`: the explicit offline demo mode (tiny random-weight models, see `replicas`).
+
+CLI: `python checkpoints.py list` and `python checkpoints.py download [names]`.
+No gradio here: a checkpoint that cannot be fetched raises `CheckpointUnavailable`, a `UserError`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import importlib
+import logging
+import os
+import platform
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from demos.errors import UserError
+
+log = logging.getLogger(__name__)
+
+# Environment variables that override the policy below.
+ENV_DEVICE = "PDR_DEVICE"  # "cpu", "cuda", "cuda:1", ...
+ENV_DTYPE = "PDR_DTYPE"  # "float32", "bfloat16" or "float16"
+ENV_OFFLINE_DEMO = "PDR_OFFLINE_DEMO"  # "1": tiny random-weight models, a banner says so
+ENV_PROJECTOR_REPO = "PDR_PROJECTOR_REPO"  # hub id of a trained VQA projector (none is published)
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    name: str  # short name used in the UI, the CLI and the code
+    hub_id: str
+    model_class: str  # a transformers class name, or "module:Class" for our own hub mixins
+    processor_class: str | None  # transformers Auto class for its processor or tokenizer
+    params_millions: float  # published parameter count, for `list` and memory planning
+    description: str
+    # "main" until a commit id is pinned here: commit ids can only be read from the Hub, which the
+    # machines this was written on cannot reach (see README, "Pinning revisions").
+    revision: str = "main"
+
+
+REGISTRY: dict[str, Checkpoint] = {
+    c.name: c
+    for c in [
+        Checkpoint(
+            "vit-mae-base", "facebook/vit-mae-base", "ViTMAEForPreTraining", "AutoImageProcessor", 112,
+            "ViT-B/16 masked autoencoder, pixel targets (MAE paper's visualisation checkpoint)",
+        ),
+        Checkpoint(
+            "vit-mae-large", "facebook/vit-mae-large", "ViTMAEForPreTraining", "AutoImageProcessor", 330,
+            "ViT-L/16 masked autoencoder, pixel targets",
+        ),
+        Checkpoint(
+            "vit-mae-huge", "facebook/vit-mae-huge", "ViTMAEForPreTraining", "AutoImageProcessor", 657,
+            "ViT-H/14 masked autoencoder, pixel targets (14-pixel patches)",
+        ),
+        Checkpoint(
+            "vjepa2-vitl", "facebook/vjepa2-vitl-fpc64-256", "VJEPA2Model", "AutoVideoProcessor", 326,
+            "V-JEPA 2 ViT-L encoder (304M) + predictor (22M), 256 px, 16-pixel patches, tubelets of 2",
+        ),
+        Checkpoint(
+            "vjepa2-ssv2-probe", "facebook/vjepa2-vitl-fpc16-256-ssv2", "VJEPA2ForVideoClassification",
+            "AutoVideoProcessor", 375, "attentive probe on the frozen ViT-L: Something-Something v2, 174 actions",
+        ),
+        Checkpoint(
+            "vjepa2-diving48-probe", "facebook/vjepa2-vitl-fpc32-256-diving48", "VJEPA2ForVideoClassification",
+            "AutoVideoProcessor", 375, "attentive probe on the frozen ViT-L: Diving48, 48 dives",
+        ),
+        Checkpoint(
+            "qwen2.5-0.5b-instruct", "Qwen/Qwen2.5-0.5B-Instruct", "AutoModelForCausalLM", "AutoTokenizer", 494,
+            "small instruct LLM that answers questions about a clip (VQA head)",
+        ),
+        Checkpoint(
+            "vqa-projector", os.environ.get(ENV_PROJECTOR_REPO, ""), "demos.projector:VideoProjector", None, 5,
+            "MLP projector from frozen V-JEPA 2 tokens into the LLM (train with train_projector.py)",
+        ),
+    ]
+}
+
+MAE_CHECKPOINTS = ["vit-mae-base", "vit-mae-large", "vit-mae-huge"]
+
+
+def get(name: str) -> Checkpoint:
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise UserError(f"Unknown checkpoint '{name}'. Choose one of: {', '.join(REGISTRY)}.") from None
+
+
+# ---------------------------------------------------------------------------------------------
+# Device and dtype policy
+# ---------------------------------------------------------------------------------------------
+
+_DTYPE_NAMES = {"float32": "float32", "fp32": "float32", "bfloat16": "bfloat16", "bf16": "bfloat16",
+                "float16": "float16", "fp16": "float16"}
+
+
+def _cpu_has_native_bf16() -> bool:
+    """AVX512-BF16 or AMX: the CPU computes bf16 itself instead of emulating it (emulation is slower)."""
+    if platform.system() != "Linux":
+        return False
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+@functools.cache
+def _cpu_bf16_is_faster() -> bool:
+    """Native bf16 is necessary but not sufficient: time one matmul of transformer size both ways."""
+    import torch
+
+    if not _cpu_has_native_bf16():
+        return False
+
+    def best_of(dtype) -> float:
+        a = torch.randn(1024, 1024, dtype=dtype)
+        times = []
+        for _ in range(4):
+            start = time.perf_counter()
+            a @ a
+            times.append(time.perf_counter() - start)
+        return min(times[1:])
+
+    fp32, bf16 = best_of(torch.float32), best_of(torch.bfloat16)
+    log.info("CPU matmul 1024^2: fp32 %.1f ms, bf16 %.1f ms", fp32 * 1e3, bf16 * 1e3)
+    return bf16 < 0.8 * fp32
+
+
+@functools.cache
+def device_and_dtype():
+    """CUDA when present; on CPU, bf16 only where it is native and measured faster; env overrides both."""
+    import torch
+
+    device = torch.device(os.environ.get(ENV_DEVICE) or ("cuda" if torch.cuda.is_available() else "cpu"))
+    requested = os.environ.get(ENV_DTYPE, "").strip().lower()
+    if requested:
+        if requested not in _DTYPE_NAMES:
+            raise UserError(f"{ENV_DTYPE}={requested!r} is not one of {', '.join(sorted(set(_DTYPE_NAMES.values())))}.")
+        dtype = getattr(torch, _DTYPE_NAMES[requested])
+    elif device.type == "cuda":
+        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    else:
+        dtype = torch.bfloat16 if _cpu_bf16_is_faster() else torch.float32
+    log.info("Models run on %s in %s", device, dtype)
+    return device, dtype
+
+
+def gpu_task(fn=None, **kwargs):
+    """`spaces.GPU` on a ZeroGPU Space (the `spaces` package exists there), a plain no-op elsewhere."""
+    try:
+        import spaces
+    except ImportError:
+        return fn if fn is not None else (lambda f: f)
+    return spaces.GPU(fn, **kwargs) if fn is not None else spaces.GPU(**kwargs)
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading
+# ---------------------------------------------------------------------------------------------
+
+
+class CheckpointUnavailable(UserError):
+    """The checkpoint is neither in the local cache nor reachable on the Hub."""
+
+
+@dataclass
+class Loaded:
+    checkpoint: Checkpoint
+    model: object
+    processor: object | None
+    load_seconds: float
+
+
+_loaded: dict[str, Loaded] = {}
+_locks: dict[str, threading.Lock] = {}
+_locks_guard = threading.Lock()
+_cache_dir: str | None = None  # None: huggingface_hub's default cache (HF_HUB_CACHE)
+_offline_demo = False
+
+
+def offline_demo_enabled() -> bool:
+    return _offline_demo
+
+
+def is_loaded(name: str) -> bool:
+    return name in _loaded
+
+
+def _resolve_class(path: str):
+    if ":" in path:
+        module, cls = path.split(":")
+        return getattr(importlib.import_module(module), cls)
+    import transformers
+
+    return getattr(transformers, path)
+
+
+def _hub_kwargs(ckpt: Checkpoint) -> dict:
+    kwargs = {"revision": ckpt.revision}
+    if _cache_dir is not None:
+        kwargs["cache_dir"] = _cache_dir
+    return kwargs
+
+
+def _fetch_hint(ckpt: Checkpoint) -> str:
+    return (
+        f"Fetch it once with `python checkpoints.py download {ckpt.name}` on a machine that can reach "
+        f"the Hugging Face Hub, or start the app with `--offline-demo` to try the interface on tiny random models."
+    )
+
+
+def _load_uncached(ckpt: Checkpoint) -> Loaded:
+    import torch
+
+    if not ckpt.hub_id:
+        raise CheckpointUnavailable(
+            f"No hub id is configured for '{ckpt.name}'. Train one with train_projector.py and set {ENV_PROJECTOR_REPO}."
+        )
+    device, dtype = device_and_dtype()
+    start = time.perf_counter()
+    try:
+        model = _resolve_class(ckpt.model_class).from_pretrained(ckpt.hub_id, dtype=dtype, **_hub_kwargs(ckpt))
+        processor = None
+        if ckpt.processor_class:
+            processor = _resolve_class(ckpt.processor_class).from_pretrained(ckpt.hub_id, **_hub_kwargs(ckpt))
+    except (OSError, ValueError) as error:
+        # transformers and huggingface_hub report "not in cache and offline", "repo not found" and
+        # network failures as OSError subclasses (EnvironmentError); ValueError covers an empty cache entry.
+        log.warning("Could not load %s: %s", ckpt.hub_id, error)
+        raise CheckpointUnavailable(
+            f"The checkpoint {ckpt.hub_id} could not be loaded: it is not in the local cache and the "
+            f"Hugging Face Hub could not be reached. {_fetch_hint(ckpt)}"
+        ) from error
+    if isinstance(model, torch.nn.Module):
+        model = model.to(device=device, dtype=dtype).eval()
+        model.requires_grad_(False)
+    seconds = time.perf_counter() - start
+    log.info("Loaded %s (%s) in %.1f s", ckpt.hub_id, ckpt.model_class, seconds)
+    return Loaded(ckpt, model, processor, seconds)
+
+
+def load(name: str) -> Loaded:
+    """The checkpoint's model and processor, loaded on first use, then shared (one per process)."""
+    ckpt = get(name)
+    if name in _loaded:
+        return _loaded[name]
+    with _locks_guard:
+        lock = _locks.setdefault(name, threading.Lock())
+    with lock:  # two first clicks at once load the weights once
+        if name not in _loaded:
+            _loaded[name] = _load_uncached(ckpt)
+    return _loaded[name]
+
+
+def unload_all() -> None:
+    """Forget every loaded model (tests switch caches; a Space never needs this)."""
+    _loaded.clear()
+
+
+def use_cache_dir(path: str | os.PathLike | None) -> None:
+    """Load from this Hugging Face cache folder instead of the default one."""
+    global _cache_dir
+    _cache_dir = None if path is None else str(path)
+    unload_all()
+
+
+def enable_offline_demo(cache_dir: str | os.PathLike | None = None) -> Path:
+    """Write tiny random-weight checkpoints under the real hub ids into a private cache and load from it.
+
+    Outputs are meaningless; the UI shows a banner while this is on. Never a silent fallback: only the
+    `--offline-demo` flag or PDR_OFFLINE_DEMO=1 turns it on.
+    """
+    global _offline_demo
+    import tempfile
+
+    import replicas
+
+    target = Path(cache_dir or tempfile.mkdtemp(prefix="pdr-offline-demo-"))
+    for ckpt in REGISTRY.values():
+        replicas.write_checkpoint(ckpt, target, size="tiny")
+    use_cache_dir(target)
+    _offline_demo = True
+    return target
+
+
+# ---------------------------------------------------------------------------------------------
+# CLI
+# ---------------------------------------------------------------------------------------------
+
+
+def _cached_size_mb(ckpt: Checkpoint) -> float | None:
+    from huggingface_hub import scan_cache_dir
+
+    try:
+        info = scan_cache_dir(_cache_dir)
+    except Exception:  # no cache folder yet
+        return None
+    for repo in info.repos:
+        if repo.repo_id == ckpt.hub_id:
+            return repo.size_on_disk / 2**20
+    return None
+
+
+def _cmd_list(_args) -> int:
+    print(f"{'name':24} {'hub id':42} {'params':>8} {'fp32 size':>10}  {'revision':10} cached")
+    for ckpt in REGISTRY.values():
+        cached = _cached_size_mb(ckpt) if ckpt.hub_id else None
+        print(
+            f"{ckpt.name:24} {ckpt.hub_id or '(not configured)':42} {ckpt.params_millions:>7.0f}M "
+            f"{ckpt.params_millions * 4 / 1024:>8.2f} GB  {ckpt.revision:10} "
+            f"{f'{cached:.0f} MB' if cached is not None else 'no'}"
+        )
+        print(f"{'':24} {ckpt.description}")
+    return 0
+
+
+def _cmd_download(args) -> int:
+    from huggingface_hub import snapshot_download
+
+    names = args.names or [n for n, c in REGISTRY.items() if c.hub_id]
+    failures = 0
+    for name in names:
+        ckpt = get(name)
+        if not ckpt.hub_id:
+            print(f"skip {name}: no hub id configured ({ENV_PROJECTOR_REPO})")
+            continue
+        try:
+            path = snapshot_download(ckpt.hub_id, revision=ckpt.revision, cache_dir=_cache_dir)
+            print(f"ok   {name}: {ckpt.hub_id}@{ckpt.revision} -> {path}")
+        except Exception as error:  # report every checkpoint, then fail once
+            failures += 1
+            print(f"FAIL {name}: {ckpt.hub_id}: {error}", file=sys.stderr)
+    return 1 if failures else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("list", help="print every checkpoint with its size and whether it is cached")
+    download = sub.add_parser("download", help="prefetch checkpoints into the Hugging Face cache")
+    download.add_argument("names", nargs="*", help=f"names to fetch (default: all): {', '.join(REGISTRY)}")
+    args = parser.parse_args(argv)
+    return {"list": _cmd_list, "download": _cmd_download}[args.command](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""One module per concept of the chapter, plus the helpers they share."""

@@ -1,0 +1,99 @@
+"""Gradio pieces every tab shares: error translation, safe upload components, loading progress."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+
+import gradio as gr
+
+import checkpoints
+from demos import media
+from demos.errors import UserError
+
+log = logging.getLogger(__name__)
+
+# Model-heavy events share one worker: on a 2-vCPU Space two models at once only thrash.
+MODEL_CONCURRENCY_ID = "models"
+
+OFFLINE_DEMO_BANNER = (
+    "⚠️ **Offline demo mode**: every model here is a *tiny random-weight replica*. The interface works, "
+    "but every reconstruction, prediction, label and answer is meaningless. Restart without "
+    "`--offline-demo` (and with the Hub reachable) for the real checkpoints."
+)
+
+_UNEXPECTED = "Something went wrong on our side while computing this; the details are in the server log."
+
+
+def _as_gradio_error(error: Exception) -> gr.Error:
+    if isinstance(error, gr.Error):
+        return error
+    if isinstance(error, UserError):
+        return gr.Error(str(error))
+    log.exception("Unexpected error in an event handler")
+    return gr.Error(_UNEXPECTED)
+
+
+def gradio_errors(fn):
+    """Run an event handler so that every failure reaches the page (and gradio_client) as a gr.Error.
+
+    `UserError` keeps its message; anything else is logged with its traceback and reported plainly.
+    Works for plain functions and for generators (streamed outputs). The signature is kept, so gradio
+    still sees `gr.Progress` defaults.
+    """
+    if inspect.isgeneratorfunction(fn):
+        @functools.wraps(fn)
+        def generator_wrapper(*args, **kwargs):
+            try:
+                yield from fn(*args, **kwargs)
+            except Exception as error:
+                raise _as_gradio_error(error) from error
+        return generator_wrapper
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except Exception as error:
+            raise _as_gradio_error(error) from error
+    return wrapper
+
+
+class ImageInput(gr.Image):
+    """`gr.Image` that hands the handler the uploaded file's path, and explains unreadable uploads.
+
+    gr.Image opens every upload in `preprocess`; a file that is not an image would otherwise end as an
+    unexplained ComponentProcessingError. Here `demos.media` says what was wrong, as a gr.Error (which
+    gradio passes through to the page and to gradio_client).
+    """
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("type", "filepath")
+        kwargs.setdefault("image_mode", None)  # keep the file as uploaded; media converts modes itself
+        super().__init__(*args, **kwargs)
+
+    def preprocess(self, payload):
+        try:
+            return super().preprocess(payload)
+        except Exception as error:
+            path = getattr(payload, "path", None)
+            try:
+                media.load_image(path)
+            except UserError as explained:
+                raise gr.Error(str(explained)) from error
+            raise gr.Error("This file could not be opened as an image. Try a PNG or JPEG.") from error
+
+
+def output_image(label: str, **kwargs) -> gr.Image:
+    """Output images go out as PNG: learners and scripts compare pixels, WebP would blur them."""
+    return gr.Image(label=label, format="png", type="numpy", interactive=False, **kwargs)
+
+
+def ensure_loaded(names: list[str], progress: gr.Progress | None) -> None:
+    """Load checkpoints, telling the learner while the first (slow) load happens."""
+    for i, name in enumerate(names):
+        if not checkpoints.is_loaded(name) and progress is not None:
+            hub_id = checkpoints.get(name).hub_id
+            progress(i / max(len(names), 1), desc=f"Loading {hub_id} (first use only; later calls are fast)…")
+        checkpoints.load(name)

@@ -1,0 +1,122 @@
+"""Random-weight replicas of the Space's checkpoints, written under their real hub ids.
+
+The Hugging Face Hub cannot be reached where this project is built and tested, so:
+- tests and the offline demo mode use `size="tiny"` replicas (same classes, processors and layout);
+- benchmarks use `size="full"` replicas built from the published configs (speed and memory do not
+  depend on weight values; what a prediction looks like does, and cannot be checked with these).
+
+Each replica is written as a Hugging Face cache entry (`models--org--name/refs/main` and
+`snapshots/<commit>/`), so `from_pretrained("facebook/...")` runs exactly as in production.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+IMAGENET_MEAN = [0.485, 0.456, 0.406]
+IMAGENET_STD = [0.229, 0.224, 0.225]
+
+# Published architecture of each checkpoint (transformers config fields that differ from defaults).
+# ViTMAEConfig() and VJEPA2Config() defaults are vit-mae-base and vjepa2-vitl-fpc64-256.
+FULL_CONFIGS = {
+    "vit-mae-base": {},
+    "vit-mae-large": dict(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, intermediate_size=4096),
+    "vit-mae-huge": dict(hidden_size=1280, num_hidden_layers=32, num_attention_heads=16, intermediate_size=5120,
+                         patch_size=14),
+    "vjepa2-vitl": {},
+    "vjepa2-ssv2-probe": dict(frames_per_clip=16, num_labels=174),
+    "vjepa2-diving48-probe": dict(frames_per_clip=32, num_labels=48),
+    "qwen2.5-0.5b-instruct": dict(
+        hidden_size=896, intermediate_size=4864, num_hidden_layers=24, num_attention_heads=14,
+        num_key_value_heads=2, vocab_size=151936, max_position_embeddings=32768, rope_theta=1e6,
+        tie_word_embeddings=True,
+    ),
+}
+
+_TINY_MAE = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+                 decoder_hidden_size=32, decoder_num_hidden_layers=1, decoder_num_attention_heads=2,
+                 decoder_intermediate_size=64)
+# crop 128 with 16-pixel patches: an 8x8 grid, enough for block and tube geometry to mean something.
+_TINY_VJEPA = dict(crop_size=128, frames_per_clip=16, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+                   pred_hidden_size=32, pred_num_hidden_layers=2, pred_num_attention_heads=2, num_pooler_layers=1)
+TINY_CONFIGS = {
+    "vit-mae-base": _TINY_MAE,
+    "vit-mae-large": dict(_TINY_MAE, num_hidden_layers=3),
+    "vit-mae-huge": dict(_TINY_MAE, patch_size=14),
+    "vjepa2-vitl": _TINY_VJEPA,
+    "vjepa2-ssv2-probe": dict(_TINY_VJEPA, frames_per_clip=16, num_labels=174),
+    "vjepa2-diving48-probe": dict(_TINY_VJEPA, frames_per_clip=32, num_labels=48),
+}
+
+
+def cache_entry(cache_dir: Path, hub_id: str, revision: str = "main") -> Path:
+    """Create `models--org--name` with `refs/<revision>` pointing at a snapshot folder; return the folder."""
+    repo = Path(cache_dir) / f"models--{hub_id.replace('/', '--')}"
+    is_commit = len(revision) == 40 and all(c in "0123456789abcdef" for c in revision)
+    commit = revision if is_commit else hashlib.sha1(f"replica:{hub_id}".encode()).hexdigest()
+    snapshot = repo / "snapshots" / commit
+    snapshot.mkdir(parents=True, exist_ok=True)
+    if not is_commit:
+        (repo / "refs").mkdir(parents=True, exist_ok=True)
+        (repo / "refs" / revision).write_text(commit)
+    return snapshot
+
+
+def _label_names(count: int) -> dict[int, str]:
+    return {i: f"replica class {i}" for i in range(count)}
+
+
+def build_model(name: str, size: str = "tiny"):
+    """A random-weight model of the checkpoint's class and architecture, and its processor."""
+    import torch
+    import transformers
+
+    import checkpoints
+
+    ckpt = checkpoints.get(name)
+    overrides = dict((TINY_CONFIGS if size == "tiny" else FULL_CONFIGS)[name])
+    torch.manual_seed(0)
+    if ckpt.model_class == "ViTMAEForPreTraining":
+        config = transformers.ViTMAEConfig(**overrides)
+        model = transformers.ViTMAEForPreTraining(config)
+        size_px = config.image_size
+        processor = transformers.ViTImageProcessor(
+            size={"height": size_px, "width": size_px}, image_mean=IMAGENET_MEAN, image_std=IMAGENET_STD,
+            resample=3,  # bicubic, as the hub preprocessor config says
+        )
+        return model, processor
+    if ckpt.model_class.startswith("VJEPA2"):
+        num_labels = overrides.pop("num_labels", None)
+        if num_labels:
+            overrides.update(id2label=_label_names(num_labels), label2id={v: k for k, v in _label_names(num_labels).items()})
+        config = transformers.VJEPA2Config(**overrides)
+        model = getattr(transformers, ckpt.model_class)(config)
+        # Zero-initialised mask tokens would make every prediction independent of the token's slot;
+        # trained checkpoints have non-zero ones.
+        vjepa = model if ckpt.model_class == "VJEPA2Model" else model.vjepa2
+        with torch.no_grad():
+            vjepa.predictor.embeddings.mask_tokens.normal_(std=0.02)
+        processor = transformers.VJEPA2VideoProcessor(crop_size=config.crop_size)
+        return model, processor
+    if name == "qwen2.5-0.5b-instruct":
+        import tiny_llm
+
+        return tiny_llm.build_llm(size=size, full_config=FULL_CONFIGS[name])
+    if name == "vqa-projector":
+        return None, None
+    raise ValueError(f"No replica recipe for {name}")
+
+
+def write_checkpoint(ckpt, cache_dir: Path, size: str = "tiny") -> Path | None:
+    """Save a random-weight replica of `ckpt` into `cache_dir` under its hub id; return the snapshot folder."""
+    if not ckpt.hub_id:
+        return None
+    model, processor = build_model(ckpt.name, size)
+    if model is None:
+        return None
+    snapshot = cache_entry(cache_dir, ckpt.hub_id, ckpt.revision)
+    model.save_pretrained(snapshot)
+    if processor is not None:
+        processor.save_pretrained(snapshot)
+    return snapshot

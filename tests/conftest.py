@@ -1,0 +1,51 @@
+"""Offline test set-up: tiny random-weight checkpoints under the real hub ids.
+
+The Hugging Face Hub cannot be reached from our machines. Before anything imports huggingface_hub,
+point its cache at a fresh temporary folder and switch it offline; the `tiny_hub` fixture then writes
+tiny replicas of every checkpoint there (see `replicas.py`), so `from_pretrained("facebook/...")` runs
+the same code path as in production.
+"""
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+_CACHE = tempfile.mkdtemp(prefix="pdr-test-hf-cache-")
+os.environ["HF_HUB_CACHE"] = _CACHE
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+os.environ.setdefault("PDR_DTYPE", "float32")  # exact comparisons; bf16 speed is the benchmark's business
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import pytest  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+EXAMPLE_IMAGES = sorted((ROOT / "examples" / "images").glob("*.jpg"))
+
+
+@pytest.fixture(scope="session")
+def tiny_hub() -> Path:
+    """The test Hugging Face cache, filled with tiny replicas of every registered checkpoint."""
+    from huggingface_hub import constants as hf_constants
+
+    import checkpoints
+    import replicas
+
+    assert hf_constants.HF_HUB_OFFLINE, "tests must never reach the Hub"
+    assert hf_constants.HF_HUB_CACHE == _CACHE
+    for ckpt in checkpoints.REGISTRY.values():
+        if ckpt.name != "qwen2.5-0.5b-instruct":  # TODO tiny LLM
+            replicas.write_checkpoint(ckpt, Path(_CACHE), size="tiny")
+    checkpoints.use_cache_dir(None)
+    yield Path(_CACHE)
+    checkpoints.unload_all()
+
+
+@pytest.fixture
+def example_image():
+    from demos import media
+
+    return media.load_image(EXAMPLE_IMAGES[0])

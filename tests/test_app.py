@@ -1,0 +1,75 @@
+"""End to end: the app runs in-process and its named endpoints answer through gradio_client."""
+
+import numpy as np
+import pytest
+from gradio_client import Client, handle_file
+from PIL import Image
+
+from conftest import EXAMPLE_IMAGES
+
+
+@pytest.fixture(scope="module")
+def running_app(tiny_hub):
+    import app
+
+    demo = app.build_app()
+    demo.launch(prevent_thread_lock=True, quiet=True)
+    yield demo
+    demo.close()
+
+
+@pytest.fixture(scope="module")
+def client(running_app):
+    return Client(running_app.local_url, verbose=False)
+
+
+def test_mae_reconstruct_endpoint(client):
+    view, masked, raw, pasted, error_map, summary, numbers = client.predict(
+        handle_file(str(EXAMPLE_IMAGES[0])), 0.75, 3, "vit-mae-base", api_name="/mae_reconstruct")
+    assert numbers["num_hidden"] == 196 - int(196 * 0.25) == 147
+    assert numbers["grid"] == [14, 14] and numbers["patch_size"] == 16
+    assert "147 of 196 patches hidden" in summary
+    images = [np.asarray(Image.open(path)) for path in (view, masked, raw, pasted, error_map)]
+    assert all(img.shape == (224, 224, 3) for img in images)
+    assert all(str(path).endswith(".png") for path in (view, masked, raw, pasted, error_map))
+    # PNG end to end: visible patches of the pasted output are the model view's pixels, exactly.
+    hidden = np.zeros(196, bool)
+    hidden[numbers["hidden_patch_ids"]] = True
+    pixel_hidden = np.repeat(np.repeat(hidden.reshape(14, 14), 16, 0), 16, 1)
+    assert np.array_equal(images[3][~pixel_hidden], images[0][~pixel_hidden])
+
+
+def test_same_call_same_answer(client):
+    args = (handle_file(str(EXAMPLE_IMAGES[1])), 0.5, 11, "vit-mae-huge")
+    first = client.predict(*args, api_name="/mae_reconstruct")[-1]
+    second = client.predict(*args, api_name="/mae_reconstruct")[-1]
+    assert first["hidden_patch_ids"] == second["hidden_patch_ids"]
+    assert first["grid"] == [16, 16] and first["patch_size"] == 14
+
+
+@pytest.mark.parametrize("ratio, seed, message", [(1.5, 0, "mask ratio"), (-0.2, 0, "mask ratio"),
+                                                   (0.5, -4, "seed"), (0.5, 2.5, "seed")])
+def test_absurd_values_are_clear_errors(client, ratio, seed, message):
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError, match=message):
+        client.predict(handle_file(str(EXAMPLE_IMAGES[0])), ratio, seed, "vit-mae-base", api_name="/mae_reconstruct")
+
+
+def test_a_file_that_is_not_an_image_is_a_clear_error(client, tmp_path):
+    from gradio_client.exceptions import AppError
+
+    fake = tmp_path / "holiday.png"
+    fake.write_text("this is not a picture")
+    with pytest.raises(AppError, match="(?i)image"):
+        client.predict(handle_file(str(fake)), 0.75, 0, "vit-mae-base", api_name="/mae_reconstruct")
+    # ... and the server keeps serving.
+    assert client.predict(handle_file(str(EXAMPLE_IMAGES[0])), 0.1, 0, "vit-mae-base",
+                          api_name="/mae_reconstruct")[-1]["num_hidden"] == 196 - int(196 * 0.9)
+
+
+def test_no_image_is_a_clear_error(client):
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError, match="(?i)no image"):
+        client.predict(None, 0.75, 0, "vit-mae-base", api_name="/mae_reconstruct")
