@@ -230,7 +230,9 @@ def _load_uncached(ckpt: Checkpoint) -> Loaded:
     device, dtype = device_and_dtype()
     start = time.perf_counter()
     try:
-        model = _resolve_class(ckpt.model_class).from_pretrained(ckpt.hub_id, dtype=dtype, **_hub_kwargs(ckpt))
+        # transformers classes take the dtype while loading; our own hub mixins are cast afterwards.
+        dtype_kwargs = {} if ":" in ckpt.model_class else {"dtype": dtype}
+        model = _resolve_class(ckpt.model_class).from_pretrained(ckpt.hub_id, **dtype_kwargs, **_hub_kwargs(ckpt))
         processor = None
         if ckpt.processor_class:
             processor = _resolve_class(ckpt.processor_class).from_pretrained(ckpt.hub_id, **_hub_kwargs(ckpt))

@@ -180,7 +180,7 @@ def build_tab() -> None:
 
     with gr.Row():
         with gr.Column(scale=1):
-            image = ui.ImageInput(label="Image", sources=["upload", "clipboard", "webcam"], height=320,
+            image = ui.image_input("Image", height=320,
                                   elem_id="mae-image")
             gr.Examples(examples=sorted(str(p) for p in EXAMPLES_DIR.glob("*.jpg")), inputs=image,
                         cache_examples=False)

@@ -7,6 +7,7 @@ the same code path as in production.
 """
 
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -49,3 +50,34 @@ def example_image():
     from demos import media
 
     return media.load_image(EXAMPLE_IMAGES[0])
+
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+# Our machines have no network: without these flags Chromium keeps trying to reach Google's hosts.
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-dev-shm-usage",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="session")
+def browser_page(tiny_hub):
+    """The whole app, running in-process, open in headless Chromium (Debian's, driven by Playwright).
+
+    Tests select their tab first (`page.get_by_role("tab", name=...).click()`).
+    """
+    if not os.path.exists(CHROMIUM):
+        if os.environ.get("CI"):
+            pytest.fail("CI must install Debian's chromium (see .ci/run)")
+        pytest.skip("Debian's chromium is not installed here (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    import app
+
+    demo = app.build_app()
+    demo.launch(prevent_thread_lock=True, quiet=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(demo.local_url)
+        yield page
+        browser.close()
+    demo.close()

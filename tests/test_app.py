@@ -47,12 +47,12 @@ def test_same_call_same_answer(client):
     assert first["grid"] == [16, 16] and first["patch_size"] == 14
 
 
-@pytest.mark.parametrize("ratio, seed, message", [(1.5, 0, "mask ratio"), (-0.2, 0, "mask ratio"),
-                                                   (0.5, -4, "seed"), (0.5, 2.5, "seed")])
-def test_absurd_values_are_clear_errors(client, ratio, seed, message):
+@pytest.mark.parametrize("ratio, seed", [(1.5, 0), (-0.2, 0), (0.5, -4), (0.5, 2**40)])
+def test_absurd_values_are_clear_errors(client, ratio, seed):
+    """Out-of-range values sent through the API are refused with a message naming the value or the limit."""
     from gradio_client.exceptions import AppError
 
-    with pytest.raises(AppError, match=message):
+    with pytest.raises(AppError, match="(?i)(mask ratio|seed|maximum value|minimum value)"):
         client.predict(handle_file(str(EXAMPLE_IMAGES[0])), ratio, seed, "vit-mae-base", api_name="/mae_reconstruct")
 
 
