@@ -61,17 +61,15 @@ def gradio_errors(fn):
 
 
 class ImageInput(gr.Image):
-    """`gr.Image` that hands the handler the uploaded file's path, and explains unreadable uploads.
+    """`gr.Image` that explains unreadable uploads. Use it through `image_input`.
 
     gr.Image opens every upload in `preprocess`; a file that is not an image would otherwise end as an
     unexplained ComponentProcessingError. Here `demos.media` says what was wrong, as a gr.Error (which
     gradio passes through to the page and to gradio_client).
     """
 
-    def __init__(self, *args, **kwargs):
-        kwargs.setdefault("type", "filepath")
-        kwargs.setdefault("image_mode", None)  # keep the file as uploaded; media converts modes itself
-        super().__init__(*args, **kwargs)
+    is_template = True  # gradio's convention for subclasses: render with the parent's (Image) frontend
+    # No __init__ override: gradio builds the page config from the constructor's signature.
 
     def preprocess(self, payload):
         try:
@@ -83,6 +81,12 @@ class ImageInput(gr.Image):
             except UserError as explained:
                 raise gr.Error(str(explained)) from error
             raise gr.Error("This file could not be opened as an image. Try a PNG or JPEG.") from error
+
+
+def image_input(label: str = "Image", **kwargs) -> ImageInput:
+    """An image upload that hands the handler the file's path, as uploaded (media converts modes itself)."""
+    return ImageInput(label=label, type="filepath", image_mode=None,
+                      sources=kwargs.pop("sources", ["upload", "clipboard", "webcam"]), **kwargs)
 
 
 def output_image(label: str, **kwargs) -> gr.Image:
@@ -97,3 +101,28 @@ def ensure_loaded(names: list[str], progress: gr.Progress | None) -> None:
             hub_id = checkpoints.get(name).hub_id
             progress(i / max(len(names), 1), desc=f"Loading {hub_id} (first use only; later calls are fast)…")
         checkpoints.load(name)
+
+
+class VideoInput(gr.Video):
+    """`gr.Video` whose unreadable uploads reach the learner as a sentence, not a bare error.
+
+    Keep "upload" among its sources and set no `format`, so gradio never needs an ffmpeg binary
+    (see the design notes); decode with `demos.media`.
+    """
+
+    is_template = True  # gradio's convention for subclasses: render with the parent's (Video) frontend
+
+    def preprocess(self, payload):
+        try:
+            return super().preprocess(payload)
+        except gr.Error:
+            raise
+        except Exception as error:
+            path = getattr(payload, "path", None)
+            try:
+                media.probe_video(path)
+            except UserError as explained:
+                raise gr.Error(str(explained)) from error
+            except Exception:
+                log.warning("Video preprocessing failed: %s", error)
+            raise gr.Error("This file could not be read as a video. Try an MP4, WebM, MOV or MKV file.") from error
