@@ -75,7 +75,7 @@ def build_model(name: str, size: str = "tiny"):
     import checkpoints
 
     ckpt = checkpoints.get(name)
-    overrides = dict((TINY_CONFIGS if size == "tiny" else FULL_CONFIGS)[name])
+    overrides = dict((TINY_CONFIGS if size == "tiny" else FULL_CONFIGS).get(name, {}))
     torch.manual_seed(0)
     if ckpt.model_class == "ViTMAEForPreTraining":
         config = transformers.ViTMAEConfig(**overrides)
@@ -102,7 +102,14 @@ def build_model(name: str, size: str = "tiny"):
     if name == "qwen2.5-0.5b-instruct":
         import tiny_llm
 
-        return tiny_llm.build_llm(size=size, full_config=FULL_CONFIGS[name])
+        # Qwen's own tokenizer cannot be downloaded here: a byte-level BPE trained locally stands in.
+        # For the full-size replica only speed matters, which the vocabulary size (kept at Qwen's) decides.
+        tokenizer = tiny_llm.build_tiny_tokenizer()
+        if size == "tiny":
+            return tiny_llm.build_tiny_llm(tokenizer), tokenizer
+        config = transformers.Qwen2Config(**FULL_CONFIGS[name], eos_token_id=tokenizer.convert_tokens_to_ids(
+            tiny_llm.IM_END), pad_token_id=tokenizer.pad_token_id)
+        return transformers.Qwen2ForCausalLM(config).eval(), tokenizer
     if name == "vqa-projector":
         return None, None
     raise ValueError(f"No replica recipe for {name}")

@@ -38,8 +38,7 @@ def tiny_hub() -> Path:
     assert hf_constants.HF_HUB_OFFLINE, "tests must never reach the Hub"
     assert hf_constants.HF_HUB_CACHE == _CACHE
     for ckpt in checkpoints.REGISTRY.values():
-        if ckpt.name != "qwen2.5-0.5b-instruct":  # TODO tiny LLM
-            replicas.write_checkpoint(ckpt, Path(_CACHE), size="tiny")
+        replicas.write_checkpoint(ckpt, Path(_CACHE), size="tiny")
     checkpoints.use_cache_dir(None)
     yield Path(_CACHE)
     checkpoints.unload_all()
