@@ -60,6 +60,19 @@ def gradio_errors(fn):
     return wrapper
 
 
+def _explained_upload_error(error: Exception, payload, check, fallback: str) -> gr.Error:
+    """Let `check` (a `demos.media` reader) say what is wrong with an upload that gradio could not take."""
+    if isinstance(error, gr.Error):
+        return error
+    try:
+        check(getattr(payload, "path", None))
+    except UserError as explained:
+        return gr.Error(str(explained))
+    except Exception:
+        log.warning("Upload preprocessing failed: %s", error)
+    return gr.Error(fallback)
+
+
 class ImageInput(gr.Image):
     """`gr.Image` that explains unreadable uploads. Use it through `image_input`.
 
@@ -75,12 +88,36 @@ class ImageInput(gr.Image):
         try:
             return super().preprocess(payload)
         except Exception as error:
-            path = getattr(payload, "path", None)
-            try:
-                media.load_image(path)
-            except UserError as explained:
-                raise gr.Error(str(explained)) from error
-            raise gr.Error("This file could not be opened as an image. Try a PNG or JPEG.") from error
+            raise _explained_upload_error(error, payload, media.load_image,
+                                          "This file could not be opened as an image. Try a PNG or JPEG.") from error
+
+
+class VideoInput(gr.Video):
+    """`gr.Video` whose unreadable uploads reach the learner as a sentence, not a bare error.
+
+    Keep "upload" among its sources and set no `format`, so gradio never needs an ffmpeg binary
+    (see the design notes); decode with `demos.media`.
+    """
+
+    is_template = True  # gradio's convention for subclasses: render with the parent's (Video) frontend
+
+    def preprocess(self, payload):
+        try:
+            return super().preprocess(payload)
+        except Exception as error:
+            raise _explained_upload_error(
+                error, payload, media.probe_video,
+                "This file could not be read as a video. Try an MP4, WebM, MOV or MKV file.") from error
+
+
+def receives_click(fn):
+    """Declare a click handler's `evt` parameter as `gr.SelectData`, for gradio to fill in.
+
+    Tab modules postpone annotations (`from __future__ import annotations`) and import gradio inside
+    `build_tab`, so the hint is a string gradio cannot resolve and the click would silently do nothing.
+    """
+    fn.__annotations__["evt"] = gr.SelectData
+    return fn
 
 
 def image_input(label: str = "Image", **kwargs) -> ImageInput:
@@ -101,28 +138,3 @@ def ensure_loaded(names: list[str], progress: gr.Progress | None) -> None:
             hub_id = checkpoints.get(name).hub_id
             progress(i / max(len(names), 1), desc=f"Loading {hub_id} (first use only; later calls are fast)…")
         checkpoints.load(name)
-
-
-class VideoInput(gr.Video):
-    """`gr.Video` whose unreadable uploads reach the learner as a sentence, not a bare error.
-
-    Keep "upload" among its sources and set no `format`, so gradio never needs an ffmpeg binary
-    (see the design notes); decode with `demos.media`.
-    """
-
-    is_template = True  # gradio's convention for subclasses: render with the parent's (Video) frontend
-
-    def preprocess(self, payload):
-        try:
-            return super().preprocess(payload)
-        except gr.Error:
-            raise
-        except Exception as error:
-            path = getattr(payload, "path", None)
-            try:
-                media.probe_video(path)
-            except UserError as explained:
-                raise gr.Error(str(explained)) from error
-            except Exception:
-                log.warning("Video preprocessing failed: %s", error)
-            raise gr.Error("This file could not be read as a video. Try an MP4, WebM, MOV or MKV file.") from error
