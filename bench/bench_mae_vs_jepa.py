@@ -1,0 +1,84 @@
+"""Benchmark 6.2-6.3: `/compare_pixels_embeddings` on full-size replicas of V-JEPA 2 ViT-L and ViT-MAE base.
+
+    python -m bench.bench_mae_vs_jepa                  # the app's dtype policy and fp32, side by side
+    python -m bench.bench_mae_vs_jepa --repeats 10 --dtypes float32
+
+Each dtype runs in its own process so its peak memory is its own. On a 640x480 image with a 4x4 block:
+- first click: a new image, so the full-image target encoder runs, then the context encoder, the
+  predictor, MAE, the scores and the pictures (models already loaded; the cache is cleared each time);
+- later click: the block moved on the same image; the target features come from the cache.
+Prints median (and min) latency of `demos.mae_vs_jepa.compare`, its stages, load time and peak RSS.
+Targets (issue 3): <= 5 s first click, <= 1.5 s later click, on the 2-core CPU. Random weights:
+speed and memory are real, the predictions are meaningless.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+
+from bench import common
+
+NAMES = ["vjepa2-vitl", "vit-mae-base"]
+
+
+def measure(repeats: int) -> dict:
+    common.use_full_size_replicas(NAMES)
+    import numpy as np
+    import torch
+
+    import checkpoints
+    from demos import mae_vs_jepa
+
+    image = np.random.default_rng(0).integers(0, 256, (480, 640, 3), dtype=np.uint8)
+    load_s = sum(checkpoints.load(name).load_seconds for name in NAMES)
+    grid = checkpoints.load("vjepa2-vitl").model.config.crop_size // 16
+    positions = [(r, c) for r in range(0, grid - 4, 3) for c in range(0, grid - 4, 3)]
+
+    def first_click():
+        mae_vs_jepa.TARGET_CACHE.clear()
+        return mae_vs_jepa.compare(image, 6, 6, 4, 4)
+
+    moves = iter(positions * (repeats + 2))
+
+    def later_click():
+        return mae_vs_jepa.compare(image, *next(moves), 4, 4)
+
+    first = common.time_calls(first_click, repeats, warmup=1)
+    mae_vs_jepa.compare(image, 6, 6, 4, 4)  # fill the cache
+    later = common.time_calls(later_click, repeats, warmup=1)
+    stages = {"first": first_click().stats()["seconds"], "later": later_click().stats()["seconds"]}
+    return {
+        "dtype": str(checkpoints.device_and_dtype()[1]).replace("torch.", ""),
+        "threads": torch.get_num_threads(), "load_s": round(load_s, 1),
+        "first_median_s": round(statistics.median(first), 3), "first_min_s": round(min(first), 3),
+        "later_median_s": round(statistics.median(later), 3), "later_min_s": round(min(later), 3),
+        "stages": stages, "peak_rss_mb": round(common.peak_rss_mb()),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--dtypes", nargs="*", default=["", "float32"], help="'' = the app's own policy")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(measure(args.repeats)))
+        return
+    print(f"{'dtype':9} {'first click':>18} {'later click':>18} {'load':>6} {'peak RSS':>9}   stages of a later click")
+    for dtype in args.dtypes:
+        out = common.run_isolated("bench.bench_mae_vs_jepa", ["--child", "--repeats", str(args.repeats)],
+                                  env={"PDR_DTYPE": dtype or None})
+        row = json.loads(out.strip().splitlines()[-1])
+        stages = ", ".join(f"{k} {v:.3f}" for k, v in row["stages"]["later"].items() if v)
+        print(f"{row['dtype']:9} {row['first_median_s']:>7.3f}s (min {row['first_min_s']:.3f}) "
+              f"{row['later_median_s']:>7.3f}s (min {row['later_min_s']:.3f}) {row['load_s']:>5.1f}s "
+              f"{row['peak_rss_mb']:>7}MB   {stages}", flush=True)
+        print(f"{'':9} first click stages: " + ", ".join(f"{k} {v:.3f}" for k, v in row["stages"]["first"].items()),
+              flush=True)
+
+
+if __name__ == "__main__":
+    main()

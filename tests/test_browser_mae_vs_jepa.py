@@ -1,0 +1,46 @@
+"""The real page in headless Chromium: a click on the model view places the block (6.2-6.3 tab)."""
+
+import os
+
+import pytest
+
+from conftest import EXAMPLE_IMAGES
+
+pytestmark = pytest.mark.browser
+
+
+def _value(page, elem_id: str) -> str:
+    return page.locator(f"#{elem_id} input[type=number]").input_value()
+
+
+def test_click_places_the_block_and_outputs_follow(browser_page):
+    page = browser_page
+    # Generous timeouts: the page loads slowly on a busy 2-core machine (a "Loading..." overlay covers it).
+    page.get_by_role("tab", name="6.2-6.3 Pixels vs embeddings").click(timeout=120_000)
+    page.locator("#mvj-image input[type=file]").set_input_files(str(EXAMPLE_IMAGES[0]), timeout=60_000)
+    # The upload alone runs the comparison with the default (centred) block.
+    summary = page.locator("#mvj-summary")
+    summary.get_by_text("patches at row").wait_for(timeout=90_000)
+    before = (_value(page, "mvj-top"), _value(page, "mvj-left"))
+
+    # The <img> box can be larger than the picture (object-fit: scale-down centres it): find the picture.
+    x, y = page.evaluate("""() => {
+        const img = document.querySelector('#mvj-view img'), r = img.getBoundingClientRect();
+        const scale = Math.min(r.width / img.naturalWidth, r.height / img.naturalHeight, 1);
+        return [r.x + (r.width - img.naturalWidth * scale) / 2, r.y + (r.height - img.naturalHeight * scale) / 2];
+    }""")
+    page.mouse.click(x + 3, y + 3)  # the picture's top-left corner: the block moves to row 0, column 0
+    page.wait_for_function(
+        "() => document.querySelector('#mvj-top input[type=number]').value === '0' && "
+        "document.querySelector('#mvj-left input[type=number]').value === '0'", timeout=30_000)
+    assert before != ("0", "0")
+    summary.get_by_text("at row 0, column 0").wait_for(timeout=90_000)
+    assert page.locator("#mvj-mae img").first.is_visible()
+    assert page.locator("#mvj-pca-predicted img").first.is_visible()
+
+    # A nudge button moves it one patch without a keyboard.
+    page.get_by_role("button", name="→").click()
+    summary.get_by_text("at row 0, column 1").wait_for(timeout=90_000)
+    assert _value(page, "mvj-left") == "1"
+    if os.environ.get("PDR_SCREENSHOTS"):
+        page.screenshot(path=os.path.join(os.environ["PDR_SCREENSHOTS"], "mae_vs_jepa_tab.png"), full_page=True)
