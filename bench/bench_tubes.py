@@ -1,0 +1,178 @@
+"""Benchmark 6.4: one `/tube_predict` computation on the full-size V-JEPA 2 ViT-L replica, and video decoding.
+
+    python -m bench.bench_tubes                  # the app's dtype policy and fp32, each in its own process
+    python -m bench.bench_tubes --repeats 5 --dtypes float32
+
+End to end = decode 16 frames (frame step 4) from a 640x360 clip + crop to 256 px + preprocess + context
+encoder + predictor + scores + rendering (H.264 mp4 and the feature picture), for the tab's default
+tube (5x5 patches, all 16 frames):
+- cold: a new clip, so the full-clip target features are computed too (one more encoder pass);
+- warm: the tube moved on the same clip: decoded frames and targets come from the caches, so only the
+  context encoder, predictor and rendering run.
+Decode: 16 frames at frame step 4 from a generated 60-second 1080p H.264 clip (x264's default keyframe
+interval, 250 frames), from the start and from the middle (a seek). Targets (issue 4): end to end
+<= 6 s, decode <= 2 s. Peak RSS is the child process's. Random weights: speed and memory only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from fractions import Fraction
+from pathlib import Path
+
+from bench import common
+
+CHECKPOINT = "vjepa2-vitl"
+MEDIA_DIR = common.REPLICA_CACHE / "bench-media"
+TUBE = dict(top=5, left=5, height=5, width=5, first_tubelet=0, last_tubelet=None)
+MOVED_TUBE = dict(top=8, left=3, height=4, width=4, first_tubelet=2, last_tubelet=5)
+
+
+def _write_h264(path: Path, frames, fps: int, preset: str = "ultrafast") -> Path:
+    """H.264 with x264's default keyframe interval (250 frames), as many files in the wild have."""
+    import av
+
+    frames = iter(frames)
+    first = next(frames)
+    tmp = path.with_suffix(".partial.mp4")
+    with av.open(str(tmp), "w") as out:
+        stream = out.add_stream("libx264", rate=Fraction(fps), options={"preset": preset, "crf": "28"})
+        stream.width, stream.height, stream.pix_fmt = first.shape[1], first.shape[0], "yuv420p"
+        for frame in _chain(first, frames):
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    tmp.rename(path)
+    return path
+
+
+def _chain(first, rest):
+    yield first
+    yield from rest
+
+
+def _moving_frames(count: int, height: int, width: int):
+    """A scrolling gradient with a bouncing square: cheap to draw, not trivial to encode."""
+    import numpy as np
+
+    y, x = np.mgrid[0:height, 0:width]
+    base = np.stack([(x * 255 // width), (y * 255 // height), ((x + y) * 127 // (width + height))], -1).astype(np.uint8)
+    side = height // 6
+    for i in range(count):
+        frame = np.roll(base, 3 * i, axis=1)
+        cx = int((width - side) * abs(((i / 90) % 2) - 1))
+        frame[height // 2 - side // 2:height // 2 + side // 2, cx:cx + side] = (255, 40, 40)
+        yield frame
+
+
+def bench_clip(name: str, seconds: float, height: int, width: int, fps: int = 25) -> Path:
+    """Generate (once, cached beside the replicas) a test clip."""
+    MEDIA_DIR.mkdir(parents=True, exist_ok=True)
+    path = MEDIA_DIR / name
+    if not path.exists():
+        print(f"writing {path.name} ({seconds:.0f} s, {width}x{height}) ...", flush=True)
+        _write_h264(path, _moving_frames(int(seconds * fps), height, width), fps)
+    return path
+
+
+def measure(repeats: int) -> dict:
+    common.use_full_size_replicas([CHECKPOINT])
+    import torch
+
+    import checkpoints
+    from demos import jepa, tubes
+
+    small = bench_clip("tubes-640x360-8s.mp4", 8, 360, 640)
+    long_hd = bench_clip("tubes-1080p-60s.mp4", 60, 1080, 1920)
+    loaded = jepa.load()
+    crop = loaded.model.config.crop_size
+
+    def end_to_end(tube: dict, out: Path) -> dict:
+        times = {}
+        start = time.perf_counter()
+        clip = tubes.load_clip(small, start_s=1.0, num_frames=16, frame_step=4, size=crop)
+        times["decode"] = time.perf_counter() - start
+        result = tubes.predict_tube(clip, **tube)
+        start = time.perf_counter()
+        tubes.render_video(result, out)
+        tubes.features_image(result)
+        times["render"] = time.perf_counter() - start
+        times.update(result.seconds)
+        times["hit"] = result.target_cache_hit
+        return times
+
+    out = Path(MEDIA_DIR) / "tubes-bench-out.mp4"
+    cold, warm, cold_parts, warm_parts = [], [], [], []
+    end_to_end(TUBE, out)  # warm-up (allocations, kernels)
+    for _ in range(repeats):
+        tubes.TARGET_CACHE.clear()
+        tubes.CLIP_CACHE.clear()
+        start = time.perf_counter()
+        parts = end_to_end(TUBE, out)
+        cold.append(time.perf_counter() - start)
+        cold_parts.append(parts)
+        assert not parts["hit"]
+        start = time.perf_counter()
+        parts = end_to_end(MOVED_TUBE, out)
+        warm.append(time.perf_counter() - start)
+        warm_parts.append(parts)
+        assert parts["hit"]
+
+    def decode(start_s: float) -> list[float]:
+        from demos import media
+
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            sample = media.sample_frames(str(long_hd), start_s=start_s, num_frames=16, frame_step=4)
+            times.append(time.perf_counter() - start)
+            assert len(sample.frames) == 16
+        return times
+
+    def median_parts(rows: list[dict]) -> dict:
+        keys = [k for k in rows[0] if k != "hit"]
+        return {k: round(common.median_s([r[k] for r in rows]), 3) for k in keys}
+
+    return {
+        "dtype": str(checkpoints.device_and_dtype()[1]).replace("torch.", ""),
+        "threads": torch.get_num_threads(),
+        "load_s": round(loaded.load_seconds, 1),
+        "cold_s": round(common.median_s(cold), 2),
+        "warm_s": round(common.median_s(warm), 2),
+        "cold_parts": median_parts(cold_parts),
+        "warm_parts": median_parts(warm_parts),
+        "decode_1080p_start0_s": round(common.median_s(decode(0.0)), 3),
+        "decode_1080p_start30_s": round(common.median_s(decode(30.0)), 3),
+        "peak_rss_mb": round(common.peak_rss_mb()),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--dtypes", nargs="*", default=["", "float32"], help="'' = the app's own policy")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(measure(args.repeats)))
+        return
+    print(f"{'dtype':9} {'cold e2e':>9} {'warm e2e':>9} {'decode 1080p@0s':>16} {'@30s':>7} {'load':>6} "
+          f"{'peak RSS':>9}")
+    rows = []
+    for dtype in args.dtypes:
+        out = common.run_isolated("bench.bench_tubes", ["--child", "--repeats", str(args.repeats)],
+                                  env={"PDR_DTYPE": dtype or None})
+        row = json.loads(out.strip().splitlines()[-1])
+        rows.append(row)
+        print(f"{row['dtype']:9} {row['cold_s']:>8.2f}s {row['warm_s']:>8.2f}s {row['decode_1080p_start0_s']:>15.3f}s "
+              f"{row['decode_1080p_start30_s']:>6.3f}s {row['load_s']:>5.1f}s {row['peak_rss_mb']:>7.0f}MB", flush=True)
+    for row in rows:
+        print(f"{row['dtype']} ({row['threads']} threads) cold parts: {row['cold_parts']}")
+        print(f"{row['dtype']} ({row['threads']} threads) warm parts: {row['warm_parts']}")
+
+
+if __name__ == "__main__":
+    main()
