@@ -16,7 +16,7 @@ import os
 import gradio as gr
 
 import checkpoints
-from demos import mae, ui
+from demos import heads, mae, mae_vs_jepa, tubes, ui
 
 TITLE = "Predict, Don't Reconstruct"
 QUEUE_MAX_SIZE = 32  # waiting requests beyond this are turned away instead of piling up on 2 vCPUs
@@ -36,6 +36,12 @@ def build_app() -> gr.Blocks:
         with gr.Tabs():
             with gr.Tab("6.1 Masked autoencoder", id="mae"):
                 mae.build_tab()
+            with gr.Tab("6.2-6.3 Pixels vs embeddings", id="mae-vs-jepa"):
+                mae_vs_jepa.build_tab()
+            with gr.Tab("6.4 Tube masking", id="tubes"):
+                tubes.build_tab()
+            with gr.Tab("6.5 One encoder, many tasks", id="heads"):
+                heads.build_tab()
     demo.queue(max_size=QUEUE_MAX_SIZE, default_concurrency_limit=1)
     return demo
 

@@ -44,6 +44,41 @@ def tiny_hub() -> Path:
     checkpoints.unload_all()
 
 
+@pytest.fixture(scope="session")
+def running_app(tiny_hub):
+    """The whole app, launched once in-process on tiny checkpoints."""
+    import app
+
+    demo = app.build_app()
+    demo.launch(prevent_thread_lock=True, quiet=True)
+    yield demo
+    demo.close()
+
+
+@pytest.fixture(scope="session")
+def client(running_app):
+    """A gradio_client connected to the running app: the way scripts call the Space."""
+    from gradio_client import Client
+
+    return Client(running_app.local_url, verbose=False)
+
+
+@pytest.fixture(scope="session")
+def tokenizer():
+    """A byte-level BPE trained here, with Qwen's special tokens and chat template."""
+    from tiny_llm import build_tiny_tokenizer
+
+    return build_tiny_tokenizer()
+
+
+@pytest.fixture(scope="session")
+def llm(tokenizer):
+    """A tiny random-weight Qwen2 LLM matching `tokenizer`."""
+    from tiny_llm import build_tiny_llm
+
+    return build_tiny_llm(tokenizer)
+
+
 @pytest.fixture
 def example_image():
     from demos import media
@@ -58,7 +93,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
 
 
 @pytest.fixture(scope="session")
-def browser_page(tiny_hub):
+def browser_page(running_app):
     """The whole app, running in-process, open in headless Chromium (Debian's, driven by Playwright).
 
     Tests select their tab first (`page.get_by_role("tab", name=...).click()`).
@@ -69,14 +104,9 @@ def browser_page(tiny_hub):
         pytest.skip("Debian's chromium is not installed here (apt-get install chromium)")
     from playwright.sync_api import sync_playwright
 
-    import app
-
-    demo = app.build_app()
-    demo.launch(prevent_thread_lock=True, quiet=True)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.goto(demo.local_url)
+        page.goto(running_app.local_url)
         yield page
         browser.close()
-    demo.close()

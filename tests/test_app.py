@@ -2,25 +2,10 @@
 
 import numpy as np
 import pytest
-from gradio_client import Client, handle_file
+from gradio_client import handle_file
 from PIL import Image
 
 from conftest import EXAMPLE_IMAGES
-
-
-@pytest.fixture(scope="module")
-def running_app(tiny_hub):
-    import app
-
-    demo = app.build_app()
-    demo.launch(prevent_thread_lock=True, quiet=True)
-    yield demo
-    demo.close()
-
-
-@pytest.fixture(scope="module")
-def client(running_app):
-    return Client(running_app.local_url, verbose=False)
 
 
 def test_mae_reconstruct_endpoint(client):

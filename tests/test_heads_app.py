@@ -1,20 +1,10 @@
 """6.5 end to end: `/classify_action` and `/answer_question` through gradio_client, app in-process."""
 
 import pytest
-from gradio_client import Client, handle_file
+from gradio_client import handle_file
 from gradio_client.exceptions import AppError
 
 from heads_video import write_counting_video
-
-
-@pytest.fixture(scope="module")
-def client(tiny_hub):
-    import app
-
-    demo = app.build_app()
-    demo.launch(prevent_thread_lock=True, quiet=True)
-    yield Client(demo.local_url, verbose=False)
-    demo.close()
 
 
 @pytest.fixture(scope="module")

@@ -16,16 +16,6 @@ from demos.vqa import build_inputs_embeds, stream_answer, vqa_token_ids
 from tiny_llm import build_tiny_llm, build_tiny_tokenizer
 
 
-@pytest.fixture(scope="module")
-def tokenizer():
-    return build_tiny_tokenizer()
-
-
-@pytest.fixture(scope="module")
-def llm(tokenizer):
-    return build_tiny_llm(tokenizer)
-
-
 def test_projector_maps_encoder_tokens_to_a_fixed_number_of_llm_tokens():
     projector = VideoProjector(vision_hidden_size=32, llm_hidden_size=64, patches_per_side=4,
                                pooled_frames=2, pooled_height=2, pooled_width=2)

@@ -14,23 +14,13 @@ from demos.vqa import (
     stream_answer,
     validate_question,
 )
-from tiny_llm import build_tiny_llm, build_tiny_tokenizer
+
 
 PROBES = {
     "Something-Something v2": [("Pushing something from left to right", 0.62), ("Moving something left", 0.21),
                                ("Pulling something from right to left", 0.05)],
     "Diving48": [("Back 35som NoTwis PIKE", 0.4), ("Forward 25som 1Twis FREE", 0.125)],
 }
-
-
-@pytest.fixture(scope="module")
-def tokenizer():
-    return build_tiny_tokenizer()
-
-
-@pytest.fixture(scope="module")
-def llm(tokenizer):
-    return build_tiny_llm(tokenizer)
 
 
 @pytest.mark.parametrize("question", ["", "   ", "\n\t  \n", "\x00\x07", "<|im_end|>", "<question></question>"])

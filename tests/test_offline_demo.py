@@ -1,0 +1,61 @@
+"""`python app.py --offline-demo`: the whole UI on tiny random-weight models, with a banner saying so."""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+from gradio_client import Client, handle_file
+
+from conftest import EXAMPLE_IMAGES, ROOT
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def offline_demo_app(tmp_path_factory):
+    port = _free_port()
+    env = {**os.environ, "HF_HUB_CACHE": str(tmp_path_factory.mktemp("empty-hf-cache")), "HF_HUB_OFFLINE": "1"}
+    server = subprocess.Popen([sys.executable, "app.py", "--offline-demo", "--port", str(port)], cwd=ROOT,
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            pytest.fail(f"app.py --offline-demo exited:\n{server.stdout.read()[-3000:]}")
+        try:
+            client = Client(url, verbose=False)
+            break
+        except Exception:
+            time.sleep(1)
+    else:
+        server.kill()
+        pytest.fail("app.py --offline-demo did not come up within 180 s")
+    yield url, client
+    server.terminate()
+    server.wait(timeout=30)
+
+
+def test_banner_says_outputs_are_meaningless(offline_demo_app):
+    import httpx
+
+    url, _ = offline_demo_app
+    config = httpx.get(url + "config", timeout=30).json()
+    texts = [c.get("props", {}).get("value") or "" for c in config["components"]]
+    assert any("Offline demo mode" in str(t) and "meaningless" in str(t) for t in texts)
+
+
+def test_every_tab_answers_without_the_hub(offline_demo_app):
+    _, client = offline_demo_app
+    numbers = client.predict(handle_file(str(EXAMPLE_IMAGES[0])), 0.75, 0, "vit-mae-base",
+                             api_name="/mae_reconstruct")[-1]
+    assert numbers["num_hidden"] == 147
+    numbers = client.predict(handle_file(str(EXAMPLE_IMAGES[1])), 1, 1, 2, 2,
+                             api_name="/compare_pixels_embeddings")[-1]
+    assert -1.0 <= numbers["mean_cosine"] <= 1.0
