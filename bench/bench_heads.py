@@ -2,7 +2,6 @@
 
     python -m bench.bench_heads                  # default dtype policy and fp32, each in its own process
     python -m bench.bench_heads --repeats 5 --dtypes ""
-    python -m bench.bench_heads --with-llm       # also VQA in grounded mode (needs the LLM replica)
 
 Measures, on a synthetic 256x256 clip (values do not matter for speed):
 - load: the base V-JEPA 2 model and both probes, including the encoder comparison;
@@ -25,7 +24,6 @@ from pathlib import Path
 from bench import common
 
 NAMES = ["vjepa2-vitl", "vjepa2-ssv2-probe", "vjepa2-diving48-probe"]
-LLM = "qwen2.5-0.5b-instruct"
 
 
 def write_clip(path: Path, seconds: float = 4.0, fps: int = 30) -> str:
@@ -49,8 +47,8 @@ def write_clip(path: Path, seconds: float = 4.0, fps: int = 30) -> str:
     return str(path)
 
 
-def measure(repeats: int, with_llm: bool) -> dict:
-    common.use_full_size_replicas(NAMES + ([LLM] if with_llm else []))
+def measure(repeats: int) -> dict:
+    common.use_full_size_replicas(NAMES)
     import torch
 
     import checkpoints
@@ -93,16 +91,6 @@ def measure(repeats: int, with_llm: bool) -> dict:
         "cached_call_s": round(time.perf_counter() - started, 3),
         "cached_encoder_runs": cached.encoder_runs,
     }
-    if with_llm:
-        from demos import heads as heads_tab
-
-        times = []
-        for _ in range(max(1, repeats // 2)):
-            updates = list(heads_tab.answer_stream(clip, 0.0, "What is happening in this clip?"))
-            numbers = updates[-1].numbers
-            times.append(numbers)
-        out["vqa_grounded"] = times[-1]
-        out["vqa_tokens_approx"] = len(checkpoints.load(LLM).processor(updates[-1].answer)["input_ids"])
     out["peak_rss_mb"] = round(common.peak_rss_mb())
     return out
 
@@ -111,14 +99,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--dtypes", nargs="*", default=["", "float32"], help="'' = the app's own policy")
-    parser.add_argument("--with-llm", action="store_true", help="also time grounded VQA (needs the LLM replica)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(measure(args.repeats, args.with_llm)))
+        print(json.dumps(measure(args.repeats)))
         return
     for dtype in args.dtypes:
-        child_args = ["--child", "--repeats", str(args.repeats)] + (["--with-llm"] if args.with_llm else [])
+        child_args = ["--child", "--repeats", str(args.repeats)]
         out = common.run_isolated("bench.bench_heads", child_args, env={"PDR_DTYPE": dtype or None})
         row = json.loads(out.strip().splitlines()[-1])
         print(json.dumps(row, indent=1), flush=True)

@@ -65,3 +65,41 @@ def run_isolated(module: str, args: list[str], env: dict | None = None) -> str:
     if result.returncode != 0:
         raise RuntimeError(f"{module} {args} failed:\n{result.stderr[-3000:]}")
     return result.stdout
+
+
+class AnonymousMemoryPeak:
+    """Samples this process's anonymous resident memory (RssAnon: heap and tensors, not file pages).
+
+    `ru_maxrss` also counts the pages of memory-mapped checkpoint files touched while loading; the
+    kernel can drop those at will, so they do not bring a Space closer to running out of memory.
+    Use as a context manager; `.peak_mb` holds the largest sample (every 20 ms).
+    """
+
+    def __init__(self, interval_s: float = 0.02):
+        import threading
+
+        self.interval_s = interval_s
+        self.peak_mb = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    @staticmethod
+    def current_mb() -> float:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("RssAnon:"):
+                return int(line.split()[1]) / 1024
+        return 0.0
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak_mb = max(self.peak_mb, self.current_mb())
+            self._stop.wait(self.interval_s)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak_mb = max(self.peak_mb, self.current_mb())
