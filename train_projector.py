@@ -21,7 +21,7 @@ import math
 import os
 import re
 import tempfile
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -223,7 +223,7 @@ def assemble_inputs(llm, visual_tokens: torch.Tensor, batch: dict) -> tuple[torc
     num_visual = visual_tokens.shape[1]
     rows, labels = [], []
     for before, visual, after, after_labels in zip(
-        batch["before_ids"], visual_tokens, batch["after_ids"], batch["after_labels"]
+        batch["before_ids"], visual_tokens, batch["after_ids"], batch["after_labels"], strict=False
     ):
         rows.append(torch.cat([embedding(before), visual, embedding(after)]))
         context = torch.full((len(before) + num_visual,), IGNORE_INDEX, dtype=torch.long, device=after.device)
@@ -343,10 +343,9 @@ def greedy_answer(projector: VideoProjector, llm, tokenizer, features: torch.Ten
     with torch.inference_mode():
         visual_tokens = projector(features.unsqueeze(0).float().to(device), grid)
     inputs_embeds, attention_mask = build_inputs_embeds(llm, tokenizer, visual_tokens, question, system_prompt)
-    answer = ""
-    for answer in stream_answer(llm, tokenizer, inputs_embeds=inputs_embeds, attention_mask=attention_mask,
-                                max_new_tokens=max_new_tokens):
-        pass
+    # stream_answer yields the growing text at least once: its last value is the whole answer.
+    *_, answer = stream_answer(llm, tokenizer, inputs_embeds=inputs_embeds, attention_mask=attention_mask,
+                               max_new_tokens=max_new_tokens)
     return answer.strip()
 
 
@@ -487,7 +486,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, list[float]]:
                                 accelerator=accelerator, log=log)
     vision_hidden_size = encoder.config.hidden_size
     patches_per_side = encoder.config.crop_size // encoder.config.patch_size
-    del encoder  # the cache holds everything the projector needs from it
+    encoder = None  # frees the weights: the cache holds everything the projector needs from it
     if accelerator.device.type == "cuda":
         torch.cuda.empty_cache()
 

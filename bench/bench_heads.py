@@ -15,7 +15,6 @@ Encoder tokens are cached per clip, so each timed call clears that cache first.
 
 from __future__ import annotations
 
-import argparse
 import json
 import tempfile
 import time
@@ -96,20 +95,11 @@ def measure(repeats: int) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--dtypes", nargs="*", default=["", "float32"], help="'' = the app's own policy")
-    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.child:
-        print(json.dumps(measure(args.repeats)))
+    rows = common.dtype_runs("bench.bench_heads", __doc__, measure, default_repeats=5)
+    if rows is None:
         return
-    for dtype in args.dtypes:
-        child_args = ["--child", "--repeats", str(args.repeats)]
-        out = common.run_isolated("bench.bench_heads", child_args, env={"PDR_DTYPE": dtype or None})
-        row = json.loads(out.strip().splitlines()[-1])
+    for row in rows:
         print(json.dumps(row, indent=1), flush=True)
-
 
 if __name__ == "__main__":
     main()

@@ -14,8 +14,6 @@ speed and memory are real, the predictions are meaningless.
 
 from __future__ import annotations
 
-import argparse
-import json
 import statistics
 
 from bench import common
@@ -59,26 +57,17 @@ def measure(repeats: int) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--dtypes", nargs="*", default=["", "float32"], help="'' = the app's own policy")
-    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.child:
-        print(json.dumps(measure(args.repeats)))
+    rows = common.dtype_runs("bench.bench_mae_vs_jepa", __doc__, measure, default_repeats=5)
+    if rows is None:
         return
     print(f"{'dtype':9} {'first click':>18} {'later click':>18} {'load':>6} {'peak RSS':>9}   stages of a later click")
-    for dtype in args.dtypes:
-        out = common.run_isolated("bench.bench_mae_vs_jepa", ["--child", "--repeats", str(args.repeats)],
-                                  env={"PDR_DTYPE": dtype or None})
-        row = json.loads(out.strip().splitlines()[-1])
+    for row in rows:
         stages = ", ".join(f"{k} {v:.3f}" for k, v in row["stages"]["later"].items() if v)
         print(f"{row['dtype']:9} {row['first_median_s']:>7.3f}s (min {row['first_min_s']:.3f}) "
               f"{row['later_median_s']:>7.3f}s (min {row['later_min_s']:.3f}) {row['load_s']:>5.1f}s "
               f"{row['peak_rss_mb']:>7}MB   {stages}", flush=True)
         print(f"{'':9} first click stages: " + ", ".join(f"{k} {v:.3f}" for k, v in row["stages"]["first"].items()),
               flush=True)
-
 
 if __name__ == "__main__":
     main()

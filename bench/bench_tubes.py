@@ -16,8 +16,6 @@ interval, 250 frames), from the start and from the middle (a seek). Targets (iss
 
 from __future__ import annotations
 
-import argparse
-import json
 import time
 from fractions import Fraction
 from pathlib import Path
@@ -151,28 +149,19 @@ def measure(repeats: int) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--dtypes", nargs="*", default=["", "float32"], help="'' = the app's own policy")
-    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.child:
-        print(json.dumps(measure(args.repeats)))
+    rows = common.dtype_runs("bench.bench_tubes", __doc__, measure, default_repeats=3)
+    if rows is None:
         return
     print(f"{'dtype':9} {'cold e2e':>9} {'warm e2e':>9} {'decode 1080p@0s':>16} {'@30s':>7} {'load':>6} "
           f"{'peak RSS':>9}")
-    rows = []
-    for dtype in args.dtypes:
-        out = common.run_isolated("bench.bench_tubes", ["--child", "--repeats", str(args.repeats)],
-                                  env={"PDR_DTYPE": dtype or None})
-        row = json.loads(out.strip().splitlines()[-1])
-        rows.append(row)
+    done = []
+    for row in rows:
+        done.append(row)
         print(f"{row['dtype']:9} {row['cold_s']:>8.2f}s {row['warm_s']:>8.2f}s {row['decode_1080p_start0_s']:>15.3f}s "
               f"{row['decode_1080p_start30_s']:>6.3f}s {row['load_s']:>5.1f}s {row['peak_rss_mb']:>7.0f}MB", flush=True)
-    for row in rows:
+    for row in done:
         print(f"{row['dtype']} ({row['threads']} threads) cold parts: {row['cold_parts']}")
         print(f"{row['dtype']} ({row['threads']} threads) warm parts: {row['warm_parts']}")
-
 
 if __name__ == "__main__":
     main()

@@ -20,9 +20,7 @@ locally trained stand-in (see replicas.py), so prompt lengths are close to, not 
 
 from __future__ import annotations
 
-import argparse
 import gc
-import json
 import time
 
 import psutil
@@ -116,22 +114,14 @@ def _measure(repeats: int, anonymous) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--dtypes", nargs="*", default=["", "float32"], help="'' = the app's own policy")
-    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.child:
-        print(json.dumps(measure(args.repeats)))
+    # The app's policy (the LLM in int8 on a CPU), fp32, and the policy with the LLM in floating point.
+    rows = common.dtype_runs("bench.bench_vqa", __doc__, measure, default_repeats=3,
+                             extra_envs=({"PDR_DTYPE": None, "PDR_CPU_INT8": "0"},))
+    if rows is None:
         return
     print(f"{'dtype':9} {'LLM':5} {'prompt':>6} {'1st token (grounded)':>20} {'1st token (projected)':>21} "
           f"{'tokens/s':>8} {'RSS all loaded':>14} {'peak RSS':>9} {'peak anon':>9}")
-    # The app's policy (the LLM in int8 on a CPU), the same with the LLM in floating point, and fp32.
-    runs = [(dtype or None, None) for dtype in args.dtypes] + [(None, "0")]
-    for dtype, int8 in runs:
-        out = common.run_isolated("bench.bench_vqa", ["--child", "--repeats", str(args.repeats)],
-                                  env={"PDR_DTYPE": dtype, "PDR_CPU_INT8": int8})
-        row = json.loads(out.strip().splitlines()[-1])
+    for row in rows:
         print(f"{row['dtype']:9} {row['llm_weights']:5} {row['prompt_tokens']:>6} {row['grounded_first_token_s']:>19.2f}s "
               f"{row['projected_first_token_s']:>20.2f}s {row['tokens_per_s']:>8.1f} "
               f"{row['rss_every_model_loaded_mb']:>12}MB {row['peak_rss_mb']:>7}MB {row['peak_anonymous_mb']:>7}MB",

@@ -103,3 +103,31 @@ class AnonymousMemoryPeak:
         self._stop.set()
         self._thread.join()
         self.peak_mb = max(self.peak_mb, self.current_mb())
+
+
+def dtype_runs(module: str, doc: str, measure, default_repeats: int = 5, extra_envs: tuple = ()):
+    """The command line shared by the benchmarks: one isolated child process per dtype.
+
+    In the parent, returns an iterator over each child's result (a dict) for the app's own dtype
+    policy and for each `--dtypes` value, then for each of `extra_envs`. In a child (`--child`), runs
+    `measure(repeats)`, prints its result as JSON and returns None.
+    """
+    import argparse
+    import json
+
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=default_repeats)
+    parser.add_argument("--dtypes", nargs="*", default=["", "float32"], help="'' = the app's own policy")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(measure(args.repeats)))
+        return None
+    envs = [{"PDR_DTYPE": dtype or None} for dtype in args.dtypes] + list(extra_envs)
+
+    def results():
+        for env in envs:
+            out = run_isolated(module, ["--child", "--repeats", str(args.repeats)], env=env)
+            yield json.loads(out.strip().splitlines()[-1])
+
+    return results()

@@ -382,7 +382,7 @@ def render(result: Comparison, features: ImageFeatures, predicted_spatial: torch
     nn_mask = viz.patch_mask_image(masks.hidden_mask(grid.num_patches, result.neighbour_ids)
                                    .reshape(grid.rows, grid.cols), p)
     neighbours[nn_mask] = view[nn_mask]
-    for own, patch in zip(ids, result.neighbour_ids):
+    for own, patch in zip(ids, result.neighbour_ids, strict=False):
         r, c = divmod(int(patch), grid.cols)
         color = OWN_PATCH_COLOR if patch == own else NEIGHBOUR_COLOR
         neighbours = viz.draw_rectangle(neighbours, r * p, c * p, (r + 1) * p, (c + 1) * p, color=color, thickness=1)

@@ -272,7 +272,7 @@ def top_labels(logits: torch.Tensor, id2label: dict[int, str], k: int = TOP_K) -
     probs = torch.softmax(logits.detach().float().reshape(-1), dim=0)
     values, indices = probs.topk(min(k, probs.numel()))
     result, seen = [], set()
-    for value, index in zip(values.tolist(), indices.tolist()):
+    for value, index in zip(values.tolist(), indices.tolist(), strict=False):
         name = readable_label(id2label.get(index, f"LABEL_{index}"), index)
         if name in seen:  # gr.Label keys must be unique
             name = f"{name} [class {index}]"

@@ -26,9 +26,9 @@ import os
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -378,7 +378,7 @@ class TubeResult:
 def _long_table(tubelets, series: dict, value_name: str):
     import pandas as pd
 
-    rows = [(int(t), float(v), name) for name, values in series.items() for t, v in zip(tubelets, values)]
+    rows = [(int(t), float(v), name) for name, values in series.items() for t, v in zip(tubelets, values, strict=False)]
     return pd.DataFrame(rows, columns=["tubelet", value_name, "series"])
 
 
@@ -528,7 +528,7 @@ def features_image(result: TubeResult) -> np.ndarray:
         x = margin_left + c * (cell_w + gap)
         label = f"t{t} (f{t * size}-{t * size + size - 1})" if cell_w >= 80 else f"t{t}"
         draw.text((x, 4), label, fill=(0, 0, 0), font=font)
-        for r, (label, feats) in enumerate(rows):
+        for r, (_row_label, feats) in enumerate(rows):
             y = margin_top + r * (cell_h + gap)
             if feats is None:
                 crop = result.clip.frames[t * size, top:bottom, left:right]

@@ -2,10 +2,9 @@
 
 import numpy as np
 import pytest
+from conftest import EXAMPLE_IMAGES
 from gradio_client import handle_file
 from PIL import Image
-
-from conftest import EXAMPLE_IMAGES
 
 
 def test_mae_reconstruct_endpoint(client):

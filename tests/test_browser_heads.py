@@ -3,7 +3,6 @@
 import os
 
 import pytest
-
 from heads_video import write_counting_video
 
 pytestmark = pytest.mark.browser

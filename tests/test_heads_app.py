@@ -3,7 +3,6 @@
 import pytest
 from gradio_client import handle_file
 from gradio_client.exceptions import AppError
-
 from heads_video import write_counting_video
 
 

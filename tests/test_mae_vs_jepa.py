@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 import torch
+from conftest import EXAMPLE_IMAGES
 from PIL import Image
 
-from conftest import EXAMPLE_IMAGES
 from demos import jepa, mae_vs_jepa, masks
 from demos.errors import UserError
 

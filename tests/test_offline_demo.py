@@ -7,9 +7,8 @@ import sys
 import time
 
 import pytest
-from gradio_client import Client, handle_file
-
 from conftest import EXAMPLE_IMAGES, ROOT
+from gradio_client import Client, handle_file
 
 
 def _free_port() -> int:

@@ -5,10 +5,10 @@ import copy
 import numpy as np
 import pytest
 import torch
+from heads_video import write_counting_video
 
 import checkpoints
 from demos import jepa, probes
-from heads_video import write_counting_video
 
 
 @pytest.fixture(scope="module")
@@ -150,7 +150,7 @@ def test_sampled_frames_are_the_right_frames(heads, video, monkeypatch):
 
     monkeypatch.setattr(probes.media, "sample_frames", keep)
     probes.classify(video, 1.0)
-    for sample, step in zip(seen, (4, 2)):
+    for sample, step in zip(seen, (4, 2), strict=False):
         index = np.round((sample.frames.reshape(len(sample.frames), -1).mean(axis=1) - 20) / 2).astype(int)
         assert list(index) == list(range(20, 20 + step * len(index), step))
 

@@ -1,6 +1,5 @@
 """6.4 tube masking: token mapping, baselines, no leak, the target cache, video in and out, bad input, API."""
 
-from fractions import Fraction
 from pathlib import Path
 
 import av

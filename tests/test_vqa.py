@@ -15,7 +15,6 @@ from demos.vqa import (
     validate_question,
 )
 
-
 PROBES = {
     "Something-Something v2": [("Pushing something from left to right", 0.62), ("Moving something left", 0.21),
                                ("Pulling something from right to left", 0.05)],
@@ -85,7 +84,7 @@ def test_stream_answer_yields_growing_text_within_the_token_limit(llm, tokenizer
     messages = grounded_prompt("What is the person doing?", PROBES).messages
     answers = list(stream_answer(llm, tokenizer, messages=messages, max_new_tokens=6))
     assert answers
-    for shorter, longer in zip(answers, answers[1:]):
+    for shorter, longer in zip(answers, answers[1:], strict=False):
         assert longer.startswith(shorter) and len(longer) > len(shorter)
     assert len(tokenizer(answers[-1], add_special_tokens=False)["input_ids"]) <= 6
     # Greedy: the same prompt gives the same answer, whatever the model's sampling defaults say.
