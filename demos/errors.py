@@ -1,4 +1,4 @@
-"""The one exception type a learner is meant to read.
+"""The one exception type a learner is meant to read, and the checks of numbers that raise it.
 
 Compute code raises `UserError` with a sentence a learner understands; the UI layer
 (`demos.ui.gradio_errors`) turns it into a `gr.Error`. Keeping gradio out of here lets the
@@ -8,3 +8,26 @@ compute modules run and be tested without a UI.
 
 class UserError(Exception):
     """A problem with the input or the set-up that the user can fix (bad file, absurd value, no weights)."""
+
+
+def number(name: str, value, *, minimum: float | None = None, maximum: float | None = None) -> float:
+    """`value` as a finite float within the bounds, else a UserError that names the control (`name`)."""
+    try:
+        result = float(value)
+    except (TypeError, ValueError):
+        raise UserError(f"{name} must be a number, not {value!r}.") from None
+    if result != result or result in (float("inf"), float("-inf")):
+        raise UserError(f"{name} must be a finite number, not {value!r}.")
+    if minimum is not None and result < minimum:
+        raise UserError(f"{name} must be at least {minimum:g}; got {result:g}.")
+    if maximum is not None and result > maximum:
+        raise UserError(f"{name} must be at most {maximum:g}; got {result:g}.")
+    return result
+
+
+def whole_number(name: str, value, *, minimum: int | None = None, maximum: int | None = None) -> int:
+    """Like `number`, and a whole number (API callers can send 2.5 where a slider would not)."""
+    result = number(name, value, minimum=minimum, maximum=maximum)
+    if result != int(result):
+        raise UserError(f"{name} must be a whole number; got {result:g}.")
+    return int(result)

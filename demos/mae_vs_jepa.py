@@ -28,7 +28,7 @@ import torch.nn.functional as F
 import checkpoints
 from demos import jepa, mae, masks, media, viz
 from demos.cache import LRUCache
-from demos.errors import UserError
+from demos.errors import UserError, whole_number
 
 JEPA_CHECKPOINT = jepa.CHECKPOINT  # "vjepa2-vitl"
 MAE_CHECKPOINT = "vit-mae-base"
@@ -57,20 +57,10 @@ CLOSEUP_SIDE = 192  # the close-up of the block is scaled up (nearest) to about 
 # ---------------------------------------------------------------------------------------------
 
 
-def _whole_number(value, what: str) -> int:
-    try:
-        as_float = float(value)
-    except (TypeError, ValueError):
-        raise UserError(f"The block's {what} must be a whole number of patches, not {value!r}.") from None
-    if not np.isfinite(as_float) or as_float != int(as_float):
-        raise UserError(f"The block's {what} must be a whole number of patches; got {value}.")
-    return int(as_float)
-
-
 def block_patch_ids(grid: masks.PatchGrid, top, left, height, width) -> np.ndarray:
     """Row-major patch ids of the block, validated: it fits the grid and leaves some context visible."""
-    top, left = _whole_number(top, "top row"), _whole_number(left, "left column")
-    height, width = _whole_number(height, "height"), _whole_number(width, "width")
+    top, left = whole_number("The block's top row", top), whole_number("The block's left column", left)
+    height, width = whole_number("The block's height", height), whole_number("The block's width", width)
     ids = masks.block_ids(grid, top, left, height, width)  # UserError when it does not fit
     if len(ids) >= grid.num_patches:
         raise UserError(f"A {height} x {width} block covers the whole {grid.rows} x {grid.cols} patch grid: no "
@@ -104,8 +94,8 @@ def block_at_click(x, y, view_size: int, grid: masks.PatchGrid, height, width) -
     x, y = float(x), float(y)
     if not (np.isfinite(x) and np.isfinite(y)) or view_size <= 0:
         raise UserError("That click did not land on the image; click on the picture to place the block.")
-    height = min(max(_whole_number(height, "height"), 1), grid.rows)
-    width = min(max(_whole_number(width, "width"), 1), grid.cols)
+    height = min(max(whole_number("The block's height", height), 1), grid.rows)
+    width = min(max(whole_number("The block's width", width), 1), grid.cols)
     row = np.floor(y * grid.rows / view_size)
     col = np.floor(x * grid.cols / view_size)
     top, left = masks.clamp_block(grid, row, col, height, width)
@@ -115,10 +105,10 @@ def block_at_click(x, y, view_size: int, grid: masks.PatchGrid, height, width) -
 def nudge(direction: str, grid: masks.PatchGrid, top, left, height, width) -> tuple[int, int]:
     """Move the block one patch up, down, left or right, staying inside the grid."""
     step = {"up": (-1, 0), "down": (1, 0), "left": (0, -1), "right": (0, 1)}[direction]
-    height = min(max(_whole_number(height, "height"), 1), grid.rows)
-    width = min(max(_whole_number(width, "width"), 1), grid.cols)
-    top = min(max(_whole_number(top, "top row") + step[0], 0), grid.rows - height)
-    left = min(max(_whole_number(left, "left column") + step[1], 0), grid.cols - width)
+    height = min(max(whole_number("The block's height", height), 1), grid.rows)
+    width = min(max(whole_number("The block's width", width), 1), grid.cols)
+    top = min(max(whole_number("The block's top row", top) + step[0], 0), grid.rows - height)
+    left = min(max(whole_number("The block's left column", left) + step[1], 0), grid.cols - width)
     return top, left
 
 

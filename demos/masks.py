@@ -9,12 +9,11 @@ Conventions (they match the models):
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 
-from demos.errors import UserError
+from demos.errors import UserError, number, whole_number
 
 MAX_MASK_RATIO = 0.95  # above this MAE keeps fewer than 10 of 196 patches; the slider stops here
 MAX_SEED = 2**31 - 1
@@ -36,23 +35,11 @@ class PatchGrid:
 
 
 def validate_ratio(ratio) -> float:
-    try:
-        ratio = float(ratio)
-    except (TypeError, ValueError):
-        raise UserError(f"The mask ratio must be a number between 0 and {MAX_MASK_RATIO}, not {ratio!r}.") from None
-    if not math.isfinite(ratio) or not 0.0 <= ratio <= MAX_MASK_RATIO:
-        raise UserError(f"The mask ratio must be between 0 and {MAX_MASK_RATIO}; got {ratio}.")
-    return ratio
+    return number("The mask ratio", ratio, minimum=0.0, maximum=MAX_MASK_RATIO)
 
 
 def validate_seed(seed) -> int:
-    try:
-        as_float = float(seed)
-    except (TypeError, ValueError):
-        raise UserError(f"The mask seed must be a whole number from 0 to {MAX_SEED}, not {seed!r}.") from None
-    if not math.isfinite(as_float) or as_float != int(as_float) or not 0 <= as_float <= MAX_SEED:
-        raise UserError(f"The mask seed must be a whole number from 0 to {MAX_SEED}; got {seed}.")
-    return int(as_float)
+    return whole_number("The mask seed", seed, minimum=0, maximum=MAX_SEED)
 
 
 def num_hidden(num_patches: int, ratio: float) -> int:

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from demos.errors import UserError
+from demos.errors import UserError, number, whole_number
 
 # ---------------------------------------------------------------------------------------------
 # Limits (one place; the UI quotes them)
@@ -520,9 +520,9 @@ def _clock(seconds: float) -> str:
 # --- sampling ----------------------------------------------------------------------------------
 def _validate_sampling(num_frames, frame_step, fps, start_s):
     """Check the request; returns (num_frames, frame_step, fps, start_s) as int, int|None, float|None, float."""
-    num_frames = _whole("The number of frames", num_frames, 1, MAX_FRAMES)
+    num_frames = whole_number("The number of frames", num_frames, minimum=1, maximum=MAX_FRAMES)
     if fps is not None:
-        fps = _real("The sampling rate (frames per second)", fps)
+        fps = number("The sampling rate (frames per second)", fps)
         if not 0.0 < fps <= MAX_SAMPLE_FPS:
             raise UserError(f"The sampling rate must be above 0 and at most {MAX_SAMPLE_FPS:g} frames per "
                             f"second; got {fps:g}.")
@@ -530,28 +530,11 @@ def _validate_sampling(num_frames, frame_step, fps, start_s):
     elif frame_step is None:
         raise UserError("Choose how to sample the video: a frame step or a number of frames per second.")
     else:
-        frame_step = _whole("The frame step", frame_step, 1, MAX_FRAME_STEP)
-    start_s = _real("The start time", 0.0 if start_s is None else start_s)
+        frame_step = whole_number("The frame step", frame_step, minimum=1, maximum=MAX_FRAME_STEP)
+    start_s = number("The start time", 0.0 if start_s is None else start_s)
     if start_s < 0:
         raise UserError(f"The start time must be 0 s or later; got {start_s:g} s.")
     return num_frames, frame_step, fps, start_s
-
-
-def _real(name: str, value) -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise UserError(f"{name} must be a number; got {value!r}.") from None
-    if not math.isfinite(number):
-        raise UserError(f"{name} must be a finite number; got {value!r}.")
-    return number
-
-
-def _whole(name: str, value, low: int, high: int) -> int:
-    number = _real(name, value)
-    if number != int(number) or not low <= number <= high:
-        raise UserError(f"{name} must be a whole number from {low} to {high}; got {value!r}.")
-    return int(number)
 
 
 def _plan_targets(info: VideoInfo, start_s: float, count: int, step_s: float):

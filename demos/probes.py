@@ -27,12 +27,11 @@ import weakref
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
-import numpy as np
 import torch
 
 import checkpoints
 from demos import jepa, media
-from demos.errors import UserError
+from demos.errors import UserError, number
 
 log = logging.getLogger(__name__)
 
@@ -352,13 +351,7 @@ class Classification:
 
 
 def validate_start(start_s) -> float:
-    try:
-        value = float(0.0 if start_s is None else start_s)
-    except (TypeError, ValueError):
-        raise UserError(f"The start time must be a number of seconds, not {start_s!r}.") from None
-    if not np.isfinite(value) or value < 0 or value > MAX_START_S:
-        raise UserError(f"The start time must be between 0 and {MAX_START_S:.0f} seconds (got {value:g}).")
-    return value
+    return number("The start time (seconds)", 0.0 if start_s is None else start_s, minimum=0, maximum=MAX_START_S)
 
 
 def sampling_for(probe: ProbeSpec, sampling: str) -> tuple[int, int]:

@@ -21,7 +21,6 @@ The computation (no gradio in it):
 from __future__ import annotations
 
 import logging
-import math
 import os
 import tempfile
 import threading
@@ -34,7 +33,7 @@ import numpy as np
 
 from demos import jepa, masks, media, viz
 from demos.cache import LRUCache
-from demos.errors import UserError
+from demos.errors import UserError, number, whole_number
 
 log = logging.getLogger(__name__)
 
@@ -66,27 +65,6 @@ CLIP_CACHE = LRUCache(CLIP_CACHE_SIZE)  # decoded clips per (file, sampling)
 # ---------------------------------------------------------------------------------------------
 
 
-def _number(name: str, value, *, minimum: float | None = None, maximum: float | None = None) -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise UserError(f"{name} must be a number, not {value!r}.") from None
-    if not math.isfinite(number):
-        raise UserError(f"{name} must be a finite number, not {value!r}.")
-    if minimum is not None and number < minimum:
-        raise UserError(f"{name} must be at least {minimum:g}; got {number:g}.")
-    if maximum is not None and number > maximum:
-        raise UserError(f"{name} must be at most {maximum:g}; got {number:g}.")
-    return number
-
-
-def _whole(name: str, value, *, minimum: int | None = None, maximum: int | None = None) -> int:
-    number = _number(name, value, minimum=minimum, maximum=maximum)
-    if number != int(number):
-        raise UserError(f"{name} must be a whole number; got {number:g}.")
-    return int(number)
-
-
 def sampling(num_frames, frame_step, sample_fps, tubelet_size: int = 2):
     """Validated (num_frames, frame_step or None, fps or None, notes).
 
@@ -94,18 +72,18 @@ def sampling(num_frames, frame_step, sample_fps, tubelet_size: int = 2):
     The frame count is rounded up to a whole number of tubelets (V-JEPA 2 reads frames in pairs).
     """
     notes = []
-    count = _whole("The number of frames", num_frames, minimum=1, maximum=media.MAX_FRAMES)
+    count = whole_number("The number of frames", num_frames, minimum=1, maximum=media.MAX_FRAMES)
     if count % tubelet_size:
         rounded = count + tubelet_size - count % tubelet_size
         if rounded > media.MAX_FRAMES:
             rounded -= tubelet_size
         notes.append(f"V-JEPA 2 reads frames in tubelets of {tubelet_size}, so {count} frames became {rounded}.")
         count = rounded
-    fps = None if sample_fps in (None, "") else _number("The sampling rate (fps)", sample_fps, minimum=0,
+    fps = None if sample_fps in (None, "") else number("The sampling rate (fps)", sample_fps, minimum=0,
                                                          maximum=media.MAX_SAMPLE_FPS)
     if fps:
         return count, None, fps, notes
-    step = _whole("The frame step", frame_step, minimum=1, maximum=media.MAX_FRAME_STEP)
+    step = whole_number("The frame step", frame_step, minimum=1, maximum=media.MAX_FRAME_STEP)
     return count, step, None, notes
 
 
@@ -167,7 +145,7 @@ def load_clip(path, *, start_s=0.0, num_frames=DEFAULT_FRAMES, frame_step=DEFAUL
     """Decode only the frames asked for, crop them to the model's square; cached per file and sampling."""
     if path is None or str(path) == "":
         raise UserError("No video yet: upload a clip, record one with the webcam, or pick an example.")
-    start = _number("The start time", start_s if start_s not in (None, "") else 0.0, minimum=0)
+    start = number("The start time", start_s if start_s not in (None, "") else 0.0, minimum=0)
     count, step, fps, notes = sampling(num_frames, frame_step, sample_fps, tubelet_size)
     path = os.path.realpath(str(path))
     try:
@@ -235,12 +213,12 @@ def make_tube(grid: masks.PatchGrid, num_tubelets: int, top, left, height, width
     its edge, or a time span past the clip's end, is fitted in and the notes say how.
     """
     notes = []
-    top = _whole("The tube's top row", top, minimum=0)
-    left = _whole("The tube's left column", left, minimum=0)
-    height = _whole("The tube's height", height, minimum=1)
-    width = _whole("The tube's width", width, minimum=1)
-    first = _whole("The tube's first tubelet", first_tubelet if first_tubelet not in (None, "") else 0, minimum=0)
-    last = num_tubelets - 1 if last_tubelet in (None, "") else _whole("The tube's last tubelet", last_tubelet,
+    top = whole_number("The tube's top row", top, minimum=0)
+    left = whole_number("The tube's left column", left, minimum=0)
+    height = whole_number("The tube's height", height, minimum=1)
+    width = whole_number("The tube's width", width, minimum=1)
+    first = whole_number("The tube's first tubelet", first_tubelet if first_tubelet not in (None, "") else 0, minimum=0)
+    last = num_tubelets - 1 if last_tubelet in (None, "") else whole_number("The tube's last tubelet", last_tubelet,
                                                                        minimum=0)
     if height > grid.rows or width > grid.cols:
         notes.append(f"The tube was {height}×{width} patches; the grid is {grid.rows}×{grid.cols}, so it was "

@@ -78,7 +78,8 @@ def test_every_block_of_every_size_maps_to_time_major_tokens(num_frames):
 @pytest.mark.parametrize("block, message", [
     ((0, 0, 8, 8), "no context"), ((0, 0, 9, 1), "1 to 8"), ((5, 0, 4, 1), "does not fit"),
     ((-1, 0, 2, 2), "does not fit"), ((0, 0, 0, 2), "1 to 8"), ((1.5, 0, 2, 2), "whole number"),
-    (("a", 0, 2, 2), "whole number"), ((float("nan"), 0, 2, 2), "whole number"), ((None, 0, 2, 2), "whole number"),
+    (("a", 0, 2, 2), "top row must be a number"), ((float("nan"), 0, 2, 2), "finite"),
+    ((None, 0, 2, 2), "must be a number"),
 ])
 def test_impossible_blocks_are_clear_errors(block, message):
     with pytest.raises(UserError, match=message):

@@ -210,8 +210,8 @@ def test_duplicate_names_stay_distinct():
 # --- bad input ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("start, message", [(-1, "between 0"), (float("nan"), "between 0"), ("soon", "number"),
-                                            (1e9, "between 0")])
+@pytest.mark.parametrize("start, message", [(-1, "at least 0"), (float("nan"), "finite"), ("soon", "number"),
+                                            (1e9, "at most 3600")])
 def test_bad_start_times_are_clear(heads, video, start, message):
     with pytest.raises(probes.UserError, match=message):
         probes.classify(video, start)
