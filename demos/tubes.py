@@ -697,8 +697,9 @@ def build_tab() -> None:
                                            info="Above 0: sample at this rate instead of the frame step.")
             with gr.Accordion("The tube (in patches and tubelets)", open=True):
                 with gr.Row():
-                    top = gr.Slider(0, GRID_SLIDER_MAX - 1, value=5, step=1, label="Top row")
-                    left = gr.Slider(0, GRID_SLIDER_MAX - 1, value=5, step=1, label="Left column")
+                    top = gr.Slider(0, GRID_SLIDER_MAX - 1, value=5, step=1, label="Top row", elem_id="tubes-top")
+                    left = gr.Slider(0, GRID_SLIDER_MAX - 1, value=5, step=1, label="Left column",
+                                     elem_id="tubes-left")
                 with gr.Row():
                     height = gr.Slider(1, GRID_SLIDER_MAX, value=5, step=1, label="Height")
                     width = gr.Slider(1, GRID_SLIDER_MAX, value=5, step=1, label="Width")
