@@ -114,6 +114,7 @@ def _projected_inputs(vqa, mode: VQAMode, video_path, start_s: float, question: 
     return inputs_embeds, attention_mask, shown, encoded, int(visual.shape[1])
 
 
+@checkpoints.gpu_task
 def answer_stream(video_path, start_s: float, question: str) -> Iterator[AnswerUpdate]:
     """Answer a question about the clip, streaming the growing answer.
 

@@ -53,6 +53,7 @@ class Reconstruction:
         }
 
 
+@checkpoints.gpu_task
 def reconstruct(image: np.ndarray, checkpoint: str = "vit-mae-base", *, ratio: float = 0.75, seed: int = 0,
                 hidden_ids=None, image_size: int | None = None) -> Reconstruction:
     """Hide patches and reconstruct them with ViT-MAE.

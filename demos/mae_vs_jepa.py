@@ -263,6 +263,7 @@ class Comparison:
         }
 
 
+@checkpoints.gpu_task
 def compare(image, top, left, height, width, *, num_frames: int = NUM_FRAMES,
             jepa_checkpoint: str = JEPA_CHECKPOINT, mae_checkpoint: str = MAE_CHECKPOINT) -> Comparison:
     """Hide the (top, left, height, width) block (in patches) of `image` from both MAE and V-JEPA 2.

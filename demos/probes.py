@@ -363,6 +363,7 @@ def sampling_for(probe: ProbeSpec, sampling: str) -> tuple[int, int]:
     raise UserError(f"Unknown sampling '{sampling}'. Choose one of: {', '.join(SAMPLINGS)}.")
 
 
+@checkpoints.gpu_task
 def classify(video_path, start_s: float = 0.0, *, sampling: str = SAMPLING_PER_PROBE,
              names: list[str] | None = None) -> Classification:
     """Top-5 actions of every probe for the clip starting at `start_s`, with honest timings.

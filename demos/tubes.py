@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+import checkpoints
 from demos import jepa, masks, media, viz
 from demos.cache import LRUCache
 from demos.errors import UserError, number, whole_number
@@ -360,6 +361,7 @@ def _long_table(tubelets, series: dict, value_name: str):
     return pd.DataFrame(rows, columns=["tubelet", value_name, "series"])
 
 
+@checkpoints.gpu_task
 def predict_tube(clip: Clip, top, left, height, width, first_tubelet=0, last_tubelet=None, *,
                  checkpoint: str = CHECKPOINT, progress: Progress | None = None) -> TubeResult:
     """Hide the tube, encode the rest alone, predict the tube's features and score them over time."""
@@ -598,7 +600,6 @@ def build_tab() -> None:
     """The 6.4 tab: video and tube controls, outputs, explanation; endpoints /tube_predict and /tube_preview."""
     import gradio as gr
 
-    import checkpoints
     from demos import ui
 
     def model_geometry(progress):
