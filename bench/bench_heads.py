@@ -59,7 +59,7 @@ def measure(repeats: int) -> dict:
     clip = write_clip(Path(tempfile.mkdtemp()) / "bench.mp4")
 
     def fresh(sampling):
-        probes._token_caches.clear()
+        probes.TOKEN_CACHE.clear()
         return probes.classify(clip, 0.0, sampling=sampling)
 
     rows = {}

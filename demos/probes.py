@@ -23,20 +23,19 @@ import logging
 import re
 import threading
 import time
-import weakref
-from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import torch
 
 import checkpoints
 from demos import jepa, media
+from demos.cache import LRUCache
 from demos.errors import UserError, number
 
 log = logging.getLogger(__name__)
 
 TOP_K = 5
-ENCODER_CACHE_SIZE = 8  # clips per encoder; a 32-frame ViT-L clip is 16 MB of tokens in fp32
+ENCODER_CACHE_SIZE = 8  # clips kept (all encoders together); a 32-frame ViT-L clip is 16 MB of tokens in fp32
 MAX_START_S = 3600.0
 
 
@@ -205,28 +204,22 @@ class EncodedClip:
     cached: bool  # True: this call reused tokens computed earlier
 
 
-# encoder module -> OrderedDict(clip digest -> (tokens, seconds)); entries die with their encoder.
-_token_caches: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-_token_lock = threading.Lock()  # model events are serialised anyway; this keeps direct callers safe
+# Encoder outputs per (encoder, clip); an entry is tied to its encoder, so a reloaded model never reuses it.
+TOKEN_CACHE = LRUCache(ENCODER_CACHE_SIZE)
 
 
 def encode(encoder: torch.nn.Module, pixel_values_videos: torch.Tensor, digest: str | None = None) -> EncodedClip:
     """The encoder's output for a clip, computed once per (encoder, clip) and then reused."""
     digest = digest or clip_digest(pixel_values_videos)
-    with _token_lock:
-        cache = _token_caches.setdefault(encoder, OrderedDict())
-        if digest in cache:
-            cache.move_to_end(digest)
-            tokens, seconds = cache[digest]
-            return EncodedClip(tokens, seconds, cached=True)
+
+    def run_encoder():
         start = time.perf_counter()
         with torch.inference_mode():
             tokens = encoder(pixel_values_videos=_on_model(encoder, pixel_values_videos)).last_hidden_state
-        seconds = time.perf_counter() - start
-        cache[digest] = (tokens, seconds)
-        while len(cache) > ENCODER_CACHE_SIZE:
-            cache.popitem(last=False)
-        return EncodedClip(tokens, seconds, cached=False)
+        return tokens, time.perf_counter() - start
+
+    (tokens, seconds), hit = TOKEN_CACHE.get_or_compute((id(encoder), digest), run_encoder, owner=encoder)
+    return EncodedClip(tokens, seconds, cached=hit)
 
 
 # ---------------------------------------------------------------------------------------------
