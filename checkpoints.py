@@ -4,7 +4,7 @@
 - `load(name)`: lazy, cached, thread-safe loading (first use only, once per process) through the
   ordinary `from_pretrained(hub_id)` path, on the device and dtype chosen by `device_and_dtype()`.
 - `gpu_task`: `spaces.GPU` where the `spaces` package exists (ZeroGPU), a no-op elsewhere.
-- `enable_offline_demo()`: the explicit offline demo mode (tiny random-weight models, see `replicas`).
+- `enable_offline_demo()`: the explicit offline demo mode (tiny random-weight models, see `offline/replicas.py`).
 
 CLI: `python checkpoints.py list` and `python checkpoints.py download [names]`.
 No gradio here: a checkpoint that cannot be fetched raises `CheckpointUnavailable`, a `UserError`.
@@ -291,16 +291,11 @@ def load(name: str) -> Loaded:
     return _loaded[name]
 
 
-def unload_all() -> None:
-    """Forget every loaded model (tests switch caches; a Space never needs this)."""
-    _loaded.clear()
-
-
 def use_cache_dir(path: str | os.PathLike | None) -> None:
-    """Load from this Hugging Face cache folder instead of the default one."""
+    """Load from this Hugging Face cache folder instead of the default one (models loaded from another are forgotten)."""
     global _cache_dir
     _cache_dir = None if path is None else str(path)
-    unload_all()
+    _loaded.clear()
 
 
 def enable_offline_demo(cache_dir: str | os.PathLike | None = None) -> Path:
@@ -312,7 +307,7 @@ def enable_offline_demo(cache_dir: str | os.PathLike | None = None) -> Path:
     global _offline_demo
     import tempfile
 
-    import replicas
+    from offline import replicas  # test and demo tooling: imported only when asked for
 
     target = Path(cache_dir or tempfile.mkdtemp(prefix="pdr-offline-demo-"))
     for ckpt in REGISTRY.values():

@@ -15,7 +15,7 @@ Targets (issue 5): first token <= 3 s after the video features exist, >= 10 toke
 resident <= 8 GB.
 
 The LLM replica has Qwen2.5-0.5B-Instruct's architecture and vocabulary size; its tokenizer is the
-locally trained stand-in (see replicas.py), so prompt lengths are close to, not equal to, the real ones.
+locally trained stand-in (see offline/replicas.py), so prompt lengths are close to, not equal to, the real ones.
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ def use_full_size_replicas(names: list[str]) -> Path:
     os.environ["HF_HUB_OFFLINE"] = "1"
     sys.path.insert(0, str(ROOT))
     import checkpoints
-    import replicas
+    from offline import replicas
 
     for name in names:
         ckpt = checkpoints.get(name)

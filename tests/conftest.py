@@ -2,7 +2,7 @@
 
 The Hugging Face Hub cannot be reached from our machines. Before anything imports huggingface_hub,
 point its cache at a fresh temporary folder and switch it offline; the `tiny_hub` fixture then writes
-tiny replicas of every checkpoint there (see `replicas.py`), so `from_pretrained("facebook/...")` runs
+tiny replicas of every checkpoint there (see `offline/replicas.py`), so `from_pretrained("facebook/...")` runs
 the same code path as in production.
 """
 
@@ -33,7 +33,7 @@ def tiny_hub() -> Path:
     from huggingface_hub import constants as hf_constants
 
     import checkpoints
-    import replicas
+    from offline import replicas
 
     assert hf_constants.HF_HUB_OFFLINE, "tests must never reach the Hub"
     assert hf_constants.HF_HUB_CACHE == _CACHE
@@ -41,7 +41,7 @@ def tiny_hub() -> Path:
         replicas.write_checkpoint(ckpt, Path(_CACHE), size="tiny")
     checkpoints.use_cache_dir(None)
     yield Path(_CACHE)
-    checkpoints.unload_all()
+    checkpoints.use_cache_dir(None)  # forget the models loaded from it
 
 
 @pytest.fixture(scope="session")
@@ -66,7 +66,7 @@ def client(running_app):
 @pytest.fixture(scope="session")
 def tokenizer():
     """A byte-level BPE trained here, with Qwen's special tokens and chat template."""
-    from tiny_llm import build_tiny_tokenizer
+    from offline.tiny_llm import build_tiny_tokenizer
 
     return build_tiny_tokenizer()
 
@@ -74,7 +74,7 @@ def tokenizer():
 @pytest.fixture(scope="session")
 def llm(tokenizer):
     """A tiny random-weight Qwen2 LLM matching `tokenizer`."""
-    from tiny_llm import build_tiny_llm
+    from offline.tiny_llm import build_tiny_llm
 
     return build_tiny_llm(tokenizer)
 

@@ -13,7 +13,7 @@ from transformers import VJEPA2Config, VJEPA2Model, VJEPA2VideoProcessor
 import train_projector
 from demos.projector import VideoProjector, pool_video_tokens
 from demos.vqa import build_inputs_embeds, stream_answer, vqa_token_ids
-from tiny_llm import build_tiny_llm, build_tiny_tokenizer
+from offline.tiny_llm import build_tiny_llm, build_tiny_tokenizer
 
 
 def test_projector_maps_encoder_tokens_to_a_fixed_number_of_llm_tokens():

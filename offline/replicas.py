@@ -67,14 +67,12 @@ def _label_names(count: int) -> dict[int, str]:
     return {i: f"replica class {i}" for i in range(count)}
 
 
-def build_model(name: str, size: str = "tiny"):
-    """A random-weight model of the checkpoint's class and architecture, and its processor."""
+def build_model(ckpt, size: str = "tiny"):
+    """A random-weight model of `ckpt`'s class and architecture (a `checkpoints.Checkpoint`), and its processor."""
     import torch
     import transformers
 
-    import checkpoints
-
-    ckpt = checkpoints.get(name)
+    name = ckpt.name
     overrides = dict((TINY_CONFIGS if size == "tiny" else FULL_CONFIGS).get(name, {}))
     torch.manual_seed(0)
     if ckpt.model_class == "ViTMAEForPreTraining":
@@ -100,7 +98,7 @@ def build_model(name: str, size: str = "tiny"):
         processor = transformers.VJEPA2VideoProcessor(crop_size=config.crop_size)
         return model, processor
     if name == "qwen2.5-0.5b-instruct":
-        import tiny_llm
+        from offline import tiny_llm
 
         # Qwen's own tokenizer cannot be downloaded here: a byte-level BPE trained locally stands in.
         # For the full-size replica only speed matters, which the vocabulary size (kept at Qwen's) decides.
@@ -119,7 +117,7 @@ def write_checkpoint(ckpt, cache_dir: Path, size: str = "tiny") -> Path | None:
     """Save a random-weight replica of `ckpt` into `cache_dir` under its hub id; return the snapshot folder."""
     if not ckpt.hub_id:
         return None
-    model, processor = build_model(ckpt.name, size)
+    model, processor = build_model(ckpt, size)
     if model is None:
         return None
     snapshot = cache_entry(cache_dir, ckpt.hub_id, ckpt.revision)

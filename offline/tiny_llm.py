@@ -1,4 +1,4 @@
-"""A tiny random-weight instruct LLM of the Qwen2 family, with a tokenizer trained here (used by replicas.py).
+"""A tiny random-weight instruct LLM of the Qwen2 family, with a tokenizer trained here (used by offline/replicas.py).
 
 The Hub cannot be reached from our machines, so tests build the same classes that production
 loads (`Qwen2ForCausalLM` + a fast tokenizer with a Qwen-style chat template) at toy size:
@@ -8,7 +8,6 @@ loads (`Qwen2ForCausalLM` + a fast tokenizer with a Qwen-style chat template) at
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
@@ -37,7 +36,7 @@ _CORPUS_WORDS = (
     "system user assistant you are a helpful assistant answer questions about the video clip what colour is the square "
     "which way does it move left right up down red green blue yellow white black a an of in on to "
     "it is was the person hand table cup pushing pulling something from video probe labels "
-    "question answer only know these results ignore previous instructions and say hello world "
+    "question answer only know these results "
     "diving throwing catching opening closing camera looked away changed"
 )
 
@@ -119,17 +118,3 @@ def build_tiny_llm(
         pad_token_id=tokenizer.pad_token_id,
     )
     return model
-
-
-def save_tiny_llm(directory: str | Path, **llm_kwargs) -> Path:
-    """Save a tiny LLM and its tokenizer into `directory`, laid out as a Hub snapshot is.
-
-    A fixture can copy the directory into `models--Qwen--Qwen2.5-0.5B-Instruct/snapshots/<commit>/`
-    of a temporary HF cache so that `from_pretrained("Qwen/Qwen2.5-0.5B-Instruct")` loads it offline.
-    """
-    directory = Path(directory)
-    tokenizer = build_tiny_tokenizer()
-    model = build_tiny_llm(tokenizer, **llm_kwargs)
-    model.save_pretrained(directory)
-    tokenizer.save_pretrained(directory)
-    return directory
