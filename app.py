@@ -1,7 +1,7 @@
 """Predict, Don't Reconstruct: the interactive companion to the chapter on self-supervised learning.
 
 Builds the page (a header and one tab per concept) and launches it. Everything else lives in
-`demos/` (one module per concept) and `checkpoints.py` (which models, how they load).
+`demos/` (per concept: `demos/compute/` and `demos/tabs/`) and `checkpoints.py` (which models, how they load).
 
     python app.py                 # http://127.0.0.1:7860
     python app.py --offline-demo  # tiny random-weight models, for trying the UI without the Hub
@@ -16,7 +16,7 @@ import os
 import gradio as gr
 
 import checkpoints
-from demos import heads, mae, mae_vs_jepa, tubes, ui
+from demos.tabs import common, heads, mae, mae_vs_jepa, tubes
 
 TITLE = "Predict, Don't Reconstruct"
 QUEUE_MAX_SIZE = 32  # waiting requests beyond this are turned away instead of piling up on 2 vCPUs
@@ -32,7 +32,7 @@ def build_app() -> gr.Blocks:
     with gr.Blocks(title=TITLE) as demo:
         gr.Markdown(HEADER)
         if checkpoints.offline_demo_enabled():
-            gr.Markdown(ui.OFFLINE_DEMO_BANNER, elem_id="offline-demo-banner")
+            gr.Markdown(common.OFFLINE_DEMO_BANNER, elem_id="offline-demo-banner")
         with gr.Tabs():
             with gr.Tab("6.1 Masked autoencoder", id="mae"):
                 mae.build_tab()

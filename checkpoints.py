@@ -160,6 +160,12 @@ def device_and_dtype():
     return device, dtype
 
 
+def on_model(model, tensor):
+    """`tensor` on the model's device, and in its dtype when it holds floats (ids stay integers)."""
+    parameter = next(model.parameters())
+    return tensor.to(parameter.device, parameter.dtype if tensor.is_floating_point() else tensor.dtype)
+
+
 def gpu_task(fn=None, **kwargs):
     """`spaces.GPU` on a ZeroGPU Space (the `spaces` package exists there), a plain no-op elsewhere."""
     try:
@@ -184,6 +190,9 @@ class Loaded:
     model: object
     processor: object | None
     load_seconds: float
+    # Facts about this model that the code using it checks once after loading (None: not checked yet).
+    mask_token_copied: bool | None = None  # V-JEPA 2: the untrained predictor mask token 1 now holds token 0
+    encoder_comparison: object | None = None  # a probe: `probes.EncoderComparison` with the base V-JEPA 2 encoder
 
 
 _loaded: dict[str, Loaded] = {}

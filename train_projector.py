@@ -33,8 +33,8 @@ from accelerate.utils import set_seed
 from torch.nn.utils.rnn import pad_sequence
 from torch.utils.data import DataLoader, Dataset
 
+from demos.compute.vqa import VQA_SYSTEM_PROMPT, build_inputs_embeds, stream_answer, vqa_token_ids
 from demos.projector import VideoProjector
-from demos.vqa import VQA_SYSTEM_PROMPT, build_inputs_embeds, stream_answer, vqa_token_ids
 
 DEFAULT_ENCODER_ID = "facebook/vjepa2-vitl-fpc64-256"
 DEFAULT_LLM_ID = "Qwen/Qwen2.5-0.5B-Instruct"

@@ -51,7 +51,7 @@ def measure(repeats: int) -> dict:
     import torch
 
     import checkpoints
-    from demos import probes
+    from demos.compute import probes
 
     start = time.perf_counter()
     heads = probes.load_heads()

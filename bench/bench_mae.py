@@ -4,7 +4,7 @@
     python -m bench.bench_mae --only vit-mae-base --repeats 20
 
 Each (checkpoint, dtype) runs in its own process so peak memory is its own. Prints the median latency
-of `demos.mae.reconstruct` (preprocessing, encoder, decoder, unpatchify, error map, images) on a
+of `demos.compute.mae.reconstruct` (preprocessing, encoder, decoder, unpatchify, error map, images) on a
 512x512 image at mask ratio 0.75, and the process's peak resident memory. Target (issue 2):
 <= 0.3 s per call for base on the 2-core CPU.
 """
@@ -25,7 +25,7 @@ def measure_one(name: str, repeats: int) -> dict:
     import torch
 
     import checkpoints
-    from demos import mae
+    from demos.compute import mae
 
     image = np.random.default_rng(0).integers(0, 256, (512, 512, 3), dtype=np.uint8)
     load = checkpoints.load(name)

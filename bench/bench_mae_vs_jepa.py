@@ -7,7 +7,7 @@ Each dtype runs in its own process so its peak memory is its own. On a 640x480 i
 - first click: a new image, so the full-image target encoder runs, then the context encoder, the
   predictor, MAE, the scores and the pictures (models already loaded; the cache is cleared each time);
 - later click: the block moved on the same image; the target features come from the cache.
-Prints median (and min) latency of `demos.mae_vs_jepa.compare`, its stages, load time and peak RSS.
+Prints median (and min) latency of `demos.compute.mae_vs_jepa.compare`, its stages, load time and peak RSS.
 Targets (issue 3): <= 5 s first click, <= 1.5 s later click, on the 2-core CPU. Random weights:
 speed and memory are real, the predictions are meaningless.
 """
@@ -27,7 +27,7 @@ def measure(repeats: int) -> dict:
     import torch
 
     import checkpoints
-    from demos import mae_vs_jepa
+    from demos.compute import mae_vs_jepa
 
     image = np.random.default_rng(0).integers(0, 256, (480, 640, 3), dtype=np.uint8)
     load_s = sum(checkpoints.load(name).load_seconds for name in NAMES)

@@ -82,7 +82,8 @@ def measure(repeats: int) -> dict:
     import torch
 
     import checkpoints
-    from demos import jepa, tubes
+    from demos import jepa
+    from demos.compute import tubes
 
     small = bench_clip("tubes-640x360-8s.mp4", 8, 360, 640)
     long_hd = bench_clip("tubes-1080p-60s.mp4", 60, 1080, 1920)

@@ -62,7 +62,7 @@ def _measure(repeats: int, anonymous) -> dict:
     import torch
 
     import checkpoints
-    from demos import probes, vqa
+    from demos.compute import probes, vqa
     from demos.projector import VideoProjector
 
     device, dtype = checkpoints.device_and_dtype()

@@ -16,8 +16,6 @@ class LRUCache:
         self.max_entries = max_entries
         self._items: OrderedDict = OrderedDict()  # key -> (value, weakref to owner or None)
         self._lock = threading.Lock()
-        self.hits = 0
-        self.misses = 0
 
     def get(self, key, owner=None):
         """The value, or None on a miss (absent, or computed by another owner)."""
@@ -25,9 +23,7 @@ class LRUCache:
             entry = self._items.get(key)
             if entry is not None and (entry[1] is None or entry[1]() is owner):
                 self._items.move_to_end(key)
-                self.hits += 1
                 return entry[0]
-            self.misses += 1
             return None
 
     def put(self, key, value, owner=None) -> None:
@@ -49,7 +45,6 @@ class LRUCache:
     def clear(self) -> None:
         with self._lock:
             self._items.clear()
-            self.hits = self.misses = 0
 
     def __len__(self) -> int:
         return len(self._items)

@@ -12,6 +12,7 @@ Shared by the image comparison (6.2-6.3) and the tube-masking tab (6.4). Tensors
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,6 +24,7 @@ import checkpoints
 log = logging.getLogger(__name__)
 
 CHECKPOINT = "vjepa2-vitl"
+_check_lock = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -51,12 +53,11 @@ class TokenLayout:
 
 
 def load(name: str = CHECKPOINT) -> checkpoints.Loaded:
-    """The V-JEPA 2 checkpoint, with the predictor's mask token checked once."""
+    """The V-JEPA 2 checkpoint, with the predictor's mask token checked once (`Loaded.mask_token_copied`)."""
     loaded = checkpoints.load(name)
-    model = loaded.model
-    if not getattr(model, "_pdr_mask_token_checked", False):
-        use_trained_mask_token(model)
-        model._pdr_mask_token_checked = True
+    with _check_lock:
+        if loaded.mask_token_copied is None:
+            loaded.mask_token_copied = use_trained_mask_token(loaded.model)
     return loaded
 
 
@@ -86,24 +87,19 @@ def clip_tensor(processor, frames: np.ndarray) -> torch.Tensor:
     return batch["pixel_values_videos"]
 
 
-def _on_model(model, tensor: torch.Tensor) -> torch.Tensor:
-    parameter = next(model.parameters())
-    return tensor.to(parameter.device, parameter.dtype if tensor.is_floating_point() else tensor.dtype)
-
-
 @torch.inference_mode()
 def target_features(model, pixel_values_videos: torch.Tensor) -> torch.Tensor:
     """(1, N, D) float32: the full clip's encoder output, layer-normalised without affine (the training target)."""
-    hidden = model.encoder(pixel_values_videos=_on_model(model, pixel_values_videos)).last_hidden_state
+    hidden = model.encoder(pixel_values_videos=checkpoints.on_model(model, pixel_values_videos)).last_hidden_state
     return F.layer_norm(hidden.float(), (hidden.shape[-1],))
 
 
 @torch.inference_mode()
 def context_features(model, pixel_values_videos: torch.Tensor, context_ids) -> torch.Tensor:
     """(1, K, D): the encoder run on the context tokens alone; hidden tokens never enter attention."""
-    ids = _on_model(model, torch.as_tensor(np.asarray(context_ids), dtype=torch.long))[None]
+    ids = checkpoints.on_model(model, torch.as_tensor(np.asarray(context_ids), dtype=torch.long))[None]
     encoder = model.encoder
-    hidden = encoder.embeddings(_on_model(model, pixel_values_videos))
+    hidden = encoder.embeddings(checkpoints.on_model(model, pixel_values_videos))
     hidden = torch.gather(hidden, 1, ids[..., None].expand(-1, -1, hidden.shape[-1]))
     for layer in encoder.layer:
         hidden = layer(hidden, position_mask=ids)[0]  # true positions for RoPE
@@ -117,8 +113,8 @@ def predict(model, context: torch.Tensor, context_ids, target_ids, num_tokens: i
     The predictor gathers its context from a full-length sequence by `context_mask`, so the context
     features are scattered back to their ids first (the other slots stay zero and are never read).
     """
-    ctx_ids = _on_model(model, torch.as_tensor(np.asarray(context_ids), dtype=torch.long))[None]
-    tgt_ids = _on_model(model, torch.as_tensor(np.asarray(target_ids), dtype=torch.long))[None]
+    ctx_ids = checkpoints.on_model(model, torch.as_tensor(np.asarray(context_ids), dtype=torch.long))[None]
+    tgt_ids = checkpoints.on_model(model, torch.as_tensor(np.asarray(target_ids), dtype=torch.long))[None]
     full = context.new_zeros(1, num_tokens, context.shape[-1])
     full[:, ctx_ids[0]] = context
     out = model.predictor(encoder_hidden_states=full, context_mask=[ctx_ids], target_mask=[tgt_ids])

@@ -3,8 +3,9 @@
 Conventions (they match the models):
 - A patch grid is `rows x cols`; patch ids are row-major: `id = row * cols + col`.
 - V-JEPA 2 token ids are time-major: `id = t * (rows * cols) + row * cols + col`, `t` over tubelets.
-- ViT-MAE keeps the `len_keep = int(L * (1 - mask_ratio))` lowest-`noise` patches; `masks.mae_noise`
-  turns an exact set of hidden patches into the `noise` and `mask_ratio` that make it do so.
+- ViT-MAE hides `L - int(L * (1 - ratio))` patches at a ratio (`num_hidden`).
+- A block is a rectangle of patches (`Block`); `fit_block` keeps one inside the grid and
+  `block_at_pixel` centres one on a click: one rule for every tab.
 """
 
 from __future__ import annotations
@@ -60,20 +61,6 @@ def hidden_mask(num_patches: int, hidden_ids) -> np.ndarray:
     return mask
 
 
-def mae_noise(num_patches: int, hidden_ids):
-    """`noise` (1, L) float tensor and `mask_ratio` that make ViT-MAE hide exactly `hidden_ids`.
-
-    MAE keeps the lowest-noise patches, so hidden patches get noise 1 and visible ones 0. The ratio is
-    set half a patch below the exact fraction so that `int(L * (1 - ratio))` cannot round the wrong way.
-    """
-    import torch
-
-    hidden = hidden_mask(num_patches, hidden_ids)
-    noise = torch.from_numpy(hidden.astype(np.float32))[None]
-    ratio = max(0.0, (int(hidden.sum()) - 0.5) / num_patches)
-    return noise, ratio
-
-
 def block_ids(grid: PatchGrid, top: int, left: int, height: int, width: int) -> np.ndarray:
     """Row-major patch ids of a `height x width` block whose top-left patch is (top, left)."""
     if not (1 <= height <= grid.rows and 1 <= width <= grid.cols):
@@ -87,11 +74,41 @@ def block_ids(grid: PatchGrid, top: int, left: int, height: int, width: int) -> 
     return (rows[:, None] * grid.cols + cols[None, :]).ravel()
 
 
-def clamp_block(grid: PatchGrid, center_row: float, center_col: float, height: int, width: int) -> tuple[int, int]:
-    """Top-left patch of a block centred as near (center_row, center_col) as the grid allows."""
-    top = int(round(center_row - (height - 1) / 2))
-    left = int(round(center_col - (width - 1) / 2))
-    return min(max(top, 0), grid.rows - height), min(max(left, 0), grid.cols - width)
+@dataclass(frozen=True)
+class Block:
+    """A `height x width` rectangle of patches whose top-left patch is (top, left)."""
+
+    top: int
+    left: int
+    height: int
+    width: int
+
+    def patch_ids(self, grid: PatchGrid) -> np.ndarray:
+        return block_ids(grid, self.top, self.left, self.height, self.width)
+
+    def pixel_box(self, patch_size: int) -> tuple[int, int, int, int]:
+        """(top, left, bottom, right) in pixels of the model view, bottom/right exclusive."""
+        return (self.top * patch_size, self.left * patch_size,
+                (self.top + self.height) * patch_size, (self.left + self.width) * patch_size)
+
+
+def fit_block(grid: PatchGrid, top: int, left: int, height: int, width: int) -> Block:
+    """The block shrunk to the grid if it is larger, then moved inside it if it reaches past an edge."""
+    height, width = min(max(int(height), 1), grid.rows), min(max(int(width), 1), grid.cols)
+    return Block(min(max(int(top), 0), grid.rows - height), min(max(int(left), 0), grid.cols - width), height, width)
+
+
+def block_at_pixel(grid: PatchGrid, x, y, height, width) -> Block:
+    """The block of this size centred as near a click at pixel (x, y) of the model view as the grid allows."""
+    x, y = float(x), float(y)
+    if not (np.isfinite(x) and np.isfinite(y)):
+        raise UserError("That click did not land on the image; click on the picture to place the block.")
+    height = whole_number("The block's height", height)
+    width = whole_number("The block's width", width)
+    # The click is the block's centre: its top edge lies height/2 patches above the click.
+    top = round(y / grid.patch_size - height / 2)
+    left = round(x / grid.patch_size - width / 2)
+    return fit_block(grid, top, left, height, width)
 
 
 def spatiotemporal_ids(grid: PatchGrid, patch_ids, tubelets) -> np.ndarray:

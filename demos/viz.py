@@ -1,12 +1,15 @@
-"""Turn tensors into pictures: patch masks, heat maps, PCA colours of embeddings, outlines.
+"""All drawing: patch masks, heat maps, PCA colours of embeddings, upscaling, blocks and boxes, and the
+pictures each concept shows (sections below, in the order of the tabs).
 
 Everything here takes and returns numpy arrays (images are HxWx3 uint8), so it is easy to test and
-has no UI or model code in it.
+has no UI or model code in it. Blocks and tubes are `demos.masks.Block`s (a tube adds its tubelets).
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+from demos import masks
 
 # Anchor colours of matplotlib's "inferno" map (dark = low, bright yellow = high), interpolated below.
 _INFERNO = np.array([
@@ -33,14 +36,28 @@ def cosine_colors(values: np.ndarray) -> np.ndarray:
     return colormap(values, -1.0, 1.0, _COOL_WARM)
 
 
-def upsample_patches(patch_values: np.ndarray, patch_size: int) -> np.ndarray:
-    """(rows, cols[, C]) per-patch values -> (rows*p, cols*p[, C]) image with one flat square per patch."""
-    return np.repeat(np.repeat(patch_values, patch_size, axis=0), patch_size, axis=1)
+def upscale(values: np.ndarray, factor: int) -> np.ndarray:
+    """Nearest-neighbour upscaling: (rows, cols[, C]) -> (rows*f, cols*f[, C]), each value a flat f x f square.
+
+    Per-patch values become an image this way (factor = patch size), and small pictures grow without blur.
+    """
+    factor = int(factor)
+    return values if factor == 1 else np.repeat(np.repeat(values, factor, axis=0), factor, axis=1)
+
+
+def display_scale(size: int, min_side: int) -> int:
+    """The whole factor that brings a `size`-pixel picture to at least `min_side` pixels."""
+    return max(1, -(-min_side // size))
 
 
 def patch_mask_image(mask_2d: np.ndarray, patch_size: int) -> np.ndarray:
     """(rows, cols) bool -> (H, W) bool pixel mask."""
-    return upsample_patches(mask_2d.astype(bool), patch_size)
+    return upscale(mask_2d.astype(bool), patch_size)
+
+
+def dim(image: np.ndarray, brightness: float = 0.35) -> np.ndarray:
+    """A darker copy of the photo, the background of heat maps and highlights."""
+    return (image.astype(np.float32) * brightness).astype(np.uint8)
 
 
 def grey_out(image: np.ndarray, pixel_mask: np.ndarray, grey: int = HIDDEN_GREY) -> np.ndarray:
@@ -117,3 +134,175 @@ def pca_colors(features: np.ndarray, basis) -> np.ndarray:
     rgb = np.zeros((len(scaled), 3))
     rgb[:, : scaled.shape[1]] = scaled
     return (np.clip(rgb, 0, 1) * 255).round().astype(np.uint8)
+
+
+def outline_block(image: np.ndarray, block, patch_size: int, color=(255, 220, 0), thickness: int = 2) -> np.ndarray:
+    """Outline a block of patches (a `masks.Block`)."""
+    return draw_rectangle(image, *block.pixel_box(patch_size), color=color, thickness=thickness)
+
+
+def grey_box(image: np.ndarray, box, alpha: float) -> np.ndarray:
+    """Blend the pixel box (top, left, bottom, right) towards the hidden-patch grey."""
+    top, left, bottom, right = box
+    where = np.zeros(image.shape[:2], dtype=bool)
+    where[top:bottom, left:right] = True
+    return blend(image, np.full(image.shape, HIDDEN_GREY, dtype=np.uint8), alpha, where=where)
+
+
+# ---------------------------------------------------------------------------------------------
+# 6.1 Masked autoencoder
+# ---------------------------------------------------------------------------------------------
+
+
+def error_heat_map(view: np.ndarray, per_patch_mse: np.ndarray, patch_size: int, vmax: float) -> np.ndarray:
+    """Hidden patches coloured by their error (inferno, 0..vmax); visible ones (NaN) a dim photo."""
+    heat = upscale(colormap(np.nan_to_num(per_patch_mse), 0.0, vmax), patch_size)
+    hidden_px = patch_mask_image(~np.isnan(per_patch_mse), patch_size)
+    return np.where(hidden_px[..., None], heat, dim(view))
+
+
+# ---------------------------------------------------------------------------------------------
+# 6.2-6.3 Pixels vs embeddings
+# ---------------------------------------------------------------------------------------------
+
+BLOCK_COLOR = (255, 220, 0)  # yellow: the hidden block (and tube), everywhere
+NEIGHBOUR_COLOR = (0, 230, 255)  # cyan: nearest-neighbour patches
+OWN_PATCH_COLOR = (60, 220, 60)  # green: the nearest neighbour is the predicted patch itself
+CLOSEUP_SIDE = 192  # the close-up of the block is scaled up (nearest) to about this many pixels
+
+
+def view_with_block(view: np.ndarray, block, patch_size: int) -> np.ndarray:
+    """The model's view with a faint patch grid and the block outlined (what the learner clicks on)."""
+    y0, x0, y1, x1 = block.pixel_box(patch_size)
+    shaded = view.copy()
+    shaded[y0:y1, x0:x1] = blend(view[y0:y1, x0:x1], np.full_like(view[y0:y1, x0:x1], BLOCK_COLOR), 0.25)
+    return outline_block(draw_grid(shaded, patch_size), block, patch_size)
+
+
+def closeup(real: np.ndarray, painted: np.ndarray, block, patch_size: int) -> np.ndarray:
+    """Real block pixels | MAE's pixels, side by side, scaled up (nearest) so blur is visible."""
+    y0, x0, y1, x1 = block.pixel_box(patch_size)
+    scale = max(1, CLOSEUP_SIDE // max(y1 - y0, x1 - x0))
+    left, right = upscale(real[y0:y1, x0:x1], scale), upscale(painted[y0:y1, x0:x1], scale)
+    gap = np.full((left.shape[0], 6, 3), 255, np.uint8)
+    return np.concatenate([left, gap, right], axis=1)
+
+
+def block_comparison_images(view, grid, block, *, actual, predicted, basis, patch_cosines, neighbour_ids,
+                            mae_pasted, mae_reconstruction) -> dict:
+    """The 6.2-6.3 pictures, each with the block outlined.
+
+    actual: (rows*cols, D) features of every patch; predicted: (block patches, D), row-major over the
+    block; basis: `pca_basis` of `actual`; patch_cosines and neighbour_ids: one per block patch.
+    """
+    p = grid.patch_size
+    ids = block.patch_ids(grid)
+    patch_mask = lambda patch_ids: patch_mask_image(  # noqa: E731
+        masks.hidden_mask(grid.num_patches, patch_ids).reshape(grid.rows, grid.cols), p)
+    in_block = patch_mask(ids)
+    as_image = lambda rgb: upscale(rgb.reshape(grid.rows, grid.cols, 3), p)  # noqa: E731
+    outlined = lambda image: outline_block(image, block, p)  # noqa: E731
+
+    actual_rgb = pca_colors(actual, basis)  # (rows*cols, 3)
+    predicted_rgb = actual_rgb.copy()
+    predicted_rgb[ids] = pca_colors(predicted, basis)
+
+    cos_rgb = np.zeros((grid.num_patches, 3), np.uint8)
+    cos_rgb[ids] = cosine_colors(patch_cosines)
+    cosine_map = np.where(in_block[..., None], as_image(cos_rgb), dim(view))
+
+    neighbours = dim(view)
+    lit = patch_mask(neighbour_ids)
+    neighbours[lit] = view[lit]
+    for own, patch in zip(ids, neighbour_ids, strict=False):
+        r, c = divmod(int(patch), grid.cols)
+        color = OWN_PATCH_COLOR if patch == own else NEIGHBOUR_COLOR
+        neighbours = draw_rectangle(neighbours, r * p, c * p, (r + 1) * p, (c + 1) * p, color=color, thickness=1)
+
+    return {
+        "view": view_with_block(view, block, p),
+        "mae_pasted": outlined(mae_pasted),
+        "mae_closeup": closeup(view, mae_reconstruction, block, p),
+        "pca_actual": outlined(as_image(actual_rgb)),
+        "pca_predicted": outlined(as_image(predicted_rgb)),
+        "cosine_map": outlined(cosine_map),
+        "neighbours": outlined(neighbours),
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# 6.4 Tube masking
+# ---------------------------------------------------------------------------------------------
+
+
+def shade_tube(frames: np.ndarray, tube, patch_size: int, hidden_frames) -> np.ndarray:
+    """The clip with the tube shaded grey on the frames it hides and outlined thinly on the others."""
+    box = tube.pixel_box(patch_size)
+    hidden_frames = set(hidden_frames)
+    out = []
+    for index, frame in enumerate(frames):
+        if index in hidden_frames:
+            frame = draw_rectangle(grey_box(frame, box, 0.85), *box, BLOCK_COLOR, thickness=2)
+        else:
+            frame = draw_rectangle(frame, *box, (255, 255, 255), thickness=1)
+        out.append(frame)
+    return np.stack(out)
+
+
+def tube_preview(frame: np.ndarray, tube, patch_size: int) -> np.ndarray:
+    """A frame with the patch grid and, when given, the tube greyed and outlined."""
+    frame = draw_grid(frame, patch_size)
+    if tube is None:
+        return frame
+    box = tube.pixel_box(patch_size)
+    return draw_rectangle(grey_box(frame, box, 0.6), *box, BLOCK_COLOR)
+
+
+def _font():
+    from PIL import ImageFont
+
+    try:
+        return ImageFont.load_default(size=13)
+    except TypeError:  # older Pillow
+        return ImageFont.load_default()
+
+
+def tube_features_image(frames: np.ndarray, tube, patch_size: int, tubelet_size: int, actual, predicted,
+                        basis) -> np.ndarray:
+    """One picture, columns = hidden tubelets: the hidden pixels, the actual features, the predicted features.
+
+    actual, predicted: (tubelets in tube * tube patches, D), time-major. Features are coloured by the
+    top 3 principal components of `basis`, so the same colour means the same direction in both rows.
+    """
+    from PIL import Image, ImageDraw
+
+    p, size = patch_size, tubelet_size
+    columns = len(tube.tubelets)
+    patch_px = max(2, min(32, 112 // max(tube.height, tube.width), 1400 // max(1, columns * tube.width)))
+    cell_h, cell_w = tube.height * patch_px, tube.width * patch_px
+    gap, margin_left, margin_top = 6, 84, 22
+    rows = [("hidden pixels", None), ("actual", actual), ("predicted", predicted)]
+    width = margin_left + columns * (cell_w + gap)
+    height = margin_top + len(rows) * (cell_h + gap)
+    canvas = Image.new("RGB", (width, height), (255, 255, 255))
+    draw = ImageDraw.Draw(canvas)
+    font = _font()
+    top, left, bottom, right = tube.pixel_box(p)
+    per_tubelet_tokens = tube.height * tube.width
+    for c, t in enumerate(tube.tubelets):
+        x = margin_left + c * (cell_w + gap)
+        label = f"t{t} (f{t * size}-{t * size + size - 1})" if cell_w >= 80 else f"t{t}"
+        draw.text((x, 4), label, fill=(0, 0, 0), font=font)
+        for r, (_row_label, feats) in enumerate(rows):
+            y = margin_top + r * (cell_h + gap)
+            if feats is None:
+                crop = frames[t * size, top:bottom, left:right]
+                cell = Image.fromarray(crop).resize((cell_w, cell_h), Image.Resampling.BILINEAR)
+            else:
+                block = feats[c * per_tubelet_tokens:(c + 1) * per_tubelet_tokens]
+                colours = pca_colors(block, basis).reshape(tube.height, tube.width, 3)
+                cell = Image.fromarray(upscale(colours, patch_px))
+            canvas.paste(cell, (x, y))
+    for r, (label, _) in enumerate(rows):
+        draw.text((4, margin_top + r * (cell_h + gap) + cell_h // 2 - 7), label, fill=(0, 0, 0), font=font)
+    return np.asarray(canvas)

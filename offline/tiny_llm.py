@@ -8,7 +8,6 @@ loads (`Qwen2ForCausalLM` + a fast tokenizer with a Qwen-style chat template) at
 
 from __future__ import annotations
 
-
 import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import GenerationConfig, PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM

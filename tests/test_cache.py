@@ -20,7 +20,6 @@ def test_get_or_compute_reports_hits():
     cache = LRUCache(2)
     assert cache.get_or_compute("d", lambda: "D") == ("D", False)
     assert cache.get_or_compute("d", lambda: "?") == ("D", True)
-    assert (cache.hits, cache.misses) == (1, 1)
 
 
 def test_results_of_another_or_a_dead_owner_are_stale():

@@ -81,14 +81,15 @@ def test_prompt_injection_stays_inside_the_question(client, video):
 def test_projected_mode_feeds_visual_tokens_through_inputs_embeds(client, video, monkeypatch):
     """With a (tiny, untrained) projector the answer comes from `inputs_embeds`, and the page says so."""
     import checkpoints
-    from demos import heads, vqa
+    from demos.compute import vqa
     from demos.projector import VideoProjector
+    from demos.tabs import heads
 
-    llm = checkpoints.load(heads.LLM).model
+    llm = checkpoints.load(vqa.LLM).model
     projector = VideoProjector(vision_hidden_size=64, llm_hidden_size=llm.config.hidden_size, patches_per_side=8,
                                pooled_frames=2, pooled_height=2, pooled_width=2).eval()
-    mode = heads.VQAMode(heads.MODE_PROJECTED, "a test projector is loaded.", projector, "test/projector")
-    monkeypatch.setattr(heads, "vqa_mode", lambda: mode)
+    mode = vqa.VQAMode(vqa.MODE_PROJECTED, "a test projector is loaded.", projector, "test/projector")
+    monkeypatch.setattr(vqa, "vqa_mode", lambda: mode)
     seen = {}
     real_stream = vqa.stream_answer
 
@@ -97,23 +98,25 @@ def test_projected_mode_feeds_visual_tokens_through_inputs_embeds(client, video,
         return real_stream(llm, tokenizer, **kwargs)
 
     monkeypatch.setattr(vqa, "stream_answer", spy)
-    updates = list(heads.answer_stream(video, 0.0, "Which way does it move?"))
+    updates = list(vqa.answer_stream(video, 0.0, "Which way does it move?"))
     assert "messages" not in seen and seen["inputs_embeds"].shape[1] > 8
-    assert seen["max_new_tokens"] == heads.MAX_NEW_TOKENS and seen["max_time_s"] == heads.MAX_ANSWER_SECONDS
+    assert seen["max_new_tokens"] == vqa.MAX_NEW_TOKENS and seen["max_time_s"] == vqa.MAX_GENERATION_SECONDS
     last = updates[-1]
     assert last.numbers["visual_tokens"] == 8 and last.numbers["mode"] == "projected"
-    assert "Projected mode" in last.mode.markdown() and "Probe-grounded" not in last.mode.markdown()
+    shown = heads.mode_markdown(last.mode)
+    assert "Projected mode" in shown and "Probe-grounded" not in shown
     assert "[8 visual tokens" in last.prompt_shown and "Which way does it move?" in last.prompt_shown
 
 
 def test_a_configured_projector_that_cannot_load_falls_back_to_grounded_mode_and_says_why(tiny_hub, monkeypatch):
     import checkpoints
-    from demos import heads
+    from demos.compute import vqa
+    from demos.tabs import heads
 
-    ckpt = checkpoints.get(heads.PROJECTOR)
-    monkeypatch.setitem(checkpoints.REGISTRY, heads.PROJECTOR,
+    ckpt = checkpoints.get(vqa.PROJECTOR)
+    monkeypatch.setitem(checkpoints.REGISTRY, vqa.PROJECTOR,
                         checkpoints.Checkpoint(**{**ckpt.__dict__, "hub_id": "nobody/no-such-projector"}))
-    mode = heads.vqa_mode()
-    assert mode.mode == heads.MODE_GROUNDED and mode.projector is None
+    mode = vqa.vqa_mode()
+    assert mode.mode == vqa.MODE_GROUNDED and mode.projector is None
     assert "nobody/no-such-projector" in mode.reason and "could not be loaded" in mode.reason
-    assert "Probe-grounded mode" in mode.markdown()
+    assert "Probe-grounded mode" in heads.mode_markdown(mode)

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 import checkpoints
-from demos import mae, masks, viz
+from demos import masks, viz
+from demos.compute import mae
 from demos.errors import UserError
 
 
@@ -66,6 +67,30 @@ def test_exact_hidden_ids_at_another_resolution(tiny_hub, example_image):
     assert list(result.hidden_ids) == sorted(block)
 
 
+@pytest.mark.parametrize("name, size", [("vit-mae-base", 224), ("vit-mae-huge", 224), ("vit-mae-base", 256)])
+def test_masked_forward_is_transformers_forward_with_that_mask(tiny_hub, name, size):
+    """Our kept ids give what ViT-MAE's own forward gives when its ratio and noise select the same patches."""
+    import torch
+
+    model = checkpoints.load(name).model
+    grid = masks.PatchGrid.square(size, model.config.patch_size)
+    hidden = masks.hidden_mask(grid.num_patches, masks.random_hidden_ids(grid.num_patches, 0.6, 4))
+    pixels = torch.randn(1, 3, size, size)
+    logits, loss = mae.masked_forward(model, pixels, hidden)
+    # transformers keeps the int(L * (1 - ratio)) lowest-noise patches: noise 1 on the hidden ones.
+    ratio = (hidden.sum() - 0.5) / grid.num_patches
+    saved, model.config.mask_ratio = model.config.mask_ratio, ratio  # this test's own use of the model
+    try:
+        with torch.inference_mode():
+            reference = model(pixels, noise=torch.from_numpy(hidden.astype(np.float32))[None],
+                              interpolate_pos_encoding=size != model.config.image_size)
+    finally:
+        model.config.mask_ratio = saved
+    assert np.array_equal(reference.mask[0].numpy().astype(bool), hidden)
+    torch.testing.assert_close(logits, reference.logits, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(loss, reference.loss, rtol=1e-4, atol=1e-6)
+
+
 def test_missing_checkpoint_names_itself_and_the_fix(tiny_hub, tmp_path, example_image):
     checkpoints.use_cache_dir(tmp_path)  # an empty cache, and the Hub is offline
     try:
@@ -79,11 +104,11 @@ def test_missing_checkpoint_names_itself_and_the_fix(tiny_hub, tmp_path, example
 
 def test_unknown_checkpoint_and_bad_values(tiny_hub, example_image):
     with pytest.raises(UserError):
-        mae.reconstruct(example_image, "vjepa2-vitl")
+        mae.validate_checkpoint("vjepa2-vitl")
     with pytest.raises(UserError):
-        mae.reconstruct(example_image, ratio=1.2)
+        masks.validate_ratio(1.2)
     with pytest.raises(UserError):
-        mae.reconstruct(example_image, seed=-3)
+        masks.validate_seed(-3)
 
 
 @pytest.mark.parametrize("shape", [(1, 1, 3), (3000, 40, 3), (17, 5000, 3)])

@@ -6,8 +6,10 @@ import torch
 from conftest import EXAMPLE_IMAGES
 from PIL import Image
 
-from demos import jepa, mae_vs_jepa, masks
+from demos import jepa, masks, media
+from demos.compute import mae_vs_jepa
 from demos.errors import UserError
+from demos.tabs import mae_vs_jepa as mae_vs_jepa_tab
 
 
 @pytest.fixture(scope="module")
@@ -168,7 +170,7 @@ def test_reported_numbers_match_the_tensors(tiny_hub, example_image):
     for name in mae_vs_jepa.IMAGE_ORDER:
         image = result.images[name]
         assert image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3, name
-    assert "| **V-JEPA 2 predictor**" in mae_vs_jepa.summary_markdown(result)
+    assert "| **V-JEPA 2 predictor**" in mae_vs_jepa_tab.summary_markdown(result)
 
 
 # --- cache ---------------------------------------------------------------------------------------
@@ -193,13 +195,14 @@ def test_moving_the_block_reuses_the_target_features(tiny_hub, example_image, mo
 
 def test_click_centres_the_block_and_clamps_at_the_edges():
     grid = masks.PatchGrid(16, 16, 16)
-    assert mae_vs_jepa.block_at_click(8 * 16 + 3, 4 * 16 + 1, 256, grid, 3, 3) == (3, 7, 3, 3)
-    assert mae_vs_jepa.block_at_click(0, 0, 256, grid, 4, 4) == (0, 0, 4, 4)
-    assert mae_vs_jepa.block_at_click(255, 255, 256, grid, 4, 4) == (12, 12, 4, 4)
-    assert mae_vs_jepa.block_at_click(-50, 9000, 256, grid, 2, 5) == (14, 0, 2, 5)  # beside the picture
-    assert mae_vs_jepa.block_at_click(10, 10, 256, masks.PatchGrid(8, 8, 16), 16, 16) == (0, 0, 8, 8)
+    at = lambda *args: tuple(vars(masks.block_at_pixel(*args)).values())
+    assert at(grid, 8 * 16 + 3, 4 * 16 + 1, 3, 3) == (3, 7, 3, 3)
+    assert at(grid, 0, 0, 4, 4) == (0, 0, 4, 4)
+    assert at(grid, 255, 255, 4, 4) == (12, 12, 4, 4)
+    assert at(grid, -50, 9000, 2, 5) == (14, 0, 2, 5)  # beside the picture
+    assert at(masks.PatchGrid(8, 8, 16), 10, 10, 16, 16) == (0, 0, 8, 8)
     with pytest.raises(UserError):
-        mae_vs_jepa.block_at_click(float("nan"), 3, 256, grid, 2, 2)
+        masks.block_at_pixel(grid, float("nan"), 3, 2, 2)
 
 
 def test_nudges_stay_inside_the_grid():
@@ -226,7 +229,7 @@ def test_odd_shapes_give_a_full_square_view(tiny_hub, crop, shape):
 def test_image_files_in_other_modes(tiny_hub, tmp_path, mode):
     path = tmp_path / f"picture-{mode.replace(';', '')}.png"
     Image.open(EXAMPLE_IMAGES[0]).convert("RGB").convert(mode if mode != "I;16" else "I").resize((90, 70)).save(path)
-    result = mae_vs_jepa.compare(str(path), 0, 0, 2, 2)
+    result = mae_vs_jepa.compare(media.load_image(str(path)), 0, 0, 2, 2)
     assert result.view.shape[2] == 3
 
 
@@ -234,7 +237,7 @@ def test_not_an_image_is_a_clear_error(tiny_hub, tmp_path):
     fake = tmp_path / "photo.jpg"
     fake.write_bytes(b"definitely not a jpeg")
     with pytest.raises(UserError):
-        mae_vs_jepa.compare(str(fake), 0, 0, 2, 2)
+        media.load_image(str(fake))
 
 
 # --- end to end through gradio_client ------------------------------------------------------------

@@ -9,17 +9,6 @@ from demos import masks
 from demos.errors import UserError
 
 
-@pytest.mark.parametrize("num_patches", [196, 256, 64])
-def test_mae_noise_hides_exactly_the_requested_patches(num_patches):
-    # ViT-MAE keeps int(L * (1 - mask_ratio)) patches; every hidden count must come out exact.
-    for count in range(num_patches + 1):
-        hidden = np.arange(count)
-        noise, ratio = masks.mae_noise(num_patches, hidden)
-        assert num_patches - int(num_patches * (1 - ratio)) == count
-        assert noise.shape == (1, num_patches)
-        assert noise[0, :count].min() > noise[0, count:].max() if 0 < count < num_patches else True
-
-
 @pytest.mark.parametrize("ratio", [0.0, 0.1, 0.3, 0.5, 0.7, 0.75, 0.9, 0.95])
 @pytest.mark.parametrize("num_patches", [196, 256])
 def test_random_mask_count_and_reproducibility(ratio, num_patches):
@@ -62,7 +51,9 @@ def test_block_ids_row_major_and_bounds():
         masks.block_ids(grid, 0, 0, 5, 1)
 
 
-def test_clamp_block_keeps_blocks_inside():
+def test_fit_block_keeps_blocks_inside():
     grid = masks.PatchGrid(8, 8, 16)
-    assert masks.clamp_block(grid, -3, 100, 3, 3) == (0, 5)
-    assert masks.clamp_block(grid, 4, 4, 3, 3) == (3, 3)
+    assert masks.fit_block(grid, -3, 100, 3, 3) == masks.Block(0, 5, 3, 3)
+    assert masks.fit_block(grid, 3, 3, 3, 3) == masks.Block(3, 3, 3, 3)
+    assert masks.fit_block(grid, 5, 5, 20, 2) == masks.Block(0, 5, 8, 2)  # shrunk to the grid, then moved
+    assert masks.fit_block(grid, 7, 2, 2, 2).pixel_box(16) == (96, 32, 128, 64)

@@ -8,7 +8,9 @@ import torch
 from heads_video import write_counting_video
 
 import checkpoints
-from demos import jepa, probes
+from demos import jepa
+from demos.compute import probes
+from demos.tabs import heads as heads_tab
 
 
 @pytest.fixture(scope="module")
@@ -73,14 +75,14 @@ def test_unequal_heads_are_reported_and_encoded_separately(tiny_hub, video, monk
     probe = _own_full_probe("vjepa2-diving48-probe")
     with torch.no_grad():
         probe.vjepa2.encoder.embeddings.patch_embeddings.proj.bias[0] += 0.5
-    probes.attach_shared_encoder(probe, base)
     loaded = checkpoints.load("vjepa2-diving48-probe")
+    monkeypatch.setattr(loaded, "encoder_comparison", probes.attach_shared_encoder(probe, base))
     monkeypatch.setattr(loaded, "model", probe)
     result = probes.classify(video, 0.0, sampling=probes.SAMPLING_SHARED)
     shared = {h.name: h.shares_encoder for h in result.heads}
     assert shared == {"vjepa2-ssv2-probe": True, "vjepa2-diving48-probe": False}
     assert len(result.passes) == 2 and result.encoders_in_memory == 2
-    assert "Not shared" in probes.timings_markdown(result)
+    assert "Not shared" in heads_tab.timings_markdown(result)
     assert "own encoder" in result.passes[1].encoder
 
 
@@ -168,8 +170,8 @@ def test_a_second_call_reuses_the_encoder_tokens(heads, video):
     probes.classify(video, 2.0)
     again = probes.classify(video, 2.0)
     assert again.encoder_runs == 0 and all(p.cached for p in again.passes)
-    assert "0 encoder passes ran" in probes.timings_markdown(again)
-    assert "reused" in probes.timings_markdown(again)
+    assert "0 encoder passes ran" in heads_tab.timings_markdown(again)
+    assert "reused" in heads_tab.timings_markdown(again)
 
 
 # --- labels -------------------------------------------------------------------------------------
@@ -212,20 +214,20 @@ def test_duplicate_names_stay_distinct():
 
 @pytest.mark.parametrize("start, message", [(-1, "at least 0"), (float("nan"), "finite"), ("soon", "number"),
                                             (1e9, "at most 3600")])
-def test_bad_start_times_are_clear(heads, video, start, message):
+def test_bad_start_times_are_clear(video, start, message):
     with pytest.raises(probes.UserError, match=message):
-        probes.classify(video, start)
+        probes.validate_request(video, start)
 
 
 def test_no_video_and_not_a_video(heads, tmp_path):
     with pytest.raises(probes.UserError, match="No video"):
-        probes.classify(None, 0)
+        probes.validate_request(None, 0)
     fake = tmp_path / "clip.mp4"
     fake.write_text("not a video at all")
     with pytest.raises(probes.UserError):
         probes.classify(str(fake), 0)
 
 
-def test_unknown_sampling_is_clear(heads, video):
+def test_unknown_sampling_is_clear(video):
     with pytest.raises(probes.UserError, match="sampling"):
-        probes.classify(video, 0, sampling="every frame")
+        probes.validate_request(video, 0, sampling="every frame")

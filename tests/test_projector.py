@@ -11,8 +11,8 @@ from accelerate import Accelerator
 from transformers import VJEPA2Config, VJEPA2Model, VJEPA2VideoProcessor
 
 import train_projector
+from demos.compute.vqa import build_inputs_embeds, stream_answer, vqa_token_ids
 from demos.projector import VideoProjector, pool_video_tokens
-from demos.vqa import build_inputs_embeds, stream_answer, vqa_token_ids
 from offline.tiny_llm import build_tiny_llm, build_tiny_tokenizer
 
 

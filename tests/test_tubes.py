@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from demos import jepa, masks, media, tubes
+from demos import jepa, masks, media
+from demos.compute import tubes
 from demos.errors import UserError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -95,9 +96,10 @@ def test_make_tube_rejects_absurd_numbers(args, message):
 
 def test_click_centres_the_tube():
     grid = masks.PatchGrid(8, 8, 16)
-    assert tubes.tube_from_click(grid, 8, 8, 1, 1) == (0, 0)
-    assert tubes.tube_from_click(grid, 64, 64, 2, 2) == (3, 3)
-    assert tubes.tube_from_click(grid, 127, 127, 3, 3) == (5, 5)  # clamped into the grid
+    at = lambda *args: (masks.block_at_pixel(grid, *args).top, masks.block_at_pixel(grid, *args).left)
+    assert at(8, 8, 1, 1) == (0, 0)
+    assert at(64, 64, 2, 2) == (3, 3)
+    assert at(127, 127, 3, 3) == (5, 5)  # clamped into the grid
 
 
 def test_sampling_rounds_to_whole_tubelets_and_rejects_absurd_counts():

@@ -9,23 +9,38 @@ Two ways to let a language model talk about a clip (concept 6.5):
   probabilities are written into the prompt as text (`grounded_prompt`), and the learner is shown
   exactly that text, so that no one mistakes it for the model watching the clip.
 
-Which LLM and which projector are used is decided in `checkpoints.py`; nothing here names a model.
-No gradio here: learner-facing problems raise `demos.errors.UserError`.
+`vqa_mode` decides which mode can honestly answer; `answer_stream` answers a question about a clip in
+that mode, streaming. Questions are validated once, by the caller, with `validate_question`; every
+function here takes the validated text. No gradio here: learner-facing problems raise `UserError`.
 """
 
 from __future__ import annotations
 
+import logging
 import queue
 import re
 import threading
+import time
 import unicodedata
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import torch
 from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
 
+import checkpoints
+from demos import jepa, media
+from demos.compute import probes
 from demos.errors import UserError
+
+log = logging.getLogger(__name__)
+
+LLM = "qwen2.5-0.5b-instruct"
+PROJECTOR = "vqa-projector"
+MODE_GROUNDED = "probe-grounded"
+MODE_PROJECTED = "projected"
+PROJECTED_CLIP = (16, 4)  # frames and step of the clip whose encoder tokens the projector reads
 
 # Limits on what a learner can ask and on what the model may spend answering.
 MAX_QUESTION_CHARS = 500
@@ -103,7 +118,6 @@ def grounded_prompt(question: str, probe_results: dict[str, list[tuple[str, floa
         its probability as a percentage with one decimal, then the question between
         `<question>` tags. `text` is what the LLM is told, for the UI to show.
     """
-    question = validate_question(question)
     if not probe_results or not any(probe_results.values()):
         raise UserError("There are no classifier results to answer from; classify the clip first.")
     lines = ["What the video classifiers saw in the clip (label: probability):"]
@@ -174,14 +188,13 @@ def build_inputs_embeds(
     Args:
         llm: a causal LM (its input embedding layer is used).
         visual_tokens: (K, D_llm) or (1, K, D_llm), the projector's output for one clip.
-        question: the learner's question (validated here).
+        question: the learner's question, as `validate_question` returned it.
 
     Returns:
         inputs_embeds (1, L, D_llm) in the embedding layer's dtype and device, and attention_mask
         (1, L) of ones, L = len(before) + K + len(after); the visual tokens occupy positions
         `len(before) : len(before) + K`.
     """
-    question = validate_question(question)
     ids = vqa_token_ids(tokenizer, question, system_prompt)
     embedding = llm.get_input_embeddings()
     weight = embedding.weight
@@ -297,3 +310,100 @@ def stream_answer(
         raise failures[0]
     if not yielded:
         yield answer
+
+
+@dataclass
+class VQAMode:
+    mode: str  # MODE_GROUNDED or MODE_PROJECTED
+    reason: str  # why this mode (e.g. "no projector is configured")
+    projector: object | None = None
+    projector_id: str = ""
+
+
+def vqa_mode() -> VQAMode:
+    """Projected mode only when a projector is configured and loads; probe-grounded otherwise (and why)."""
+    ckpt = checkpoints.get(PROJECTOR)
+    if not ckpt.hub_id:
+        return VQAMode(MODE_GROUNDED, f"no trained projector is configured (set {checkpoints.ENV_PROJECTOR_REPO} "
+                                      "to the hub id of one trained with train_projector.py); none is published.")
+    try:
+        projector = checkpoints.load(PROJECTOR).model
+    except UserError as error:
+        log.warning("Projector %s could not be loaded; answering in probe-grounded mode: %s", ckpt.hub_id, error)
+        return VQAMode(MODE_GROUNDED, f"the configured projector `{ckpt.hub_id}` could not be loaded ({error}).")
+    return VQAMode(MODE_PROJECTED, f"the projector `{ckpt.hub_id}` is configured and loaded.", projector, ckpt.hub_id)
+
+
+@dataclass
+class AnswerUpdate:
+    answer: str
+    mode: VQAMode
+    prompt_shown: str  # exactly what the LLM was told (text), or a description of its inputs in projected mode
+    numbers: dict = field(default_factory=dict)
+
+
+def _projected_inputs(mode: VQAMode, video_path, start_s: float, question: str, llm, tokenizer):
+    """Encoder tokens of the projector's clip -> visual tokens -> `inputs_embeds`, and the prompt as text."""
+    base = jepa.load()
+    sample = media.sample_frames(video_path, start_s=start_s, num_frames=PROJECTED_CLIP[0],
+                                 frame_step=PROJECTED_CLIP[1])
+    pixel_values = base.processor(videos=[sample.frames], return_tensors="pt")["pixel_values_videos"]
+    encoded = probes.encode(base.model.encoder, pixel_values)  # shared cache: no pass if already encoded
+    config = base.model.config
+    grid = (max(pixel_values.shape[1] // config.tubelet_size, 1), config.crop_size // config.patch_size,
+            config.crop_size // config.patch_size)
+    projector = mode.projector
+    with torch.inference_mode():
+        visual = projector(encoded.tokens.to(next(projector.parameters()).device), grid)
+    inputs_embeds, attention_mask = build_inputs_embeds(llm, tokenizer, visual, question, VQA_SYSTEM_PROMPT)
+    messages = [{"role": "system", "content": VQA_SYSTEM_PROMPT},
+                {"role": "user", "content": f"{VISUAL_PLACEHOLDER}\n{question}"}]
+    rendered = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    shown = rendered.replace(VISUAL_PLACEHOLDER, f"[{visual.shape[1]} visual tokens: the projector's output for "
+                             f"{PROJECTED_CLIP[0]} frames (step {PROJECTED_CLIP[1]}) from {start_s:g} s]")
+    return inputs_embeds, attention_mask, shown, encoded, int(visual.shape[1])
+
+
+@checkpoints.gpu_task
+def answer_stream(video_path, start_s: float, question: str) -> Iterator[AnswerUpdate]:
+    """Answer a question about the clip, streaming the growing answer.
+
+    Grounded mode classifies the clip with every probe (encoder tokens are cached, so after
+    `/classify_action` this costs only the heads) and puts their top labels into the prompt as text.
+    Projected mode feeds the projector's visual tokens through `inputs_embeds`. Generation is
+    bounded by `MAX_NEW_TOKENS` and `MAX_GENERATION_SECONDS`. The video path, start and question are
+    validated by the caller (`probes.validate_request`, `validate_question`).
+    """
+    mode = vqa_mode()
+    llm_loaded = checkpoints.load(LLM)
+    llm, tokenizer = llm_loaded.model, llm_loaded.processor
+    numbers: dict = {"mode": mode.mode, "max_new_tokens": MAX_NEW_TOKENS, "max_time_s": MAX_GENERATION_SECONDS}
+    started = time.perf_counter()
+    if mode.mode == MODE_PROJECTED:
+        inputs_embeds, attention_mask, prompt_shown, encoded, num_visual = _projected_inputs(
+            mode, video_path, start_s, question, llm, tokenizer)
+        numbers.update(encoder_seconds=round(encoded.seconds, 4), encoder_cached=encoded.cached,
+                       visual_tokens=num_visual)
+        stream = stream_answer(llm, tokenizer, inputs_embeds=inputs_embeds, attention_mask=attention_mask,
+                                   max_new_tokens=MAX_NEW_TOKENS, max_time_s=MAX_GENERATION_SECONDS)
+    else:
+        result = probes.classify(video_path, start_s)
+        prompt = grounded_prompt(question, probes.grounding(result))
+        prompt_shown = prompt.text
+        numbers.update(encoder_passes_run=result.encoder_runs,
+                       probe_seconds=round(sum(p.seconds for p in result.passes if not p.cached)
+                                           + sum(h.seconds for h in result.heads), 4))
+        stream = stream_answer(llm, tokenizer, messages=prompt.messages, max_new_tokens=MAX_NEW_TOKENS,
+                                   max_time_s=MAX_GENERATION_SECONDS)
+    numbers["inputs_seconds"] = round(time.perf_counter() - started, 4)
+    yield AnswerUpdate("", mode, prompt_shown, dict(numbers))
+    answer, first_token_at = "", None
+    for answer in stream:
+        if first_token_at is None and answer:
+            first_token_at = time.perf_counter() - started
+            numbers["first_token_s"] = round(first_token_at, 4)
+        yield AnswerUpdate(answer, mode, prompt_shown, dict(numbers))
+    numbers["total_s"] = round(time.perf_counter() - started, 4)
+    if not answer.strip():
+        answer = "(The model ended its turn without any answer text.)"
+    yield AnswerUpdate(answer, mode, prompt_shown, dict(numbers))

@@ -110,16 +110,6 @@ class VideoInput(gr.Video):
                 "This file could not be read as a video. Try an MP4, WebM, MOV or MKV file.") from error
 
 
-def receives_click(fn):
-    """Declare a click handler's `evt` parameter as `gr.SelectData`, for gradio to fill in.
-
-    Tab modules postpone annotations (`from __future__ import annotations`) and import gradio inside
-    `build_tab`, so the hint is a string gradio cannot resolve and the click would silently do nothing.
-    """
-    fn.__annotations__["evt"] = gr.SelectData
-    return fn
-
-
 def image_input(label: str = "Image", **kwargs) -> ImageInput:
     """An image upload that hands the handler the file's path, as uploaded (media converts modes itself)."""
     return ImageInput(label=label, type="filepath", image_mode=None,

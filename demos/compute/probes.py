@@ -144,8 +144,6 @@ def attach_shared_encoder(probe: torch.nn.Module, base: torch.nn.Module) -> Enco
     `skip_predictor=True`) and the probe's duplicate encoder and predictor are freed. When the weights
     differ the probe keeps its own encoder; only its predictor, which classification never runs, is dropped.
     """
-    if probe.vjepa2 is base:
-        return probe._pdr_encoder_comparison
     comparison = compare_encoders(probe.vjepa2.encoder, base.encoder)
     hub_id = getattr(probe.config, "_name_or_path", "") or type(probe).__name__
     if comparison.equal:
@@ -156,23 +154,23 @@ def attach_shared_encoder(probe: torch.nn.Module, base: torch.nn.Module) -> Enco
         probe.vjepa2.predictor = None  # VJEPA2Model.forward(skip_predictor=True) never reads it
         log.warning("Probe %s: %s; it keeps its own encoder (one more ViT in memory, one more pass per clip)",
                     hub_id, comparison.sentence())
-    probe._pdr_encoder_comparison = comparison
     gc.collect()
     return comparison
 
 
 def load_heads(names: list[str] | None = None) -> list[Head]:
-    """The probes, each wired to the shared encoder where its weights allow (checked once per loaded model)."""
+    """The probes, each wired to the shared encoder where its weights allow (checked once per loaded model,
+    kept as `Loaded.encoder_comparison`; again if the base model was reloaded)."""
     base = jepa.load().model
     heads = []
     for name in names or PROBE_NAMES:
         probe_spec = spec(name)
         loaded = checkpoints.load(name)
         with _setup_lock:
-            comparison = getattr(loaded.model, "_pdr_encoder_comparison", None)
+            comparison = loaded.encoder_comparison
             if comparison is None or (comparison.equal and loaded.model.vjepa2 is not base):
-                comparison = attach_shared_encoder(loaded.model, base)
-        heads.append(Head(probe_spec, loaded.model, loaded.processor, comparison, loaded.load_seconds))
+                loaded.encoder_comparison = attach_shared_encoder(loaded.model, base)
+        heads.append(Head(probe_spec, loaded.model, loaded.processor, loaded.encoder_comparison, loaded.load_seconds))
     return heads
 
 
@@ -184,11 +182,6 @@ def resident_encoders(heads: list[Head]) -> int:
 # ---------------------------------------------------------------------------------------------
 # Encoder tokens, cached per encoder and per clip
 # ---------------------------------------------------------------------------------------------
-
-
-def _on_model(model: torch.nn.Module, tensor: torch.Tensor) -> torch.Tensor:
-    parameter = next(model.parameters())
-    return tensor.to(parameter.device, parameter.dtype if tensor.is_floating_point() else tensor.dtype)
 
 
 def clip_digest(pixel_values_videos: torch.Tensor) -> str:
@@ -215,7 +208,7 @@ def encode(encoder: torch.nn.Module, pixel_values_videos: torch.Tensor, digest: 
     def run_encoder():
         start = time.perf_counter()
         with torch.inference_mode():
-            tokens = encoder(pixel_values_videos=_on_model(encoder, pixel_values_videos)).last_hidden_state
+            tokens = encoder(pixel_values_videos=checkpoints.on_model(encoder, pixel_values_videos)).last_hidden_state
         return tokens, time.perf_counter() - start
 
     (tokens, seconds), hit = TOKEN_CACHE.get_or_compute((id(encoder), digest), run_encoder, owner=encoder)
@@ -343,17 +336,21 @@ class Classification:
         }
 
 
-def validate_start(start_s) -> float:
-    return number("The start time (seconds)", 0.0 if start_s is None else start_s, minimum=0, maximum=MAX_START_S)
+def validate_request(video_path, start_s, sampling: str = SAMPLING_PER_PROBE) -> tuple[str, float, str]:
+    """(video path, start in seconds, sampling) checked once, by the handler; `classify` trusts them."""
+    if video_path is None:
+        raise UserError("No video: upload a clip, record one or pick an example first.")
+    start_s = number("The start time (seconds)", 0.0 if start_s is None else start_s, minimum=0, maximum=MAX_START_S)
+    if sampling not in SAMPLINGS:
+        raise UserError(f"Unknown sampling '{sampling}'. Choose one of: {', '.join(SAMPLINGS)}.")
+    return video_path, start_s, sampling
 
 
 def sampling_for(probe: ProbeSpec, sampling: str) -> tuple[int, int]:
     """(frames, step) a probe sees: its evaluation protocol, or the one shared 16-frame clip."""
     if sampling == SAMPLING_PER_PROBE:
         return probe.num_frames, probe.frame_step
-    if sampling == SAMPLING_SHARED:
-        return SHARED_CLIP
-    raise UserError(f"Unknown sampling '{sampling}'. Choose one of: {', '.join(SAMPLINGS)}.")
+    return SHARED_CLIP
 
 
 @checkpoints.gpu_task
@@ -363,13 +360,8 @@ def classify(video_path, start_s: float = 0.0, *, sampling: str = SAMPLING_PER_P
 
     Frames are read once per distinct (frames, step) sampling; each distinct preprocessed clip is
     encoded once per distinct encoder (cached across calls); each head then runs only its pooler and
-    classifier on those tokens.
+    classifier on those tokens. Arguments as `validate_request` returns them.
     """
-    start_s = validate_start(start_s)
-    if sampling not in SAMPLINGS:
-        sampling_for(PROBES[0], sampling)  # raises the clear error
-    if video_path is None:
-        raise UserError("No video: upload a clip, record one or pick an example first.")
     heads = load_heads(names)
     samples: dict[tuple[int, int], media.FrameSample] = {}
     pixels: dict[tuple, tuple[torch.Tensor, str]] = {}
@@ -413,31 +405,6 @@ def classify(video_path, start_s: float = 0.0, *, sampling: str = SAMPLING_PER_P
                      "evaluated on 32 frames with step 2, so its scores may differ from its published accuracy.")
     return Classification(results, list(passes.values()), sampling, start_s, notes, preprocess_seconds,
                           resident_encoders(heads))
-
-
-def timings_markdown(result: Classification) -> str:
-    """A short table: each encoder pass and each head, with their times."""
-    lines = ["| step | clip | what ran | time |", "|---|---|---|---|"]
-    for i, p in enumerate(result.passes, 1):
-        when = (f"reused ({p.seconds:.2f} s when first computed)" if p.cached else f"**{p.seconds:.2f} s**")
-        lines.append(f"| encoder pass {i} | {p.clip} ({p.num_tokens} tokens) | {p.encoder}, "
-                     f"read by {' and '.join(p.heads)} | {when} |")
-    for h in result.heads:
-        lines.append(f"| head: {h.title} | pass {h.encoder_pass + 1} | attentive pooler + linear layer | "
-                     f"{h.seconds * 1000:.1f} ms |")
-    runs = result.encoder_runs
-    summary = (f"**{runs} encoder pass{'es' if runs != 1 else ''} ran** for {len(result.heads)} heads this time "
-               f"({len(result.passes) - runs} reused from the cache); "
-               f"{result.encoders_in_memory} encoder{'s' if result.encoders_in_memory != 1 else ''} in memory. "
-               f"Preprocessing {result.preprocess_seconds:.2f} s.")
-    shared = all(h.shares_encoder for h in result.heads)
-    if not shared:
-        apart = ", ".join(h.title for h in result.heads if not h.shares_encoder)
-        summary += (f"\n\n⚠️ **Not shared:** the encoder weights inside {apart} differ from the base "
-                    "V-JEPA 2 encoder, so those heads run their own encoder (see the server log for the first "
-                    "differing tensor).")
-    notes = "".join(f"\n- {note}" for note in result.notes)
-    return summary + "\n\n" + "\n".join(lines) + (f"\n\n**Notes**{notes}" if notes else "")
 
 
 def grounding(result: Classification) -> dict[str, list[tuple[str, float]]]:

@@ -13,13 +13,14 @@ The computation (no gradio in it):
   tube's tokens (`demos.jepa`), and scores them against the layer-normalised features of the full clip,
   which are cached per clip (`TARGET_CACHE`): moving the tube reruns only context encoder + predictor.
 - `copy_baseline`, `mean_context_baseline`, `per_tubelet` are the baselines and reductions, on tensors.
-- `render_video`, `features_image`, `preview_image` draw what the learner sees.
+- `render_video` and `features_image` turn a result into what the learner sees (drawing in `demos.viz`).
 
-`build_tab` wires it into the page and names the endpoints `/tube_predict` and `/tube_preview`.
+The tab (`demos.tabs.tubes`) names the endpoints `/tube_predict` and `/tube_preview`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import tempfile
@@ -39,7 +40,6 @@ from demos.errors import UserError, number, whole_number
 log = logging.getLogger(__name__)
 
 CHECKPOINT = jepa.CHECKPOINT
-EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "examples" / "videos"
 
 DEFAULT_FRAMES = 16  # what V-JEPA 2's probes were evaluated on (SSv2: 16 frames, frame step 4)
 DEFAULT_FRAME_STEP = 4
@@ -49,7 +49,6 @@ TARGET_CACHE_SIZE = 4  # full-clip target features kept (ViT-L, 16 frames: 8 MB 
 CLIP_CACHE_SIZE = 4  # decoded clips kept (16 frames at 256 px: 3 MB each)
 DISPLAY_MIN_SIDE = 256  # the output video and preview are upscaled to at least this (tiny models: 128 px)
 OUTPUT_VIDEOS_KEPT = 64  # rendered mp4s kept in the temp folder before the oldest are deleted
-TUBE_COLOR = (255, 220, 0)
 SERIES_PREDICTED = "predictor"
 SERIES_MEAN = "mean of visible tokens"
 SERIES_COPY = "copy last visible tubelet"
@@ -171,22 +170,15 @@ def load_clip(path, *, start_s=0.0, num_frames=DEFAULT_FRAMES, frame_step=DEFAUL
 
 
 @dataclass(frozen=True)
-class Tube:
-    """A rectangle of patches hidden over a span of tubelets (both ends included)."""
+class Tube(masks.Block):
+    """A block of patches hidden over a span of tubelets (both ends included)."""
 
-    top: int
-    left: int
-    height: int
-    width: int
     first_tubelet: int
     last_tubelet: int
 
     @property
     def tubelets(self) -> range:
         return range(self.first_tubelet, self.last_tubelet + 1)
-
-    def patch_ids(self, grid: masks.PatchGrid) -> np.ndarray:
-        return masks.block_ids(grid, self.top, self.left, self.height, self.width)
 
     def token_ids(self, grid: masks.PatchGrid) -> np.ndarray:
         """Time-major V-JEPA 2 token ids, sorted: tubelet by tubelet, row-major within each."""
@@ -196,14 +188,8 @@ class Tube:
         """The frame indices the tube hides."""
         return range(self.first_tubelet * tubelet_size, (self.last_tubelet + 1) * tubelet_size)
 
-    def pixel_box(self, patch_size: int) -> tuple[int, int, int, int]:
-        """(top, left, bottom, right) in pixels of the model view, bottom/right exclusive."""
-        return (self.top * patch_size, self.left * patch_size,
-                (self.top + self.height) * patch_size, (self.left + self.width) * patch_size)
-
     def as_dict(self) -> dict:
-        return {"top": self.top, "left": self.left, "height": self.height, "width": self.width,
-                "first_tubelet": self.first_tubelet, "last_tubelet": self.last_tubelet}
+        return dataclasses.asdict(self)
 
 
 def make_tube(grid: masks.PatchGrid, num_tubelets: int, top, left, height, width, first_tubelet=0,
@@ -221,14 +207,13 @@ def make_tube(grid: masks.PatchGrid, num_tubelets: int, top, left, height, width
     first = whole_number("The tube's first tubelet", first_tubelet if first_tubelet not in (None, "") else 0, minimum=0)
     last = num_tubelets - 1 if last_tubelet in (None, "") else whole_number("The tube's last tubelet", last_tubelet,
                                                                        minimum=0)
-    if height > grid.rows or width > grid.cols:
+    fitted = masks.fit_block(grid, top, left, height, width)
+    if (fitted.height, fitted.width) != (height, width):
         notes.append(f"The tube was {height}×{width} patches; the grid is {grid.rows}×{grid.cols}, so it was "
-                     f"shrunk to {min(height, grid.rows)}×{min(width, grid.cols)}.")
-        height, width = min(height, grid.rows), min(width, grid.cols)
-    fitted_top, fitted_left = min(top, grid.rows - height), min(left, grid.cols - width)
-    if (fitted_top, fitted_left) != (top, left):
+                     f"shrunk to {fitted.height}×{fitted.width}.")
+    if (fitted.top, fitted.left) != (top, left):
         notes.append(f"The tube reached past the edge of the {grid.rows}×{grid.cols} grid, so it was moved to "
-                     f"row {fitted_top}, column {fitted_left}.")
+                     f"row {fitted.top}, column {fitted.left}.")
     if first > last:
         first, last = last, first
         notes.append("The first tubelet came after the last one, so the two were swapped.")
@@ -237,13 +222,7 @@ def make_tube(grid: masks.PatchGrid, num_tubelets: int, top, left, height, width
         notes.append(f"The clip has {num_tubelets} tubelets (0 to {num_tubelets - 1}), so the tube ends at {last}.")
     if first > last:
         first = last
-    return Tube(fitted_top, fitted_left, height, width, first, last), notes
-
-
-def tube_from_click(grid: masks.PatchGrid, x: float, y: float, height: int, width: int) -> tuple[int, int]:
-    """Top-left patch of a tube centred on a click at pixel (x, y) of the model view."""
-    height, width = min(max(int(height), 1), grid.rows), min(max(int(width), 1), grid.cols)
-    return masks.clamp_block(grid, y / grid.patch_size - 0.5, x / grid.patch_size - 0.5, height, width)
+    return Tube(fitted.top, fitted.left, fitted.height, fitted.width, first, last), notes
 
 
 # ---------------------------------------------------------------------------------------------
@@ -426,37 +405,12 @@ def predict_tube(clip: Clip, top, left, height, width, first_tubelet=0, last_tub
 # ---------------------------------------------------------------------------------------------
 
 
-def _display_scale(size: int) -> int:
-    return max(1, -(-DISPLAY_MIN_SIDE // size))
-
-
-def _upscale(image: np.ndarray, scale: int) -> np.ndarray:
-    return image if scale == 1 else np.repeat(np.repeat(image, scale, axis=0), scale, axis=1)
-
-
-def shade_frames(clip: Clip, tube: Tube, patch_size: int, tubelet_size: int) -> np.ndarray:
-    """The clip with the tube shaded grey on the frames it hides and outlined thinly on the others."""
-    top, left, bottom, right = tube.pixel_box(patch_size)
-    hidden_frames = set(tube.frames(tubelet_size))
-    box = np.zeros(clip.frames.shape[1:3], dtype=bool)
-    box[top:bottom, left:right] = True
-    grey = np.full(clip.frames.shape[1:], viz.HIDDEN_GREY, dtype=np.uint8)
-    out = []
-    for index, frame in enumerate(clip.frames):
-        if index in hidden_frames:
-            frame = viz.draw_rectangle(viz.blend(frame, grey, 0.85, where=box), top, left, bottom, right,
-                                       TUBE_COLOR, thickness=2)
-        else:
-            frame = viz.draw_rectangle(frame, top, left, bottom, right, (255, 255, 255), thickness=1)
-        out.append(frame)
-    return np.stack(out)
-
-
 def render_video(result: TubeResult, path: str | os.PathLike) -> str:
     """The shaded clip as an H.264 mp4 (plays in every browser), upscaled for small models."""
-    frames = shade_frames(result.clip, result.tube, result.layout.patch_size, result.layout.tubelet_size)
-    scale = _display_scale(result.clip.size)
-    frames = np.stack([_upscale(frame, scale) for frame in frames])
+    frames = viz.shade_tube(result.clip.frames, result.tube, result.layout.patch_size,
+                            result.tube.frames(result.layout.tubelet_size))
+    scale = viz.display_scale(result.clip.size, DISPLAY_MIN_SIDE)
+    frames = np.stack([viz.upscale(frame, scale) for frame in frames])
     return media.write_mp4(frames, str(path), result.clip.playback_fps)
 
 
@@ -473,275 +427,7 @@ def output_video_path(result: TubeResult) -> Path:
     return folder / name
 
 
-def _font():
-    from PIL import ImageFont
-
-    try:
-        return ImageFont.load_default(size=13)
-    except TypeError:  # older Pillow
-        return ImageFont.load_default()
-
-
 def features_image(result: TubeResult) -> np.ndarray:
-    """One picture, columns = hidden tubelets: the hidden pixels, the actual features, the predicted features.
-
-    Features are coloured by their top 3 principal components, fitted on the whole clip's actual features,
-    so the same colour means the same direction in both rows.
-    """
-    from PIL import Image, ImageDraw
-
-    tube, layout = result.tube, result.layout
-    p, size = layout.patch_size, layout.tubelet_size
-    columns = len(tube.tubelets)
-    patch_px = max(2, min(32, 112 // max(tube.height, tube.width), 1400 // max(1, columns * tube.width)))
-    cell_h, cell_w = tube.height * patch_px, tube.width * patch_px
-    gap, margin_left, margin_top = 6, 84, 22
-    rows = [("hidden pixels", None), ("actual", result.actual), ("predicted", result.predicted)]
-    width = margin_left + columns * (cell_w + gap)
-    height = margin_top + len(rows) * (cell_h + gap)
-    canvas = Image.new("RGB", (width, height), (255, 255, 255))
-    draw = ImageDraw.Draw(canvas)
-    font = _font()
-    top, left, bottom, right = tube.pixel_box(p)
-    per_tubelet_tokens = tube.height * tube.width
-    for c, t in enumerate(tube.tubelets):
-        x = margin_left + c * (cell_w + gap)
-        label = f"t{t} (f{t * size}-{t * size + size - 1})" if cell_w >= 80 else f"t{t}"
-        draw.text((x, 4), label, fill=(0, 0, 0), font=font)
-        for r, (_row_label, feats) in enumerate(rows):
-            y = margin_top + r * (cell_h + gap)
-            if feats is None:
-                crop = result.clip.frames[t * size, top:bottom, left:right]
-                cell = Image.fromarray(crop).resize((cell_w, cell_h), Image.Resampling.BILINEAR)
-            else:
-                block = feats[c * per_tubelet_tokens:(c + 1) * per_tubelet_tokens]
-                colours = viz.pca_colors(block, result.basis).reshape(tube.height, tube.width, 3)
-                cell = Image.fromarray(viz.upsample_patches(colours, patch_px))
-            canvas.paste(cell, (x, y))
-    for r, (label, _) in enumerate(rows):
-        draw.text((4, margin_top + r * (cell_h + gap) + cell_h // 2 - 7), label, fill=(0, 0, 0), font=font)
-    return np.asarray(canvas)
-
-
-def preview_image(clip: Clip, tube: Tube | None, patch_size: int, tubelet_size: int) -> np.ndarray:
-    """The first frame the tube hides, with the patch grid and the tube, upscaled like the output video."""
-    frame_index = tube.first_tubelet * tubelet_size if tube is not None else 0
-    frame = viz.draw_grid(clip.frames[min(frame_index, clip.num_frames - 1)], patch_size)
-    if tube is not None:
-        top, left, bottom, right = tube.pixel_box(patch_size)
-        box = np.zeros(frame.shape[:2], dtype=bool)
-        box[top:bottom, left:right] = True
-        grey = np.full(frame.shape, viz.HIDDEN_GREY, dtype=np.uint8)
-        frame = viz.draw_rectangle(viz.blend(frame, grey, 0.6, where=box), top, left, bottom, right, TUBE_COLOR)
-    return frame
-
-
-def summary_markdown(result: TubeResult) -> str:
-    n = result.numbers()
-    tube = result.tube
-    frames = tube.frames(result.layout.tubelet_size)
-    whole_time = tube.first_tubelet == 0 and tube.last_tubelet == result.layout.tubelets - 1
-    span = ("in every frame" if whole_time else
-            f"in frames {frames.start}–{frames.stop - 1} (tubelets {tube.first_tubelet}–{tube.last_tubelet})")
-    lines = [
-        f"**Tube: {tube.height}×{tube.width} patches at row {tube.top}, column {tube.left}, hidden {span}** — "
-        f"{n['num_hidden_tokens']} of {n['num_hidden_tokens'] + n['num_context_tokens']} tokens hidden; the "
-        f"context encoder saw the other {n['num_context_tokens']} alone.",
-        "",
-        "| guess | mean cosine with the actual features |",
-        "| --- | --- |",
-    ]
-    for name, value in n["mean_cosine"].items():
-        lines.append(f"| {name} | {value:.3f} |")
-    worst = int(np.argmax(result.l1[SERIES_PREDICTED]))
-    lines += ["", f"Biggest surprise (prediction error, L1) at tubelet {list(tube.tubelets)[worst]}: "
-                  f"{result.l1[SERIES_PREDICTED][worst]:.3f}."]
-    if n["target_cache_hit"]:
-        lines.append("Full-clip targets came from the cache: only the context encoder and predictor ran.")
-    notes = [*result.clip.notes, *result.notes]
-    if notes:
-        lines += ["", "**Notes:** " + " ".join(notes)]
-    return "\n".join(lines)
-
-
-EXPLANATION = """
-### What you are looking at
-V-JEPA 2 cuts the clip into **tubelets**: 16×16-pixel patches over 2 frames. The yellow tube is hidden:
-the **context encoder sees only the tokens outside it** (the hidden pixels never enter its attention),
-and the **predictor** guesses the tube's *features*, token by token, from that context. The target is
-what the encoder says about the full clip there (layer-normalised, as in training). Nothing is painted
-back: the picture on the right shows actual and predicted features as colours (the same 3 principal
-directions for both), so similar colours mean similar features.
-
-### Why tubes?
-If each frame were masked at random, the model could peek at the same patch in the next frame and
-copy it. Hiding the *same* region through time takes that shortcut away: to predict the tube the model
-has to know what is there and how it moves. Hide a region **for a moment only** (a short time span)
-and watch the *copy the last visible tubelet* baseline: when nothing changes, copying wins easily;
-when something moves or appears behind the tube, only a model of the scene can keep up.
-
-### Surprise
-The prediction error over time is a **surprise** signal: V-JEPA work uses it to spot physically
-implausible events (an object vanishing behind an occluder, say): error spikes where the world did
-not do what the model expected.
-"""
-
-
-# ---------------------------------------------------------------------------------------------
-# The tab
-# ---------------------------------------------------------------------------------------------
-
-
-def example_videos() -> list[str]:
-    return sorted(str(p) for p in EXAMPLES_DIR.glob("*.mp4"))
-
-
-def build_tab() -> None:
-    """The 6.4 tab: video and tube controls, outputs, explanation; endpoints /tube_predict and /tube_preview."""
-    import gradio as gr
-
-    from demos import ui
-
-    def model_geometry(progress):
-        ui.ensure_loaded([CHECKPOINT], progress)
-        config = jepa.load().model.config
-        return config.crop_size, config.patch_size, config.tubelet_size
-
-    def clip_for(video, start_s, num_frames, frame_step, sample_fps, progress):
-        crop, patch, tubelet = model_geometry(progress)
-        progress(0.05, desc="Decoding the frames…")
-        clip = load_clip(video, start_s=start_s, num_frames=num_frames, frame_step=frame_step,
-                         sample_fps=sample_fps, size=crop, tubelet_size=tubelet)
-        return clip, patch, tubelet
-
-    @ui.gradio_errors
-    def tube_predict(video, start_s: float, num_frames: int, frame_step: int, sample_fps: float, top: int,
-                     left: int, height: int, width: int, first_tubelet: int, last_tubelet: int,
-                     progress=gr.Progress()):
-        """Hide a tube (patches top/left/height/width, tubelets first..last inclusive) and predict its features.
-
-        Samples `num_frames` frames from `start_s` seconds, every `frame_step`-th frame (or at
-        `sample_fps` frames per second when it is above 0). Returns the clip with the tube shaded (mp4),
-        the cosine-over-time table, the surprise (L1 error) table, the actual-vs-predicted feature image,
-        a summary and the numbers (cosine and l1 per series and tubelet, tube, grid, notes, ...).
-        """
-        clip, patch, tubelet = clip_for(video, start_s, num_frames, frame_step, sample_fps, progress)
-        result = predict_tube(clip, top, left, height, width, first_tubelet, last_tubelet,
-                              progress=lambda f, d: progress(0.1 + 0.8 * f, desc=d))
-        progress(0.92, desc="Rendering the video and pictures…")
-        start = time.perf_counter()
-        video_path = render_video(result, output_video_path(result))
-        image = features_image(result)
-        result.seconds["render"] = time.perf_counter() - start
-        return (video_path, result.cosine_table(), result.surprise_table(), image, summary_markdown(result),
-                result.numbers())
-
-    @ui.gradio_errors
-    def tube_preview(video, start_s: float, num_frames: int, frame_step: int, sample_fps: float, top: int,
-                     left: int, height: int, width: int, first_tubelet: int, last_tubelet: int,
-                     progress=gr.Progress()):
-        """The first frame the tube hides, as the model sees it, with the patch grid and the tube; and notes."""
-        if video is None:
-            return None, ""
-        clip, patch, tubelet = clip_for(video, start_s, num_frames, frame_step, sample_fps, progress)
-        grid = masks.PatchGrid.square(clip.size, patch)
-        tube, notes = make_tube(grid, clip.num_frames // tubelet, top, left, height, width, first_tubelet,
-                                last_tubelet)
-        frames = tube.frames(tubelet)
-        text = (f"{clip.num_frames} frames at {clip.playback_fps:.1f} fps "
-                f"({clip.timestamps_s[0]:.2f}–{clip.timestamps_s[-1]:.2f} s), {grid.rows}×{grid.cols} patches, "
-                f"{clip.num_frames // tubelet} tubelets. Showing frame {frames.start}, the first the tube hides. "
-                "Click the frame to move the tube.")
-        all_notes = [*clip.notes, *notes]
-        if all_notes:
-            text += "\n\n**Notes:** " + " ".join(all_notes)
-        return _upscale(preview_image(clip, tube, patch, tubelet), _display_scale(clip.size)), text
-
-    @ui.gradio_errors
-    @ui.receives_click
-    def move_tube(height, width, evt: gr.SelectData):
-        """A click only sets the tube's position; the computation is the separate /tube_predict endpoint."""
-        if not checkpoints.is_loaded(CHECKPOINT) or evt is None or evt.index is None:
-            return gr.skip(), gr.skip()
-        config = jepa.load().model.config
-        scale = _display_scale(config.crop_size)
-        grid = masks.PatchGrid.square(config.crop_size, config.patch_size)
-        x, y = evt.index[0] / scale, evt.index[1] / scale
-        top, left = tube_from_click(grid, x, y, height, width)
-        return top, left
-
-
-    def tubelet_limits(num_frames, first, last):
-        try:
-            tubelets = max(1, -(-int(num_frames) // 2))
-        except (TypeError, ValueError):
-            return gr.skip(), gr.skip()
-        return (gr.update(maximum=tubelets - 1, value=min(first, tubelets - 1)),
-                gr.update(maximum=tubelets - 1, value=min(last, tubelets - 1)))
-
-    default_tubelets = DEFAULT_FRAMES // 2
-    with gr.Row():
-        with gr.Column(scale=1):
-            # include_audio=True: dropping audio would need an ffmpeg binary, which a Space may not have.
-            video = ui.VideoInput(label="Video", sources=["upload", "webcam"], include_audio=True, height=280,
-                               elem_id="tubes-video")
-            gr.Examples(examples=example_videos(), inputs=video, cache_examples=False)
-            with gr.Accordion("Sampling", open=True):
-                with gr.Row():
-                    start_s = gr.Number(value=0.0, minimum=0, label="Start (s)", precision=2)
-                    num_frames = gr.Slider(2, media.MAX_FRAMES, value=DEFAULT_FRAMES, step=2, label="Frames",
-                                           info="Whole tubelets of 2 frames.")
-                with gr.Row():
-                    frame_step = gr.Slider(1, FRAME_STEP_SLIDER_MAX, value=DEFAULT_FRAME_STEP, step=1,
-                                           label="Frame step", info="Take every n-th frame.")
-                    sample_fps = gr.Number(value=0, minimum=0, maximum=media.MAX_SAMPLE_FPS, label="Or fps",
-                                           info="Above 0: sample at this rate instead of the frame step.")
-            with gr.Accordion("The tube (in patches and tubelets)", open=True):
-                with gr.Row():
-                    top = gr.Slider(0, GRID_SLIDER_MAX - 1, value=5, step=1, label="Top row", elem_id="tubes-top")
-                    left = gr.Slider(0, GRID_SLIDER_MAX - 1, value=5, step=1, label="Left column",
-                                     elem_id="tubes-left")
-                with gr.Row():
-                    height = gr.Slider(1, GRID_SLIDER_MAX, value=5, step=1, label="Height")
-                    width = gr.Slider(1, GRID_SLIDER_MAX, value=5, step=1, label="Width")
-                with gr.Row():
-                    first_tubelet = gr.Slider(0, default_tubelets - 1, value=0, step=1, label="Hidden from tubelet")
-                    last_tubelet = gr.Slider(0, default_tubelets - 1, value=default_tubelets - 1, step=1,
-                                             label="to tubelet", info="Both included; tubelet t = frames 2t, 2t+1.")
-            run = gr.Button("Hide the tube and predict", variant="primary", elem_id="tubes-run")
-        with gr.Column(scale=2):
-            with gr.Row():
-                preview = gr.Image(label="Click to place the tube", type="numpy", format="png",
-                                   interactive=False, height=300, elem_id="tubes-preview")
-                shaded = gr.Video(label="The clip with the tube hidden", autoplay=True, loop=True, height=300,
-                                  interactive=False, elem_id="tubes-shaded")
-            preview_text = gr.Markdown(elem_id="tubes-preview-text")
-            with gr.Row():
-                cosine_plot = gr.LinePlot(x="tubelet", y="cosine", color="series", y_lim=[-1, 1],
-                                          label="Cosine with the actual features, per tubelet",
-                                          x_title="tubelet (2 frames)", elem_id="tubes-cosine")
-                surprise_plot = gr.LinePlot(x="tubelet", y="L1 error", color="series",
-                                            label="Surprise: the predictor's error (L1) over time",
-                                            x_title="tubelet (2 frames)", elem_id="tubes-surprise")
-            features = ui.output_image("Tube features over time (PCA colours): actual vs predicted",
-                                       elem_id="tubes-features")
-            summary = gr.Markdown(elem_id="tubes-summary")
-            numbers = gr.JSON(label="Numbers", visible=False)
-    gr.Markdown(EXPLANATION)
-
-    sampling_inputs = [video, start_s, num_frames, frame_step, sample_fps]
-    tube_inputs = [top, left, height, width, first_tubelet, last_tubelet]
-    outputs = [shaded, cosine_plot, surprise_plot, features, summary, numbers]
-    run.click(tube_predict, sampling_inputs + tube_inputs, outputs, api_name="tube_predict",
-              concurrency_id=ui.MODEL_CONCURRENCY_ID)
-
-    preview_args = dict(fn=tube_preview, inputs=sampling_inputs + tube_inputs, outputs=[preview, preview_text],
-                        concurrency_id=ui.MODEL_CONCURRENCY_ID, trigger_mode="always_last")
-    video.change(api_name="tube_preview", **preview_args)
-    for control in (start_s, sample_fps):
-        control.submit(api_name=False, **preview_args)
-    for control in (frame_step, top, left, height, width, first_tubelet, last_tubelet):
-        control.release(api_name=False, **preview_args)
-    num_frames.release(tubelet_limits, [num_frames, first_tubelet, last_tubelet], [first_tubelet, last_tubelet],
-                       api_name=False).then(api_name=False, **preview_args)
-    preview.select(move_tube, [height, width], [top, left], api_name=False).then(api_name=False, **preview_args)
+    """The hidden pixels, the actual and the predicted features of each hidden tubelet (`viz.tube_features_image`)."""
+    return viz.tube_features_image(result.clip.frames, result.tube, result.layout.patch_size,
+                                   result.layout.tubelet_size, result.actual, result.predicted, result.basis)

@@ -1,0 +1,139 @@
+"""6.1 Masked autoencoder: hide a ratio of an image's patches and let ViT-MAE paint them back.
+
+`reconstruct` is the computation (arrays in, arrays and numbers out; inputs validated by the caller
+with `validate_checkpoint`, `masks.validate_ratio` and `masks.validate_seed`). The tab is `demos.tabs.mae`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+import checkpoints
+from demos import masks, media, viz
+from demos.errors import UserError
+
+# Per-patch mean squared error (pixels in 0..1) at which the heat map saturates. Fixed, so maps made
+# at different ratios or on different images can be compared by eye.
+ERROR_MAP_MAX = 0.05
+
+
+@dataclass
+class Reconstruction:
+    model_view: np.ndarray  # (S, S, 3) uint8: the image exactly as the model sees it
+    masked: np.ndarray  # model view with hidden patches grey
+    reconstruction: np.ndarray  # the decoder's raw output for every patch
+    pasted: np.ndarray  # reconstruction on hidden patches, the real pixels elsewhere (MAE paper figures)
+    error_map: np.ndarray  # per-patch squared error on hidden patches as a heat map
+    grid: masks.PatchGrid
+    hidden_ids: np.ndarray  # row-major patch ids that were hidden
+    per_patch_mse: np.ndarray  # (rows, cols), pixels in 0..1; NaN on visible patches
+    hidden_mse: float | None  # mean over hidden patches, pixels in 0..1; None when nothing is hidden
+    model_loss: float | None  # MAE's own training loss on the hidden patches (ImageNet-normalised pixels)
+
+    def stats(self) -> dict:
+        """Plain numbers for the API and the page."""
+        return {
+            "hidden_mse": self.hidden_mse,
+            "model_loss": self.model_loss,
+            "num_hidden": int(len(self.hidden_ids)),
+            "num_patches": self.grid.num_patches,
+            "grid": [self.grid.rows, self.grid.cols],
+            "patch_size": self.grid.patch_size,
+            "hidden_patch_ids": [int(i) for i in self.hidden_ids],
+        }
+
+
+@checkpoints.gpu_task
+def reconstruct(image: np.ndarray, checkpoint: str = "vit-mae-base", *, ratio: float = 0.75, seed: int = 0,
+                hidden_ids=None, image_size: int | None = None) -> Reconstruction:
+    """Hide patches and reconstruct them with ViT-MAE.
+
+    image: HxWx3 uint8 (see `media.load_image`); checkpoint, ratio and seed as validated by the caller.
+    The hidden patches are `hidden_ids` when given (exact set, row-major), else the `ratio` of patches
+    chosen by `seed` (same seed and ratio, same patches).
+    image_size: the side the model sees; defaults to the checkpoint's (224). Another size works through
+    ViT-MAE's position-embedding interpolation (the JEPA comparison uses V-JEPA 2's 256).
+    """
+    import torch
+
+    loaded = checkpoints.load(checkpoint)
+    model, processor = loaded.model, loaded.processor
+    config = model.config
+    size = int(image_size or config.image_size)
+    grid = masks.PatchGrid.square(size, config.patch_size)  # 14 px patches on ViT-H: never assume 16
+    if hidden_ids is None:
+        hidden_ids = masks.random_hidden_ids(grid.num_patches, ratio, seed)
+    hidden_ids = np.sort(np.asarray(hidden_ids, dtype=np.int64))
+
+    view = media.center_square(image, size)
+    pixel_values = processor(images=view, do_resize=False, return_tensors="pt")["pixel_values"]
+    hidden = masks.hidden_mask(grid.num_patches, hidden_ids)
+    with torch.inference_mode():
+        logits, loss = masked_forward(model, checkpoints.on_model(model, pixel_values), hidden)
+        reconstructed = model.unpatchify(logits, (size, size))
+
+    mean = torch.tensor(processor.image_mean).view(1, 3, 1, 1)
+    std = torch.tensor(processor.image_std).view(1, 3, 1, 1)
+    recon01 = (reconstructed.float().cpu() * std + mean).clamp(0, 1)[0].permute(1, 2, 0).numpy()
+    recon_u8 = (recon01 * 255).round().astype(np.uint8)
+    pixel_hidden = viz.patch_mask_image(hidden.reshape(grid.rows, grid.cols), grid.patch_size)
+    pasted = np.where(pixel_hidden[..., None], recon_u8, view)
+
+    squared = ((recon01 - view.astype(np.float32) / 255) ** 2).mean(axis=2)
+    per_patch = squared.reshape(grid.rows, grid.patch_size, grid.cols, grid.patch_size).mean(axis=(1, 3))
+    per_patch = np.where(hidden.reshape(grid.rows, grid.cols), per_patch, np.nan)
+    any_hidden = bool(hidden.any())
+    return Reconstruction(
+        model_view=view,
+        masked=viz.grey_out(view, pixel_hidden),
+        reconstruction=recon_u8,
+        pasted=pasted,
+        error_map=viz.error_heat_map(view, per_patch, grid.patch_size, ERROR_MAP_MAX),
+        grid=grid,
+        hidden_ids=hidden_ids,
+        per_patch_mse=per_patch,
+        hidden_mse=float(np.nanmean(per_patch)) if any_hidden else None,
+        model_loss=float(loss) if any_hidden else None,
+    )
+
+
+def masked_forward(model, pixel_values, hidden: np.ndarray):
+    """ViT-MAE's pre-training forward with the hidden patches given: (logits, loss).
+
+    transformers draws the mask inside its embeddings and takes the number of kept patches from the
+    shared `config.mask_ratio`; a request cannot set it without changing the model for every other
+    request. So the same modules run here in the same order, on our own kept ids: the encoder sees
+    the visible patches only, the decoder fills the hidden ones with its mask token, and the loss is
+    MAE's (mean squared error over the hidden patches).
+    """
+    import torch
+
+    vit, size = model.vit, pixel_values.shape[-1]
+    interpolate = size != model.config.image_size
+    embeddings = vit.embeddings
+    tokens = embeddings.patch_embeddings(pixel_values)
+    positions = (embeddings.interpolate_pos_encoding(tokens, size, size) if interpolate
+                 else embeddings.position_embeddings)
+    tokens = tokens + positions[:, 1:, :]
+    visible = torch.from_numpy(np.flatnonzero(~hidden)).to(tokens.device)
+    ids_restore = torch.argsort(torch.cat([visible, torch.from_numpy(np.flatnonzero(hidden)).to(tokens.device)]))
+    cls = embeddings.cls_token + positions[:, :1, :]
+    states = torch.cat([cls, tokens[:, visible]], dim=1)
+    for layer in vit.layers:
+        states = layer(states)
+    logits = model.decoder(vit.layernorm(states), ids_restore[None], interpolate_pos_encoding=interpolate).logits
+    target = model.patchify(pixel_values, interpolate_pos_encoding=interpolate)
+    if model.config.norm_pix_loss:
+        target = (target - target.mean(dim=-1, keepdim=True)) / (target.var(dim=-1, keepdim=True) + 1.0e-6) ** 0.5
+    mask = torch.from_numpy(hidden).to(logits.device)
+    loss = ((logits - target) ** 2).mean(dim=-1)[0][mask].mean()
+    return logits, loss
+
+
+def validate_checkpoint(name: str) -> str:
+    if name not in checkpoints.MAE_CHECKPOINTS:
+        raise UserError(f"'{name}' is not a masked-autoencoder checkpoint; choose one of "
+                        f"{', '.join(checkpoints.MAE_CHECKPOINTS)}.")
+    return name

@@ -1,0 +1,296 @@
+"""6.2-6.3 Pixels vs embeddings: hide one block of a still image, fill it in two ways.
+
+Left, MAE (`facebook/vit-mae-base`) paints the block's pixels. Right, V-JEPA 2
+(`facebook/vjepa2-vitl-fpc64-256`) predicts the block's *embeddings* from the visible context only,
+conditioned on where the block is (the predictor's mask tokens carry the block's positions: the
+"z" of the chapter). The prediction is scored against the actual embeddings of the full image.
+
+Both models see the same square view (`media.center_square(image, crop)`, crop = V-JEPA 2's
+`config.crop_size`, 256 px); MAE runs at that size too, so its 16x16 patch grid is V-JEPA 2's grid
+and the MAE mask is exactly the JEPA block.
+
+`compare` is the computation (an image array and the block as plain numbers in, a `Comparison` out).
+The tab (`demos.tabs.mae_vs_jepa`) names the endpoint `/compare_pixels_embeddings(image, top, left,
+height, width)`, so clicks, nudge buttons, sliders and `gradio_client` all end in the same call.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+import checkpoints
+from demos import jepa, masks, media, viz
+from demos.cache import LRUCache
+from demos.compute import mae
+from demos.errors import UserError, whole_number
+
+JEPA_CHECKPOINT = jepa.CHECKPOINT  # "vjepa2-vitl"
+MAE_CHECKPOINT = "vit-mae-base"
+
+# V-JEPA 2 sees a still image as a static clip. The official image evaluation repeats the image 16
+# times (8 tubelets of 2 frames: 2048 tokens for the 256-px ViT-L). Here it is repeated only twice,
+# which is ONE tubelet: 256 tokens, 8x fewer than 16 frames, and attention cost falls even more. That
+# is what keeps a click near one second on a 2-core CPU. With identical frames every tubelet holds the
+# same pixels, so the block is still hidden "in every frame"; the features are not bit-identical to a
+# 16-frame run (attention sees fewer copies), which is the price of the speed.
+NUM_FRAMES = 2
+DEFAULT_BLOCK = (6, 6, 4, 4)  # top row, left column, height, width in patches: the centre of a 16x16 grid
+PUBLISHED_GRID = 16  # vjepa2-vitl-fpc64-256: 256 px / 16-px patches; sliders start with this range
+TARGET_CACHE_SIZE = 8  # images whose full-image features are kept (about 1 MB each for ViT-L, 1 tubelet)
+
+
+# ---------------------------------------------------------------------------------------------
+# Geometry: where the block is, as patches and as V-JEPA 2 token ids
+# ---------------------------------------------------------------------------------------------
+
+
+def block_patch_ids(grid: masks.PatchGrid, top, left, height, width) -> np.ndarray:
+    """Row-major patch ids of the block, validated: it fits the grid and leaves some context visible."""
+    top, left = whole_number("The block's top row", top), whole_number("The block's left column", left)
+    height, width = whole_number("The block's height", height), whole_number("The block's width", width)
+    ids = masks.block_ids(grid, top, left, height, width)  # UserError when it does not fit
+    if len(ids) >= grid.num_patches:
+        raise UserError(f"A {height} x {width} block covers the whole {grid.rows} x {grid.cols} patch grid: no "
+                        f"context is left to predict from. Make the block smaller.")
+    return ids
+
+
+@dataclass(frozen=True)
+class BlockTokens:
+    """The block as V-JEPA 2 tokens: the same patches in every tubelet (time-major ids)."""
+
+    layout: jepa.TokenLayout
+    patch_ids: np.ndarray  # row-major spatial ids, the MAE mask
+    target_ids: np.ndarray  # time-major token ids: tubelet 0's block, then tubelet 1's, ...
+    context_ids: np.ndarray  # every other token, sorted
+
+    @classmethod
+    def of(cls, layout: jepa.TokenLayout, patch_ids) -> BlockTokens:
+        grid = masks.PatchGrid(layout.rows, layout.cols, layout.patch_size)
+        patch_ids = np.asarray(patch_ids, dtype=np.int64)
+        target = masks.spatiotemporal_ids(grid, patch_ids, range(layout.tubelets))
+        return cls(layout, patch_ids, target, masks.complement(layout.num_tokens, target))
+
+
+def nudge(direction: str, grid: masks.PatchGrid, top, left, height, width) -> tuple[int, int]:
+    """Move the block one patch up, down, left or right, staying inside the grid."""
+    step = {"up": (-1, 0), "down": (1, 0), "left": (0, -1), "right": (0, 1)}[direction]
+    block = masks.fit_block(grid, whole_number("The block's top row", top) + step[0],
+                            whole_number("The block's left column", left) + step[1],
+                            whole_number("The block's height", height), whole_number("The block's width", width))
+    return block.top, block.left
+
+
+# ---------------------------------------------------------------------------------------------
+# Scores: cosines of the prediction and of two baselines, computed the same way
+# ---------------------------------------------------------------------------------------------
+
+
+def context_mean_cosines(features: torch.Tensor, context_ids, target_ids) -> np.ndarray:
+    """Baseline 1: predict every hidden token as the mean of the context tokens' actual embeddings.
+
+    The actual context embeddings come from the full image (the block was visible to the target
+    encoder), so this baseline is, if anything, generous.
+    """
+    mean = features[torch.as_tensor(np.asarray(context_ids))].mean(dim=0, keepdim=True)
+    actual = features[torch.as_tensor(np.asarray(target_ids))]
+    return jepa.cosine_rows(mean.expand_as(actual), actual)
+
+
+def nearest_context_ids(layout: jepa.TokenLayout, context_ids, target_ids) -> np.ndarray:
+    """For each target token, the spatially nearest context token of the same tubelet (ties: lowest id)."""
+    context = np.asarray(context_ids, dtype=np.int64)
+    target = np.asarray(target_ids, dtype=np.int64)
+    if len(context) == 0:
+        raise UserError("No context is left to copy from: make the block smaller.")
+    context = np.sort(context)  # argmin takes the first minimum: the lowest id wins ties
+
+    def coords(ids):
+        t, rest = np.divmod(ids, layout.tokens_per_tubelet)
+        r, c = np.divmod(rest, layout.cols)
+        return t, r, c
+
+    tt, tr, tc = coords(target)
+    ct, cr, cc = coords(context)
+    distance = (tr[:, None] - cr[None]) ** 2 + (tc[:, None] - cc[None]) ** 2
+    # Another tubelet only if this one has no context at all (never the case for a block in every tubelet).
+    distance = distance + (tt[:, None] != ct[None]) * (layout.rows ** 2 + layout.cols ** 2 + 1)
+    return context[distance.argmin(axis=1)]
+
+
+def nearest_context_cosines(features: torch.Tensor, layout: jepa.TokenLayout, context_ids, target_ids) -> np.ndarray:
+    """Baseline 2: copy the actual embedding of the nearest visible patch into each hidden one."""
+    copied = features[torch.as_tensor(nearest_context_ids(layout, context_ids, target_ids))]
+    return jepa.cosine_rows(copied, features[torch.as_tensor(np.asarray(target_ids))])
+
+
+def nearest_patches(queries: torch.Tensor, keys: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """For each (M, D) query, the index of the most similar (cosine) of the (N, D) keys, and that similarity."""
+    sims = F.normalize(queries.float(), dim=-1) @ F.normalize(keys.float(), dim=-1).T
+    best, index = sims.max(dim=1)
+    return index.cpu().numpy(), best.cpu().numpy()
+
+
+# ---------------------------------------------------------------------------------------------
+# Full-image target features: cached per (image, checkpoint, frames), so moving the block is cheap
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class ImageFeatures:
+    view: np.ndarray  # (S, S, 3) uint8: the square both models see
+    pixel_values: torch.Tensor  # (1, T, 3, S, S) normalised clip
+    targets: torch.Tensor  # (N, D) float32 on CPU: layer-normalised full-clip encoder output
+    spatial: torch.Tensor  # (rows*cols, D): targets averaged over tubelets (identical frames)
+    pca: tuple  # viz.pca_basis of `spatial`: one projection for actual and predicted
+    encode_seconds: float = 0.0
+
+
+TARGET_CACHE = LRUCache(TARGET_CACHE_SIZE)  # per (image, checkpoint, frames, dtype), tied to the model
+
+
+def image_features(image: np.ndarray, loaded: checkpoints.Loaded, num_frames: int = NUM_FRAMES) -> tuple[ImageFeatures, bool]:
+    """The view, clip and full-image target features of `image`, from the cache when possible; (features, hit)."""
+    model, processor = loaded.model, loaded.processor
+    config = model.config
+    dtype = next(model.parameters()).dtype
+    key = (media.image_digest(image), loaded.checkpoint.name, int(num_frames), str(dtype))
+    cached = TARGET_CACHE.get(key, owner=model)
+    if cached is not None:
+        return cached, True
+    start = time.perf_counter()
+    view = np.array(media.center_square(image, config.crop_size))  # a writable copy (torch warns otherwise)
+    frames = np.repeat(view[None], num_frames, axis=0)
+    pixel_values = jepa.clip_tensor(processor, frames)
+    targets = jepa.target_features(model, pixel_values)[0].cpu()
+    layout = jepa.TokenLayout.of(config, num_frames)
+    spatial = targets.view(layout.tubelets, layout.tokens_per_tubelet, -1).mean(dim=0)
+    item = ImageFeatures(view, pixel_values, targets, spatial, viz.pca_basis(spatial.numpy()),
+                         time.perf_counter() - start)
+    TARGET_CACHE.put(key, item, owner=model)
+    return item, False
+
+
+# ---------------------------------------------------------------------------------------------
+# The comparison
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Comparison:
+    grid: masks.PatchGrid
+    block: masks.Block
+    tokens: BlockTokens
+    view: np.ndarray  # the square both models see
+    predicted: torch.Tensor  # (M, D) float32: the predictor's embeddings of the target tokens
+    actual: torch.Tensor  # (M, D) float32: the actual (layer-normalised) embeddings there
+    cosines: np.ndarray  # (M,) per target token
+    baseline_context_mean: np.ndarray  # (M,)
+    baseline_nearest_patch: np.ndarray  # (M,)
+    neighbour_ids: np.ndarray  # (block patches,) nearest actual patch of each predicted patch
+    neighbour_cosines: np.ndarray
+    reconstruction: mae.Reconstruction
+    target_cache_hit: bool
+    seconds: dict
+    num_frames: int = NUM_FRAMES
+    images: dict = field(default_factory=dict)
+
+    @property
+    def patch_cosines(self) -> np.ndarray:
+        """Per block patch (row-major over the block), averaged over tubelets."""
+        return self.cosines.reshape(self.tokens.layout.tubelets, -1).mean(axis=0)
+
+    def stats(self) -> dict:
+        ids = self.tokens.patch_ids
+        mse = self.reconstruction.per_patch_mse.ravel()[ids]
+        return {
+            "block": dataclasses.asdict(self.block),
+            "grid": [self.grid.rows, self.grid.cols],
+            "patch_size": self.grid.patch_size,
+            "view_size": int(self.view.shape[0]),
+            "num_frames": self.num_frames,
+            "tubelets": self.tokens.layout.tubelets,
+            "block_patch_ids": [int(i) for i in ids],
+            "target_token_ids": [int(i) for i in self.tokens.target_ids],
+            "num_context_tokens": int(len(self.tokens.context_ids)),
+            "cosine_per_patch": [round(float(c), 5) for c in self.patch_cosines],
+            "mean_cosine": float(self.cosines.mean()),
+            "baselines": {
+                "context_mean": float(self.baseline_context_mean.mean()),
+                "nearest_context_patch": float(self.baseline_nearest_patch.mean()),
+            },
+            "mae_pixel_mse": self.reconstruction.hidden_mse,
+            "mae_pixel_mse_per_patch": [round(float(v), 6) for v in mse],
+            "nearest_neighbour_ids": [int(i) for i in self.neighbour_ids],
+            "neighbour_is_own_patch": float(np.mean(self.neighbour_ids == ids)),
+            "neighbour_in_block": float(np.mean(np.isin(self.neighbour_ids, ids))),
+            "target_cache_hit": self.target_cache_hit,
+            "seconds": {k: round(v, 4) for k, v in self.seconds.items()},
+            "checkpoints": {"jepa": checkpoints.get(JEPA_CHECKPOINT).hub_id,
+                            "mae": checkpoints.get(MAE_CHECKPOINT).hub_id},
+        }
+
+
+@checkpoints.gpu_task
+def compare(image, top, left, height, width, *, num_frames: int = NUM_FRAMES,
+            jepa_checkpoint: str = JEPA_CHECKPOINT, mae_checkpoint: str = MAE_CHECKPOINT) -> Comparison:
+    """Hide the (top, left, height, width) block (in patches) of `image` from both MAE and V-JEPA 2.
+
+    image: an HxWx3 uint8 array (`media.load_image`). Raises `UserError` for a block a learner can fix
+    (outside the grid, no context left).
+    """
+    loaded = jepa.load(jepa_checkpoint)
+    model, config = loaded.model, loaded.model.config
+    grid = masks.PatchGrid.square(config.crop_size, config.patch_size)
+    patch_ids = block_patch_ids(grid, top, left, height, width)
+    block = masks.Block(int(top), int(left), int(height), int(width))
+    layout = jepa.TokenLayout.of(config, num_frames)
+    tokens = BlockTokens.of(layout, patch_ids)
+    seconds = {}
+
+    features, hit = image_features(image, loaded, num_frames)
+    seconds["target_encoder"] = 0.0 if hit else features.encode_seconds
+
+    start = time.perf_counter()
+    context = jepa.context_features(model, features.pixel_values, tokens.context_ids)
+    seconds["context_encoder"] = time.perf_counter() - start
+    start = time.perf_counter()
+    predicted = jepa.predict(model, context, tokens.context_ids, tokens.target_ids, layout.num_tokens)[0].cpu()
+    seconds["predictor"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    targets = features.targets
+    actual = targets[torch.as_tensor(tokens.target_ids)]
+    cosines = jepa.cosine_rows(predicted, actual)
+    base_mean = context_mean_cosines(targets, tokens.context_ids, tokens.target_ids)
+    base_copy = nearest_context_cosines(targets, layout, tokens.context_ids, tokens.target_ids)
+    predicted_spatial = predicted.view(layout.tubelets, len(patch_ids), -1).mean(dim=0)
+    neighbour_ids, neighbour_cos = nearest_patches(predicted_spatial, features.spatial)
+    seconds["scores"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    reconstruction = mae.reconstruct(features.view, mae_checkpoint, hidden_ids=patch_ids,
+                                     image_size=config.crop_size)
+    seconds["mae"] = time.perf_counter() - start
+    if reconstruction.grid != grid or not np.array_equal(reconstruction.model_view, features.view):
+        raise UserError(f"{mae_checkpoint} cuts images into {reconstruction.grid.patch_size}-pixel patches, "
+                        f"V-JEPA 2 into {grid.patch_size}: the two cannot hide the same block.")
+
+    result = Comparison(grid, block, tokens, features.view, predicted, actual, cosines, base_mean, base_copy,
+                        neighbour_ids, neighbour_cos, reconstruction, hit, seconds, int(num_frames))
+    start = time.perf_counter()
+    result.images = viz.block_comparison_images(
+        features.view, grid, block, actual=features.spatial.numpy(), predicted=predicted_spatial.numpy(),
+        basis=features.pca, patch_cosines=result.patch_cosines, neighbour_ids=neighbour_ids,
+        mae_pasted=reconstruction.pasted, mae_reconstruction=reconstruction.reconstruction)
+    seconds["images"] = time.perf_counter() - start
+    return result
+
+
+IMAGE_ORDER = ["view", "mae_pasted", "mae_closeup", "pca_actual", "pca_predicted", "cosine_map", "neighbours"]

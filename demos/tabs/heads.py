@@ -1,0 +1,194 @@
+"""6.5 tab: one frozen encoder, many tasks: attentive probes (a referee) and an LLM-backed VQA head (a commentator).
+
+Endpoints `/classify_action` (`demos.compute.probes`) and `/answer_question` (`demos.compute.vqa`).
+"""
+
+import gradio as gr
+
+import checkpoints
+from demos import examples
+from demos.compute import probes, vqa
+from demos.tabs import common
+
+EXAMPLE_QUESTIONS = [
+    "What changed on the table while the camera looked away?",
+    "What is the person doing with their hands?",
+    "Is this a dive? If so, what kind?",
+    "How sure are you, and why?",
+]
+
+MODE_TEXT = {
+    vqa.MODE_GROUNDED: (
+        "🟡 **Probe-grounded mode.** The language model never saw the video. It was given only the probes' "
+        "top-5 labels and probabilities as text (shown below, word for word). It can restate, compare and "
+        "explain those labels. It **cannot** know colours, counts, objects, positions, what happened before "
+        "or after the sampled frames, or anything else the 174 + 48 labels do not name; when the question "
+        "asks for that, the honest answer is \"I can't tell\"."
+    ),
+    vqa.MODE_PROJECTED: (
+        "🟢 **Projected mode.** Visual tokens pooled from the frozen V-JEPA 2 encoder's output were mapped "
+        "by a trained MLP projector into the LLM's embedding space and placed ahead of the question "
+        "(LLaVA-style). The model reads the clip's representation itself, but it only knows what the "
+        "projector learned to carry from its training videos; nobody checked it against labels here."
+    ),
+}
+
+def mode_markdown(mode: vqa.VQAMode) -> str:
+    """Which mode answered, what it can know, and why this mode."""
+    where = f" (`{mode.projector_id}`)" if mode.projector_id and mode.mode == vqa.MODE_PROJECTED else ""
+    return f"{MODE_TEXT[mode.mode]}{where}\n\n*Why this mode:* {mode.reason}"
+
+
+INTRO = """
+### One frozen encoder, many tasks
+The V-JEPA 2 encoder was trained once, without labels, to predict hidden parts of videos in embedding
+space. Here it is **frozen**: two tiny *attentive probes* (a cross-attention pooler and one linear layer,
+trained on top of it) call the action, and a language model answers questions. The encoder is the
+expensive part (24 transformer blocks over every token of the clip). A head adds its pooler (3 attention
+blocks over the same tokens, then one learned query that cross-attends to them) and a linear layer:
+roughly an eighth of an encoder pass, and no second encoder. The table under the labels shows the times.
+"""
+
+EXPLANATION = """
+### What you are looking at
+- **Something-Something v2** (174 classes) is about *how* hands move objects, "pushing something from
+  left to right" vs "pretending to push": it needs motion, not just appearance. **Diving48** (48 classes)
+  tells dives apart by take-off, somersaults, twists and body position, again a question of motion.
+- Each probe reads the clip it was evaluated on: SSv2 **16 frames, every 4th**; Diving48 **32 frames,
+  every 2nd**, from the start time you pick. Different clips mean different encoder passes; choose
+  *One 16-frame clip* to see both heads read a single pass (Diving48 then sees fewer frames than it was
+  evaluated on).
+- At start-up each probe's copy of the encoder is compared, tensor by tensor, with the base V-JEPA 2
+  encoder. Identical weights are the proof that the probes never changed the encoder; the Space then
+  keeps a single copy in memory, shared with the other V-JEPA tabs.
+- The probes see at most a few seconds and know only their label lists. A label with a high
+  probability is a guess about *which of these classes*, never a description of everything in the clip.
+"""
+
+SAMPLING_CHOICES = [
+    ("As each probe was evaluated (SSv2: 16×4, Diving48: 32×2)", probes.SAMPLING_PER_PROBE),
+    ("One 16-frame clip (step 4) for both heads: one encoder pass", probes.SAMPLING_SHARED),
+]
+
+
+def timings_markdown(result: probes.Classification) -> str:
+    """A short table: each encoder pass and each head, with their times."""
+    lines = ["| step | clip | what ran | time |", "|---|---|---|---|"]
+    for i, p in enumerate(result.passes, 1):
+        when = (f"reused ({p.seconds:.2f} s when first computed)" if p.cached else f"**{p.seconds:.2f} s**")
+        lines.append(f"| encoder pass {i} | {p.clip} ({p.num_tokens} tokens) | {p.encoder}, "
+                     f"read by {' and '.join(p.heads)} | {when} |")
+    for h in result.heads:
+        lines.append(f"| head: {h.title} | pass {h.encoder_pass + 1} | attentive pooler + linear layer | "
+                     f"{h.seconds * 1000:.1f} ms |")
+    runs = result.encoder_runs
+    summary = (f"**{runs} encoder pass{'es' if runs != 1 else ''} ran** for {len(result.heads)} heads this time "
+               f"({len(result.passes) - runs} reused from the cache); "
+               f"{result.encoders_in_memory} encoder{'s' if result.encoders_in_memory != 1 else ''} in memory. "
+               f"Preprocessing {result.preprocess_seconds:.2f} s.")
+    shared = all(h.shares_encoder for h in result.heads)
+    if not shared:
+        apart = ", ".join(h.title for h in result.heads if not h.shares_encoder)
+        summary += (f"\n\n⚠️ **Not shared:** the encoder weights inside {apart} differ from the base "
+                    "V-JEPA 2 encoder, so those heads run their own encoder (see the server log for the first "
+                    "differing tensor).")
+    notes = "".join(f"\n- {note}" for note in result.notes)
+    return summary + "\n\n" + "\n".join(lines) + (f"\n\n**Notes**{notes}" if notes else "")
+
+
+def sharing_markdown() -> str:
+    """What the load-time comparison found, for the page (empty until the probes are loaded)."""
+    if not all(checkpoints.is_loaded(name) for name in probes.PROBE_NAMES):
+        return "*The encoder comparison runs when the probes are first loaded.*"
+    heads = probes.load_heads()
+    lines = []
+    for head in heads:
+        verdict = ("✅ identical to the base encoder: **shared**" if head.shares_encoder
+                   else "⚠️ **differs** from the base encoder: kept apart")
+        lines.append(f"- `{head.hub_id}`: {head.comparison.sentence()}; {verdict}.")
+    count = probes.resident_encoders(heads)
+    return (f"**Encoders in memory: {count}** for {len(heads)} heads and the other V-JEPA tabs.\n" + "\n".join(lines))
+
+
+def build_tab() -> None:
+    """The 6.5 tab: video, probes, VQA panel; endpoints /classify_action and /answer_question."""
+
+    def load_models(progress) -> None:
+        common.ensure_loaded(["vjepa2-vitl", *probes.PROBE_NAMES], progress)
+
+    @common.gradio_errors
+    def classify_action(video, start_s: float, sampling: str = probes.SAMPLING_PER_PROBE,
+                        progress=gr.Progress()):
+        """Top-5 actions from both attentive probes on one frozen V-JEPA 2 encoder.
+
+        `start_s`: where the clip starts (seconds). `sampling`: "per_probe" (SSv2 16 frames step 4,
+        Diving48 32 frames step 2, as evaluated) or "shared" (one 16-frame clip, one encoder pass).
+        Returns the SSv2 labels, the Diving48 labels (label -> probability, top 5), a timing table
+        (markdown), the encoder-sharing report (markdown) and the numbers (encoder passes with their
+        seconds, frames and timestamps; per-head seconds; notes).
+        """
+        video, start_s, sampling = probes.validate_request(video, start_s, sampling)
+        load_models(progress)
+        progress(0.5, desc="Reading frames and running the encoder…")
+        result = probes.classify(video, start_s, sampling=sampling)
+        labels = result.label_dicts()
+        return (labels[probes.PROBE_NAMES[0]], labels[probes.PROBE_NAMES[1]], timings_markdown(result),
+                sharing_markdown(), result.timings())
+
+    @common.gradio_errors
+    def answer_question(video, start_s: float, question: str, progress=gr.Progress()):
+        """Answer a question about the clip (streams). Returns the growing answer, the mode (markdown: which
+        mode answered and what it can know) and the prompt shown (exactly what the LLM was told)."""
+        question = vqa.validate_question(question)  # a bad question fails before any model loads
+        video, start_s, _ = probes.validate_request(video, start_s)
+        load_models(progress)
+        common.ensure_loaded([vqa.LLM], progress)
+        progress(0.8, desc="Preparing what the language model reads…")
+        for update in vqa.answer_stream(video, start_s, question):
+            yield update.answer, mode_markdown(update.mode), update.prompt_shown
+
+    with gr.Row():
+        with gr.Column(scale=1):
+            video = common.VideoInput(label="Video", sources=["upload", "webcam"], include_audio=True, height=280,
+                               elem_id="heads-video")
+            if examples.videos():
+                gr.Examples(examples=examples.videos(), inputs=video, cache_examples=False)
+            start_s = gr.Number(value=0.0, minimum=0, maximum=probes.MAX_START_S, precision=2, label="Start (s)",
+                                info="Where the sampled clip begins.", elem_id="heads-start")
+            sampling = gr.Radio(SAMPLING_CHOICES, value=probes.SAMPLING_PER_PROBE, label="Frame sampling",
+                                info="On a 2-core CPU (no GPU) the shared clip takes about 9 s, the evaluated "
+                                     "clips about 30 s: a second encoder pass, over 32 frames.")
+            run = gr.Button("Call the action", variant="primary", elem_id="heads-run")
+        with gr.Column(scale=2):
+            gr.Markdown(INTRO)
+            with gr.Row():
+                ssv2 = gr.Label(num_top_classes=probes.TOP_K, label="Something-Something v2 (174 actions)",
+                                elem_id="heads-ssv2")
+                diving = gr.Label(num_top_classes=probes.TOP_K, label="Diving48 (48 dives)", elem_id="heads-diving48")
+            timings = gr.Markdown(elem_id="heads-timings")
+            sharing = gr.Markdown(sharing_markdown(), elem_id="heads-sharing")
+            numbers = gr.JSON(label="Numbers", visible=False)
+    gr.Markdown("### Ask the commentator: a language model on the same frozen encoder")
+    with gr.Row():
+        with gr.Column(scale=1):
+            question = gr.Textbox(label="Question", placeholder=EXAMPLE_QUESTIONS[0], lines=2, max_lines=4,
+                                  elem_id="heads-question")
+            gr.Examples(examples=[[q] for q in EXAMPLE_QUESTIONS], inputs=question, cache_examples=False,
+                        label="Example questions")
+            ask = gr.Button("Ask", variant="primary", elem_id="heads-ask")
+        with gr.Column(scale=2):
+            answer = gr.Textbox(label="Answer (streams in)", lines=4, interactive=False, elem_id="heads-answer")
+            mode = gr.Markdown(elem_id="heads-mode")
+            with gr.Accordion("Exactly what the language model was told", open=False):
+                prompt_shown = gr.Textbox(show_label=False, lines=10, max_lines=30, interactive=False,
+                                          elem_id="heads-prompt")
+            with gr.Accordion("What each mode can and cannot know", open=False):
+                gr.Markdown(MODE_TEXT[vqa.MODE_GROUNDED] + "\n\n" + MODE_TEXT[vqa.MODE_PROJECTED])
+    gr.Markdown(EXPLANATION)
+
+    run.click(classify_action, [video, start_s, sampling], [ssv2, diving, timings, sharing, numbers],
+              api_name="classify_action", concurrency_id=common.MODEL_CONCURRENCY_ID)
+    ask_args = dict(fn=answer_question, inputs=[video, start_s, question], outputs=[answer, mode, prompt_shown],
+                    concurrency_id=common.MODEL_CONCURRENCY_ID)
+    ask.click(api_name="answer_question", **ask_args)
+    question.submit(api_name=False, **ask_args)

@@ -1,0 +1,105 @@
+"""6.1 tab: an image, a mask ratio and seed, the reconstruction; the `/mae_reconstruct` endpoint."""
+
+import random
+
+import gradio as gr
+
+import checkpoints
+from demos import examples, masks, media
+from demos.compute import mae
+from demos.tabs import common
+
+
+def summary_markdown(result: mae.Reconstruction, checkpoint: str) -> str:
+    stats = result.stats()
+    head = (f"**{stats['num_hidden']} of {stats['num_patches']} patches hidden** "
+            f"({stats['grid'][0]}×{stats['grid'][1]} grid of {stats['patch_size']}-pixel patches, "
+            f"`{checkpoints.get(checkpoint).hub_id}`).")
+    if result.hidden_mse is None:
+        return head + " Nothing is hidden, so there is nothing to reconstruct: raise the ratio."
+    return (head + f"\n\nMean squared error on the hidden patches: **{result.hidden_mse:.4f}** (pixels in 0–1; "
+            f"RMSE {result.hidden_mse ** 0.5:.3f}). MAE's own training loss there (normalised pixels): "
+            f"{result.model_loss:.3f}.")
+
+
+EXPLANATION = """
+### What you are looking at
+MAE cuts the image into patches, **hides most of them**, and trains a ViT to paint the hidden pixels
+back from the few it can see. The encoder only ever sees the visible patches; a light decoder fills
+in the rest. The pasted view is how the MAE paper shows results: real pixels where the model could
+see, its guesses where it could not.
+
+### Why a high ratio still works, and what the real danger is
+At 75% and beyond, the hidden patches all differ from each other, so a model that output one constant
+colour would score badly everywhere: the task cannot be "solved" trivially, the encoder has to learn
+about objects and shapes. The subtler danger is the *target*: pixels. Every hidden patch is scored on
+exact colours, so capacity goes into texture, lighting and noise that no one could predict, which is
+why reconstructions look **blurry** exactly where detail is unpredictable (compare the error map with
+the image). The next tab asks: what if we predicted a *representation* of the hidden region instead?
+"""
+
+
+def _new_seed() -> int:
+    return random.randint(0, masks.MAX_SEED)
+
+
+def build_tab() -> None:
+    """The 6.1 tab: inputs, outputs, explanation and the `/mae_reconstruct` endpoint."""
+
+    @common.gradio_errors
+    def mae_reconstruct(image_path, mask_ratio: float, mask_seed: int, checkpoint: str,
+                        progress=gr.Progress()):
+        """Hide `mask_ratio` of the image's patches (chosen by `mask_seed`) and reconstruct them with ViT-MAE.
+
+        Returns the image as the model sees it, the masked input, the raw reconstruction, the
+        reconstruction with the visible patches pasted back, the per-patch error heat map, a summary,
+        and the numbers (hidden_mse, model_loss, num_hidden, grid, patch_size, hidden_patch_ids).
+        """
+        image = media.load_image(image_path)
+        ratio, seed = masks.validate_ratio(mask_ratio), masks.validate_seed(mask_seed)
+        checkpoint = mae.validate_checkpoint(checkpoints.get(checkpoint).name)
+        common.ensure_loaded([checkpoint], progress)
+        progress(0.9, desc="Reconstructing…")
+        result = mae.reconstruct(image, checkpoint, ratio=ratio, seed=seed)
+        return (result.model_view, result.masked, result.reconstruction, result.pasted, result.error_map,
+                summary_markdown(result, checkpoint), result.stats())
+
+    with gr.Row():
+        with gr.Column(scale=1):
+            image = common.image_input("Image", height=320, elem_id="mae-image")
+            gr.Examples(examples=examples.images(), inputs=image, cache_examples=False)
+            ratio = gr.Slider(0.0, masks.MAX_MASK_RATIO, value=0.75, step=0.05, label="Mask ratio",
+                              info="Share of patches hidden from the encoder (MAE trains at 0.75).")
+            with gr.Row():
+                seed = gr.Number(value=0, precision=0, minimum=0, maximum=masks.MAX_SEED, label="Mask seed",
+                                 info="Same seed and ratio, same hidden patches.")
+                new_mask = gr.Button("🎲 New random mask", size="sm")
+            checkpoint = gr.Dropdown(
+                choices=[(checkpoints.get(n).hub_id, n) for n in checkpoints.MAE_CHECKPOINTS],
+                value="vit-mae-base", label="Checkpoint",
+                info="Larger models reconstruct better; ViT-H uses 14-pixel patches.")
+            run = gr.Button("Reconstruct", variant="primary", elem_id="mae-run")
+        with gr.Column(scale=2):
+            with gr.Row():
+                view_out = common.output_image("What the model sees")
+                masked_out = common.output_image("Masked input (grey = hidden)")
+                pasted_out = common.output_image("Reconstruction + visible patches", elem_id="mae-pasted")
+            with gr.Row():
+                raw_out = common.output_image("Raw reconstruction (every patch)")
+                error_out = common.output_image(f"Error on hidden patches (bright = {mae.ERROR_MAP_MAX} or more)")
+            summary = gr.Markdown(elem_id="mae-summary")
+            numbers = gr.JSON(label="Numbers", visible=False)
+    gr.Markdown(EXPLANATION)
+
+    outputs = [view_out, masked_out, raw_out, pasted_out, error_out, summary, numbers]
+    run.click(mae_reconstruct, [image, ratio, seed, checkpoint], outputs, api_name="mae_reconstruct",
+              concurrency_id=common.MODEL_CONCURRENCY_ID)
+    # A new mask only means something once there is an image; with one, show it straight away.
+    def rerun_if_image(image_path, mask_ratio, mask_seed, checkpoint, progress=gr.Progress()):
+        if image_path is None:
+            return [gr.skip()] * len(outputs)
+        return mae_reconstruct(image_path, mask_ratio, mask_seed, checkpoint, progress)
+
+    new_mask.click(_new_seed, None, seed, api_name=False).then(
+        rerun_if_image, [image, ratio, seed, checkpoint], outputs, api_name=False,
+        concurrency_id=common.MODEL_CONCURRENCY_ID)

@@ -1,0 +1,217 @@
+"""6.4 tab: a clip, a tube of patches over a span of tubelets, the prediction over time.
+
+Endpoints `/tube_predict` and `/tube_preview`. A click on the preview only sets the tube's position.
+"""
+
+import time
+
+import gradio as gr
+import numpy as np
+
+import checkpoints
+from demos import examples, jepa, masks, media, viz
+from demos.compute import tubes
+from demos.tabs import common
+
+
+def display_scale(size: int) -> int:
+    """The preview is shown as large as the output video (small models see small pictures)."""
+    return viz.display_scale(size, tubes.DISPLAY_MIN_SIDE)
+
+
+def summary_markdown(result: tubes.TubeResult) -> str:
+    n = result.numbers()
+    tube = result.tube
+    frames = tube.frames(result.layout.tubelet_size)
+    whole_time = tube.first_tubelet == 0 and tube.last_tubelet == result.layout.tubelets - 1
+    span = ("in every frame" if whole_time else
+            f"in frames {frames.start}–{frames.stop - 1} (tubelets {tube.first_tubelet}–{tube.last_tubelet})")
+    lines = [
+        f"**Tube: {tube.height}×{tube.width} patches at row {tube.top}, column {tube.left}, hidden {span}** — "
+        f"{n['num_hidden_tokens']} of {n['num_hidden_tokens'] + n['num_context_tokens']} tokens hidden; the "
+        f"context encoder saw the other {n['num_context_tokens']} alone.",
+        "",
+        "| guess | mean cosine with the actual features |",
+        "| --- | --- |",
+    ]
+    for name, value in n["mean_cosine"].items():
+        lines.append(f"| {name} | {value:.3f} |")
+    worst = int(np.argmax(result.l1[tubes.SERIES_PREDICTED]))
+    lines += ["", f"Biggest surprise (prediction error, L1) at tubelet {list(tube.tubelets)[worst]}: "
+                  f"{result.l1[tubes.SERIES_PREDICTED][worst]:.3f}."]
+    if n["target_cache_hit"]:
+        lines.append("Full-clip targets came from the cache: only the context encoder and predictor ran.")
+    notes = [*result.clip.notes, *result.notes]
+    if notes:
+        lines += ["", "**Notes:** " + " ".join(notes)]
+    return "\n".join(lines)
+
+
+EXPLANATION = """
+### What you are looking at
+V-JEPA 2 cuts the clip into **tubelets**: 16×16-pixel patches over 2 frames. The yellow tube is hidden:
+the **context encoder sees only the tokens outside it** (the hidden pixels never enter its attention),
+and the **predictor** guesses the tube's *features*, token by token, from that context. The target is
+what the encoder says about the full clip there (layer-normalised, as in training). Nothing is painted
+back: the picture on the right shows actual and predicted features as colours (the same 3 principal
+directions for both), so similar colours mean similar features.
+
+### Why tubes?
+If each frame were masked at random, the model could peek at the same patch in the next frame and
+copy it. Hiding the *same* region through time takes that shortcut away: to predict the tube the model
+has to know what is there and how it moves. Hide a region **for a moment only** (a short time span)
+and watch the *copy the last visible tubelet* baseline: when nothing changes, copying wins easily;
+when something moves or appears behind the tube, only a model of the scene can keep up.
+
+### Surprise
+The prediction error over time is a **surprise** signal: V-JEPA work uses it to spot physically
+implausible events (an object vanishing behind an occluder, say): error spikes where the world did
+not do what the model expected.
+"""
+
+
+def build_tab() -> None:
+    """The 6.4 tab: video and tube controls, outputs, explanation; endpoints /tube_predict and /tube_preview."""
+
+    def model_geometry(progress):
+        common.ensure_loaded([tubes.CHECKPOINT], progress)
+        config = jepa.load().model.config
+        return config.crop_size, config.patch_size, config.tubelet_size
+
+    def clip_for(video, start_s, num_frames, frame_step, sample_fps, progress):
+        crop, patch, tubelet = model_geometry(progress)
+        progress(0.05, desc="Decoding the frames…")
+        clip = tubes.load_clip(video, start_s=start_s, num_frames=num_frames, frame_step=frame_step,
+                         sample_fps=sample_fps, size=crop, tubelet_size=tubelet)
+        return clip, patch, tubelet
+
+    @common.gradio_errors
+    def tube_predict(video, start_s: float, num_frames: int, frame_step: int, sample_fps: float, top: int,
+                     left: int, height: int, width: int, first_tubelet: int, last_tubelet: int,
+                     progress=gr.Progress()):
+        """Hide a tube (patches top/left/height/width, tubelets first..last inclusive) and predict its features.
+
+        Samples `num_frames` frames from `start_s` seconds, every `frame_step`-th frame (or at
+        `sample_fps` frames per second when it is above 0). Returns the clip with the tube shaded (mp4),
+        the cosine-over-time table, the surprise (L1 error) table, the actual-vs-predicted feature image,
+        a summary and the numbers (cosine and l1 per series and tubelet, tube, grid, notes, ...).
+        """
+        clip, patch, tubelet = clip_for(video, start_s, num_frames, frame_step, sample_fps, progress)
+        result = tubes.predict_tube(clip, top, left, height, width, first_tubelet, last_tubelet,
+                              progress=lambda f, d: progress(0.1 + 0.8 * f, desc=d))
+        progress(0.92, desc="Rendering the video and pictures…")
+        start = time.perf_counter()
+        video_path = tubes.render_video(result, tubes.output_video_path(result))
+        image = tubes.features_image(result)
+        result.seconds["render"] = time.perf_counter() - start
+        return (video_path, result.cosine_table(), result.surprise_table(), image, summary_markdown(result),
+                result.numbers())
+
+    @common.gradio_errors
+    def tube_preview(video, start_s: float, num_frames: int, frame_step: int, sample_fps: float, top: int,
+                     left: int, height: int, width: int, first_tubelet: int, last_tubelet: int,
+                     progress=gr.Progress()):
+        """The first frame the tube hides, as the model sees it, with the patch grid and the tube; and notes."""
+        if video is None:
+            return None, ""
+        clip, patch, tubelet = clip_for(video, start_s, num_frames, frame_step, sample_fps, progress)
+        grid = masks.PatchGrid.square(clip.size, patch)
+        tube, notes = tubes.make_tube(grid, clip.num_frames // tubelet, top, left, height, width, first_tubelet,
+                                last_tubelet)
+        frames = tube.frames(tubelet)
+        text = (f"{clip.num_frames} frames at {clip.playback_fps:.1f} fps "
+                f"({clip.timestamps_s[0]:.2f}–{clip.timestamps_s[-1]:.2f} s), {grid.rows}×{grid.cols} patches, "
+                f"{clip.num_frames // tubelet} tubelets. Showing frame {frames.start}, the first the tube hides. "
+                "Click the frame to move the tube.")
+        all_notes = [*clip.notes, *notes]
+        if all_notes:
+            text += "\n\n**Notes:** " + " ".join(all_notes)
+        frame = clip.frames[min(tube.first_tubelet * tubelet, clip.num_frames - 1)]
+        return viz.upscale(viz.tube_preview(frame, tube, patch), display_scale(clip.size)), text
+
+    @common.gradio_errors
+    def move_tube(height, width, evt: gr.SelectData):
+        """A click only sets the tube's position; the computation is the separate /tube_predict endpoint."""
+        if not checkpoints.is_loaded(tubes.CHECKPOINT) or evt is None or evt.index is None:
+            return gr.skip(), gr.skip()
+        config = jepa.load().model.config
+        scale = display_scale(config.crop_size)
+        grid = masks.PatchGrid.square(config.crop_size, config.patch_size)
+        block = masks.block_at_pixel(grid, evt.index[0] / scale, evt.index[1] / scale, height, width)
+        return block.top, block.left
+
+
+    def tubelet_limits(num_frames, first, last):
+        try:
+            tubelets = max(1, -(-int(num_frames) // 2))
+        except (TypeError, ValueError):
+            return gr.skip(), gr.skip()
+        return (gr.update(maximum=tubelets - 1, value=min(first, tubelets - 1)),
+                gr.update(maximum=tubelets - 1, value=min(last, tubelets - 1)))
+
+    default_tubelets = tubes.DEFAULT_FRAMES // 2
+    with gr.Row():
+        with gr.Column(scale=1):
+            # include_audio=True: dropping audio would need an ffmpeg binary, which a Space may not have.
+            video = common.VideoInput(label="Video", sources=["upload", "webcam"], include_audio=True, height=280,
+                               elem_id="tubes-video")
+            gr.Examples(examples=examples.videos(), inputs=video, cache_examples=False)
+            with gr.Accordion("Sampling", open=True):
+                with gr.Row():
+                    start_s = gr.Number(value=0.0, minimum=0, label="Start (s)", precision=2)
+                    num_frames = gr.Slider(2, media.MAX_FRAMES, value=tubes.DEFAULT_FRAMES, step=2, label="Frames",
+                                           info="Whole tubelets of 2 frames.")
+                with gr.Row():
+                    frame_step = gr.Slider(1, tubes.FRAME_STEP_SLIDER_MAX, value=tubes.DEFAULT_FRAME_STEP, step=1,
+                                           label="Frame step", info="Take every n-th frame.")
+                    sample_fps = gr.Number(value=0, minimum=0, maximum=media.MAX_SAMPLE_FPS, label="Or fps",
+                                           info="Above 0: sample at this rate instead of the frame step.")
+            with gr.Accordion("The tube (in patches and tubelets)", open=True):
+                with gr.Row():
+                    top = gr.Slider(0, tubes.GRID_SLIDER_MAX - 1, value=5, step=1, label="Top row", elem_id="tubes-top")
+                    left = gr.Slider(0, tubes.GRID_SLIDER_MAX - 1, value=5, step=1, label="Left column",
+                                     elem_id="tubes-left")
+                with gr.Row():
+                    height = gr.Slider(1, tubes.GRID_SLIDER_MAX, value=5, step=1, label="Height")
+                    width = gr.Slider(1, tubes.GRID_SLIDER_MAX, value=5, step=1, label="Width")
+                with gr.Row():
+                    first_tubelet = gr.Slider(0, default_tubelets - 1, value=0, step=1, label="Hidden from tubelet")
+                    last_tubelet = gr.Slider(0, default_tubelets - 1, value=default_tubelets - 1, step=1,
+                                             label="to tubelet", info="Both included; tubelet t = frames 2t, 2t+1.")
+            run = gr.Button("Hide the tube and predict", variant="primary", elem_id="tubes-run")
+        with gr.Column(scale=2):
+            with gr.Row():
+                preview = gr.Image(label="Click to place the tube", type="numpy", format="png",
+                                   interactive=False, height=300, elem_id="tubes-preview")
+                shaded = gr.Video(label="The clip with the tube hidden", autoplay=True, loop=True, height=300,
+                                  interactive=False, elem_id="tubes-shaded")
+            preview_text = gr.Markdown(elem_id="tubes-preview-text")
+            with gr.Row():
+                cosine_plot = gr.LinePlot(x="tubelet", y="cosine", color="series", y_lim=[-1, 1],
+                                          label="Cosine with the actual features, per tubelet",
+                                          x_title="tubelet (2 frames)", elem_id="tubes-cosine")
+                surprise_plot = gr.LinePlot(x="tubelet", y="L1 error", color="series",
+                                            label="Surprise: the predictor's error (L1) over time",
+                                            x_title="tubelet (2 frames)", elem_id="tubes-surprise")
+            features = common.output_image("Tube features over time (PCA colours): actual vs predicted",
+                                       elem_id="tubes-features")
+            summary = gr.Markdown(elem_id="tubes-summary")
+            numbers = gr.JSON(label="Numbers", visible=False)
+    gr.Markdown(EXPLANATION)
+
+    sampling_inputs = [video, start_s, num_frames, frame_step, sample_fps]
+    tube_inputs = [top, left, height, width, first_tubelet, last_tubelet]
+    outputs = [shaded, cosine_plot, surprise_plot, features, summary, numbers]
+    run.click(tube_predict, sampling_inputs + tube_inputs, outputs, api_name="tube_predict",
+              concurrency_id=common.MODEL_CONCURRENCY_ID)
+
+    preview_args = dict(fn=tube_preview, inputs=sampling_inputs + tube_inputs, outputs=[preview, preview_text],
+                        concurrency_id=common.MODEL_CONCURRENCY_ID, trigger_mode="always_last")
+    video.change(api_name="tube_preview", **preview_args)
+    for control in (start_s, sample_fps):
+        control.submit(api_name=False, **preview_args)
+    for control in (frame_step, top, left, height, width, first_tubelet, last_tubelet):
+        control.release(api_name=False, **preview_args)
+    num_frames.release(tubelet_limits, [num_frames, first_tubelet, last_tubelet], [first_tubelet, last_tubelet],
+                       api_name=False).then(api_name=False, **preview_args)
+    preview.select(move_tube, [height, width], [top, left], api_name=False).then(api_name=False, **preview_args)
