@@ -11,15 +11,12 @@ of `demos.compute.mae.reconstruct` (preprocessing, encoder, decoder, unpatchify,
 
 from __future__ import annotations
 
-import argparse
-import json
-
 from bench import common
 
 CHECKPOINTS = ["vit-mae-base", "vit-mae-large", "vit-mae-huge"]
 
 
-def measure_one(name: str, repeats: int) -> dict:
+def measure_one(repeats: int, name: str) -> dict:
     common.use_full_size_replicas([name])
     import numpy as np
     import torch
@@ -37,23 +34,13 @@ def measure_one(name: str, repeats: int) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", nargs="*", default=CHECKPOINTS)
-    parser.add_argument("--repeats", type=int, default=15)
-    parser.add_argument("--dtypes", nargs="*", default=["", "float32"], help="'' = the app's own policy")
-    parser.add_argument("--child", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.child:
-        print(json.dumps(measure_one(args.child, args.repeats)))
+    rows = common.dtype_runs("bench.bench_mae", __doc__, measure_one, default_repeats=15, subjects=CHECKPOINTS)
+    if rows is None:
         return
     print(f"{'checkpoint':16} {'dtype':9} {'median':>8} {'min':>8} {'load':>6} {'peak RSS':>9}")
-    for name in args.only:
-        for dtype in args.dtypes:
-            out = common.run_isolated("bench.bench_mae", ["--child", name, "--repeats", str(args.repeats)],
-                                      env={"PDR_DTYPE": dtype or None})
-            row = json.loads(out.strip().splitlines()[-1])
-            print(f"{row['checkpoint']:16} {row['dtype']:9} {row['median_s']:>7.3f}s {row['min_s']:>7.3f}s "
-                  f"{row['load_s']:>5.1f}s {row['peak_rss_mb']:>7.0f}MB", flush=True)
+    for row in rows:
+        print(f"{row['checkpoint']:16} {row['dtype']:9} {row['median_s']:>7.3f}s {row['min_s']:>7.3f}s "
+              f"{row['load_s']:>5.1f}s {row['peak_rss_mb']:>7.0f}MB", flush=True)
 
 
 if __name__ == "__main__":

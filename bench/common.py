@@ -105,12 +105,15 @@ class AnonymousMemoryPeak:
         self.peak_mb = max(self.peak_mb, self.current_mb())
 
 
-def dtype_runs(module: str, doc: str, measure, default_repeats: int = 5, extra_envs: tuple = ()):
+def dtype_runs(module: str, doc: str, measure, default_repeats: int = 5, extra_envs: tuple = (),
+               subjects: list[str] | None = None):
     """The command line shared by the benchmarks: one isolated child process per dtype.
 
     In the parent, returns an iterator over each child's result (a dict) for the app's own dtype
-    policy and for each `--dtypes` value, then for each of `extra_envs`. In a child (`--child`), runs
-    `measure(repeats)`, prints its result as JSON and returns None.
+    policy and for each `--dtypes` value, then for each of `extra_envs`. With `subjects` (say,
+    checkpoint names), that is done for each subject that `--only` keeps (default: all), and a child
+    runs `measure(repeats, subject)`. In a child (`--child`), runs `measure(repeats)`, prints its result
+    as JSON and returns None.
     """
     import argparse
     import json
@@ -118,16 +121,21 @@ def dtype_runs(module: str, doc: str, measure, default_repeats: int = 5, extra_e
     parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=default_repeats)
     parser.add_argument("--dtypes", nargs="*", default=["", "float32"], help="'' = the app's own policy")
+    if subjects:
+        parser.add_argument("--only", nargs="*", default=subjects, choices=subjects)
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--subject", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(measure(args.repeats)))
+        print(json.dumps(measure(args.repeats, args.subject) if subjects else measure(args.repeats)))
         return None
     envs = [{"PDR_DTYPE": dtype or None} for dtype in args.dtypes] + list(extra_envs)
 
     def results():
-        for env in envs:
-            out = run_isolated(module, ["--child", "--repeats", str(args.repeats)], env=env)
-            yield json.loads(out.strip().splitlines()[-1])
+        for subject in (args.only if subjects else [None]):
+            for env in envs:
+                child = ["--child", "--repeats", str(args.repeats)] + (["--subject", subject] if subject else [])
+                out = run_isolated(module, child, env=env)
+                yield json.loads(out.strip().splitlines()[-1])
 
     return results()

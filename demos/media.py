@@ -318,8 +318,11 @@ def sample_frames(path, *, start_s: float = 0.0, num_frames: int = 16, frame_ste
     return _assemble(picked, targets, decoded, damage, notes, frame_step, fps)
 
 
-def write_mp4(frames: np.ndarray, path, fps: float) -> str:
-    """Write (T, H, W, 3) uint8 frames as a browser-playable H.264 MP4 (yuv420p, even size); return the path."""
+def write_mp4(frames: np.ndarray, path, fps: float, *, crf: int = 20) -> str:
+    """Write (T, H, W, 3) uint8 frames as a browser-playable H.264 MP4 (yuv420p, even size); return the path.
+
+    crf: x264's quality (0 lossless, 20 visually clean, 51 worst).
+    """
     av = _av()
     clip = np.asarray(frames)
     if clip.ndim not in (3, 4) or clip.shape[0] < 1:
@@ -334,7 +337,7 @@ def write_mp4(frames: np.ndarray, path, fps: float) -> str:
         stream = container.add_stream("libx264", rate=rate)
         stream.width, stream.height = clip.shape[2], clip.shape[1]
         stream.pix_fmt = "yuv420p"  # the only pixel format every browser decodes
-        stream.options = {"crf": "20", "preset": "veryfast"}
+        stream.options = {"crf": str(int(crf)), "preset": "veryfast"}
         for index, pixels in enumerate(clip):
             frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(pixels), format="rgb24")
             frame.pts = index

@@ -23,7 +23,7 @@ import logging
 import re
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 
@@ -115,7 +115,6 @@ class Head:
     model: torch.nn.Module  # VJEPA2ForVideoClassification; `.vjepa2` is the base model when shared
     processor: object  # the probe's own video processor (resize, centre crop, normalise)
     comparison: EncoderComparison
-    load_seconds: float
 
     @property
     def shares_encoder(self) -> bool:
@@ -170,7 +169,7 @@ def load_heads(names: list[str] | None = None) -> list[Head]:
             comparison = loaded.encoder_comparison
             if comparison is None or (comparison.equal and loaded.model.vjepa2 is not base):
                 loaded.encoder_comparison = attach_shared_encoder(loaded.model, base)
-        heads.append(Head(probe_spec, loaded.model, loaded.processor, loaded.encoder_comparison, loaded.load_seconds))
+        heads.append(Head(probe_spec, loaded.model, loaded.processor, loaded.encoder_comparison))
     return heads
 
 
@@ -295,7 +294,6 @@ class HeadResult:
     seconds: float  # pooler + classifier
     encoder_pass: int  # index into Classification.passes
     shares_encoder: bool
-    logits: torch.Tensor = field(repr=False)
 
 
 @dataclass
@@ -399,7 +397,7 @@ def classify(video_path, start_s: float = 0.0, *, sampling: str = SAMPLING_PER_P
         logits = head_logits(head, pass_tokens[pass_key])
         seconds = time.perf_counter() - started
         results.append(HeadResult(head.spec.name, head.spec.title, head.hub_id, top_labels(logits, head.id2label),
-                                  seconds, list(passes).index(pass_key), head.shares_encoder, logits.float().cpu()))
+                                  seconds, list(passes).index(pass_key), head.shares_encoder))
     if sampling == SAMPLING_SHARED:
         notes.append(f"Every head read one {SHARED_CLIP[0]}-frame clip (step {SHARED_CLIP[1]}); Diving48 was "
                      "evaluated on 32 frames with step 2, so its scores may differ from its published accuracy.")

@@ -100,7 +100,6 @@ class Clip:
     timestamps_s: tuple[float, ...]
     notes: tuple[str, ...]
     digest: str
-    source: object = None  # media.VideoInfo when decoded from a file
 
     @property
     def num_frames(self) -> int:
@@ -121,8 +120,7 @@ class Clip:
         return 8.0
 
 
-def clip_from_frames(frames: np.ndarray, size: int, *, timestamps_s=None, notes=(), tubelet_size: int = 2,
-                     source=None) -> Clip:
+def clip_from_frames(frames: np.ndarray, size: int, *, timestamps_s=None, notes=(), tubelet_size: int = 2) -> Clip:
     """Crop frames (T, H, W, 3) to the model's square and pad to whole tubelets (repeating the last frame)."""
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3 or len(frames) == 0:
@@ -137,7 +135,7 @@ def clip_from_frames(frames: np.ndarray, size: int, *, timestamps_s=None, notes=
         notes.append(f"The last frame was repeated {missing} time(s) to complete a tubelet of {tubelet_size} frames.")
     square = np.ascontiguousarray(square)
     square.setflags(write=False)
-    return Clip(square, tuple(float(t) for t in timestamps), tuple(notes), media.image_digest(square), source)
+    return Clip(square, tuple(float(t) for t in timestamps), tuple(notes), media.image_digest(square))
 
 
 def load_clip(path, *, start_s=0.0, num_frames=DEFAULT_FRAMES, frame_step=DEFAULT_FRAME_STEP, sample_fps=None,
@@ -155,10 +153,9 @@ def load_clip(path, *, start_s=0.0, num_frames=DEFAULT_FRAMES, frame_step=DEFAUL
     key = (path, stat.st_size, stat.st_mtime_ns, start, count, step, fps, size, tubelet_size)
 
     def decode() -> Clip:
-        info = media.probe_video(path)
         sample = media.sample_frames(path, start_s=start, num_frames=count, frame_step=step, fps=fps)
         return clip_from_frames(sample.frames, size, timestamps_s=sample.timestamps_s,
-                                notes=[*notes, *sample.notes], tubelet_size=tubelet_size, source=info)
+                                notes=[*notes, *sample.notes], tubelet_size=tubelet_size)
 
     clip, _ = CLIP_CACHE.get_or_compute(key, decode)
     return clip
