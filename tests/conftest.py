@@ -24,7 +24,9 @@ import pytest  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
-EXAMPLE_IMAGES = sorted((ROOT / "examples" / "images").glob("*.jpg"))
+from demos import examples  # noqa: E402  (after the paths above)
+
+EXAMPLE_IMAGES = examples.images()
 
 
 @pytest.fixture(scope="session")

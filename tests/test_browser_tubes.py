@@ -1,13 +1,14 @@
 """The real page in headless Chromium: the 6.4 tube-masking tab (fixture `browser_page` in conftest.py)."""
 
 import os
-from pathlib import Path
 
 import pytest
 
+from demos import examples
+
 pytestmark = pytest.mark.browser
 
-EXAMPLE_VIDEOS = sorted((Path(__file__).resolve().parent.parent / "examples" / "videos").glob("*.mp4"))
+EXAMPLE_VIDEOS = examples.videos()
 
 
 def test_upload_a_clip_hide_a_tube_and_see_the_outputs(browser_page):

@@ -7,12 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-from demos import jepa, masks, media
+from demos import examples, jepa, masks, media
 from demos.compute import tubes
 from demos.errors import UserError
 
-ROOT = Path(__file__).resolve().parent.parent
-EXAMPLE_VIDEOS = sorted((ROOT / "examples" / "videos").glob("*.mp4"))
+EXAMPLE_VIDEOS = examples.videos()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -224,7 +223,7 @@ def test_rendered_mp4_decodes_back_with_every_frame(vjepa, tmp_path):
 def test_example_clips_are_small_and_sample_to_16_frames():
     assert len(EXAMPLE_VIDEOS) >= 3
     for path in EXAMPLE_VIDEOS:
-        assert path.stat().st_size < 300_000
+        assert Path(path).stat().st_size < 300_000
     clip = tubes.load_clip(EXAMPLE_VIDEOS[0], num_frames=16, frame_step=4, size=128)
     assert clip.frames.shape == (16, 128, 128, 3)
     np.testing.assert_allclose(np.diff(clip.timestamps_s), 4 / 24, atol=1e-3)

@@ -23,7 +23,7 @@ import logging
 import re
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -294,6 +294,7 @@ class HeadResult:
     seconds: float  # pooler + classifier
     encoder_pass: int  # index into Classification.passes
     shares_encoder: bool
+    logits: torch.Tensor = field(repr=False)  # what `top` was read from
 
 
 @dataclass
@@ -397,7 +398,7 @@ def classify(video_path, start_s: float = 0.0, *, sampling: str = SAMPLING_PER_P
         logits = head_logits(head, pass_tokens[pass_key])
         seconds = time.perf_counter() - started
         results.append(HeadResult(head.spec.name, head.spec.title, head.hub_id, top_labels(logits, head.id2label),
-                                  seconds, list(passes).index(pass_key), head.shares_encoder))
+                                  seconds, list(passes).index(pass_key), head.shares_encoder, logits.float().cpu()))
     if sampling == SAMPLING_SHARED:
         notes.append(f"Every head read one {SHARED_CLIP[0]}-frame clip (step {SHARED_CLIP[1]}); Diving48 was "
                      "evaluated on 32 frames with step 2, so its scores may differ from its published accuracy.")
