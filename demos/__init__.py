@@ -1,1 +1,1 @@
-"""One module per concept of the chapter, plus the helpers they share."""
+"""The concepts of the chapter: shared helpers here, `compute/` (no gradio) and `tabs/` (the page) below."""
