@@ -9,9 +9,12 @@ module instead of the real one. What it imitates, as spaces 0.51.3 does it
 - Each call first sizes its duration in the caller's process: a callable `duration` is called with
   the call's own arguments. The result is recorded in `requested` as the whole seconds that the real
   client schedules (`timedelta.seconds`: 2.7 becomes 2; a request under 1 s is refused here).
-- The arguments are pickled (an argument that does not pickle fails in the caller, as it does on
-  ZeroGPU), a child process is forked ('fork' context), and the function runs there in a new thread
-  on unpickled copies. Its result, or each item of a generator function, is pickled back.
+- The arguments are pickled (one that does not pickle, a lambda say, raises PicklingError in the
+  caller, as on ZeroGPU), a child process is forked ('fork' context), and the function runs there
+  in a new thread on unpickled copies, as ZeroGPU runs it. That thread matters: a forked child's
+  first parallel CPU torch op hangs only in the thread that forked, if that thread had used torch's
+  OpenMP pool before the fork (libgomp). Its result, or each item of a generator function, is
+  pickled back.
 - A `gr.Error` raised in the function reaches the caller as itself, message kept. Any other
   exception becomes `gr.Error(<its class name>, title="ZeroGPU worker error")`, its traceback
   printed: ZeroGPU hides the message of every exception that is not a `gr.Error`.
@@ -20,9 +23,11 @@ module instead of the real one. What it imitates, as spaces 0.51.3 does it
 - async functions are refused at decoration (NotImplementedError); a GPU function called inside
   a worker runs directly.
 
-It differs from ZeroGPU in that every call gets a fresh child (ZeroGPU reuses an idle worker, so
-state left in a worker survives some calls and not others: never rely on it), and that there is no
-CUDA emulation, queue, quota, or duration limit other than `timeout`.
+It differs from ZeroGPU in that every call gets a fresh child (ZeroGPU reuses an idle worker of the
+same function, so state left in a worker survives some calls and not others: never rely on it);
+values travel as plain pickles (ZeroGPU's multiprocessing queues share CPU tensors' memory instead);
+progress reported in the child is not forwarded; and there is no CUDA emulation, queue, quota, or
+duration limit other than `timeout`.
 """
 
 from __future__ import annotations
@@ -116,7 +121,12 @@ _END = object()  # stands for the end of a stream in the parent
 
 
 def _fork(fn, args, kwargs, streams):
-    payload = pickle.dumps((args, kwargs))  # raises here, in the caller, as ZeroGPU's arg queue does
+    try:  # in the caller, before any child starts, as ZeroGPU's argument queue does (spaces/utils.py)
+        payload = pickle.dumps((args, kwargs))
+    except Exception as exc:
+        if isinstance(exc, pickle.PicklingError) or "pickle" not in str(exc):
+            raise
+        raise pickle.PicklingError(str(exc)) from exc
     receiver, sender = _FORK.Pipe(duplex=False)
     child = _FORK.Process(target=_work, args=(fn, payload, sender, streams), daemon=True)
     child.start()
