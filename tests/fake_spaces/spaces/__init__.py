@@ -8,7 +8,8 @@ module instead of the real one. What it imitates, as spaces 0.51.3 does it
   SPACES_ZERO_GPU is "1", "t" or "true" when a function is decorated, it returns the function itself.
 - Each call first sizes its duration in the caller's process: a callable `duration` is called with
   the call's own arguments. The result is recorded in `requested` as the whole seconds that the real
-  client schedules (`timedelta.seconds`: 2.7 becomes 2; a request under 1 s is refused here).
+  client schedules (`timedelta.seconds`: 2.7 becomes 2; a request under 1 s is refused here), and
+  appended to the file named by FAKE_SPACES_LOG, when set, with the caller's torch thread count.
 - The arguments are pickled (one that does not pickle, a lambda say, raises PicklingError in the
   caller, as on ZeroGPU), a child process is forked ('fork' context), and the function runs there
   in a new thread on unpickled copies, as ZeroGPU runs it. That thread matters: a forked child's
@@ -32,8 +33,10 @@ duration limit other than `timeout`.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import inspect
+import json
 import multiprocessing
 import os
 import pickle
@@ -57,6 +60,8 @@ class Request:
 
 
 requested: list[Request] = []  # every active call appends one; tests read and clear it
+LOG_ENV = "FAKE_SPACES_LOG"  # a file path: each request is also appended there as a JSON line, with the
+# caller's torch thread count (`parent_torch_threads`), for tests that run the app in a subprocess
 timeout = 300.0  # seconds a child may take before it counts as hung
 
 _FORK = multiprocessing.get_context("fork")
@@ -114,7 +119,13 @@ def _request(fn, duration, size, args, kwargs):
     seconds = (value if isinstance(value, timedelta) else timedelta(seconds=value)).seconds
     if seconds < 1:
         raise ValueError(f"{fn.__qualname__} asks for {value!r} s of GPU, which ZeroGPU schedules as {seconds} s")
-    requested.append(Request(fn.__qualname__, seconds, size))
+    request = Request(fn.__qualname__, seconds, size)
+    requested.append(request)
+    if log_path := os.environ.get(LOG_ENV):  # a test that runs the app in a subprocess reads the requests here
+        torch = sys.modules.get("torch")
+        threads = torch.get_num_threads() if torch is not None else None
+        with open(log_path, "a") as log:
+            log.write(json.dumps({**dataclasses.asdict(request), "parent_torch_threads": threads}) + "\n")
 
 
 _END = object()  # stands for the end of a stream in the parent
