@@ -228,6 +228,16 @@ def _whole_seconds(duration):
     return lambda *args, **kwargs: math.ceil(duration(*args, **kwargs))
 
 
+# Durations are ESTIMATES, not measured (no GPU was at hand): check them on a ZeroGPU Space. The goal is
+# every action under 1 s on one GPU; a fresh worker first copies the resident weights onto the GPU.
+GPU_START_S = 8  # margin for a fresh worker's start and the first call's kernels
+
+
+def gpu_seconds(work_s: float) -> float:
+    """A GPU function's duration: the start margin plus its own work estimate (rounded up by `gpu_task`)."""
+    return GPU_START_S + work_s
+
+
 def _use_all_cores() -> None:
     import torch
 
