@@ -15,7 +15,7 @@ import os
 
 import gradio as gr
 
-import checkpoints
+import checkpoints  # first of ours: on ZeroGPU it imports `spaces` before anything can touch CUDA
 from demos.tabs import common, heads, mae, mae_vs_jepa, tubes
 
 TITLE = "Predict, Don't Reconstruct"
@@ -58,6 +58,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.offline_demo:
         where = checkpoints.enable_offline_demo()
         logging.getLogger(__name__).warning("Offline demo mode: tiny random-weight models in %s", where)
+    if checkpoints.ON_ZERO_GPU:  # every model resident before launch(); see checkpoints' docstring
+        checkpoints.preload_all()
     build_app().launch(server_name=args.host, server_port=args.port)
 
 

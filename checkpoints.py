@@ -3,11 +3,34 @@
 - `REGISTRY`: hub id, revision, model class and processor of each checkpoint.
 - `load(name)`: lazy, cached, thread-safe loading (first use only, once per process) through the
   ordinary `from_pretrained(hub_id)` path, on the device and dtype chosen by `device_and_dtype()`.
-- `gpu_task`: `spaces.GPU` where the `spaces` package exists (ZeroGPU), a no-op elsewhere.
+- `gpu_task(duration=...)`: the ZeroGPU boundary (`spaces.GPU` on ZeroGPU, the function itself elsewhere).
+- `preload_all()`: ZeroGPU start-up, every checkpoint resident before `launch()`.
 - `enable_offline_demo()`: the explicit offline demo mode (tiny random-weight models, see `offline/replicas.py`).
 
 CLI: `python checkpoints.py list` and `python checkpoints.py download [names]`.
 No gradio here: a checkpoint that cannot be fetched raises `CheckpointUnavailable`, a `UserError`.
+
+ZeroGPU (`ON_ZERO_GPU`, from SPACES_ZERO_GPU). Each call of a `spaces.GPU` function runs in a forked
+worker process (reused while idle, never reliably); its arguments and result are pickled across. So:
+1. `import spaces` happens here, at import, before anything touches CUDA: import `checkpoints` before
+   any module that might (app.py imports it first). The parent keeps torch at one thread, so that a
+   forked worker never inherits a used OpenMP pool; `gpu_task` sets the threads back inside the worker.
+2. Every checkpoint is loaded and moved to the device once, at start-up, before `launch()`:
+   app.py calls `preload_all()`. A model check that touches weights (a mask token, an encoder
+   comparison) belongs in that checkpoint's loader, registered with `use_loader(name, fn)`, so it runs
+   then too. Afterwards `load()` of a checkpoint that is not resident raises a `UserError`: nothing
+   loads inside a GPU function. Elsewhere (CPU, local GPU) loading stays lazy.
+3. A GPU function is a module-level function decorated `@checkpoints.gpu_task(duration=...)`. It takes
+   CPU values only (numpy arrays, CPU tensors, plain values, checkpoint *names*, dataclasses of those;
+   no models, no lambdas or progress callbacks: they do not pickle) and returns CPU tensors/arrays.
+   It calls `load(name)` itself (a lookup of the resident model) and moves inputs with `on_model`.
+4. Caches (`demos.cache.LRUCache`) live in the main process: the parent looks the cache up, passes the
+   cached intermediate in (`targets=None` or a tensor), and stores what the GPU function returns.
+   Progress is reported by the parent, before and after the call.
+5. `duration`: whole seconds, or a callable of the call's own arguments returning seconds (rounded up
+   here); sized to the work with a margin; the default size ("large"). A `UserError` raised inside keeps
+   its message across the process boundary (ZeroGPU would hide it); generator functions stream.
+6. Never call a GPU function from inside another: call its undecorated `.plain` function there.
 """
 
 from __future__ import annotations
@@ -15,7 +38,9 @@ from __future__ import annotations
 import argparse
 import functools
 import importlib
+import inspect
 import logging
+import math
 import os
 import platform
 import sys
@@ -34,6 +59,15 @@ ENV_DTYPE = "PDR_DTYPE"  # "float32", "bfloat16" or "float16"
 ENV_OFFLINE_DEMO = "PDR_OFFLINE_DEMO"  # "1": tiny random-weight models, a banner says so
 ENV_PROJECTOR_REPO = "PDR_PROJECTOR_REPO"  # hub id of a trained VQA projector (none is published)
 ENV_CPU_INT8 = "PDR_CPU_INT8"  # "0": keep the LLM's linear layers in floating point on a CPU
+ENV_ZERO_GPU = "SPACES_ZERO_GPU"  # set by Hugging Face on a ZeroGPU Space ("1"/"t"/"true", as `spaces` reads it)
+ENV_PRELOAD = "PDR_PRELOAD"  # ZeroGPU: comma-separated names to load at start-up (default: every checkpoint)
+
+ON_ZERO_GPU = os.environ.get(ENV_ZERO_GPU, "").lower() in ("1", "t", "true")
+if ON_ZERO_GPU:
+    import spaces  # noqa: F401  before anything touches CUDA (it refuses to start otherwise)
+    import torch
+
+    torch.set_num_threads(1)  # the parent never fills an OpenMP pool that a forked worker would inherit
 
 
 @dataclass(frozen=True)
@@ -146,14 +180,16 @@ def device_and_dtype():
     """CUDA when present; on CPU, bf16 only where it is native and measured faster; env overrides both."""
     import torch
 
-    device = torch.device(os.environ.get(ENV_DEVICE) or ("cuda" if torch.cuda.is_available() else "cpu"))
+    # On ZeroGPU the parent has no GPU, only CUDA emulation: ask nothing of torch.cuda there.
+    default = "cuda" if ON_ZERO_GPU or torch.cuda.is_available() else "cpu"
+    device = torch.device(os.environ.get(ENV_DEVICE) or default)
     requested = os.environ.get(ENV_DTYPE, "").strip().lower()
     if requested:
         if requested not in _DTYPE_NAMES:
             raise UserError(f"{ENV_DTYPE}={requested!r} is not one of {', '.join(sorted(set(_DTYPE_NAMES.values())))}.")
         dtype = getattr(torch, _DTYPE_NAMES[requested])
     elif device.type == "cuda":
-        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        dtype = torch.bfloat16 if ON_ZERO_GPU or torch.cuda.is_bf16_supported() else torch.float16  # ZeroGPU: H200
     else:
         dtype = torch.bfloat16 if _cpu_bf16_is_faster() else torch.float32
     log.info("Models run on %s in %s", device, dtype)
@@ -166,13 +202,100 @@ def on_model(model, tensor):
     return tensor.to(parameter.device, parameter.dtype if tensor.is_floating_point() else tensor.dtype)
 
 
-def gpu_task(fn=None, **kwargs):
-    """`spaces.GPU` on a ZeroGPU Space (the `spaces` package exists there), a plain no-op elsewhere."""
-    try:
-        import spaces
-    except ImportError:
-        return fn if fn is not None else (lambda f: f)
-    return spaces.GPU(fn, **kwargs) if fn is not None else spaces.GPU(**kwargs)
+# ---------------------------------------------------------------------------------------------
+# The ZeroGPU boundary (rules in the module docstring)
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Failure:
+    """A UserError raised inside a GPU function, carried back as a plain value (ZeroGPU hides exceptions)."""
+
+    kind: type
+    message: str
+
+    def error(self) -> UserError:
+        try:
+            return self.kind(self.message)
+        except Exception:  # a subclass with another constructor: the message is what matters
+            return UserError(self.message)
+
+
+def _whole_seconds(duration):
+    """ZeroGPU drops fractions of a second (timedelta.seconds): round up instead, for ints and callables."""
+    if not callable(duration):
+        return math.ceil(duration)
+    return lambda *args, **kwargs: math.ceil(duration(*args, **kwargs))
+
+
+# Durations are ESTIMATES, not measured (no GPU was at hand): check them on a ZeroGPU Space. The goal is
+# every action under 1 s on one GPU; a fresh worker first copies the resident weights onto the GPU.
+GPU_START_S = 8  # margin for a fresh worker's start and the first call's kernels
+
+
+def gpu_seconds(work_s: float) -> float:
+    """A GPU function's duration: the start margin plus its own work estimate (rounded up by `gpu_task`)."""
+    return GPU_START_S + work_s
+
+
+def _use_all_cores() -> None:
+    import torch
+
+    torch.set_num_threads(os.cpu_count() or 1)  # the parent keeps one; inside the worker, all of them
+
+
+def gpu_task(fn=None, *, duration=60):
+    """Mark a compute function as a GPU function: `spaces.GPU(duration=...)` on ZeroGPU, `fn` itself elsewhere.
+
+    Use as `@checkpoints.gpu_task(duration=seconds_or_callable)`. `wrapper.plain` is the undecorated
+    function, for calls from inside another GPU function.
+    """
+    if fn is None:
+        return functools.partial(gpu_task, duration=duration)
+    fn.plain = fn
+    if not ON_ZERO_GPU:
+        return fn
+    import spaces
+
+    if inspect.isgeneratorfunction(fn):
+
+        def stream_in_worker(*args, **kwargs):
+            _use_all_cores()
+            try:
+                yield from fn(*args, **kwargs)
+            except UserError as error:
+                yield _Failure(type(error), str(error))
+
+        on_gpu = spaces.GPU(functools.wraps(fn)(stream_in_worker), duration=_whole_seconds(duration))
+
+        @functools.wraps(fn)
+        def stream(*args, **kwargs):
+            for item in on_gpu(*args, **kwargs):
+                if isinstance(item, _Failure):
+                    raise item.error()
+                yield item
+
+        stream.plain = fn
+        return stream
+
+    def run_in_worker(*args, **kwargs):
+        _use_all_cores()
+        try:
+            return fn(*args, **kwargs)
+        except UserError as error:
+            return _Failure(type(error), str(error))
+
+    on_gpu = spaces.GPU(functools.wraps(fn)(run_in_worker), duration=_whole_seconds(duration))
+
+    @functools.wraps(fn)
+    def call(*args, **kwargs):
+        result = on_gpu(*args, **kwargs)
+        if isinstance(result, _Failure):
+            raise result.error()
+        return result
+
+    call.plain = fn
+    return call
 
 
 # ---------------------------------------------------------------------------------------------
@@ -288,16 +411,89 @@ def _quantize_linear_int8(model, ckpt: Checkpoint):
 
 
 def load(name: str) -> Loaded:
-    """The checkpoint's model and processor, loaded on first use, then shared (one per process)."""
+    """The checkpoint's model and processor, loaded on first use, then shared (one per process).
+
+    After `preload_all()` (ZeroGPU) only resident checkpoints are returned; any other is a UserError.
+    """
     ckpt = get(name)
     if name in _loaded:
         return _loaded[name]
+    if _resident_only:
+        raise CheckpointUnavailable(
+            f"The checkpoint {ckpt.hub_id or name} is not loaded on this Space. On ZeroGPU every model is loaded "
+            f"once at start-up, and this one was not{_not_resident.get(name, '')}."
+        )
     with _locks_guard:
         lock = _locks.setdefault(name, threading.Lock())
     with lock:  # two first clicks at once load the weights once
         if name not in _loaded:
             _loaded[name] = _load_uncached(ckpt)
     return _loaded[name]
+
+
+# ---------------------------------------------------------------------------------------------
+# ZeroGPU start-up: every checkpoint resident before launch()
+# ---------------------------------------------------------------------------------------------
+
+_loaders: dict = {}  # name -> a module's own loader (load + checks that touch weights), for preload_all
+_resident_only = False  # set by preload_all: nothing loads lazily afterwards
+_not_resident: dict[str, str] = {}  # name -> why preload_all left it out (shown by load)
+
+
+def use_loader(name: str, loader) -> None:
+    """`preload_all` loads `name` with `loader(name)` (which calls `load` and checks facts about the model)."""
+    _loaders[name] = loader
+
+
+def preload_names() -> list[str]:
+    """The checkpoints to load at start-up: PDR_PRELOAD (comma-separated), else every one with a hub id."""
+    requested = [n.strip() for n in os.environ.get(ENV_PRELOAD, "").split(",") if n.strip()]
+    for name in requested:
+        get(name)  # an unknown name fails start-up loudly
+    return requested or [name for name, ckpt in REGISTRY.items() if ckpt.hub_id]
+
+
+def _resident_memory_mb() -> float | None:
+    try:
+        status = Path("/proc/self/status").read_text()
+    except OSError:
+        return None
+    line = next((line for line in status.splitlines() if line.startswith("VmRSS:")), None)
+    return int(line.split()[1]) / 1024 if line else None
+
+
+def preload_all() -> dict[str, float]:
+    """Load every start-up checkpoint onto the device now, then refuse lazy loading (ZeroGPU start-up).
+
+    Call on the main thread before `launch()`: ZeroGPU emulates CUDA there and packs every "cuda"
+    tensor at launch. A checkpoint that cannot be loaded is logged and left out (its endpoints then
+    say so); the app still starts. Returns {name: seconds} for those loaded.
+    """
+    global _resident_only
+    start = time.perf_counter()
+    seconds = {}
+    for name in preload_names():
+        try:
+            _loaders.get(name, load)(name)
+            seconds[name] = _loaded[name].load_seconds
+        except UserError as error:
+            log.error("Start-up: %s is not resident: %s", name, error)
+            _not_resident[name] = f" ({error})"
+    for name in REGISTRY:
+        if name not in seconds and name not in _not_resident:
+            _not_resident[name] = f" (not in {ENV_PRELOAD})" if os.environ.get(ENV_PRELOAD) else ""
+    _resident_only = True
+    weights_gb = sum(_parameter_bytes(_loaded[name].model) for name in seconds) / 2**30
+    memory = _resident_memory_mb()
+    log.info("Start-up: %d checkpoints resident in %.1f s (%.2f GB of weights on %s; process RSS %s)",
+             len(seconds), time.perf_counter() - start, weights_gb, device_and_dtype()[0],
+             f"{memory:.0f} MB" if memory is not None else "unknown")
+    return seconds
+
+
+def _parameter_bytes(model) -> int:
+    parameters = getattr(model, "parameters", None)
+    return sum(p.numel() * p.element_size() for p in parameters()) if parameters else 0
 
 
 def use_cache_dir(path: str | os.PathLike | None) -> None:

@@ -61,6 +61,9 @@ def load(name: str = CHECKPOINT) -> checkpoints.Loaded:
     return loaded
 
 
+checkpoints.use_loader(CHECKPOINT, load)  # ZeroGPU start-up runs the mask-token check too (it writes a weight)
+
+
 def use_trained_mask_token(model) -> bool:
     """The predictor always uses mask token 1. If that one is untrained (zero) but token 0 is not, copy 0 into 1.
 

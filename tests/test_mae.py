@@ -116,18 +116,3 @@ def test_odd_shapes_give_a_full_model_view(tiny_hub, shape):
     image = np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8)
     result = mae.reconstruct(image, ratio=0.5, seed=0)
     assert result.model_view.shape == (224, 224, 3)
-
-
-def test_gpu_task_is_spaces_gpu_on_zerogpu_and_a_no_op_elsewhere(monkeypatch):
-    import sys
-    import types
-
-    def work():
-        return "done"
-
-    monkeypatch.setitem(sys.modules, "spaces", None)  # `import spaces` fails: not a ZeroGPU Space
-    assert checkpoints.gpu_task(work) is work
-    calls = []
-    fake = types.SimpleNamespace(GPU=lambda fn=None, **kw: calls.append((fn, kw)) or (lambda: "on the GPU"))
-    monkeypatch.setitem(sys.modules, "spaces", fake)
-    assert checkpoints.gpu_task(work)() == "on the GPU" and calls == [(work, {})]

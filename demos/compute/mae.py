@@ -45,7 +45,16 @@ class Reconstruction:
         }
 
 
-@checkpoints.gpu_task
+# Estimate (no GPU measured): ViT-B takes well under 0.1 s per image on one GPU; scaled by parameters.
+GPU_SECONDS_PER_100M_PARAMS = 0.3
+
+
+def gpu_seconds(image, checkpoint: str = "vit-mae-base", **_) -> float:
+    """The GPU duration `reconstruct` asks for on ZeroGPU: larger checkpoints, more seconds."""
+    return checkpoints.gpu_seconds(checkpoints.get(checkpoint).params_millions / 100 * GPU_SECONDS_PER_100M_PARAMS)
+
+
+@checkpoints.gpu_task(duration=gpu_seconds)
 def reconstruct(image: np.ndarray, checkpoint: str = "vit-mae-base", *, ratio: float = 0.75, seed: int = 0,
                 hidden_ids=None, image_size: int | None = None) -> Reconstruction:
     """Hide patches and reconstruct them with ViT-MAE.

@@ -9,7 +9,9 @@ Both models see the same square view (`media.center_square(image, crop)`, crop =
 `config.crop_size`, 256 px); MAE runs at that size too, so its 16x16 patch grid is V-JEPA 2's grid
 and the MAE mask is exactly the JEPA block.
 
-`compare` is the computation (an image array and the block as plain numbers in, a `Comparison` out).
+`compare` is the computation (an image array and the block as plain numbers in, a `Comparison` out);
+its model work is the GPU function `predict_block`, and the full-image targets are cached in the main
+process (see checkpoints: ZeroGPU).
 The tab (`demos.tabs.mae_vs_jepa`) names the endpoint `/compare_pixels_embeddings(image, top, left,
 height, width)`, so clicks, nudge buttons, sliders and `gradio_client` all end in the same call.
 """
@@ -138,43 +140,75 @@ def nearest_patches(queries: torch.Tensor, keys: torch.Tensor) -> tuple[np.ndarr
 
 
 # ---------------------------------------------------------------------------------------------
-# Full-image target features: cached per (image, checkpoint, frames), so moving the block is cheap
+# Full-image target features: cached in this (the main) process per (image, checkpoint, frames), so
+# that moving the block reruns only the context encoder, the predictor and MAE
 # ---------------------------------------------------------------------------------------------
 
 
 @dataclass
 class ImageFeatures:
     view: np.ndarray  # (S, S, 3) uint8: the square both models see
-    pixel_values: torch.Tensor  # (1, T, 3, S, S) normalised clip
     targets: torch.Tensor  # (N, D) float32 on CPU: layer-normalised full-clip encoder output
     spatial: torch.Tensor  # (rows*cols, D): targets averaged over tubelets (identical frames)
     pca: tuple  # viz.pca_basis of `spatial`: one projection for actual and predicted
     encode_seconds: float = 0.0
 
+    @classmethod
+    def of(cls, view: np.ndarray, targets: torch.Tensor, layout: jepa.TokenLayout, encode_seconds: float):
+        spatial = targets.view(layout.tubelets, layout.tokens_per_tubelet, -1).mean(dim=0)
+        return cls(view, targets, spatial, viz.pca_basis(spatial.numpy()), encode_seconds)
+
 
 TARGET_CACHE = LRUCache(TARGET_CACHE_SIZE)  # per (image, checkpoint, frames, dtype), tied to the model
 
 
-def image_features(image: np.ndarray, loaded: checkpoints.Loaded, num_frames: int = NUM_FRAMES) -> tuple[ImageFeatures, bool]:
-    """The view, clip and full-image target features of `image`, from the cache when possible; (features, hit)."""
+@dataclass
+class BlockPass:
+    """What the GPU function returns: CPU tensors and MAE's result."""
+
+    targets: torch.Tensor | None  # (N, D) full-image targets, when they were computed (not passed in)
+    predicted: torch.Tensor  # (M, D) float32
+    reconstruction: mae.Reconstruction
+    seconds: dict
+
+
+# Estimate (no GPU measured): one ViT-L pass over one tubelet (256 tokens) plus the predictor and MAE-B at
+# 256 px take well under 0.1 s on one GPU; 0.5 s per encoder pass leaves a wide margin.
+GPU_SECONDS_PER_ENCODER_PASS = 0.5
+
+
+def gpu_seconds(view, patch_ids, context_ids, target_ids, num_frames, *, targets=None, **_) -> float:
+    """The GPU duration `predict_block` asks for: two encoder passes without cached targets, one with."""
+    passes = 1 if targets is not None else 2
+    return checkpoints.gpu_seconds(passes * GPU_SECONDS_PER_ENCODER_PASS * max(1, num_frames // 2))
+
+
+@checkpoints.gpu_task(duration=gpu_seconds)
+def predict_block(view: np.ndarray, patch_ids, context_ids, target_ids, num_frames: int, *,
+                  targets: torch.Tensor | None = None, jepa_checkpoint: str = JEPA_CHECKPOINT,
+                  mae_checkpoint: str = MAE_CHECKPOINT) -> BlockPass:
+    """The model work of one comparison: full-image targets (only when `targets` is None), the context
+    encoder on the context tokens alone, the predictor, and MAE on the same block."""
+    loaded = jepa.load(jepa_checkpoint)
     model, processor = loaded.model, loaded.processor
-    config = model.config
-    dtype = next(model.parameters()).dtype
-    key = (media.image_digest(image), loaded.checkpoint.name, int(num_frames), str(dtype))
-    cached = TARGET_CACHE.get(key, owner=model)
-    if cached is not None:
-        return cached, True
+    pixel_values = jepa.clip_tensor(processor, np.repeat(view[None], num_frames, axis=0))
+    seconds, computed = {"target_encoder": 0.0}, None
+    if targets is None:
+        start = time.perf_counter()
+        computed = jepa.target_features(model, pixel_values)[0].cpu()
+        seconds["target_encoder"] = time.perf_counter() - start
     start = time.perf_counter()
-    view = np.array(media.center_square(image, config.crop_size))  # a writable copy (torch warns otherwise)
-    frames = np.repeat(view[None], num_frames, axis=0)
-    pixel_values = jepa.clip_tensor(processor, frames)
-    targets = jepa.target_features(model, pixel_values)[0].cpu()
-    layout = jepa.TokenLayout.of(config, num_frames)
-    spatial = targets.view(layout.tubelets, layout.tokens_per_tubelet, -1).mean(dim=0)
-    item = ImageFeatures(view, pixel_values, targets, spatial, viz.pca_basis(spatial.numpy()),
-                         time.perf_counter() - start)
-    TARGET_CACHE.put(key, item, owner=model)
-    return item, False
+    context = jepa.context_features(model, pixel_values, context_ids)
+    seconds["context_encoder"] = time.perf_counter() - start
+    start = time.perf_counter()
+    num_tokens = jepa.TokenLayout.of(model.config, num_frames).num_tokens
+    predicted = jepa.predict(model, context, context_ids, target_ids, num_tokens)[0].cpu()
+    seconds["predictor"] = time.perf_counter() - start
+    start = time.perf_counter()
+    reconstruction = mae.reconstruct.plain(view, mae_checkpoint, hidden_ids=patch_ids,
+                                           image_size=model.config.crop_size)
+    seconds["mae"] = time.perf_counter() - start
+    return BlockPass(computed, predicted, reconstruction, seconds)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -237,13 +271,13 @@ class Comparison:
         }
 
 
-@checkpoints.gpu_task
 def compare(image, top, left, height, width, *, num_frames: int = NUM_FRAMES,
             jepa_checkpoint: str = JEPA_CHECKPOINT, mae_checkpoint: str = MAE_CHECKPOINT) -> Comparison:
     """Hide the (top, left, height, width) block (in patches) of `image` from both MAE and V-JEPA 2.
 
     image: an HxWx3 uint8 array (`media.load_image`). Raises `UserError` for a block a learner can fix
-    (outside the grid, no context left).
+    (outside the grid, no context left). The model work is the GPU function `predict_block`; the
+    full-image targets are cached here, in the main process.
     """
     loaded = jepa.load(jepa_checkpoint)
     model, config = loaded.model, loaded.model.config
@@ -252,17 +286,21 @@ def compare(image, top, left, height, width, *, num_frames: int = NUM_FRAMES,
     block = masks.Block(int(top), int(left), int(height), int(width))
     layout = jepa.TokenLayout.of(config, num_frames)
     tokens = BlockTokens.of(layout, patch_ids)
-    seconds = {}
 
-    features, hit = image_features(image, loaded, num_frames)
-    seconds["target_encoder"] = 0.0 if hit else features.encode_seconds
-
+    dtype = next(model.parameters()).dtype
+    key = (media.image_digest(image), loaded.checkpoint.name, int(num_frames), str(dtype))
+    features = TARGET_CACHE.get(key, owner=model)
+    hit = features is not None
+    view = features.view if hit else np.array(media.center_square(image, config.crop_size))  # writable copy
     start = time.perf_counter()
-    context = jepa.context_features(model, features.pixel_values, tokens.context_ids)
-    seconds["context_encoder"] = time.perf_counter() - start
-    start = time.perf_counter()
-    predicted = jepa.predict(model, context, tokens.context_ids, tokens.target_ids, layout.num_tokens)[0].cpu()
-    seconds["predictor"] = time.perf_counter() - start
+    device_pass = predict_block(view, tokens.patch_ids, tokens.context_ids, tokens.target_ids, int(num_frames),
+                                targets=features.targets if hit else None, jepa_checkpoint=jepa_checkpoint,
+                                mae_checkpoint=mae_checkpoint)
+    seconds = {"gpu_call": time.perf_counter() - start, **device_pass.seconds}
+    if not hit:
+        features = ImageFeatures.of(view, device_pass.targets, layout, device_pass.seconds["target_encoder"])
+        TARGET_CACHE.put(key, features, owner=model)
+    predicted, reconstruction = device_pass.predicted, device_pass.reconstruction
 
     start = time.perf_counter()
     targets = features.targets
@@ -274,10 +312,6 @@ def compare(image, top, left, height, width, *, num_frames: int = NUM_FRAMES,
     neighbour_ids, neighbour_cos = nearest_patches(predicted_spatial, features.spatial)
     seconds["scores"] = time.perf_counter() - start
 
-    start = time.perf_counter()
-    reconstruction = mae.reconstruct(features.view, mae_checkpoint, hidden_ids=patch_ids,
-                                     image_size=config.crop_size)
-    seconds["mae"] = time.perf_counter() - start
     if reconstruction.grid != grid or not np.array_equal(reconstruction.model_view, features.view):
         raise UserError(f"{mae_checkpoint} cuts images into {reconstruction.grid.patch_size}-pixel patches, "
                         f"V-JEPA 2 into {grid.patch_size}: the two cannot hide the same block.")

@@ -12,6 +12,8 @@ The computation (no gradio in it):
 - `predict_tube(clip, tube)` encodes the context (every token outside the tube) alone, predicts the
   tube's tokens (`demos.jepa`), and scores them against the layer-normalised features of the full clip,
   which are cached per clip (`TARGET_CACHE`): moving the tube reruns only context encoder + predictor.
+  The model work is the GPU function `encode_and_predict` (see checkpoints: ZeroGPU); the cache and
+  the progress reports stay in the main process.
 - `copy_baseline`, `mean_context_baseline`, `per_tubelet` are the baselines and reductions, on tensors.
 - `render_video` and `features_image` turn a result into what the learner sees (drawing in `demos.viz`).
 
@@ -337,16 +339,65 @@ def _long_table(tubelets, series: dict, value_name: str):
     return pd.DataFrame(rows, columns=["tubelet", value_name, "series"])
 
 
-@checkpoints.gpu_task
+@dataclass
+class TubePass:
+    """What the GPU function returns: CPU tensors."""
+
+    targets: object | None  # (N, D) torch float32: full-clip targets, when computed (not passed in)
+    predicted: object  # (M, D) torch float32: the predictor's output for the tube's tokens
+    seconds: dict
+
+
+# Estimate (no GPU measured): one ViT-L pass over 16 frames (2048 tokens) takes well under 0.1 s on one
+# GPU in bf16; 0.5 s leaves a wide margin. Attention grows faster than the frame count: the power 1.5.
+GPU_SECONDS_PER_PASS_16_FRAMES = 0.5
+REFERENCE_PARAMS_MILLIONS = 326  # vjepa2-vitl, which the estimate above is for
+
+
+def gpu_seconds(frames, context_ids, target_ids, *, checkpoint: str = CHECKPOINT, targets=None) -> float:
+    """The GPU duration `encode_and_predict` asks for: by frames and checkpoint, one pass fewer with cached targets."""
+    passes = 1 if targets is not None else 2
+    scale = (len(frames) / 16) ** 1.5 * checkpoints.get(checkpoint).params_millions / REFERENCE_PARAMS_MILLIONS
+    return checkpoints.gpu_seconds(passes * GPU_SECONDS_PER_PASS_16_FRAMES * scale)
+
+
+@checkpoints.gpu_task(duration=gpu_seconds)
+def encode_and_predict(frames: np.ndarray, context_ids, target_ids, *, checkpoint: str = CHECKPOINT,
+                       targets=None) -> TubePass:
+    """The model work: full-clip targets (only when `targets` is None), the context encoder on the
+    context tokens alone, and the predictor for the target tokens. frames: (T, S, S, 3) uint8."""
+    loaded = jepa.load(checkpoint)
+    model = loaded.model
+    seconds, computed = {}, None
+    start = time.perf_counter()
+    pixels = jepa.clip_tensor(loaded.processor, np.array(frames))  # a writable copy: cached frames are read-only
+    seconds["preprocess"] = time.perf_counter() - start
+    if targets is None:
+        start = time.perf_counter()
+        computed = jepa.target_features(model, pixels)[0].cpu()
+        seconds["targets"] = time.perf_counter() - start
+    start = time.perf_counter()
+    context = jepa.context_features(model, pixels, context_ids)
+    seconds["context_encoder"] = time.perf_counter() - start
+    start = time.perf_counter()
+    num_tokens = jepa.TokenLayout.of(model.config, len(frames)).num_tokens
+    predicted = jepa.predict(model, context, context_ids, target_ids, num_tokens)[0].cpu()
+    seconds["predictor"] = time.perf_counter() - start
+    return TubePass(computed, predicted, seconds)
+
+
 def predict_tube(clip: Clip, top, left, height, width, first_tubelet=0, last_tubelet=None, *,
                  checkpoint: str = CHECKPOINT, progress: Progress | None = None) -> TubeResult:
-    """Hide the tube, encode the rest alone, predict the tube's features and score them over time."""
+    """Hide the tube, encode the rest alone, predict the tube's features and score them over time.
+
+    The model work is the GPU function `encode_and_predict`; the full-clip targets are cached here, in
+    the main process, and progress is reported here, around the GPU call.
+    """
     import torch
 
     progress = progress or (lambda fraction, desc: None)
     loaded = jepa.load(checkpoint)
-    model, processor = loaded.model, loaded.processor
-    config = model.config
+    config = loaded.model.config
     if clip.size != config.crop_size:
         raise ValueError(f"clip is {clip.size} px, the model wants {config.crop_size}")
     layout = jepa.TokenLayout.of(config, clip.num_frames)
@@ -357,32 +408,26 @@ def predict_tube(clip: Clip, top, left, height, width, first_tubelet=0, last_tub
     if len(context_ids) == 0:
         raise UserError("The tube hides the whole clip, so there is nothing left to predict from. "
                         "Make it smaller or hide it for fewer tubelets.")
-    seconds = {}
 
+    key = (loaded.checkpoint.name, clip.digest)
+    cached = TARGET_CACHE.get(key, owner=loaded.model)
+    hit = cached is not None
+    progress(0.1, f"Encoding the {len(context_ids)} visible tokens alone and predicting the {len(target_ids)} "
+                  "hidden ones…" if hit else "Encoding the whole clip once (the targets; cached for this clip), "
+                  "then the visible tokens alone, and predicting the hidden ones…")
     start = time.perf_counter()
-    pixels = jepa.clip_tensor(processor, np.array(clip.frames))  # a writable copy: the cached frames are read-only
-    seconds["preprocess"] = time.perf_counter() - start
-
-    def full_clip_targets():
-        progress(0.1, "Encoding the whole clip once (the targets; cached for this clip)…")
-        targets = jepa.target_features(model, pixels)[0].cpu()
+    device_pass = encode_and_predict(clip.frames, context_ids, target_ids, checkpoint=checkpoint,
+                                     targets=cached[0] if hit else None)
+    seconds = {"targets": 0.0, **device_pass.seconds, "gpu_call": time.perf_counter() - start}
+    progress(0.8, "Scoring the prediction against the actual features…")
+    if hit:
+        targets, basis = cached
+    else:
+        targets = device_pass.targets
         # PCA colours are fitted once per clip on its actual features, so they stay comparable as the tube moves.
-        sample = targets[:: max(1, len(targets) // 2048)].numpy()
-        return targets, viz.pca_basis(sample)
-
-    start = time.perf_counter()
-    (targets, basis), hit = TARGET_CACHE.get_or_compute((loaded.checkpoint.name, clip.digest), full_clip_targets,
-                                                       owner=loaded.model)
-    seconds["targets"] = time.perf_counter() - start
-
-    progress(0.5, f"Encoding the {len(context_ids)} visible tokens alone…")
-    start = time.perf_counter()
-    context = jepa.context_features(model, pixels, context_ids)
-    seconds["context_encoder"] = time.perf_counter() - start
-    progress(0.75, f"Predicting the {len(target_ids)} hidden tokens…")
-    start = time.perf_counter()
-    predicted = jepa.predict(model, context, context_ids, target_ids, layout.num_tokens)[0].cpu()
-    seconds["predictor"] = time.perf_counter() - start
+        basis = viz.pca_basis(targets[:: max(1, len(targets) // 2048)].numpy())
+        TARGET_CACHE.put(key, (targets, basis), owner=loaded.model)
+    predicted = device_pass.predicted
 
     actual = targets[torch.as_tensor(target_ids)]
     hidden_tubelets = len(tube.tubelets)

@@ -122,7 +122,12 @@ def output_image(label: str, **kwargs) -> gr.Image:
 
 
 def ensure_loaded(names: list[str], progress: gr.Progress | None) -> None:
-    """Load checkpoints, telling the learner while the first (slow) load happens."""
+    """Load checkpoints, telling the learner while the first (slow) load happens.
+
+    Not on ZeroGPU: there every checkpoint is resident from start-up, or refused by the GPU function.
+    """
+    if checkpoints.ON_ZERO_GPU:
+        return
     for i, name in enumerate(names):
         if not checkpoints.is_loaded(name) and progress is not None:
             hub_id = checkpoints.get(name).hub_id
