@@ -9,8 +9,8 @@ from heads_video import write_counting_video
 
 import checkpoints
 from demos import jepa
-from demos.labels import readable_label
 from demos.compute import probes
+from demos.labels import readable_label
 from demos.tabs import heads as heads_tab
 
 
