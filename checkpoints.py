@@ -84,6 +84,26 @@ class Checkpoint:
     # Token-by-token decoding is memory-bound matrix-vector work: on a CPU, int8 weights (dynamic
     # quantisation) decoded Qwen2.5-0.5B 4.9x faster than fp32 here, and bf16 was 3.6x slower than fp32.
     cpu_int8: bool = False
+    # The files the app loads from the repo, by name: `preload_from_hub` in the README front matter lists
+    # them, and `download` fetches them plus every small JSON config (`allow_patterns`). Never the other
+    # formats the repos also hold (tf_model.h5, flax_model.msgpack, the original .pth): up to 2.6 GB each.
+    files: tuple[str, ...] = ("config.json", "model.safetensors")
+
+    @property
+    def allow_patterns(self) -> list[str]:
+        """`snapshot_download` patterns: the listed files, and any `*.json` (a few KB each), so that a
+        processor config is fetched whatever its name (the V-JEPA 2 repos' listing could not be checked)."""
+        return [*self.files, "*.json"]
+
+
+# vit-mae-large and -huge publish only pytorch_model.bin (besides tf_model.h5); base has safetensors.
+_MAE_FILES = ("config.json", "preprocessor_config.json", "model.safetensors")
+_MAE_BIN_FILES = ("config.json", "preprocessor_config.json", "pytorch_model.bin")
+_QWEN_FILES = ("config.json", "generation_config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json",
+               "vocab.json", "merges.txt")
+# transformers would otherwise, on loading a .bin repo online, look for (and may download, 1.3 GB for
+# vit-mae-large's refs/pr/1) a safetensors conversion in a background thread. The .bin loads as it is.
+os.environ.setdefault("DISABLE_SAFETENSORS_CONVERSION", "1")
 
 
 REGISTRY: dict[str, Checkpoint] = {
@@ -91,15 +111,15 @@ REGISTRY: dict[str, Checkpoint] = {
     for c in [
         Checkpoint(
             "vit-mae-base", "facebook/vit-mae-base", "ViTMAEForPreTraining", "AutoImageProcessor", 112,
-            "ViT-B/16 masked autoencoder, pixel targets (MAE paper's visualisation checkpoint)",
+            "ViT-B/16 masked autoencoder, pixel targets (MAE paper's visualisation checkpoint)", files=_MAE_FILES,
         ),
         Checkpoint(
             "vit-mae-large", "facebook/vit-mae-large", "ViTMAEForPreTraining", "AutoImageProcessor", 330,
-            "ViT-L/16 masked autoencoder, pixel targets",
+            "ViT-L/16 masked autoencoder, pixel targets", files=_MAE_BIN_FILES,
         ),
         Checkpoint(
             "vit-mae-huge", "facebook/vit-mae-huge", "ViTMAEForPreTraining", "AutoImageProcessor", 657,
-            "ViT-H/14 masked autoencoder, pixel targets (14-pixel patches)",
+            "ViT-H/14 masked autoencoder, pixel targets (14-pixel patches)", files=_MAE_BIN_FILES,
         ),
         Checkpoint(
             "vjepa2-vitl", "facebook/vjepa2-vitl-fpc64-256", "VJEPA2Model", "AutoVideoProcessor", 326,
@@ -115,7 +135,7 @@ REGISTRY: dict[str, Checkpoint] = {
         ),
         Checkpoint(
             "qwen2.5-0.5b-instruct", "Qwen/Qwen2.5-0.5B-Instruct", "AutoModelForCausalLM", "AutoTokenizer", 494,
-            "small instruct LLM that answers questions about a clip (VQA head)", cpu_int8=True,
+            "small instruct LLM that answers questions about a clip (VQA head)", cpu_int8=True, files=_QWEN_FILES,
         ),
         Checkpoint(
             "vqa-projector", os.environ.get(ENV_PROJECTOR_REPO, ""), "demos.projector:VideoProjector", None, 5,
@@ -553,23 +573,28 @@ def _cmd_list(_args) -> int:
     return 0
 
 
-def _cmd_download(args) -> int:
+def download(names: list[str] | None = None, out=print) -> int:
+    """Fetch the checkpoints' `allow_patterns` files into the cache (all with a hub id by default); return failures."""
     from huggingface_hub import snapshot_download
 
-    names = args.names or [n for n, c in REGISTRY.items() if c.hub_id]
     failures = 0
-    for name in names:
+    for name in names or [n for n, c in REGISTRY.items() if c.hub_id]:
         ckpt = get(name)
         if not ckpt.hub_id:
-            print(f"skip {name}: no hub id configured ({ENV_PROJECTOR_REPO})")
+            out(f"skip {name}: no hub id configured ({ENV_PROJECTOR_REPO})")
             continue
         try:
-            path = snapshot_download(ckpt.hub_id, revision=ckpt.revision, cache_dir=_cache_dir)
-            print(f"ok   {name}: {ckpt.hub_id}@{ckpt.revision} -> {path}")
+            path = snapshot_download(ckpt.hub_id, revision=ckpt.revision, cache_dir=_cache_dir,
+                                     allow_patterns=ckpt.allow_patterns)
+            out(f"ok   {name}: {ckpt.hub_id}@{ckpt.revision} -> {path}")
         except Exception as error:  # report every checkpoint, then fail once
             failures += 1
             print(f"FAIL {name}: {ckpt.hub_id}: {error}", file=sys.stderr)
-    return 1 if failures else 0
+    return failures
+
+
+def _cmd_download(args) -> int:
+    return 1 if download(args.names) else 0
 
 
 def main(argv: list[str] | None = None) -> int:

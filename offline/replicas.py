@@ -38,7 +38,8 @@ _TINY_MAE = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, int
                  decoder_hidden_size=32, decoder_num_hidden_layers=1, decoder_num_attention_heads=2,
                  decoder_intermediate_size=64)
 # crop 128 with 16-pixel patches: an 8x8 grid, enough for block and tube geometry to mean something.
-_TINY_VJEPA = dict(crop_size=128, frames_per_clip=16, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+# 8 blocks: the Diving48 probe reads blocks 17, 19, 21, 23 of 24, counted from the last (1, 3, 5, 7 here).
+_TINY_VJEPA = dict(crop_size=128, frames_per_clip=16, hidden_size=64, num_hidden_layers=8, num_attention_heads=4,
                    pred_hidden_size=32, pred_num_hidden_layers=2, pred_num_attention_heads=2, num_pooler_layers=1)
 TINY_CONFIGS = {
     "vit-mae-base": _TINY_MAE,
@@ -63,7 +64,19 @@ def cache_entry(cache_dir: Path, hub_id: str, revision: str = "main") -> Path:
     return snapshot
 
 
-def _label_names(count: int) -> dict[int, str]:
+def _label_names(name: str, count: int) -> dict[int, str]:
+    """Class names in each probe's real id2label format, so tests exercise `demos.labels`.
+
+    Diving48: the full vocabulary as Python-list strings. SSv2: the 20 real names at their ids, the other
+    ids filled with those names in the same bracketed format, numbered ("Closing [something] (replica 7)").
+    """
+    from demos import labels
+
+    if name == "vjepa2-diving48-probe" and count == len(labels.DIVING48_LABELS):
+        return dict(enumerate(labels.DIVING48_LABELS))
+    if name == "vjepa2-ssv2-probe":
+        sample = list(labels.SSV2_LABEL_SAMPLE.values())
+        return {i: labels.SSV2_LABEL_SAMPLE.get(i, f"{sample[i % len(sample)]} (replica {i})") for i in range(count)}
     return {i: f"replica class {i}" for i in range(count)}
 
 
@@ -87,14 +100,17 @@ def build_model(ckpt, size: str = "tiny"):
     if ckpt.model_class.startswith("VJEPA2"):
         num_labels = overrides.pop("num_labels", None)
         if num_labels:
-            overrides.update(id2label=_label_names(num_labels), label2id={v: k for k, v in _label_names(num_labels).items()})
+            names = _label_names(name, num_labels)
+            overrides.update(id2label=names, label2id={v: k for k, v in names.items()})
         config = transformers.VJEPA2Config(**overrides)
         model = getattr(transformers, ckpt.model_class)(config)
-        # Zero-initialised mask tokens would make every prediction independent of the token's slot;
-        # trained checkpoints have non-zero ones.
+        # The published mask tokens: V-JEPA 2 training uses one clip-length group, so only token 0 gets a
+        # gradient; the others keep their zero initialisation. transformers' predictor reads token 1, so
+        # the app's `jepa.use_trained_mask_token` must copy 0 into 1, and the tests see it happen.
         vjepa = model if ckpt.model_class == "VJEPA2Model" else model.vjepa2
         with torch.no_grad():
-            vjepa.predictor.embeddings.mask_tokens.normal_(std=0.02)
+            vjepa.predictor.embeddings.mask_tokens.zero_()
+            vjepa.predictor.embeddings.mask_tokens[0].normal_(std=0.02)
         processor = transformers.VJEPA2VideoProcessor(crop_size=config.crop_size)
         return model, processor
     if name == "qwen2.5-0.5b-instruct":

@@ -18,8 +18,12 @@ def test_upload_classify_and_see_labels_and_timings(browser_page, tmp_path):
     timings = page.locator("#heads-timings")
     timings.get_by_text("encoder pass 1").wait_for(timeout=60_000)
     assert "head: Something-Something v2" in timings.inner_text()
-    assert "replica class" in page.locator("#heads-ssv2").inner_text(timeout=10_000)
-    assert "replica class" in page.locator("#heads-diving48").inner_text(timeout=10_000)
+    assert "Sampling: one shared 16-frame clip" in timings.inner_text()  # the CPU default, and why
+    ssv2 = page.locator("#heads-ssv2").inner_text(timeout=10_000)
+    diving = page.locator("#heads-diving48").inner_text(timeout=10_000)
+    assert "something" in ssv2.lower() and "[" not in ssv2  # SSv2 names without their brackets
+    assert "twist" in diving  # Diving48 codes spelled out ("no twist", "1.5 twists")
+    assert "'" not in diving and "NoTwis" not in diving
     assert "Encoders in memory: 1" in page.locator("#heads-sharing").inner_text()
     if os.environ.get("PDR_SCREENSHOTS"):
         page.screenshot(path=os.path.join(os.environ["PDR_SCREENSHOTS"], "heads_tab.png"), full_page=True)

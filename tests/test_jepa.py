@@ -109,3 +109,18 @@ def test_cosine_rows_known_values():
     a = np.array([[1.0, 0.0], [1.0, 1.0], [0.0, 2.0]])
     b = np.array([[2.0, 0.0], [-1.0, -1.0], [1.0, 0.0]])
     np.testing.assert_allclose(jepa.cosine_rows(a, b), [1.0, -1.0, 0.0], atol=1e-6)
+
+
+def test_the_published_mask_tokens_make_the_app_use_token_0(tiny_hub):
+    """The replica stores the mask tokens as published (token 0 trained, 1..N zero); loading copies 0 into 1."""
+    import transformers
+
+    import checkpoints
+
+    stored = transformers.VJEPA2Model.from_pretrained(checkpoints.get(jepa.CHECKPOINT).hub_id).predictor
+    tokens = stored.embeddings.mask_tokens.detach()
+    assert tokens[0].norm() > 0 and not tokens[1:].any()
+    loaded = jepa.load()
+    assert loaded.mask_token_copied is True
+    used = loaded.model.predictor.embeddings.mask_tokens
+    assert torch.equal(used[1], tokens[0]) and torch.equal(used[0], tokens[0])

@@ -10,6 +10,7 @@ from heads_video import write_counting_video
 import checkpoints
 from demos import jepa
 from demos.compute import probes
+from demos.labels import readable_label
 from demos.tabs import heads as heads_tab
 
 
@@ -97,11 +98,10 @@ def test_a_different_shape_is_a_difference(tiny_hub):
 # --- sharing is exact ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name, frames", [("vjepa2-ssv2-probe", 16), ("vjepa2-diving48-probe", 32)])
-def test_head_on_shared_tokens_equals_the_probes_own_forward(heads, name, frames):
-    head = next(h for h in heads if h.spec.name == name)
-    own = _own_full_probe(name)
-    pixels = torch.randn(1, frames, 3, 128, 128, generator=torch.Generator().manual_seed(frames))
+def test_ssv2_on_shared_tokens_equals_the_probes_own_forward(heads):
+    head = next(h for h in heads if h.spec.name == "vjepa2-ssv2-probe")
+    own = _own_full_probe(head.spec.name)
+    pixels = torch.randn(1, 16, 3, 128, 128, generator=torch.Generator().manual_seed(16))
     with torch.inference_mode():
         expected = own(pixels).logits
     encoded = probes.encode(head.encoder, pixels)
@@ -109,6 +109,67 @@ def test_head_on_shared_tokens_equals_the_probes_own_forward(heads, name, frames
     torch.testing.assert_close(probes.head_logits(head, encoded.tokens), expected, rtol=1e-5, atol=1e-5)
     again = probes.encode(head.encoder, pixels.clone())
     assert again.cached and again.tokens is encoded.tokens  # same clip, no second encoder pass
+
+
+# --- each probe reads the features it was trained on ---------------------------------------------
+
+
+def test_feature_recipes_name_the_published_blocks():
+    ssv2, diving = (probes.spec(name).recipe for name in probes.PROBE_NAMES)
+    assert ssv2.blocks(24) == (23,) and diving.blocks(24) == (17, 19, 21, 23)  # vjepa2 configs/eval/vitl
+    assert diving.blocks(8) == (1, 3, 5, 7)  # the tiny replica: the same blocks counted from the last
+    with pytest.raises(ValueError, match="at least 7"):
+        diving.blocks(4)
+
+
+def _independent_normed_hidden_states(base, pixels):
+    """transformers' own hidden-state recording, each through the encoder's final layernorm."""
+    with torch.inference_mode():
+        out = base(pixel_values_videos=pixels, skip_predictor=True, output_hidden_states=True)
+    hidden = out.hidden_states
+    assert len(hidden) == len(base.encoder.layer) + 1  # index 0: the embeddings; i + 1: after block i
+    torch.testing.assert_close(base.encoder.layernorm(hidden[-1]), out.last_hidden_state)
+    return [base.encoder.layernorm(h) for h in hidden[1:]]
+
+
+def test_each_pooler_receives_its_recipe_from_one_shared_pass(heads, video, monkeypatch):
+    """SSv2's pooler reads the normed last block; Diving48's the normed blocks 1, 3, 5, 7 (17, 19, 21, 23 of 24)
+    concatenated along the tokens; both from one encoder pass."""
+    probes.TOKEN_CACHE.clear()
+    received, encoded_pixels = {}, []
+    for head in heads:
+        head.model.pooler.register_forward_pre_hook(
+            lambda module, args, name=head.spec.name: received.setdefault(name, args[0].detach().clone()))
+    real_encode = probes.encode
+    monkeypatch.setattr(probes, "encode", lambda encoder, pixels, *a, **k: (
+        encoded_pixels.append(pixels), real_encode(encoder, pixels, *a, **k))[1])
+    try:
+        result = probes.classify(video, 0.0, sampling=probes.SAMPLING_SHARED)
+    finally:
+        for head in heads:
+            head.model.pooler._forward_pre_hooks.clear()
+    assert result.encoder_runs == 1 and len(encoded_pixels) == 1 and result.passes[0].blocks == [1, 3, 5, 7]
+    normed = _independent_normed_hidden_states(jepa.load().model, encoded_pixels[0])
+    torch.testing.assert_close(received["vjepa2-ssv2-probe"], normed[7], rtol=1e-5, atol=1e-5)
+    expected = torch.cat([normed[1], normed[3], normed[5], normed[7]], dim=1)
+    assert received["vjepa2-diving48-probe"].shape == (1, 4 * 8 * 64, 64)
+    torch.testing.assert_close(received["vjepa2-diving48-probe"], expected, rtol=1e-5, atol=1e-5)
+    # transformers' forward feeds Diving48 the last block only: a different input, so different logits.
+    with torch.inference_mode():
+        own = _own_full_probe("vjepa2-diving48-probe")(encoded_pixels[0]).logits
+    assert not torch.allclose(torch.softmax(own, -1).reshape(-1), result.heads[1].probs, atol=1e-4)
+
+
+def test_a_pass_that_lacks_a_block_runs_again_and_keeps_what_it_had(heads):
+    encoder = heads[0].encoder
+    pixels = torch.randn(1, 16, 3, 128, 128, generator=torch.Generator().manual_seed(5))
+    first = probes.encode(encoder, pixels)
+    assert set(first.layers) == {7}
+    more = probes.encode(encoder, pixels, blocks=(1, 3))
+    assert not more.cached and set(more.layers) == {1, 3, 7}
+    torch.testing.assert_close(more.tokens, first.tokens, rtol=0, atol=0)
+    again = probes.encode(encoder, pixels, blocks=(3, 7))
+    assert again.cached and again.layers is more.layers
 
 
 # --- sampling per probe -------------------------------------------------------------------------
@@ -128,7 +189,7 @@ def _record_sampling(monkeypatch):
 
 def test_each_probe_gets_the_clip_it_was_evaluated_on(heads, video, monkeypatch):
     calls = _record_sampling(monkeypatch)
-    result = probes.classify(video, 0.5)
+    result = probes.classify(video, 0.5, sampling=probes.SAMPLING_PER_PROBE)
     assert calls == [dict(start_s=0.5, num_frames=16, frame_step=4), dict(start_s=0.5, num_frames=32, frame_step=2)]
     by_clip = {(p.num_frames, p.frame_step): p for p in result.passes}
     assert set(by_clip) == {(16, 4), (32, 2)}
@@ -137,7 +198,7 @@ def test_each_probe_gets_the_clip_it_was_evaluated_on(heads, video, monkeypatch)
         assert encoder_pass.timestamps_s[0] == pytest.approx(0.5, abs=0.051)
         assert np.diff(encoder_pass.timestamps_s) == pytest.approx(step / 20, abs=1e-3)  # 20 fps
         assert encoder_pass.num_tokens == frames // 2 * 8 * 8
-    assert [h.encoder_pass for h in result.heads] == [0, 1]
+    assert [h.encoder_passes for h in result.heads] == [[0], [1]]
     assert result.timings()["encoder_passes"][1]["num_frames"] == 32
 
 
@@ -151,7 +212,7 @@ def test_sampled_frames_are_the_right_frames(heads, video, monkeypatch):
         return sample
 
     monkeypatch.setattr(probes.media, "sample_frames", keep)
-    probes.classify(video, 1.0)
+    probes.classify(video, 1.0, sampling=probes.SAMPLING_PER_PROBE)
     for sample, step in zip(seen, (4, 2), strict=False):
         index = np.round((sample.frames.reshape(len(sample.frames), -1).mean(axis=1) - 20) / 2).astype(int)
         assert list(index) == list(range(20, 20 + step * len(index), step))
@@ -163,7 +224,7 @@ def test_shared_sampling_runs_the_encoder_once_for_both_heads(heads, video, monk
     assert calls == [dict(start_s=0.25, num_frames=16, frame_step=4)]
     assert len(result.passes) == 1 and result.passes[0].heads == ["Something-Something v2", "Diving48"]
     assert result.encoders_in_memory == 1
-    assert any("Diving48 was evaluated on 32 frames" in note for note in result.notes)
+    assert any("Diving48 was trained and evaluated on 4 segments of 32 frames" in note for note in result.notes)
 
 
 def test_a_second_call_reuses_the_encoder_tokens(heads, video):
@@ -174,39 +235,35 @@ def test_a_second_call_reuses_the_encoder_tokens(heads, video):
     assert "reused" in heads_tab.timings_markdown(again)
 
 
-# --- labels -------------------------------------------------------------------------------------
+# --- labels ----------------------------------------------------------------------------------
 
 
 def test_top5_labels_are_readable_ordered_and_probabilities(heads, video):
     result = probes.classify(video, 0.0)
-    for head in result.heads:
+    for head, model_head in zip(result.heads, heads, strict=True):
         labels = [label for label, _ in head.top]
         probs = [p for _, p in head.top]
         assert len(head.top) == 5 and len(set(labels)) == 5
-        assert all(label.startswith("replica class ") for label in labels)
         assert probs == sorted(probs, reverse=True)
         assert all(0 <= p <= 1 for p in probs) and sum(probs) <= 1 + 1e-6
-        expected = torch.softmax(head.logits.reshape(-1), 0).topk(5)
-        assert labels == [f"replica class {i}" for i in expected.indices.tolist()]
+        expected = head.probs.topk(5)
+        assert [t.index for t in head.ranked] == expected.indices.tolist()
         assert probs == pytest.approx(expected.values.tolist(), abs=1e-6)
+        for top in head.ranked:  # the replicas carry the real formats; the page shows them readable
+            assert top.raw == model_head.id2label[top.index]
+            assert top.label == readable_label(top.raw, top.index)
+            assert not any(c in top.label for c in "[]'")
+    dives = [t.raw for t in result.heads[1].ranked]
+    assert all(raw.startswith("['") for raw in dives)  # "['Inward', '35som', 'NoTwis', 'TUCK']"
+    numbers = result.timings()["heads"]["vjepa2-diving48-probe"]["top"]
+    assert [n["raw"] for n in numbers] == dives and numbers[0]["label"] == result.heads[1].top[0][0]
     assert set(result.label_dicts()) == set(probes.PROBE_NAMES)
 
 
-@pytest.mark.parametrize("raw, readable", [
-    ("Pushing something from left to right", "Pushing something from left to right"),
-    ("LABEL_7", "class 7 (the checkpoint names no label)"),
-    ("Back_15som_05Twis_FREE", "back, 1.5 somersaults, 0.5 twists, free position (Back_15som_05Twis_FREE)"),
-    ("['Inward', '25som', 'NoTwis', 'PIKE']", "inward, 2.5 somersaults, NoTwis, pike (['Inward', '25som', 'NoTwis', 'PIKE'])"),
-    ("Forward 10som 00Twis TUCK", "forward, 1 somersault, 0 twists, tuck (Forward 10som 00Twis TUCK)"),
-])
-def test_readable_labels(raw, readable):
-    assert probes.readable_label(raw, 7) == readable
-
-
 def test_duplicate_names_stay_distinct():
-    logits = torch.tensor([3.0, 2.0, 1.0])
-    top = probes.top_labels(logits, {0: "same", 1: "same", 2: "other"})
-    assert [name for name, _ in top] == ["same", "same [class 1]", "other"]
+    probs = torch.tensor([0.5, 0.3, 0.2])
+    top = probes.top_labels(probs, {0: "same", 1: "same", 2: "other"})
+    assert [t.label for t in top] == ["Same", "Same [class 1]", "Other"]
 
 
 # --- bad input ----------------------------------------------------------------------------------
@@ -231,3 +288,76 @@ def test_no_video_and_not_a_video(heads, tmp_path):
 def test_unknown_sampling_is_clear(video):
     with pytest.raises(probes.UserError, match="sampling"):
         probes.validate_request(video, 0, sampling="every frame")
+
+
+# --- the paper protocol: segments x views ---------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def wide_video(tmp_path_factory):
+    """A 3:2 clip whose columns differ (a ramp) and whose level tells the frame: its three views differ."""
+    from demos import media
+
+    levels = 10 + np.arange(200)  # 10 s at 20 fps
+    ramp = np.linspace(0, 30, 96)
+    frames = (levels[:, None, None, None] + ramp[None, None, :, None] + np.zeros((1, 64, 1, 3))).astype(np.uint8)
+    return media.write_mp4(frames, tmp_path_factory.mktemp("wide") / "wide.mp4", 20, crf=0)
+
+
+def test_views_are_left_centre_and_right_crops_of_the_resized_clip():
+    frames = np.zeros((2, 60, 90, 3), dtype=np.uint8)
+    frames[:, :, :, 0] = np.arange(90, dtype=np.uint8)[None, None, :]  # red = column
+    views = probes.spatial_views(frames, 40)
+    assert [v.shape for v in views] == [(2, 40, 40, 3)] * 3
+    firsts = [int(v[0, 20, 0, 0]) for v in views]  # short side 60 -> 40: 60 columns, crops at 0, 10, 20
+    assert firsts == pytest.approx([0, 15, 30], abs=2)
+    square = probes.spatial_views(np.zeros((1, 50, 50, 3), dtype=np.uint8), 40)
+    assert all(np.array_equal(square[0], v) for v in square)
+
+
+def test_paper_protocol_concatenates_segments_and_averages_view_probabilities(heads, wide_video, monkeypatch):
+    probes.TOKEN_CACHE.clear()
+    calls = _record_sampling(monkeypatch)
+    inputs = {name: [] for name in probes.PROBE_NAMES}
+    for head in heads:
+        head.model.pooler.register_forward_pre_hook(
+            lambda module, args, name=head.spec.name: inputs[name].append(args[0].detach().clone()))
+    try:
+        result = probes.classify(wide_video, 0.0, sampling=probes.SAMPLING_PAPER)
+    finally:
+        for head in heads:
+            head.model.pooler._forward_pre_hooks.clear()
+    # 10 s of video: SSv2 reads 2 segments (from 0 and 5 s), Diving48 4 (from 0, 2.5, 5 and 7.5 s)
+    starts = sorted({(c["num_frames"], c["start_s"]) for c in calls})
+    assert starts == [(16, 0.0), (16, 5.0), (32, 0.0), (32, 2.5), (32, 5.0), (32, 7.5)]
+    assert len(result.passes) == 2 * 3 + 4 * 3 and result.encoder_runs == 18  # every view differs here
+    ssv2, diving = result.heads
+    assert (ssv2.views, diving.views) == (3, 3)
+    assert [x.shape[1] for x in inputs["vjepa2-ssv2-probe"]] == [2 * 8 * 64] * 3  # 2 segments, last block
+    assert [x.shape[1] for x in inputs["vjepa2-diving48-probe"]] == [4 * 4 * 16 * 64] * 3  # 4 segments x 4 blocks
+    assert diving.pooler_tokens == 4 * 4 * 16 * 64
+    for head, model_head in zip(result.heads, heads, strict=True):
+        with torch.inference_mode():
+            per_view = [torch.softmax(model_head.model.classifier(model_head.model.pooler(x)), -1)
+                        for x in inputs[head.name]]
+        torch.testing.assert_close(head.probs, torch.stack(per_view).mean(0).reshape(-1), rtol=1e-5, atol=1e-6)
+    assert "segment 2/2, view right" in heads_tab.timings_markdown(result)
+
+
+def test_auto_sampling_follows_the_device(monkeypatch):
+    monkeypatch.setenv(checkpoints.ENV_DEVICE, "cpu")
+    assert probes.resolve_sampling(probes.SAMPLING_AUTO)[0] == probes.SAMPLING_SHARED
+    monkeypatch.setenv(checkpoints.ENV_DEVICE, "cuda")
+    sampling, reason = probes.resolve_sampling(probes.SAMPLING_AUTO)
+    assert sampling == probes.SAMPLING_PAPER and "GPU" in reason
+    for kept in (probes.SAMPLING_SHARED, probes.SAMPLING_PER_PROBE, probes.SAMPLING_PAPER):
+        assert probes.resolve_sampling(kept) == (kept, "chosen")
+
+
+def test_protocol_costs():
+    assert probes.protocol_cost(probes.SAMPLING_SHARED) == {
+        "encoder_passes": 1, "encoder_tokens": 2048, "largest_pooler_input": 4 * 2048}
+    assert probes.protocol_cost(probes.SAMPLING_PER_PROBE)["encoder_passes"] == 2
+    paper = probes.protocol_cost(probes.SAMPLING_PAPER)
+    assert paper == {"encoder_passes": 18, "encoder_tokens": 6 * 2048 + 12 * 4096, "largest_pooler_input": 65536}
+    assert probes.protocol_cost(probes.SAMPLING_PAPER, views=1)["encoder_passes"] == 6

@@ -1,0 +1,186 @@
+"""Check on the real checkpoints what the README promises: `python -m checks.real_weights`.
+
+Downloads the pinned checkpoints (only the files the app loads, `checkpoints.download`), runs the
+compute functions (no gradio) on the bundled examples and prints one row per promise with its measured
+value and threshold. Exits 1 when a promise fails, 2 when a download fails.
+
+`--random-weights` runs it on the random-weight replicas already in the cache (the tests do): promises
+that need trained weights are reported "n/a (random weights)", the others (shared encoders, label
+formats) are still checked. `--only GROUP` runs some groups (mae, jepa, surprise, probes, llm).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass
+
+import numpy as np
+
+import checkpoints
+from demos import examples, jepa, labels, media
+from demos.compute import mae, mae_vs_jepa, probes, tubes, vqa
+
+NOT_APPLICABLE = "n/a (random weights)"
+PUBLISHED_GRID = 16  # the blocks and tubes below are placed on the real checkpoint's 16x16 grid, then scaled
+IMAGE_BLOCK = mae_vs_jepa.DEFAULT_BLOCK  # (top, left, height, width): the centre of the image
+CLIP_TUBE = (5, 6, 5, 3, 3, 5)  # README's /tube_predict example: the wall, tubelets 3 to 5
+VANISH_TUBE = (9, 4, 5, 7)  # the floor where the ball rolls behind the wall, hidden in every tubelet
+QUESTION = "Which actions did the classifiers see in this clip?"
+PROBE_CLIP = "cup_covers_ball.mp4"
+GROUPS = ("mae", "jepa", "surprise", "probes", "llm")
+
+
+@dataclass
+class Row:
+    promise: str
+    measured: str
+    threshold: str
+    passed: bool | None  # None: nothing to judge (random weights)
+    needs_trained_weights: bool = True
+
+
+def _scaled(cells: tuple[int, ...], grid: int) -> tuple[int, ...]:
+    return tuple(max(1, round(c * grid / PUBLISHED_GRID)) if i >= 2 else round(c * grid / PUBLISHED_GRID)
+                 for i, c in enumerate(cells))
+
+
+def mean_colour_mse(view: np.ndarray, hidden_ids, patch: int) -> float:
+    """MSE (pixels in 0..1) on the hidden patches when they are filled with the mean colour of the visible ones."""
+    pixels = view.astype(np.float32) / 255
+    rows, cols = pixels.shape[0] // patch, pixels.shape[1] // patch
+    hidden = np.zeros(rows * cols, dtype=bool)
+    hidden[np.asarray(hidden_ids)] = True
+    mask = np.kron(hidden.reshape(rows, cols), np.ones((patch, patch), dtype=bool))
+    fill = pixels[~mask].mean(axis=0)
+    return float(((pixels[mask] - fill) ** 2).mean())
+
+
+def mae_rows() -> list[Row]:
+    rows = []
+    for name in checkpoints.MAE_CHECKPOINTS:
+        results = []
+        for path in examples.images():
+            reconstruction = mae.reconstruct(media.load_image(path), name, ratio=0.75, seed=0)
+            results.append((reconstruction.hidden_mse,
+                            mean_colour_mse(reconstruction.model_view, reconstruction.hidden_ids,
+                                            reconstruction.grid.patch_size)))
+        wins = sum(model < fill for model, fill in results)
+        worst = max(results, key=lambda r: r[0] / r[1])
+        rows.append(Row(f"6.1 {name} beats a mean-colour fill on hidden patches (75 %), every bundled image",
+                        f"{wins}/{len(results)} images; worst MSE {worst[0]:.4f} vs fill {worst[1]:.4f}",
+                        "all images", wins == len(results)))
+    return rows
+
+
+def jepa_rows() -> list[Row]:
+    grid = jepa.load().model.config.crop_size // 16
+    image_scores = []
+    for path in examples.images():
+        stats = mae_vs_jepa.compare(media.load_image(path), *_scaled(IMAGE_BLOCK, grid)).stats()
+        image_scores.append((stats["mean_cosine"], *stats["baselines"].values()))
+    clip_scores = []
+    for path in examples.videos():
+        clip = tubes.load_clip(path, num_frames=16, frame_step=4, size=grid * 16)
+        numbers = tubes.predict_tube(clip, *_scaled(CLIP_TUBE[:4], grid), *CLIP_TUBE[4:]).numbers()["mean_cosine"]
+        clip_scores.append((numbers.pop(tubes.SERIES_PREDICTED), *numbers.values()))
+    rows = []
+    for what, scores in (("images", image_scores), ("clips", clip_scores)):
+        wins = sum(predicted > max(baselines) for predicted, *baselines in scores)
+        margin = min(predicted - max(baselines) for predicted, *baselines in scores)
+        rows.append(Row(f"6.2-6.4 V-JEPA 2 predictor's mean cosine beats both baselines, bundled {what}",
+                        f"{wins}/{len(scores)}; smallest margin {margin:+.3f}", f"all {what}", wins == len(scores)))
+    return rows
+
+
+def vanish_tubelet(frame_step: int = 4, num_frames: int = 16) -> int:
+    """The first tubelet whose frames differ between ball_behind_wall and ball_vanishes: where the ball vanishes."""
+    paths = {p.split("/")[-1]: p for p in examples.videos()}
+    clips = [media.sample_frames(paths[name], num_frames=num_frames, frame_step=frame_step).frames.astype(int)
+             for name in ("ball_behind_wall.mp4", "ball_vanishes.mp4")]
+    changed = (np.abs(clips[0] - clips[1]).max(axis=-1) > 60).mean(axis=(1, 2)) > 1e-3  # a ball, not codec noise
+    return int(np.argmax(changed)) // 2
+
+
+def surprise_rows() -> list[Row]:
+    grid = jepa.load().model.config.crop_size // 16
+    path = next(p for p in examples.videos() if p.endswith("ball_vanishes.mp4"))
+    clip = tubes.load_clip(path, num_frames=16, frame_step=4, size=grid * 16)
+    result = tubes.predict_tube(clip, *_scaled(VANISH_TUBE, grid))
+    surprise = result.l1[tubes.SERIES_PREDICTED]
+    peak, expected = int(result.tube.tubelets[int(np.argmax(surprise))]), vanish_tubelet()
+    return [Row("6.4 the surprise curve peaks where the ball vanishes (ball_vanishes.mp4)",
+                f"peak at tubelet {peak}; the ball vanishes in tubelet {expected}",
+                "peak in that tubelet or the next", peak in (expected, expected + 1))]
+
+
+def probe_rows() -> list[Row]:
+    heads = probes.load_heads()
+    rows = [Row(f"6.5 {h.hub_id}'s encoder is bit-identical to the base encoder", h.comparison.sentence(),
+                "torch.equal on every tensor", h.comparison.equal, needs_trained_weights=False) for h in heads]
+    for head in heads:
+        readable = [labels.readable_label(raw, i) for i, raw in sorted(head.id2label.items())]
+        unread = [text for text in readable if any(c in text for c in "[]'") or "names no label" in text]
+        rows.append(Row(f"6.5 {head.spec.title}: every label name reads as text (demos.labels)",
+                        f"{len(readable) - len(unread)}/{len(readable)}" + (f", e.g. {unread[0]!r}" if unread else ""),
+                        "all names", not unread, needs_trained_weights=False))
+    path = next(p for p in examples.videos() if p.endswith(PROBE_CLIP))
+    result = probes.classify(path, 0.0, sampling=probes.SAMPLING_AUTO)
+    for head in result.heads:
+        top = head.ranked[0]
+        chance = 1 / len(head.probs)
+        rows.append(Row(f"6.5 {head.title} top-1 on {PROBE_CLIP} ({result.sampling})",
+                        f"{top.label} ({top.probability:.1%})", f"above chance ({chance:.1%}); judge the label",
+                        top.probability > chance))
+    return rows
+
+
+def cites(answer: str, label: str) -> bool:
+    """Whether the answer names the label: most (3 in 4) of its words of more than 2 letters appear in it."""
+    words = [w for w in label.lower().replace(",", " ").split() if len(w) > 2]
+    return bool(words) and sum(w in answer.lower() for w in words) >= 0.75 * len(words)
+
+
+def llm_rows() -> list[Row]:
+    path = next(p for p in examples.videos() if p.endswith(PROBE_CLIP))
+    *_, last = vqa.answer_stream(path, 0.0, QUESTION)
+    shown = [line[2:].rsplit(": ", 1)[0] for line in last.prompt_shown.splitlines() if line.startswith("- ")]
+    cited = [label for label in shown if cites(last.answer, label)]
+    return [Row(f"6.5 the LLM's answer ({last.mode.mode} mode) cites the probes' labels",
+                f"{len(cited)} of {len(shown)} labels cited" + (f", e.g. {cited[0]!r}" if cited else ""),
+                "at least one", bool(cited))]
+
+
+def judge(rows: list[Row], random_weights: bool) -> list[Row]:
+    for row in rows:
+        if random_weights and row.needs_trained_weights:
+            row.threshold, row.passed = NOT_APPLICABLE, None
+    return rows
+
+
+def table(rows: list[Row]) -> str:
+    status = {True: "PASS", False: "FAIL", None: "n/a"}
+    lines = ["| status | promise | measured | threshold |", "|---|---|---|---|"]
+    lines += [f"| {status[r.passed]} | {r.promise} | {r.measured} | {r.threshold} |" for r in rows]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--random-weights", action="store_true", help="the cache holds random-weight replicas")
+    parser.add_argument("--only", nargs="+", choices=GROUPS, default=list(GROUPS))
+    args = parser.parse_args(argv)
+    if checkpoints.download() and not args.random_weights:
+        print("A download failed: nothing was checked.", file=sys.stderr)
+        return 2
+    groups = {"mae": mae_rows, "jepa": jepa_rows, "surprise": surprise_rows, "probes": probe_rows, "llm": llm_rows}
+    rows = judge([row for name in args.only for row in groups[name]()], args.random_weights)
+    print(table(rows))
+    failed = [r for r in rows if r.passed is False]
+    print(f"\n{len(failed)} of {len(rows)} promises failed." if failed else f"\nAll {len(rows)} promises checked hold"
+          + (" (those that need trained weights were not judged)." if args.random_weights else "."))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
