@@ -140,9 +140,9 @@ def test_each_pooler_receives_its_recipe_from_one_shared_pass(heads, video, monk
     for head in heads:
         head.model.pooler.register_forward_pre_hook(
             lambda module, args, name=head.spec.name: received.setdefault(name, args[0].detach().clone()))
-    real_encode = probes.encode
-    monkeypatch.setattr(probes, "encode", lambda encoder, pixels, *a, **k: (
-        encoded_pixels.append(pixels), real_encode(encoder, pixels, *a, **k))[1])
+    real_pass = probes.encoder_pass  # the model work inside the GPU function
+    monkeypatch.setattr(probes, "encoder_pass", lambda encoder, pixels, blocks: (
+        encoded_pixels.append(pixels), real_pass(encoder, pixels, blocks))[1])
     try:
         result = probes.classify(video, 0.0, sampling=probes.SAMPLING_SHARED)
     finally:
@@ -361,3 +361,65 @@ def test_protocol_costs():
     paper = probes.protocol_cost(probes.SAMPLING_PAPER)
     assert paper == {"encoder_passes": 18, "encoder_tokens": 6 * 2048 + 12 * 4096, "largest_pooler_input": 65536}
     assert probes.protocol_cost(probes.SAMPLING_PAPER, views=1)["encoder_passes"] == 6
+
+
+# --- the ZeroGPU pattern: set-up at start-up, the cache in the main process, one GPU function per click ----
+
+
+def test_start_up_loading_compares_and_shares_the_probes_encoders(tiny_hub, monkeypatch):
+    """On ZeroGPU `preload_all` loads every checkpoint before launch: the probes' loader runs the comparison then."""
+    base = jepa.load().model
+    loaded = [checkpoints.load(name) for name in probes.PROBE_NAMES]
+    for entry in loaded:
+        monkeypatch.setattr(entry, "encoder_comparison", None)
+    monkeypatch.setenv(checkpoints.ENV_PRELOAD, ",".join(probes.PROBE_NAMES))
+    monkeypatch.setattr(checkpoints, "_resident_only", False)  # preload_all sets it; restored afterwards
+    monkeypatch.setattr(checkpoints, "_not_resident", {})
+    checkpoints.preload_all()
+    assert all(entry.encoder_comparison.equal and entry.model.vjepa2 is base for entry in loaded)
+
+
+def test_a_cached_clip_sends_its_features_to_the_gpu_function_instead_of_its_pixels(heads, video, monkeypatch):
+    import pickle
+
+    probes.TOKEN_CACHE.clear()
+    sent = []
+    real = probes.encode_and_classify
+    monkeypatch.setattr(probes, "encode_and_classify", lambda work: (sent.append(work), real(work))[1])
+    first = probes.classify(video, 4.0, sampling=probes.SAMPLING_SHARED)
+    second = probes.classify(video, 4.0, sampling=probes.SAMPLING_SHARED)
+    assert [p.runs for p in sent[0].passes] == [True] and [p.runs for p in sent[1].passes] == [False]
+    cached = sent[1].passes[0]
+    assert cached.pixels is None and set(cached.layers) == {1, 3, 5, 7}
+    assert all(t.device.type == "cpu" for t in cached.layers.values())
+    assert (first.encoder_runs, second.encoder_runs) == (1, 0) and second.timings()["encoder_passes_reused"] == 1
+    for a, b in zip(first.heads, second.heads, strict=True):
+        torch.testing.assert_close(a.probs, b.probs)
+    pickle.loads(pickle.dumps(sent[0]))  # what crosses ZeroGPU's process boundary pickles
+    assert probes.gpu_seconds(sent[1]) < probes.gpu_seconds(sent[0])  # a cached clip asks for less
+
+
+def _real_size_work(sampling: str, runs: bool) -> "probes.HeadsInput":
+    """The GPU function's input for ViT-L at 256 px (2,048 tokens per 16 frames) on a wide video."""
+    passes, plans = [], {}
+    for probe in probes.PROBES:
+        frames, _ = probes.sampling_for(probe, sampling)
+        segments = probe.segments if sampling == probes.SAMPLING_PAPER else 1
+        views = probes.NUM_VIEWS if sampling == probes.SAMPLING_PAPER else 1
+        if sampling == probes.SAMPLING_SHARED and passes:
+            plans[probe.name] = [[0]]
+            continue
+        plans[probe.name] = []
+        for _ in range(views):
+            plans[probe.name].append(list(range(len(passes), len(passes) + segments)))
+            passes += [probes.PassInput(probe.name, (23,), frames // 2 * 256, torch.zeros(1) if runs else None)
+                       for _ in range(segments)]
+    return probes.HeadsInput(passes, plans)
+
+
+@pytest.mark.parametrize("sampling, first, cached", [("shared", 9, 9), ("per_probe", 11, 9), ("paper", 35, 15)])
+def test_gpu_durations_are_sized_to_the_passes_still_missing_and_the_heads(sampling, first, cached):
+    import math
+
+    seconds = [math.ceil(probes.gpu_seconds(_real_size_work(sampling, runs))) for runs in (True, False)]
+    assert seconds == [first, cached] and all(s < 60 for s in seconds)

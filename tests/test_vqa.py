@@ -134,3 +134,18 @@ def test_an_error_in_generation_reaches_the_caller(llm, tokenizer, monkeypatch):
     monkeypatch.setattr(llm, "generate", fails_at_once)
     with pytest.raises(ValueError, match="bad generation arguments"):
         list(stream_answer(llm, tokenizer, messages=messages))
+
+
+def test_on_zerogpu_generation_stops_within_the_gpu_duration_it_asked_for(monkeypatch):
+    import checkpoints
+    from demos.compute import probes, vqa
+
+    monkeypatch.setattr(checkpoints, "ON_ZERO_GPU", True)
+    limit = vqa.generation_time_s()
+    assert limit == vqa.MAX_NEW_TOKENS * vqa.GPU_SECONDS_PER_TOKEN < vqa.MAX_GENERATION_SECONDS
+    cached = probes.PassInput("vjepa2-vitl", (23,), 2048, None, {})
+    missing = probes.PassInput("vjepa2-vitl", (23,), 2048, torch.zeros(1))
+    asked = [vqa.gpu_seconds("q", vqa.MODE_PROJECTED, clip=clip, max_time_s=limit) for clip in (cached, missing)]
+    assert checkpoints.GPU_START_S + limit < asked[0] < asked[1] < 60
+    monkeypatch.setattr(checkpoints, "ON_ZERO_GPU", False)
+    assert vqa.generation_time_s() == vqa.MAX_GENERATION_SECONDS

@@ -97,7 +97,15 @@ def _tube_args(top, left):
     return (handle_file(VIDEO), 0.0, 8, 2, 0, top, left, 3, 3, 0, 3)
 
 
-# --- Every GPU endpoint. 6.5: add /classify_action and /answer_question here. -----------------------
+def _passes(numbers):
+    """(encoder passes run, reused from the cache) in /classify_action's or /answer_question's numbers."""
+    if "encoder_passes_reused" in numbers:
+        return numbers["encoder_passes_run"], numbers["encoder_passes_reused"]
+    cached = sum(p["cached"] for p in numbers["encoder_passes"])
+    return numbers["encoder_passes_run"], cached
+
+
+# --- Every GPU endpoint. -----------------------------------------------------------------------------
 ENDPOINT_CALLS = [
     EndpointCall("/mae_reconstruct", (_image(0), 0.75, 0, "vit-mae-base"), (_image(0), 0.5, 1, "vit-mae-huge"),
                  {"reconstruct"}),
@@ -110,6 +118,13 @@ ENDPOINT_CALLS = [
                  cache_hit=lambda first, second: (not first["target_cache_hit"] and second["target_cache_hit"]
                                                   and first["seconds"]["targets"] > 0
                                                   and second["seconds"]["targets"] == 0.0)),
+    # 6.5: the same clip again (a second click, a second question) runs no encoder pass in the fresh child.
+    EndpointCall("/classify_action", (handle_file(VIDEO), 0.0, "shared"), (handle_file(VIDEO), 0.0, "shared"),
+                 {"encode_and_classify"},
+                 cache_hit=lambda first, second: _passes(first) == (1, 0) and _passes(second) == (0, 1)),
+    EndpointCall("/answer_question", (handle_file(VIDEO), 0.5, "What happens?"),
+                 (handle_file(VIDEO), 0.5, "How sure are you?"), {"answer_on_device"},
+                 cache_hit=lambda first, second: _passes(first) == (1, 0) and _passes(second) == (0, 1)),
 ]
 
 

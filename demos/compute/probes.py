@@ -17,6 +17,11 @@ transformers' forward does not do. One encoder pass keeps every block the heads 
 passes are cached per encoder and per preprocessed clip (digest of the pixel tensor), so a second head,
 a second question or the VQA panel never re-encode a clip that was already seen.
 
+ZeroGPU (see checkpoints): the comparison runs when the probe loads (`use_loader`: at start-up there);
+frames, preprocessing and the feature cache stay in the main process (`prepare`, `finish`), and one GPU
+function per click (`encode_and_classify`) receives the pixels of the passes still missing and the cached
+features of the others, and returns the new features and the heads' probabilities, on the CPU.
+
 Sampling (`SAMPLINGS`): one shared 16-frame clip for both heads (one pass; the CPU default), the clip
 each probe was evaluated on (one segment, centre view), or the paper's protocol (segments x 3 spatial
 views: segments concatenated along the tokens before the pooler, as the probes were trained, and
@@ -114,7 +119,7 @@ def spec(name: str) -> ProbeSpec:
 def _on_gpu() -> bool:
     """Whether models run on a GPU, without the CPU dtype check (no torch work before a ZeroGPU fork)."""
     requested = os.environ.get(checkpoints.ENV_DEVICE, "")
-    return requested.startswith("cuda") if requested else torch.cuda.is_available()
+    return requested.startswith("cuda") if requested else checkpoints.ON_ZERO_GPU or torch.cuda.is_available()
 
 
 def resolve_sampling(sampling: str) -> tuple[str, str]:
@@ -255,6 +260,17 @@ def load_heads(names: list[str] | None = None) -> list[Head]:
     return heads
 
 
+def _load_probe(name: str) -> checkpoints.Loaded:
+    """A probe with its encoder compared and shared: what ZeroGPU's start-up (`preload_all`) runs, so that
+    the comparison, which reads every encoder weight, happens then and never inside a GPU function."""
+    load_heads([name])
+    return checkpoints.load(name)
+
+
+for _name in PROBE_NAMES:
+    checkpoints.use_loader(_name, _load_probe)
+
+
 def resident_encoders(heads: list[Head]) -> int:
     """How many distinct encoders are in memory for these heads (the base model's counts once)."""
     return len({id(head.encoder) for head in heads} | {id(jepa.load().model.encoder)})
@@ -292,7 +308,8 @@ class EncodedClip:
         return torch.cat([self.layers[block] for block in blocks], dim=1)
 
 
-# Encoder features per (encoder, clip); an entry is tied to its encoder, so a reloaded model never reuses it.
+# Encoder features per (encoder, clip), on the CPU, in the main process (on ZeroGPU filled from what the GPU
+# functions return); an entry is tied to its encoder, so a reloaded model never reuses it.
 TOKEN_CACHE = LRUCache(ENCODER_CACHE_SIZE)
 
 
@@ -311,25 +328,41 @@ def _normed_blocks(encoder: torch.nn.Module, pixel_values_videos: torch.Tensor, 
     return kept
 
 
+def encoder_pass(encoder: torch.nn.Module, pixel_values_videos: torch.Tensor, blocks) -> tuple[dict, float]:
+    """Model work (inside a GPU function): the normed outputs of `blocks`, on the CPU, and the pass's seconds."""
+    start = time.perf_counter()
+    layers = {block: tensor.cpu() for block, tensor in _normed_blocks(encoder, pixel_values_videos, set(blocks)).items()}
+    return layers, time.perf_counter() - start
+
+
+def lookup(encoder: torch.nn.Module, digest: str, blocks=None) -> tuple[EncodedClip | None, set[int]]:
+    """Main process: the clip's cached features when they hold every block asked for (default: the last),
+    else None and the blocks a new pass must keep (those asked for and those cached: an entry only grows)."""
+    last = depth(encoder) - 1
+    wanted = set(blocks) if blocks else {last}
+    cached = TOKEN_CACHE.get((id(encoder), digest), owner=encoder)
+    if cached is not None and wanted <= set(cached[0]):
+        return EncodedClip(cached[0], last, cached[1], cached=True), wanted
+    return None, wanted | (set(cached[0]) if cached is not None else set())
+
+
+def store(encoder: torch.nn.Module, digest: str, layers: dict, seconds: float) -> EncodedClip:
+    """Main process: keep the features of a pass that a GPU function ran."""
+    TOKEN_CACHE.put((id(encoder), digest), (layers, seconds), owner=encoder)
+    return EncodedClip(layers, depth(encoder) - 1, seconds, cached=False)
+
+
 def encode(encoder: torch.nn.Module, pixel_values_videos: torch.Tensor, digest: str | None = None,
            blocks: tuple[int, ...] | set[int] | None = None) -> EncodedClip:
     """The normed outputs of `blocks` (default: the last block) for a clip: one pass per (encoder, clip).
 
     A cached pass that lacks a block asked for now runs again, keeping what it had and the new blocks.
+    In-process only (tests, benchmarks): the app's GPU functions run `encoder_pass`, and their callers
+    keep what they return (`lookup`, `store`).
     """
     digest = digest or clip_digest(pixel_values_videos)
-    last = depth(encoder) - 1
-    wanted = set(blocks) if blocks else {last}
-    key = (id(encoder), digest)
-    cached = TOKEN_CACHE.get(key, owner=encoder)
-    if cached is not None and wanted <= set(cached[0]):
-        return EncodedClip(cached[0], last, cached[1], cached=True)
-    wanted |= set(cached[0]) if cached is not None else set()
-    start = time.perf_counter()
-    layers = _normed_blocks(encoder, pixel_values_videos, wanted)
-    seconds = time.perf_counter() - start
-    TOKEN_CACHE.put(key, (layers, seconds), owner=encoder)
-    return EncodedClip(layers, last, seconds, cached=False)
+    hit, wanted = lookup(encoder, digest, blocks)
+    return hit or store(encoder, digest, *encoder_pass(encoder, pixel_values_videos, wanted))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -379,7 +412,7 @@ def top_labels(probs: torch.Tensor, id2label: dict[int, str], k: int = TOP_K) ->
 def head_logits(head: Head, features: torch.Tensor) -> torch.Tensor:
     """The probe's attentive pooler and linear classifier on its features: what the probe adds."""
     model = head.model
-    return model.classifier(model.pooler(features.to(next(model.pooler.parameters()).dtype)))
+    return model.classifier(model.pooler(checkpoints.on_model(model.pooler, features)))
 
 
 @dataclass
@@ -441,6 +474,7 @@ class Classification:
             "start_s": self.start_s,
             "encoders_in_memory": self.encoders_in_memory,
             "encoder_passes_run": self.encoder_runs,
+            "encoder_passes_reused": len(self.passes) - self.encoder_runs,
             "preprocess_s": round(self.preprocess_seconds, 4),
             "encoder_passes": [
                 {"clip": p.clip, "num_frames": p.num_frames, "frame_step": p.frame_step, "encoder": p.encoder,
@@ -478,25 +512,158 @@ def segment_starts(video_path, start_s: float, probe: ProbeSpec, sampling: str) 
     return [start_s + window * i / probe.segments for i in range(probe.segments)]
 
 
-@checkpoints.gpu_task
-def classify(video_path, start_s: float = 0.0, *, sampling: str = SAMPLING_AUTO,
-             names: list[str] | None = None) -> Classification:
-    """Top-5 actions of every probe for the clip starting at `start_s`, with honest timings.
+# ---------------------------------------------------------------------------------------------
+# One click: frames, preprocessing and the cache in the main process; one GPU function for the models
+# ---------------------------------------------------------------------------------------------
 
-    Frames are read once per distinct (frames, step, start); each distinct preprocessed clip is encoded
-    once per distinct encoder (cached across calls), keeping every block the heads reading it need; each
-    head then runs only its pooler and classifier, once per view, on its features (its segments
-    concatenated along the tokens), and averages the views' probabilities. Arguments as
-    `validate_request` returns them.
-    """
+
+@dataclass
+class PassInput:
+    """One encoder pass as a GPU function receives it (CPU values only)."""
+
+    encoder_of: str  # checkpoint whose encoder reads the clip: a probe (the shared one when it shares) or the base
+    blocks: tuple[int, ...]  # the blocks whose normed outputs the pass keeps
+    num_tokens: int  # tokens of the clip (the work a pass costs)
+    pixels: torch.Tensor | None  # (1, T, 3, S, S): the pass still has to run
+    layers: dict[int, torch.Tensor] | None = None  # block -> (1, N, D): the cached features; no pass runs
+
+    @property
+    def runs(self) -> bool:
+        return self.pixels is not None
+
+
+@dataclass
+class HeadsInput:
+    """What `encode_and_classify` receives: every encoder pass, and per probe its views' pass indices."""
+
+    passes: list[PassInput]
+    plans: dict[str, list[list[int]]]  # probe name -> per view, the passes whose features it concatenates
+
+
+@dataclass
+class HeadsPass:
+    """What `encode_and_classify` returns: CPU tensors."""
+
+    layers: dict[int, dict[int, torch.Tensor]]  # pass index -> its features, for the passes that ran
+    encoder_seconds: dict[int, float]
+    probs: dict[str, torch.Tensor]  # probe name -> class probabilities, averaged over views (float32)
+    head_seconds: dict[str, float]  # poolers + classifiers (one per view)
+    pooler_tokens: dict[str, int]  # tokens one pooler call read
+
+
+def encoder_of(name: str) -> torch.nn.Module:
+    """The encoder that `PassInput.encoder_of` names (resident lookups only)."""
+    return jepa.load().model.encoder if name == jepa.CHECKPOINT else load_heads([name])[0].encoder
+
+
+# Estimates (no GPU measured), as for 6.4: one ViT-L pass over 2,048 tokens (16 frames) takes well under
+# 0.1 s on one GPU in bf16; 0.5 s leaves a wide margin. Attention grows faster than the tokens: the power 1.5.
+GPU_SECONDS_PER_PASS_2048_TOKENS = 0.5
+# A head per view: 0.1 s for its pooler and classifier, plus 2 s at Diving48's 65,536 tokens in the paper
+# protocol, growing with the square of the tokens (3 self-attention blocks over all of them).
+GPU_SECONDS_PER_HEAD_VIEW = 0.1
+GPU_SECONDS_POOLER_65536_TOKENS = 2.0
+
+
+def pass_seconds(item: PassInput) -> float:
+    """The estimated GPU work of one encoder pass: none when its features come from the cache."""
+    return GPU_SECONDS_PER_PASS_2048_TOKENS * (item.num_tokens / 2048) ** 1.5 if item.runs else 0.0
+
+
+def heads_seconds(work: HeadsInput) -> float:
+    """The estimated GPU work of `run_heads`: the passes still missing and every head's views."""
+    seconds = sum(pass_seconds(item) for item in work.passes)
+    for name, plan in work.plans.items():
+        blocks = len(spec(name).recipe.blocks_of_24)
+        for view in plan:
+            tokens = blocks * sum(work.passes[i].num_tokens for i in view)
+            seconds += GPU_SECONDS_PER_HEAD_VIEW + GPU_SECONDS_POOLER_65536_TOKENS * (tokens / 65536) ** 2
+    return seconds
+
+
+def gpu_seconds(work: HeadsInput) -> float:
+    """The GPU duration `encode_and_classify` asks for. Shared sampling: 9 s, cached or not; each probe's
+    clip: 11 s; the paper protocol on a wide video: 35 s, 15 s once its 18 passes are cached."""
+    return checkpoints.gpu_seconds(heads_seconds(work))
+
+
+def run_heads(work: HeadsInput) -> HeadsPass:
+    """Model work: the encoder passes still missing, then each head's pooler and classifier once per view on
+    its features (its segments concatenated along the tokens), the views' probabilities averaged."""
+    heads = {head.spec.name: head for head in load_heads(list(work.plans))}
+    new_layers, encoder_seconds, on_device = {}, {}, {}
+    for index, item in enumerate(work.passes):
+        encoder = encoder_of(item.encoder_of)
+        if item.runs:
+            new_layers[index], encoder_seconds[index] = encoder_pass(encoder, item.pixels, item.blocks)
+        layers = new_layers[index] if item.runs else item.layers
+        on_device[index] = {block: checkpoints.on_model(encoder, tensor) for block, tensor in layers.items()}
+    probs, head_seconds, pooler_tokens = {}, {}, {}
+    for name, plan in work.plans.items():
+        head = heads[name]
+        blocks = head.spec.recipe.blocks(depth(head.encoder))
+        started = time.perf_counter()
+        view_probs = []
+        for view in plan:
+            features = torch.cat([on_device[index][block] for index in view for block in blocks], dim=1)
+            pooler_tokens[name] = int(features.shape[1])
+            view_probs.append(torch.softmax(head_logits(head, features).float(), dim=-1))
+        probs[name] = torch.stack(view_probs).mean(dim=0).reshape(-1).cpu()  # vjepa2 eval.py: views average probabilities
+        head_seconds[name] = time.perf_counter() - started
+    return HeadsPass(new_layers, encoder_seconds, probs, head_seconds, pooler_tokens)
+
+
+@checkpoints.gpu_task(duration=gpu_seconds)
+def encode_and_classify(work: HeadsInput) -> HeadsPass:
+    """The model work of one click (see `run_heads`)."""
+    return run_heads(work)
+
+
+@dataclass
+class _PassPlan:
+    """Main process: what one encoder pass is about, to read the GPU function's answer."""
+
+    encoder: torch.nn.Module
+    digest: str
+    clip: str
+    sample: media.FrameSample
+    step: int
+    heads: list[str]
+    blocks: set[int]
+    hit: EncodedClip | None = None
+
+
+@dataclass
+class HeadsRequest:
+    """Main process: a click prepared (frames read, clips preprocessed, the cache looked up)."""
+
+    work: HeadsInput  # what the GPU function receives
+    heads: list[Head]
+    passes: list[_PassPlan]
+    sampling: str
+    sampling_reason: str
+    start_s: float
+    notes: list[str]
+    preprocess_seconds: float
+
+
+def _num_tokens(config, pixel_values_videos: torch.Tensor) -> int:
+    frames, height, width = pixel_values_videos.shape[1], *pixel_values_videos.shape[-2:]
+    return max(frames // config.tubelet_size, 1) * (height // config.patch_size) * (width // config.patch_size)
+
+
+def prepare(video_path, start_s: float = 0.0, *, sampling: str = SAMPLING_AUTO,
+            names: list[str] | None = None) -> HeadsRequest:
+    """Main process: read frames once per distinct (frames, step, start), preprocess each distinct clip once,
+    and plan one encoder pass per distinct (encoder, clip) keeping every block the heads reading it need;
+    a pass whose features are cached carries them instead of its pixels."""
     sampling, reason = resolve_sampling(sampling)
     heads = load_heads(names)
     samples: dict[tuple, media.FrameSample] = {}
     pixels: dict[tuple, tuple[torch.Tensor, str]] = {}
     notes: list[str] = []
     preprocess_seconds = 0.0
-    plans: list[list[list[tuple]]] = []  # per head, per view, per segment: the pass key it reads
-
+    plans: dict[str, list[list[tuple]]] = {}  # per head, per view, per segment: the pass key it reads
     pass_meta: dict[tuple, dict] = {}
     for head in heads:
         frames, step = sampling_for(head.spec, sampling)
@@ -530,40 +697,58 @@ def classify(video_path, start_s: float = 0.0, *, sampling: str = SAMPLING_AUTO,
                 if head.spec.title not in meta["heads"]:
                     meta["heads"].append(head.spec.title)
                 plan[view].append(pass_key)
-        plans.append(plan)
-
-    encoded: dict[tuple, EncodedClip] = {}
-    passes: list[EncoderPass] = []
-    for pass_key, meta in pass_meta.items():
-        head, sample = meta["head"], meta["sample"]
-        result = encode(head.encoder, meta["pixels"], pass_key[1], meta["blocks"])
-        encoded[pass_key] = result
-        passes.append(EncoderPass(
-            clip=meta["clip"], num_frames=len(sample.frames), frame_step=meta["step"],
-            timestamps_s=[float(t) for t in sample.timestamps_s],
-            encoder="shared V-JEPA 2 encoder" if head.shares_encoder else f"{head.hub_id}'s own encoder",
-            heads=meta["heads"], blocks=sorted(meta["blocks"]), seconds=result.seconds, cached=result.cached,
-            num_tokens=int(result.tokens.shape[1])))
+        plans[head.spec.name] = plan
 
     order = list(pass_meta)
-    results: list[HeadResult] = []
-    for head, plan in zip(heads, plans, strict=True):
-        blocks = head.spec.recipe.blocks(depth(head.encoder))
-        started = time.perf_counter()
-        view_probs, pooler_tokens = [], 0
-        for view_keys in plan:
-            features = torch.cat([encoded[key].features(blocks) for key in view_keys], dim=1)
-            pooler_tokens = int(features.shape[1])
-            view_probs.append(torch.softmax(head_logits(head, features).float(), dim=-1))
-        probs = torch.stack(view_probs).mean(dim=0).reshape(-1).cpu()  # vjepa2 eval.py: views average probabilities
-        seconds = time.perf_counter() - started
-        results.append(HeadResult(
-            head.spec.name, head.spec.title, head.hub_id, top_labels(probs, head.id2label), seconds,
-            sorted({order.index(key) for keys in plan for key in keys}), head.shares_encoder, list(blocks),
-            pooler_tokens, len(plan), probs))
+    inputs, passes = [], []
+    for (_, digest), meta in pass_meta.items():
+        head = meta["head"]
+        hit, wanted = lookup(head.encoder, digest, meta["blocks"])
+        inputs.append(PassInput(head.spec.name, tuple(sorted(wanted)), _num_tokens(head.model.config, meta["pixels"]),
+                                None if hit else meta["pixels"], hit.layers if hit else None))
+        passes.append(_PassPlan(head.encoder, digest, meta["clip"], meta["sample"], meta["step"], meta["heads"],
+                                meta["blocks"], hit))
+    work = HeadsInput(inputs, {name: [[order.index(key) for key in view] for view in plan]
+                               for name, plan in plans.items()})
     notes.extend(_sampling_notes(sampling, heads))
-    return Classification(results, passes, sampling, reason, start_s, notes, preprocess_seconds,
-                          resident_encoders(heads))
+    return HeadsRequest(work, heads, passes, sampling, reason, start_s, notes, preprocess_seconds)
+
+
+def finish(request: HeadsRequest, result: HeadsPass) -> Classification:
+    """Main process: keep the passes that ran (`TOKEN_CACHE`) and read the heads' probabilities."""
+    passes: list[EncoderPass] = []
+    for index, (plan, item) in enumerate(zip(request.passes, request.work.passes, strict=True)):
+        head = next(h for h in request.heads if h.spec.name == item.encoder_of)
+        encoded = (store(plan.encoder, plan.digest, result.layers[index], result.encoder_seconds[index])
+                   if item.runs else plan.hit)
+        passes.append(EncoderPass(
+            clip=plan.clip, num_frames=len(plan.sample.frames), frame_step=plan.step,
+            timestamps_s=[float(t) for t in plan.sample.timestamps_s],
+            encoder="shared V-JEPA 2 encoder" if head.shares_encoder else f"{head.hub_id}'s own encoder",
+            heads=plan.heads, blocks=sorted(plan.blocks), seconds=encoded.seconds, cached=encoded.cached,
+            num_tokens=int(next(iter(encoded.layers.values())).shape[1])))
+    results = []
+    for head in request.heads:
+        name, plan = head.spec.name, request.work.plans[head.spec.name]
+        probs = result.probs[name]
+        results.append(HeadResult(
+            name, head.spec.title, head.hub_id, top_labels(probs, head.id2label), result.head_seconds[name],
+            sorted({index for view in plan for index in view}), head.shares_encoder,
+            list(head.spec.recipe.blocks(depth(head.encoder))), result.pooler_tokens[name], len(plan), probs))
+    return Classification(results, passes, request.sampling, request.sampling_reason, request.start_s,
+                          request.notes, request.preprocess_seconds, resident_encoders(request.heads))
+
+
+def classify(video_path, start_s: float = 0.0, *, sampling: str = SAMPLING_AUTO,
+             names: list[str] | None = None) -> Classification:
+    """Top-5 actions of every probe for the clip starting at `start_s`, with honest timings.
+
+    Frames, preprocessing and the encoder cache stay in the main process (`prepare`, `finish`); the model
+    work is one GPU function (`encode_and_classify`), which encodes only the clips not cached yet. Arguments
+    as `validate_request` returns them.
+    """
+    request = prepare(video_path, start_s, sampling=sampling, names=names)
+    return finish(request, encode_and_classify(request.work))
 
 
 def _processor_key(processor) -> str:
@@ -590,6 +775,9 @@ def _sampling_notes(sampling: str, heads: list[Head]) -> list[str]:
     return []
 
 
-def grounding(result: Classification) -> dict[str, list[tuple[str, float]]]:
-    """Probe results as the VQA module's grounded prompt wants them: {probe title: [(label, prob), ...]}."""
-    return {f"{h.title} probe": list(h.top) for h in result.heads}
+def grounding(probs: dict[str, torch.Tensor]) -> dict[str, list[tuple[str, float]]]:
+    """Probe results as the VQA module's grounded prompt wants them: {probe title: [(label, prob), ...]}, from
+    {probe name: class probabilities} (`HeadsPass.probs`, `HeadResult.probs`)."""
+    heads = {head.spec.name: head for head in load_heads(list(probs))}
+    return {f"{heads[name].spec.title} probe": [(t.label, t.probability) for t in top_labels(p, heads[name].id2label)]
+            for name, p in probs.items()}

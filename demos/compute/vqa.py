@@ -10,8 +10,10 @@ Two ways to let a language model talk about a clip (concept 6.5):
   exactly that text, so that no one mistakes it for the model watching the clip.
 
 `vqa_mode` decides which mode can honestly answer; `answer_stream` answers a question about a clip in
-that mode, streaming. Questions are validated once, by the caller, with `validate_question`; every
-function here takes the validated text. No gradio here: learner-facing problems raise `UserError`.
+that mode, streaming: frames, preprocessing and the encoder cache in the main process, the model work in
+one GPU generator (`answer_on_device`, see checkpoints: ZeroGPU) that yields the LLM's inputs first.
+Questions are validated once, by the caller, with `validate_question`; every function here takes the
+validated text. No gradio here: learner-facing problems raise `UserError`.
 """
 
 from __future__ import annotations
@@ -342,67 +344,144 @@ class AnswerUpdate:
     numbers: dict = field(default_factory=dict)
 
 
-def _projected_inputs(mode: VQAMode, video_path, start_s: float, question: str, llm, tokenizer):
-    """Encoder tokens of the projector's clip -> visual tokens -> `inputs_embeds`, and the prompt as text."""
-    base = jepa.load()
-    sample = media.sample_frames(video_path, start_s=start_s, num_frames=PROJECTED_CLIP[0],
-                                 frame_step=PROJECTED_CLIP[1])
-    pixel_values = base.processor(videos=[sample.frames], return_tensors="pt")["pixel_values_videos"]
-    encoded = probes.encode(base.model.encoder, pixel_values)  # shared cache: no pass if already encoded
-    config = base.model.config
-    grid = (max(pixel_values.shape[1] // config.tubelet_size, 1), config.crop_size // config.patch_size,
-            config.crop_size // config.patch_size)
-    projector = mode.projector
+# Estimates (no GPU measured): the goal is 50 tokens/s or more on one GPU; 0.05 s a token (20 tokens/s) leaves
+# a margin, so the token budget asks for 6.4 s. On ZeroGPU generation stops at that time (`generation_time_s`),
+# so that a slow answer ends early instead of being aborted with the GPU task.
+GPU_SECONDS_PER_TOKEN = 0.05
+GPU_SECONDS_PROMPT = 0.5  # the prompt's forward pass (a few hundred tokens), the projector, the tokenizer
+
+
+def generation_time_s() -> float:
+    """The time limit of one answer: the budget's share of the GPU duration on ZeroGPU, else `MAX_GENERATION_SECONDS`."""
+    if checkpoints.ON_ZERO_GPU:
+        return min(MAX_GENERATION_SECONDS, MAX_NEW_TOKENS * GPU_SECONDS_PER_TOKEN)
+    return MAX_GENERATION_SECONDS
+
+
+def gpu_seconds(question: str, mode: str, *, heads: probes.HeadsInput | None = None,
+                clip: probes.PassInput | None = None, max_time_s: float = MAX_GENERATION_SECONDS, **_) -> float:
+    """The GPU duration `answer_on_device` asks for: the token budget, and the encoder passes and heads still to
+    run. Grounded with one shared clip (the CPU default): 16 s; with the paper protocol (the GPU default): 42 s,
+    22 s once the clip's passes are cached. Projected: 16 s, 15 s with the clip's tokens cached."""
+    encoder_work = probes.heads_seconds(heads) if heads is not None else probes.pass_seconds(clip)
+    return checkpoints.gpu_seconds(encoder_work + GPU_SECONDS_PROMPT + min(max_time_s, MAX_NEW_TOKENS * GPU_SECONDS_PER_TOKEN))
+
+
+@dataclass
+class PreparedInputs:
+    """The first item `answer_on_device` yields (CPU values): what the LLM was told, and the encoder work."""
+
+    prompt_shown: str  # exactly what the LLM was told (text), or a description of its inputs in projected mode
+    heads: probes.HeadsPass | None = None  # grounded mode: the probes' new features and probabilities
+    layers: dict | None = None  # projected mode: the projector clip's features, when its pass ran here
+    encoder_seconds: float = 0.0
+    visual_tokens: int = 0
+
+
+def _projected_inputs(clip: probes.PassInput, grid, clip_text: str, question: str, llm, tokenizer):
+    """Encoder tokens of the projector's clip (cached, or one pass) -> visual tokens -> `inputs_embeds`."""
+    projector = vqa_mode().projector
+    if projector is None:
+        raise UserError("The VQA projector is not loaded on this Space; please try again later.")
+    encoder = probes.encoder_of(clip.encoder_of)
+    layers, seconds = (probes.encoder_pass(encoder, clip.pixels, clip.blocks) if clip.runs else (clip.layers, 0.0))
+    tokens = layers[probes.depth(encoder) - 1]
     with torch.inference_mode():
-        visual = projector(encoded.tokens.to(next(projector.parameters()).device), grid)
+        visual = projector(checkpoints.on_model(projector, tokens), grid)
     inputs_embeds, attention_mask = build_inputs_embeds(llm, tokenizer, visual, question, VQA_SYSTEM_PROMPT)
     messages = [{"role": "system", "content": VQA_SYSTEM_PROMPT},
                 {"role": "user", "content": f"{VISUAL_PLACEHOLDER}\n{question}"}]
     rendered = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     shown = rendered.replace(VISUAL_PLACEHOLDER, f"[{visual.shape[1]} visual tokens: the projector's output for "
-                             f"{PROJECTED_CLIP[0]} frames (step {PROJECTED_CLIP[1]}) from {start_s:g} s]")
-    return inputs_embeds, attention_mask, shown, encoded, int(visual.shape[1])
+                             f"{clip_text}]")
+    prepared = PreparedInputs(shown, layers=layers if clip.runs else None, encoder_seconds=seconds,
+                              visual_tokens=int(visual.shape[1]))
+    return prepared, inputs_embeds, attention_mask
 
 
-@checkpoints.gpu_task
+@checkpoints.gpu_task(duration=gpu_seconds)
+def answer_on_device(question: str, mode: str, *, heads: probes.HeadsInput | None = None,
+                     clip: probes.PassInput | None = None, grid=None, clip_text: str = "",
+                     max_time_s: float = MAX_GENERATION_SECONDS) -> Iterator[PreparedInputs | str]:
+    """The model work of one question: first the LLM's inputs (`PreparedInputs`: grounded, the probes' missing
+    passes and heads, `probes.run_heads`; projected, the clip's pass if missing and the projector), then the
+    growing answer (str), bounded by `MAX_NEW_TOKENS` and `max_time_s`."""
+    llm_loaded = checkpoints.load(LLM)
+    llm, tokenizer = llm_loaded.model, llm_loaded.processor
+    if mode == MODE_PROJECTED:
+        prepared, inputs_embeds, attention_mask = _projected_inputs(clip, grid, clip_text, question, llm, tokenizer)
+        stream = stream_answer(llm, tokenizer, inputs_embeds=inputs_embeds, attention_mask=attention_mask,
+                               max_new_tokens=MAX_NEW_TOKENS, max_time_s=max_time_s)
+    else:
+        result = probes.run_heads(heads)
+        prompt = grounded_prompt(question, probes.grounding(result.probs))
+        prepared = PreparedInputs(prompt.text, heads=result)
+        stream = stream_answer(llm, tokenizer, messages=prompt.messages, max_new_tokens=MAX_NEW_TOKENS,
+                               max_time_s=max_time_s)
+    yield prepared
+    yield from stream
+
+
+def _projector_clip(video_path, start_s: float):
+    """Main process: the projector's clip preprocessed, and its cached encoder tokens when there are some."""
+    base = jepa.load()
+    sample = media.sample_frames(video_path, start_s=start_s, num_frames=PROJECTED_CLIP[0],
+                                 frame_step=PROJECTED_CLIP[1])
+    pixel_values = base.processor(videos=[sample.frames], return_tensors="pt")["pixel_values_videos"]
+    digest = probes.clip_digest(pixel_values)
+    encoder, config = base.model.encoder, base.model.config
+    hit, wanted = probes.lookup(encoder, digest)
+    grid = (max(pixel_values.shape[1] // config.tubelet_size, 1), config.crop_size // config.patch_size,
+            config.crop_size // config.patch_size)
+    clip = probes.PassInput(jepa.CHECKPOINT, tuple(sorted(wanted)), grid[0] * grid[1] * grid[2],
+                            None if hit else pixel_values, hit.layers if hit else None)
+    return clip, grid, encoder, digest, hit
+
+
 def answer_stream(video_path, start_s: float, question: str) -> Iterator[AnswerUpdate]:
     """Answer a question about the clip, streaming the growing answer.
 
-    Grounded mode classifies the clip with every probe (encoder tokens are cached, so after
-    `/classify_action` this costs only the heads) and puts their top labels into the prompt as text.
-    Projected mode feeds the projector's visual tokens through `inputs_embeds`. Generation is
-    bounded by `MAX_NEW_TOKENS` and `MAX_GENERATION_SECONDS`. The video path, start and question are
-    validated by the caller (`probes.validate_request`, `validate_question`).
+    Grounded mode classifies the clip with every probe and puts their top labels into the prompt as text;
+    projected mode feeds the projector's visual tokens through `inputs_embeds`. Frames, preprocessing and the
+    encoder cache stay here, in the main process: a clip already encoded (by `/classify_action` or an earlier
+    question) runs no encoder pass, only the heads. The model work is the GPU generator `answer_on_device`.
+    The video path, start and question are validated by the caller (`probes.validate_request`,
+    `validate_question`).
     """
     mode = vqa_mode()
-    llm_loaded = checkpoints.load(LLM)
-    llm, tokenizer = llm_loaded.model, llm_loaded.processor
-    numbers: dict = {"mode": mode.mode, "max_new_tokens": MAX_NEW_TOKENS, "max_time_s": MAX_GENERATION_SECONDS}
+    max_time_s = generation_time_s()
+    numbers: dict = {"mode": mode.mode, "max_new_tokens": MAX_NEW_TOKENS, "max_time_s": max_time_s}
     started = time.perf_counter()
     if mode.mode == MODE_PROJECTED:
-        inputs_embeds, attention_mask, prompt_shown, encoded, num_visual = _projected_inputs(
-            mode, video_path, start_s, question, llm, tokenizer)
-        numbers.update(encoder_seconds=round(encoded.seconds, 4), encoder_cached=encoded.cached,
-                       visual_tokens=num_visual)
-        stream = stream_answer(llm, tokenizer, inputs_embeds=inputs_embeds, attention_mask=attention_mask,
-                                   max_new_tokens=MAX_NEW_TOKENS, max_time_s=MAX_GENERATION_SECONDS)
+        clip, grid, encoder, digest, hit = _projector_clip(video_path, start_s)
+        clip_text = f"{PROJECTED_CLIP[0]} frames (step {PROJECTED_CLIP[1]}) from {start_s:g} s"
+        stream = answer_on_device(question, mode.mode, clip=clip, grid=grid, clip_text=clip_text, max_time_s=max_time_s)
     else:
-        result = probes.classify(video_path, start_s)
-        prompt = grounded_prompt(question, probes.grounding(result))
-        prompt_shown = prompt.text
-        numbers.update(encoder_passes_run=result.encoder_runs,
-                       probe_seconds=round(sum(p.seconds for p in result.passes if not p.cached)
-                                           + sum(h.seconds for h in result.heads), 4))
-        stream = stream_answer(llm, tokenizer, messages=prompt.messages, max_new_tokens=MAX_NEW_TOKENS,
-                                   max_time_s=MAX_GENERATION_SECONDS)
-    numbers["inputs_seconds"] = round(time.perf_counter() - started, 4)
-    yield AnswerUpdate("", mode, prompt_shown, dict(numbers))
-    answer, first_token_at = "", None
-    for answer in stream:
-        if first_token_at is None and answer:
-            first_token_at = time.perf_counter() - started
-            numbers["first_token_s"] = round(first_token_at, 4)
-        yield AnswerUpdate(answer, mode, prompt_shown, dict(numbers))
+        request = probes.prepare(video_path, start_s)
+        stream = answer_on_device(question, mode.mode, heads=request.work, max_time_s=max_time_s)
+    try:
+        prepared = next(stream)
+        if mode.mode == MODE_PROJECTED:
+            encoded = probes.store(encoder, digest, prepared.layers, prepared.encoder_seconds) if clip.runs else hit
+            numbers.update(encoder_seconds=round(encoded.seconds, 4), encoder_cached=encoded.cached,
+                           visual_tokens=prepared.visual_tokens)
+        else:
+            result = probes.finish(request, prepared.heads)
+            numbers.update(encoder_passes_run=result.encoder_runs,
+                           encoder_passes_reused=len(result.passes) - result.encoder_runs,
+                           probe_seconds=round(sum(p.seconds for p in result.passes if not p.cached)
+                                               + sum(h.seconds for h in result.heads), 4))
+        prompt_shown = prepared.prompt_shown
+        numbers["inputs_seconds"] = round(time.perf_counter() - started, 4)
+        yield AnswerUpdate("", mode, prompt_shown, dict(numbers))
+        answer, first_token_at = "", None
+        for answer in stream:
+            if first_token_at is None and answer:
+                first_token_at = time.perf_counter() - started
+                numbers["first_token_s"] = round(first_token_at, 4)
+            yield AnswerUpdate(answer, mode, prompt_shown, dict(numbers))
+    finally:
+        stream.close()  # a closed answer stops the generation (and, on ZeroGPU, frees the GPU)
     numbers["total_s"] = round(time.perf_counter() - started, 4)
     if not answer.strip():
         answer = "(The model ended its turn without any answer text.)"

@@ -165,14 +165,16 @@ def build_tab() -> None:
     @common.gradio_errors
     def answer_question(video, start_s: float, question: str, progress=gr.Progress()):
         """Answer a question about the clip (streams). Returns the growing answer, the mode (markdown: which
-        mode answered and what it can know) and the prompt shown (exactly what the LLM was told)."""
+        mode answered and what it can know), the prompt shown (exactly what the LLM was told) and the numbers
+        (mode; grounded: encoder passes run and reused from the cache; projected: whether the clip's encoder
+        tokens were cached; seconds to the inputs and to the first token; the token and time limits)."""
         question = vqa.validate_question(question)  # a bad question fails before any model loads
         video, start_s, _ = probes.validate_request(video, start_s)
         load_models(progress)
         common.ensure_loaded([vqa.LLM], progress)
         progress(0.8, desc="Preparing what the language model reads…")
         for update in vqa.answer_stream(video, start_s, question):
-            yield update.answer, mode_markdown(update.mode), update.prompt_shown
+            yield update.answer, mode_markdown(update.mode), update.prompt_shown, update.numbers
 
     with gr.Row():
         with gr.Column(scale=1):
@@ -208,13 +210,14 @@ def build_tab() -> None:
             with gr.Accordion("Exactly what the language model was told", open=False):
                 prompt_shown = gr.Textbox(show_label=False, lines=10, max_lines=30, interactive=False,
                                           elem_id="heads-prompt")
+            answer_numbers = gr.JSON(label="Numbers", visible=False)
             with gr.Accordion("What each mode can and cannot know", open=False):
                 gr.Markdown(MODE_TEXT[vqa.MODE_GROUNDED] + "\n\n" + MODE_TEXT[vqa.MODE_PROJECTED])
     gr.Markdown(EXPLANATION)
 
     run.click(classify_action, [video, start_s, sampling], [ssv2, diving, timings, sharing, numbers],
               api_name="classify_action", concurrency_id=common.MODEL_CONCURRENCY_ID)
-    ask_args = dict(fn=answer_question, inputs=[video, start_s, question], outputs=[answer, mode, prompt_shown],
+    ask_args = dict(fn=answer_question, inputs=[video, start_s, question], outputs=[answer, mode, prompt_shown, answer_numbers],
                     concurrency_id=common.MODEL_CONCURRENCY_ID)
     ask.click(api_name="answer_question", **ask_args)
     question.submit(api_name=False, **ask_args)
