@@ -69,6 +69,8 @@ if ON_ZERO_GPU:
 
     torch.set_num_threads(1)  # the parent never fills an OpenMP pool that a forked worker would inherit
 
+HUB_CHECK_TIMEOUT_S = 2.0  # how long a checkpoint missing from the cache waits for the Hub's first answer
+
 
 @dataclass(frozen=True)
 class Checkpoint:
@@ -376,7 +378,46 @@ def _fetch_hint(ckpt: Checkpoint) -> str:
     )
 
 
+def _from_hub(ckpt: Checkpoint, dtype, local_files_only: bool):
+    """The model and processor through the ordinary `from_pretrained(hub_id)` path."""
+    kwargs = {**_hub_kwargs(ckpt), "local_files_only": local_files_only}
+    # transformers classes take the dtype while loading; our own hub mixins are cast afterwards.
+    dtype_kwargs = {} if ":" in ckpt.model_class else {"dtype": dtype}
+    model = _resolve_class(ckpt.model_class).from_pretrained(ckpt.hub_id, **dtype_kwargs, **kwargs)
+    processor = None
+    if ckpt.processor_class:
+        processor = _resolve_class(ckpt.processor_class).from_pretrained(ckpt.hub_id, **kwargs)
+    return model, processor
+
+
+def _hub_answers(ckpt: Checkpoint) -> bool:
+    """One request without retries: does the Hub answer at all (any HTTP status counts)?
+
+    huggingface_hub retries a failed request five times with backoff (about 25 s) when a file is not
+    cached; asking once first turns "no network" into a message within `HUB_CHECK_TIMEOUT_S`.
+    """
+    from huggingface_hub import get_hf_file_metadata, hf_hub_url
+    from huggingface_hub.errors import HfHubHTTPError
+
+    start = time.perf_counter()
+    try:
+        get_hf_file_metadata(hf_hub_url(ckpt.hub_id, "config.json", revision=ckpt.revision),
+                             timeout=HUB_CHECK_TIMEOUT_S)
+    except HfHubHTTPError:  # 401, 404...: the Hub is there, and from_pretrained will say what is wrong
+        return True
+    except Exception as error:  # DNS, refused, timeout, HF_HUB_OFFLINE=1
+        log.warning("The Hugging Face Hub did not answer (%.1f s, one try): %s", time.perf_counter() - start, error)
+        return False
+    return True
+
+
 def _load_uncached(ckpt: Checkpoint) -> Loaded:
+    """The local cache first, without a single request; the Hub only for what is missing there.
+
+    So a cached checkpoint (a Space's `preload_from_hub`, the offline demo's replicas) loads without
+    network, and a missing one with no Hub is reported at once instead of after huggingface_hub's retries.
+    Revisions are "main" until pinned: a cached "main" is used as it is, not refreshed from the Hub.
+    """
     import torch
 
     if not ckpt.hub_id:
@@ -388,21 +429,26 @@ def _load_uncached(ckpt: Checkpoint) -> Loaded:
     if int8:
         dtype = torch.float32  # dynamic int8 quantisation starts from fp32 weights
     start = time.perf_counter()
+    # transformers and huggingface_hub report "not in cache", "repo not found" and network failures as
+    # OSError subclasses (EnvironmentError); ValueError covers an empty cache entry.
     try:
-        # transformers classes take the dtype while loading; our own hub mixins are cast afterwards.
-        dtype_kwargs = {} if ":" in ckpt.model_class else {"dtype": dtype}
-        model = _resolve_class(ckpt.model_class).from_pretrained(ckpt.hub_id, **dtype_kwargs, **_hub_kwargs(ckpt))
-        processor = None
-        if ckpt.processor_class:
-            processor = _resolve_class(ckpt.processor_class).from_pretrained(ckpt.hub_id, **_hub_kwargs(ckpt))
-    except (OSError, ValueError) as error:
-        # transformers and huggingface_hub report "not in cache and offline", "repo not found" and
-        # network failures as OSError subclasses (EnvironmentError); ValueError covers an empty cache entry.
-        log.warning("Could not load %s: %s", ckpt.hub_id, error)
-        raise CheckpointUnavailable(
-            f"The checkpoint {ckpt.hub_id} could not be loaded: it is not in the local cache and the "
-            f"Hugging Face Hub could not be reached. {_fetch_hint(ckpt)}"
-        ) from error
+        model, processor = _from_hub(ckpt, dtype, local_files_only=True)
+    except (OSError, ValueError) as cache_error:
+        if _offline_demo or not _hub_answers(ckpt):
+            log.warning("Could not load %s after %.1f s: not cached (%s), no Hub", ckpt.hub_id,
+                        time.perf_counter() - start, cache_error)
+            raise CheckpointUnavailable(
+                f"The checkpoint {ckpt.hub_id} could not be loaded: it is not in the local cache and the "
+                f"Hugging Face Hub could not be reached. {_fetch_hint(ckpt)}"
+            ) from cache_error
+        try:
+            model, processor = _from_hub(ckpt, dtype, local_files_only=False)
+        except (OSError, ValueError) as error:
+            log.warning("Could not load %s after %.1f s: %s", ckpt.hub_id, time.perf_counter() - start, error)
+            raise CheckpointUnavailable(
+                f"The checkpoint {ckpt.hub_id} could not be loaded from the Hugging Face Hub "
+                f"({str(error).splitlines()[0]}). {_fetch_hint(ckpt)}"
+            ) from error
     if isinstance(model, torch.nn.Module):
         model = model.to(device=device, dtype=dtype).eval()
         model.requires_grad_(False)

@@ -25,13 +25,13 @@ from bench import common
 NAMES = ["vjepa2-vitl", "vjepa2-ssv2-probe", "vjepa2-diving48-probe"]
 
 
-def write_clip(path: Path, seconds: float = 4.0, fps: int = 30) -> str:
-    """A moving square on noise, H.264, 320x256: long enough for 32 frames at step 2."""
+def write_clip(path: Path, seconds: float = 4.0, fps: int = 30, seed: int = 0) -> str:
+    """A moving square on noise (a new `seed`, a new clip), H.264, 320x256: long enough for 32 frames at step 2."""
     import numpy as np
 
     from demos import media
 
-    background = np.random.default_rng(0).integers(0, 256, (256, 320, 3), dtype=np.uint8)
+    background = np.random.default_rng(seed).integers(0, 256, (256, 320, 3), dtype=np.uint8)
     frames = np.repeat(background[None], int(seconds * fps), axis=0)
     for i, frame in enumerate(frames):
         frame[100:160, 10 + i * 2:70 + i * 2] = (255, 40, 40)
