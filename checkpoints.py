@@ -3,7 +3,9 @@
 - `REGISTRY`: hub id, revision, model class and processor of each checkpoint.
 - `load(name)`: lazy, cached, thread-safe loading (first use only, once per process) through the
   ordinary `from_pretrained(hub_id)` path, on the device and dtype chosen by `device_and_dtype()`.
-- `gpu_task(duration=...)`: the ZeroGPU boundary (`spaces.GPU` on ZeroGPU, the function itself elsewhere).
+- `gpu_task(duration=...)`: the ZeroGPU boundary (`spaces.GPU` on ZeroGPU, the function itself elsewhere),
+  one call at a time per process.
+- `models_on_gpu()`: whether models will run on a GPU, without loading any: per-device defaults.
 - `preload_all()`: ZeroGPU start-up, every checkpoint resident before `launch()`.
 - `enable_offline_demo()`: the explicit offline demo mode (tiny random-weight models, see `offline/replicas.py`).
 
@@ -218,6 +220,15 @@ def device_and_dtype():
     return device, dtype
 
 
+def models_on_gpu() -> bool:
+    """Whether models will run on a GPU, known without loading anything, timing the CPU or touching CUDA
+    on ZeroGPU (its parent has no GPU): what a tab's per-device defaults are chosen from."""
+    import torch
+
+    requested = os.environ.get(ENV_DEVICE, "")
+    return requested.startswith("cuda") if requested else ON_ZERO_GPU or torch.cuda.is_available()
+
+
 def on_model(model, tensor):
     """`tensor` on the model's device, and in its dtype when it holds floats (ids stay integers)."""
     parameter = next(model.parameters())
@@ -260,6 +271,31 @@ def gpu_seconds(work_s: float) -> float:
     return GPU_START_S + work_s
 
 
+# One GPU function runs at a time in this process. The queue's concurrency_id bounds the events, but gradio
+# cancels an event (a stale clip's prepare) by abandoning its thread, which runs on: the next GPU function
+# waits for it here instead of running beside it. A plain Lock: a stream holds it across the threads that
+# gradio runs its steps in, until it ends or is closed.
+_device_lock = threading.Lock()
+
+
+def _one_at_a_time(call):
+    if inspect.isgeneratorfunction(call):
+
+        @functools.wraps(call)
+        def stream(*args, **kwargs):
+            with _device_lock:
+                yield from call(*args, **kwargs)
+
+        return stream
+
+    @functools.wraps(call)
+    def locked(*args, **kwargs):
+        with _device_lock:
+            return call(*args, **kwargs)
+
+    return locked
+
+
 def _use_all_cores() -> None:
     import torch
 
@@ -269,14 +305,16 @@ def _use_all_cores() -> None:
 def gpu_task(fn=None, *, duration=60):
     """Mark a compute function as a GPU function: `spaces.GPU(duration=...)` on ZeroGPU, `fn` itself elsewhere.
 
-    Use as `@checkpoints.gpu_task(duration=seconds_or_callable)`. `wrapper.plain` is the undecorated
-    function, for calls from inside another GPU function.
+    Use as `@checkpoints.gpu_task(duration=seconds_or_callable)`. Calls run one at a time (`_device_lock`).
+    `wrapper.plain` is the undecorated function, for calls from inside another GPU function.
     """
     if fn is None:
         return functools.partial(gpu_task, duration=duration)
     fn.plain = fn
     if not ON_ZERO_GPU:
-        return fn
+        call = _one_at_a_time(fn)
+        call.plain = fn
+        return call
     import spaces
 
     if inspect.isgeneratorfunction(fn):
@@ -297,6 +335,7 @@ def gpu_task(fn=None, *, duration=60):
                     raise item.error()
                 yield item
 
+        stream = _one_at_a_time(stream)
         stream.plain = fn
         return stream
 
@@ -316,6 +355,7 @@ def gpu_task(fn=None, *, duration=60):
             raise result.error()
         return result
 
+    call = _one_at_a_time(call)
     call.plain = fn
     return call
 
@@ -341,8 +381,9 @@ class Loaded:
 
 
 _loaded: dict[str, Loaded] = {}
-_locks: dict[str, threading.Lock] = {}
-_locks_guard = threading.Lock()
+# One checkpoint loads at a time: two first clicks load the weights once, and two loads (a click's and a
+# cancelled prepare's, whose thread runs on) never add their memory peaks. Re-entrant: a loader may load.
+_load_lock = threading.RLock()
 _cache_dir: str | None = None  # None: huggingface_hub's default cache (HF_HUB_CACHE)
 _offline_demo = False
 
@@ -489,9 +530,7 @@ def load(name: str) -> Loaded:
             f"The checkpoint {ckpt.hub_id or name} is not loaded on this Space. On ZeroGPU every model is loaded "
             f"once at start-up, and this one was not{_not_resident.get(name, '')}."
         )
-    with _locks_guard:
-        lock = _locks.setdefault(name, threading.Lock())
-    with lock:  # two first clicks at once load the weights once
+    with _load_lock:
         if name not in _loaded:
             _loaded[name] = _load_uncached(ckpt)
     return _loaded[name]

@@ -29,13 +29,26 @@ def zero_gpu(monkeypatch, tmp_path):
     return spaces
 
 
-def test_elsewhere_a_gpu_task_is_the_function_itself(monkeypatch):
+def test_elsewhere_a_gpu_task_runs_in_process_one_call_at_a_time(monkeypatch):
     monkeypatch.setattr(checkpoints, "ON_ZERO_GPU", False)
 
     def work(x):
-        return x + 1
+        return x + 1, checkpoints._device_lock.locked(), os.getpid()
 
-    assert checkpoints.gpu_task(duration=5)(work) is work and work.plain is work
+    def stream(n):
+        for i in range(n):
+            yield i, checkpoints._device_lock.locked()
+
+    task = checkpoints.gpu_task(duration=5)(work)
+    assert task.plain is work and task(1) == (2, True, os.getpid())
+    assert not checkpoints._device_lock.locked()
+    # A stream holds the lock until it ends or is closed (a cancelled prepare's thread finishes first).
+    items = checkpoints.gpu_task(duration=5)(stream)(3)
+    assert next(items) == (0, True) and checkpoints._device_lock.locked()
+    items.close()
+    assert not checkpoints._device_lock.locked()
+    assert list(checkpoints.gpu_task(duration=5)(stream)(2)) == [(0, True), (1, True)]
+    assert not checkpoints._device_lock.locked()
 
 
 def test_a_user_error_inside_keeps_its_message_and_class(zero_gpu):
