@@ -125,6 +125,15 @@ ENDPOINT_CALLS = [
     EndpointCall("/answer_question", (handle_file(VIDEO), 0.5, "What happens?"),
                  (handle_file(VIDEO), 0.5, "How sure are you?"), {"answer_on_device"},
                  cache_hit=lambda first, second: _passes(first) == (1, 0) and _passes(second) == (0, 1)),
+    # Start early: a clip prepared once is cached in the main process; preparing it again runs nothing.
+    EndpointCall("/tube_prepare", (handle_file(VIDEO), 0.5, 8, 2, 0), (handle_file(VIDEO), 0.5, 8, 2, 0),
+                 {"encode_targets"},
+                 cache_hit=lambda first, second: first["targets_computed"] and second["target_cache_hit"],
+                 numbers=lambda outputs: outputs),
+    EndpointCall("/prepare_clip", (handle_file(VIDEO), 0.25, "shared"), (handle_file(VIDEO), 0.25, "shared"),
+                 {"encode_and_classify"},
+                 cache_hit=lambda first, second: _passes(first) == (1, 0) and _passes(second) == (0, 1),
+                 numbers=lambda outputs: outputs),
 ]
 
 
@@ -153,3 +162,15 @@ def test_a_user_error_inside_a_gpu_function_reaches_the_client_with_its_message(
         _call(client, "/mae_reconstruct", (_image(2), 0.75, 0, NOT_PRELOADED))
     # It was raised inside the GPU function (which asked for its GPU first), not before the call.
     assert [r["function"].rsplit(".", 1)[-1] for r in _requests(log_path)[before:]] == ["reconstruct"]
+
+
+def test_after_a_prepare_in_one_gpu_call_the_click_in_another_runs_no_encoder_pass(zerogpu_app):
+    """The caches live in the main process: a fresh child at the click finds what the prepare's child computed."""
+    client, _ = zerogpu_app
+    sampling = (handle_file(VIDEO), 1.0, 6, 2, 0)
+    assert _call(client, "/tube_prepare", sampling)["targets_computed"]
+    assert _call(client, "/tube_prepare", (handle_file(VIDEO), 1.5, 6, 2, 0))["targets_computed"]  # another clip
+    numbers = _call(client, "/tube_predict", sampling + (1, 1, 3, 3, 0, 2))[-1]
+    assert numbers["target_cache_hit"] and numbers["seconds"]["targets"] == 0.0
+    assert _passes(_call(client, "/prepare_clip", (handle_file(VIDEO), 0.125, "shared"))) == (1, 0)
+    assert _passes(_call(client, "/classify_action", (handle_file(VIDEO), 0.125, "shared"))[-1]) == (0, 1)

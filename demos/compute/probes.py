@@ -21,6 +21,7 @@ ZeroGPU (see checkpoints): the comparison runs when the probe loads (`use_loader
 frames, preprocessing and the feature cache stay in the main process (`prepare`, `finish`), and one GPU
 function per click (`encode_and_classify`) receives the pixels of the passes still missing and the cached
 features of the others, and returns the new features and the heads' probabilities, on the CPU.
+`prefetch` runs the same function with no heads to fill the cache ahead of a click (`/prepare_clip`).
 
 Sampling (`SAMPLINGS`): one shared 16-frame clip for both heads (one pass; the CPU default), the clip
 each probe was evaluated on (one segment, centre view), or the paper's protocol (segments x 3 spatial
@@ -33,9 +34,9 @@ from __future__ import annotations
 import gc
 import hashlib
 import logging
-import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -116,12 +117,6 @@ def spec(name: str) -> ProbeSpec:
     raise UserError(f"Unknown probe '{name}'. Choose one of: {', '.join(PROBE_NAMES)}.")
 
 
-def _on_gpu() -> bool:
-    """Whether models run on a GPU, without the CPU dtype check (no torch work before a ZeroGPU fork)."""
-    requested = os.environ.get(checkpoints.ENV_DEVICE, "")
-    return requested.startswith("cuda") if requested else checkpoints.ON_ZERO_GPU or torch.cuda.is_available()
-
-
 def resolve_sampling(sampling: str) -> tuple[str, str]:
     """(sampling actually used, why). "auto" follows the latency budgets: a click should answer within
     seconds. On a CPU one 16-frame ViT-L pass takes about 7 s (README, Benchmarks), so "auto" is one shared
@@ -129,7 +124,7 @@ def resolve_sampling(sampling: str) -> tuple[str, str]:
     GPU they fit the budget, so "auto" is the paper protocol, the setting the published accuracies hold for."""
     if sampling != SAMPLING_AUTO:
         return sampling, "chosen"
-    if _on_gpu():
+    if checkpoints.models_on_gpu():
         return SAMPLING_PAPER, "automatic: on a GPU the paper protocol fits the time budget"
     return SAMPLING_SHARED, ("automatic: on a CPU one shared encoder pass keeps a click within seconds; "
                              "the paper protocol would take minutes")
@@ -589,7 +584,8 @@ def gpu_seconds(work: HeadsInput) -> float:
 
 def run_heads(work: HeadsInput) -> HeadsPass:
     """Model work: the encoder passes still missing, then each head's pooler and classifier once per view on
-    its features (its segments concatenated along the tokens), the views' probabilities averaged."""
+    its features (its segments concatenated along the tokens), the views' probabilities averaged. No plans
+    (`prefetch`): only the passes."""
     heads = {head.spec.name: head for head in load_heads(list(work.plans))}
     new_layers, encoder_seconds, on_device = {}, {}, {}
     for index, item in enumerate(work.passes):
@@ -597,7 +593,8 @@ def run_heads(work: HeadsInput) -> HeadsPass:
         if item.runs:
             new_layers[index], encoder_seconds[index] = encoder_pass(encoder, item.pixels, item.blocks)
         layers = new_layers[index] if item.runs else item.layers
-        on_device[index] = {block: checkpoints.on_model(encoder, tensor) for block, tensor in layers.items()}
+        if work.plans:
+            on_device[index] = {block: checkpoints.on_model(encoder, tensor) for block, tensor in layers.items()}
     probs, head_seconds, pooler_tokens = {}, {}, {}
     for name, plan in work.plans.items():
         head = heads[name]
@@ -749,6 +746,41 @@ def classify(video_path, start_s: float = 0.0, *, sampling: str = SAMPLING_AUTO,
     """
     request = prepare(video_path, start_s, sampling=sampling, names=names)
     return finish(request, encode_and_classify(request.work))
+
+
+def prefetch(video_path, start_s: float = 0.0, *, sampling: str = SAMPLING_AUTO,
+             still_wanted: Callable[[], bool] = lambda: True) -> dict:
+    """Fill the feature cache for the clips the heads will read (`/prepare_clip`), so that `classify` (and VQA's
+    grounded mode, which classifies the same way) then runs only the heads. Arguments as `validate_request`
+    returns them. Nothing runs for passes already cached.
+
+    The missing passes run through `encode_and_classify` with no heads. Off ZeroGPU one pass per call, and
+    `still_wanted()` is asked before and after each: a clip that is no longer the learner's current one stops
+    between passes and keeps nothing (it would only push wanted features out of the cache). On ZeroGPU every
+    missing pass goes in one call (each call asks for its own GPU time). On a CPU the paper protocol (minutes)
+    is not prepared: it would hold the models for everyone; a click runs it.
+    """
+    request = prepare(video_path, start_s, sampling=sampling)
+    missing = [index for index, item in enumerate(request.work.passes) if item.runs]
+    numbers = {"sampling": request.sampling, "sampling_reason": request.sampling_reason,
+               "encoder_passes": len(missing), "encoder_passes_run": 0,
+               "encoder_passes_reused": len(request.work.passes) - len(missing), "stale": False, "skipped": "",
+               "seconds": 0.0}
+    if missing and request.sampling == SAMPLING_PAPER and not checkpoints.models_on_gpu():
+        return {**numbers, "skipped": "the paper protocol takes minutes on a CPU; it runs when you click"}
+    batches = [missing] if checkpoints.ON_ZERO_GPU else [[index] for index in missing]
+    for batch in batches if missing else []:
+        if not still_wanted():
+            return {**numbers, "stale": True}
+        result = encode_and_classify(HeadsInput([request.work.passes[index] for index in batch], {}))
+        if not still_wanted():
+            return {**numbers, "stale": True}
+        for position, index in enumerate(batch):
+            plan = request.passes[index]
+            store(plan.encoder, plan.digest, result.layers[position], result.encoder_seconds[position])
+            numbers["seconds"] = round(numbers["seconds"] + result.encoder_seconds[position], 4)
+        numbers["encoder_passes_run"] += len(batch)
+    return numbers
 
 
 def _processor_key(processor) -> str:

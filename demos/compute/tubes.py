@@ -14,10 +14,13 @@ The computation (no gradio in it):
   which are cached per clip (`TARGET_CACHE`): moving the tube reruns only context encoder + predictor.
   The model work is the GPU function `encode_and_predict` (see checkpoints: ZeroGPU); the cache and
   the progress reports stay in the main process.
+- `prepare_targets(clip)` fills that cache ahead of the click (the GPU function `encode_targets`): the tab
+  runs it when a clip is picked or resampled (`/tube_prepare`), so the click finds the targets there.
+- `default_frames()`: 8 frames on a CPU, 16 on a GPU, chosen without loading a model.
 - `copy_baseline`, `mean_context_baseline`, `per_tubelet` are the baselines and reductions, on tensors.
 - `render_video` and `features_image` turn a result into what the learner sees (drawing in `demos.viz`).
 
-The tab (`demos.tabs.tubes`) names the endpoints `/tube_predict` and `/tube_preview`.
+The tab (`demos.tabs.tubes`) names the endpoints `/tube_predict`, `/tube_preview` and `/tube_prepare`.
 """
 
 from __future__ import annotations
@@ -43,11 +46,15 @@ log = logging.getLogger(__name__)
 
 CHECKPOINT = jepa.CHECKPOINT
 
-DEFAULT_FRAMES = 16  # what V-JEPA 2's probes were evaluated on (SSv2: 16 frames, frame step 4)
+# Frames per clip by device (`default_frames`): 16 is what V-JEPA 2's probes were evaluated on (SSv2: 16
+# frames, frame step 4). On a CPU 8 frames (4 tubelets) keep a click within seconds: half the tokens, and the
+# encoder took 2.6 s instead of 6.6 s on the 2-core development CPU (issue 11; attention grows faster).
+GPU_FRAMES = 16
+CPU_FRAMES = 8
 DEFAULT_FRAME_STEP = 4
 FRAME_STEP_SLIDER_MAX = 32  # the API accepts up to media.MAX_FRAME_STEP
 GRID_SLIDER_MAX = 16  # the real checkpoint's grid: 256 px / 16-pixel patches; other grids are clamped
-TARGET_CACHE_SIZE = 4  # full-clip target features kept (ViT-L, 16 frames: 8 MB each)
+TARGET_CACHE_SIZE = 8  # full-clip target features kept (ViT-L, 16 frames: 8 MB each): prepared clips of a few visitors
 CLIP_CACHE_SIZE = 4  # decoded clips kept (16 frames at 256 px: 3 MB each)
 DISPLAY_MIN_SIDE = 256  # the output video and preview are upscaled to at least this (tiny models: 128 px)
 OUTPUT_VIDEOS_KEPT = 64  # rendered mp4s kept in the temp folder before the oldest are deleted
@@ -60,6 +67,11 @@ Progress = Callable[[float, str], None]
 
 TARGET_CACHE = LRUCache(TARGET_CACHE_SIZE)  # per (model, clip)
 CLIP_CACHE = LRUCache(CLIP_CACHE_SIZE)  # decoded clips per (file, sampling)
+
+
+def default_frames() -> int:
+    """Frames per clip on this device (`checkpoints.models_on_gpu`: known without loading a model)."""
+    return GPU_FRAMES if checkpoints.models_on_gpu() else CPU_FRAMES
 
 
 # ---------------------------------------------------------------------------------------------
@@ -140,11 +152,13 @@ def clip_from_frames(frames: np.ndarray, size: int, *, timestamps_s=None, notes=
     return Clip(square, tuple(float(t) for t in timestamps), tuple(notes), media.image_digest(square))
 
 
-def load_clip(path, *, start_s=0.0, num_frames=DEFAULT_FRAMES, frame_step=DEFAULT_FRAME_STEP, sample_fps=None,
+def load_clip(path, *, start_s=0.0, num_frames=None, frame_step=DEFAULT_FRAME_STEP, sample_fps=None,
               size: int = 256, tubelet_size: int = 2) -> Clip:
-    """Decode only the frames asked for, crop them to the model's square; cached per file and sampling."""
+    """Decode only the frames asked for (None: `default_frames()`), crop them to the model's square; cached
+    per file and sampling."""
     if path is None or str(path) == "":
         raise UserError("No video yet: upload a clip, record one with the webcam, or pick an example.")
+    num_frames = default_frames() if num_frames is None else num_frames
     start = number("The start time", start_s if start_s not in (None, "") else 0.0, minimum=0)
     count, step, fps, notes = sampling(num_frames, frame_step, sample_fps, tubelet_size)
     path = os.path.realpath(str(path))
@@ -354,11 +368,33 @@ GPU_SECONDS_PER_PASS_16_FRAMES = 0.5
 REFERENCE_PARAMS_MILLIONS = 326  # vjepa2-vitl, which the estimate above is for
 
 
+def _pass_seconds(frames, checkpoint: str) -> float:
+    scale = (len(frames) / 16) ** 1.5 * checkpoints.get(checkpoint).params_millions / REFERENCE_PARAMS_MILLIONS
+    return GPU_SECONDS_PER_PASS_16_FRAMES * scale
+
+
 def gpu_seconds(frames, context_ids, target_ids, *, checkpoint: str = CHECKPOINT, targets=None) -> float:
     """The GPU duration `encode_and_predict` asks for: by frames and checkpoint, one pass fewer with cached targets."""
     passes = 1 if targets is not None else 2
-    scale = (len(frames) / 16) ** 1.5 * checkpoints.get(checkpoint).params_millions / REFERENCE_PARAMS_MILLIONS
-    return checkpoints.gpu_seconds(passes * GPU_SECONDS_PER_PASS_16_FRAMES * scale)
+    return checkpoints.gpu_seconds(passes * _pass_seconds(frames, checkpoint))
+
+
+def targets_gpu_seconds(frames, *, checkpoint: str = CHECKPOINT) -> float:
+    """The GPU duration `encode_targets` asks for: one full-clip pass."""
+    return checkpoints.gpu_seconds(_pass_seconds(frames, checkpoint))
+
+
+def _pixels(loaded, frames: np.ndarray):
+    return jepa.clip_tensor(loaded.processor, np.array(frames))  # a writable copy: cached frames are read-only
+
+
+@checkpoints.gpu_task(duration=targets_gpu_seconds)
+def encode_targets(frames: np.ndarray, *, checkpoint: str = CHECKPOINT) -> tuple:
+    """The model work of preparing a clip: its full-clip targets (N, D) on the CPU, and the seconds they took."""
+    loaded = jepa.load(checkpoint)
+    start = time.perf_counter()
+    targets = jepa.target_features(loaded.model, _pixels(loaded, frames))[0].cpu()
+    return targets, time.perf_counter() - start
 
 
 @checkpoints.gpu_task(duration=gpu_seconds)
@@ -370,7 +406,7 @@ def encode_and_predict(frames: np.ndarray, context_ids, target_ids, *, checkpoin
     model = loaded.model
     seconds, computed = {"targets": 0.0}, None  # 0.0: the targets came in from the cache
     start = time.perf_counter()
-    pixels = jepa.clip_tensor(loaded.processor, np.array(frames))  # a writable copy: cached frames are read-only
+    pixels = _pixels(loaded, frames)
     seconds["preprocess"] = time.perf_counter() - start
     if targets is None:
         start = time.perf_counter()
@@ -384,6 +420,47 @@ def encode_and_predict(frames: np.ndarray, context_ids, target_ids, *, checkpoin
     predicted = jepa.predict(model, context, context_ids, target_ids, num_tokens)[0].cpu()
     seconds["predictor"] = time.perf_counter() - start
     return TubePass(computed, predicted, seconds)
+
+
+def _cached_targets(loaded, clip: Clip):
+    """(targets, PCA basis) of the clip for this model, or None (main process)."""
+    return TARGET_CACHE.get((loaded.checkpoint.name, clip.digest), owner=loaded.model)
+
+
+def _keep_targets(loaded, clip: Clip, targets) -> tuple:
+    """Cache a clip's full-clip targets with their PCA basis (main process); returns (targets, basis).
+
+    PCA colours are fitted once per clip on its actual features, so they stay comparable as the tube moves.
+    """
+    entry = (targets, viz.pca_basis(targets[:: max(1, len(targets) // 2048)].numpy()))
+    TARGET_CACHE.put((loaded.checkpoint.name, clip.digest), entry, owner=loaded.model)
+    return entry
+
+
+def prepare_targets(clip: Clip, *, checkpoint: str = CHECKPOINT, still_wanted: Callable[[], bool] = lambda: True,
+                    ) -> dict:
+    """Fill the target cache for a clip ahead of a click (`/tube_prepare`), so `predict_tube` then runs only
+    the context encoder and the predictor. Nothing runs when the clip is cached already. `still_wanted()` is
+    asked before and after the pass: a clip that is no longer the learner's current one is not encoded, or
+    its targets are not kept (they would only push a wanted clip out of the cache).
+
+    Returns plain numbers: `target_cache_hit` (the clip was cached), `targets_computed` (kept now),
+    `stale` (given up because no longer wanted), `seconds` of the pass, frames and digest.
+    """
+    loaded = jepa.load(checkpoint)
+    if clip.size != loaded.model.config.crop_size:
+        raise ValueError(f"clip is {clip.size} px, the model wants {loaded.model.config.crop_size}")
+    numbers = {"num_frames": clip.num_frames, "clip_digest": clip.digest, "target_cache_hit": False,
+               "targets_computed": False, "stale": False, "seconds": 0.0}
+    if _cached_targets(loaded, clip) is not None:
+        return {**numbers, "target_cache_hit": True}
+    if not still_wanted():
+        return {**numbers, "stale": True}
+    targets, seconds = encode_targets(clip.frames, checkpoint=checkpoint)
+    if not still_wanted():
+        return {**numbers, "stale": True, "seconds": round(seconds, 3)}
+    _keep_targets(loaded, clip, targets)
+    return {**numbers, "targets_computed": True, "seconds": round(seconds, 3)}
 
 
 def predict_tube(clip: Clip, top, left, height, width, first_tubelet=0, last_tubelet=None, *,
@@ -409,8 +486,7 @@ def predict_tube(clip: Clip, top, left, height, width, first_tubelet=0, last_tub
         raise UserError("The tube hides the whole clip, so there is nothing left to predict from. "
                         "Make it smaller or hide it for fewer tubelets.")
 
-    key = (loaded.checkpoint.name, clip.digest)
-    cached = TARGET_CACHE.get(key, owner=loaded.model)
+    cached = _cached_targets(loaded, clip)
     hit = cached is not None
     progress(0.1, f"Encoding the {len(context_ids)} visible tokens alone and predicting the {len(target_ids)} "
                   "hidden ones…" if hit else "Encoding the whole clip once (the targets; cached for this clip), "
@@ -420,13 +496,7 @@ def predict_tube(clip: Clip, top, left, height, width, first_tubelet=0, last_tub
                                      targets=cached[0] if hit else None)
     seconds = {**device_pass.seconds, "gpu_call": time.perf_counter() - start}
     progress(0.8, "Scoring the prediction against the actual features…")
-    if hit:
-        targets, basis = cached
-    else:
-        targets = device_pass.targets
-        # PCA colours are fitted once per clip on its actual features, so they stay comparable as the tube moves.
-        basis = viz.pca_basis(targets[:: max(1, len(targets) // 2048)].numpy())
-        TARGET_CACHE.put(key, (targets, basis), owner=loaded.model)
+    targets, basis = cached if hit else _keep_targets(loaded, clip, device_pass.targets)
     predicted = device_pass.predicted
 
     actual = targets[torch.as_tensor(target_ids)]

@@ -5,6 +5,9 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
 
 import gradio as gr
 
@@ -133,3 +136,38 @@ def ensure_loaded(names: list[str], progress: gr.Progress | None) -> None:
             hub_id = checkpoints.get(name).hub_id
             progress(i / max(len(names), 1), desc=f"Loading {hub_id} (first use only; later calls are fast)…")
         checkpoints.load(name)
+
+
+class LatestPerSession:
+    """Which prepare is each session's current one. `begin(request)` makes the caller the current one and
+    returns `still_wanted()`: False once a newer prepare of the same session has begun, so a stale prepare
+    (gradio cancels an event but lets its running thread finish) keeps nothing. API clients are sessions too."""
+
+    MAX_SESSIONS = 1024  # the oldest sessions are forgotten (their prepares then count as stale)
+
+    def __init__(self):
+        self._latest: OrderedDict = OrderedDict()
+        self._lock = threading.Lock()
+
+    def begin(self, request: gr.Request | None) -> Callable[[], bool]:
+        session = getattr(request, "session_hash", None) or "no session"
+        token = object()
+        with self._lock:
+            self._latest[session] = token
+            self._latest.move_to_end(session)
+            while len(self._latest) > self.MAX_SESSIONS:
+                self._latest.popitem(last=False)
+        return lambda: self._latest.get(session) is token
+
+
+def prepare_on(triggers: list, fn, inputs: list, output, api_name: str) -> None:
+    """Run `fn`, a clip's background preparation, whenever one of `triggers` picks or resamples a clip.
+
+    The model events' concurrency_id: a prepare never runs beside a click, a load or another visitor's work.
+    One per session: `always_last` keeps only the newest trigger waiting, and the newest cancels the running
+    one (gradio lets its thread finish its step; `checkpoints` runs one GPU function at a time, and
+    `LatestPerSession` makes it keep nothing). Quiet on the page: no progress, its numbers in a hidden output.
+    """
+    event = gr.on(triggers, fn, inputs, [output], api_name=api_name, concurrency_id=MODEL_CONCURRENCY_ID,
+                  trigger_mode="always_last", show_progress="hidden")
+    gr.on(triggers, None, cancels=[event], api_visibility="private")

@@ -1,6 +1,7 @@
 """6.5 tab: one frozen encoder, many tasks: attentive probes (a referee) and an LLM-backed VQA head (a commentator).
 
-Endpoints `/classify_action` (`demos.compute.probes`) and `/answer_question` (`demos.compute.vqa`).
+Endpoints `/classify_action` (`demos.compute.probes`), `/answer_question` (`demos.compute.vqa`) and
+`/prepare_clip` (the encoder passes the heads will read, started when a clip is picked or resampled).
 """
 
 import gradio as gr
@@ -8,6 +9,7 @@ import gradio as gr
 import checkpoints
 from demos import examples
 from demos.compute import probes, vqa
+from demos.errors import UserError
 from demos.tabs import common
 
 EXAMPLE_QUESTIONS = [
@@ -87,6 +89,15 @@ SAMPLING_INFO = ("Cost on a 2-core CPU: one shared clip about 9 s, each probe's 
                  "protocol minutes (an estimate: up to 18 ViT-L passes, and Diving48's pooler reads "
                  f"{probes.protocol_cost(probes.SAMPLING_PAPER)['largest_pooler_input']:,} tokens per view). "
                  "A GPU runs the paper protocol in seconds.")
+
+
+def sampling_info() -> str:
+    """The radio's info: what Automatic means on this machine, and what each sampling costs."""
+    sampling, _ = probes.resolve_sampling(probes.SAMPLING_AUTO)
+    device = "GPU" if checkpoints.models_on_gpu() else "CPU"
+    return f"Automatic on this {device}: {SAMPLING_NAMES[sampling]}. {SAMPLING_INFO}"
+
+
 SAMPLING_NAMES = {probes.SAMPLING_SHARED: "one shared 16-frame clip", probes.SAMPLING_PER_PROBE: "each probe's clip",
                   probes.SAMPLING_PAPER: "the paper protocol (segments × 3 views)"}
 
@@ -185,7 +196,7 @@ def build_tab() -> None:
             start_s = gr.Number(value=0.0, minimum=0, maximum=probes.MAX_START_S, precision=2, label="Start (s)",
                                 info="Where the sampled clip begins.", elem_id="heads-start")
             sampling = gr.Radio(SAMPLING_CHOICES, value=probes.SAMPLING_AUTO, label="Frame sampling",
-                                info=SAMPLING_INFO)
+                                info=sampling_info())
             run = gr.Button("Call the action", variant="primary", elem_id="heads-run")
         with gr.Column(scale=2):
             gr.Markdown(INTRO)
@@ -221,3 +232,29 @@ def build_tab() -> None:
                     concurrency_id=common.MODEL_CONCURRENCY_ID)
     ask.click(api_name="answer_question", **ask_args)
     question.submit(api_name=False, **ask_args)
+
+    prepared_clip = common.LatestPerSession()
+
+    @common.gradio_errors
+    def prepare_clip(video, start_s: float, sampling: str = probes.SAMPLING_AUTO, request: gr.Request = None,
+                     progress=gr.Progress()):
+        """Prepare a clip for /classify_action and /answer_question: run the encoder passes the heads will read
+        (cached by content), so that the next call with the same clip, start and sampling runs only the heads.
+
+        The page runs it when a clip is picked, its start or the sampling changes. Cheap when cached; on a CPU
+        the paper protocol is not prepared (minutes). Returns numbers: sampling used, encoder_passes (missing
+        ones), encoder_passes_run, encoder_passes_reused, stale (a newer prepare of this session began, so
+        nothing more was kept), skipped (why not), seconds; or error (/classify_action says what is wrong).
+        """
+        still_wanted = prepared_clip.begin(request)
+        if video is None:
+            return {}
+        try:
+            video, start_s, sampling = probes.validate_request(video, start_s, sampling)
+            load_models(progress)
+            return probes.prefetch(video, start_s, sampling=sampling, still_wanted=still_wanted)
+        except UserError as error:  # the click reports it; a prepare stays quiet
+            return {"error": str(error)}
+
+    common.prepare_on([video.change, start_s.submit, sampling.change], prepare_clip, [video, start_s, sampling],
+                      gr.JSON(visible=False), api_name="prepare_clip")

@@ -1,6 +1,7 @@
 """6.4 tab: a clip, a tube of patches over a span of tubelets, the prediction over time.
 
-Endpoints `/tube_predict` and `/tube_preview`. A click on the preview only sets the tube's position.
+Endpoints `/tube_predict`, `/tube_preview` and `/tube_prepare` (a clip's full-clip pass, started when it is
+picked or resampled). A click on the preview only sets the tube's position.
 """
 
 import time
@@ -11,6 +12,7 @@ import numpy as np
 import checkpoints
 from demos import examples, jepa, masks, media, viz
 from demos.compute import tubes
+from demos.errors import UserError
 from demos.tabs import common
 
 
@@ -68,6 +70,17 @@ The prediction error over time is a **surprise** signal: V-JEPA work uses it to 
 implausible events (an object vanishing behind an occluder, say): error spikes where the world did
 not do what the model expected.
 """
+
+
+def frames_info(frames: int) -> str:
+    """Which frame count is the default here, why, and what the other one costs (the slider's info)."""
+    if frames == tubes.CPU_FRAMES:
+        return (f"{frames} frames ({frames // 2} tubelets of 2) by default on this CPU: a result within seconds. "
+                f"{tubes.GPU_FRAMES} frames, as V-JEPA 2's probes were evaluated, take about 2.5x as long "
+                "(one encoder pass: 6.6 s against 2.6 s on a 2-core CPU).")
+    return (f"{frames} frames ({frames // 2} tubelets of 2) by default on this GPU, as V-JEPA 2's probes were "
+            f"evaluated. {tubes.CPU_FRAMES} frames (the CPU default) halve the tokens; here both take well "
+            "under a second.")
 
 
 def build_tab() -> None:
@@ -149,7 +162,9 @@ def build_tab() -> None:
         return (gr.update(maximum=tubelets - 1, value=min(first, tubelets - 1)),
                 gr.update(maximum=tubelets - 1, value=min(last, tubelets - 1)))
 
-    default_tubelets = tubes.DEFAULT_FRAMES // 2
+    default_frames = tubes.default_frames()
+    default_tubelets = default_frames // 2
+    max_tubelet = tubes.GPU_FRAMES // 2 - 1  # the API's limit on every device (a 16-frame call's last tubelet)
     with gr.Row():
         with gr.Column(scale=1):
             # include_audio=True: dropping audio would need an ffmpeg binary, which a Space may not have.
@@ -159,8 +174,8 @@ def build_tab() -> None:
             with gr.Accordion("Sampling", open=True):
                 with gr.Row():
                     start_s = gr.Number(value=0.0, minimum=0, label="Start (s)", precision=2)
-                    num_frames = gr.Slider(2, media.MAX_FRAMES, value=tubes.DEFAULT_FRAMES, step=2, label="Frames",
-                                           info="Whole tubelets of 2 frames.")
+                    num_frames = gr.Slider(2, media.MAX_FRAMES, value=default_frames, step=2, label="Frames",
+                                           info=frames_info(default_frames))
                 with gr.Row():
                     frame_step = gr.Slider(1, tubes.FRAME_STEP_SLIDER_MAX, value=tubes.DEFAULT_FRAME_STEP, step=1,
                                            label="Frame step", info="Take every n-th frame.")
@@ -175,8 +190,8 @@ def build_tab() -> None:
                     height = gr.Slider(1, tubes.GRID_SLIDER_MAX, value=5, step=1, label="Height")
                     width = gr.Slider(1, tubes.GRID_SLIDER_MAX, value=5, step=1, label="Width")
                 with gr.Row():
-                    first_tubelet = gr.Slider(0, default_tubelets - 1, value=0, step=1, label="Hidden from tubelet")
-                    last_tubelet = gr.Slider(0, default_tubelets - 1, value=default_tubelets - 1, step=1,
+                    first_tubelet = gr.Slider(0, max_tubelet, value=0, step=1, label="Hidden from tubelet")
+                    last_tubelet = gr.Slider(0, max_tubelet, value=default_tubelets - 1, step=1,
                                              label="to tubelet", info="Both included; tubelet t = frames 2t, 2t+1.")
             run = gr.Button("Hide the tube and predict", variant="primary", elem_id="tubes-run")
         with gr.Column(scale=2):
@@ -215,3 +230,28 @@ def build_tab() -> None:
     num_frames.release(tubelet_limits, [num_frames, first_tubelet, last_tubelet], [first_tubelet, last_tubelet],
                        api_name=False).then(api_name=False, **preview_args)
     preview.select(move_tube, [height, width], [top, left], api_name=False).then(api_name=False, **preview_args)
+
+    prepared_clip = common.LatestPerSession()
+
+    @common.gradio_errors
+    def tube_prepare(video, start_s: float, num_frames: int, frame_step: int, sample_fps: float,
+                     request: gr.Request, progress=gr.Progress()):
+        """Prepare a clip for /tube_predict: encode the full clip once (its targets, cached by content), so that
+        /tube_predict with the same clip and sampling runs only the context encoder and the predictor.
+
+        The page runs it when a clip is picked or its sampling changes. Cheap when the clip is cached. Returns
+        numbers: target_cache_hit (it was cached), targets_computed, stale (a newer prepare of this session
+        began, so nothing was kept), seconds, num_frames; or error (a clip that cannot be read: /tube_predict
+        says what is wrong with it).
+        """
+        still_wanted = prepared_clip.begin(request)
+        if video is None:
+            return {}
+        try:
+            clip, _, _ = clip_for(video, start_s, num_frames, frame_step, sample_fps, progress)
+            return tubes.prepare_targets(clip, still_wanted=still_wanted)
+        except UserError as error:  # the preview and the click report it; a prepare stays quiet
+            return {"error": str(error)}
+
+    common.prepare_on([video.change, start_s.submit, sample_fps.submit, num_frames.release, frame_step.release],
+                      tube_prepare, sampling_inputs, gr.JSON(visible=False), api_name="tube_prepare")
