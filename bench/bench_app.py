@@ -1,6 +1,6 @@
 """Benchmark the running app the way a learner or a script meets it (issue 11): pick a clip, click.
 
-    python -m bench.bench_app                                  # every row, 16 frames, wait 5 s
+    python -m bench.bench_app                                  # every row, the tab's frames, wait 5 s
     python -m bench.bench_app --rows tube --frames 8 --repeats 1 --wait 2   # a quick run
 
 Starts `python app.py` on full-size random-weight replicas (its own process, its own dtype policy)
@@ -8,9 +8,9 @@ and calls it through gradio_client. Every "just picked" clip is a freshly genera
 never seen before, so no cache can serve it. Each row's time runs from the call to the result (for
 VQA, to the first streamed token), upload included:
 - clip just picked: the call comes right after the clip was written;
-- picked >= WAIT s before: the page's own reaction to a new clip (`PICK_ENDPOINTS`) is called, then
-  the bench waits WAIT seconds, then calls. Without a mechanism that starts work on a pick, this row
-  shows no gain over "just picked";
+- picked >= WAIT s before: the page's own reaction to a new clip (`PICK_ENDPOINTS`: the preview and the
+  start-early prepare, `/tube_prepare` or `/prepare_clip`) is started, then the bench waits WAIT seconds,
+  then calls (the call queues behind a prepare still running, as on the page);
 - same clip, tube moved / same clip again: what the app's caches give.
 Models are loaded by a warm-up call on another clip first (its time, load included, is printed).
 Then the app stops and the model-card recipe for the same work runs in this process, in fp32 as the
@@ -38,9 +38,9 @@ from bench.bench_heads import write_clip
 ROWS = ("tube", "classify", "vqa")
 CHECKPOINTS = {"tube": ["vjepa2-vitl"], "classify": ["vjepa2-vitl", "vjepa2-ssv2-probe", "vjepa2-diving48-probe"],
                "vqa": ["vjepa2-vitl", "vjepa2-ssv2-probe", "vjepa2-diving48-probe", "qwen2.5-0.5b-instruct"]}
-# What the page calls when a clip is picked (a video's change event); None: nothing. A mechanism that
-# starts the encoder on a pick belongs here, so that the "picked before" rows measure it.
-PICK_ENDPOINTS = {"tube": "/tube_preview", "classify": None, "vqa": None}
+# What the page calls when a clip is picked (a video's change event), submitted without waiting as the page
+# does: the preview, and the start-early prepare whose encoder pass the "picked before" rows measure.
+PICK_ENDPOINTS = {"tube": ("/tube_preview", "/tube_prepare"), "classify": ("/prepare_clip",), "vqa": ("/prepare_clip",)}
 FRAME_STEP = 4  # the 6.4 tab's default
 TUBE = (5, 5, 5, 5)  # the 6.4 tab's default tube: top, left, height, width (all tubelets)
 MOVED_TUBE = (8, 3, 4, 4)
@@ -115,9 +115,19 @@ class AppRows:
         self.client, self.clips, self.frames, self.wait_s, self.sampling = client, clips, frames, wait_s, sampling
 
     def pick(self, tab: str, clip: str) -> None:
-        """What the page does when this clip is picked, then the learner's pause before the click."""
-        if PICK_ENDPOINTS[tab]:
-            self.call(tab, clip, api_name=PICK_ENDPOINTS[tab])
+        """What the page does when this clip is picked (its events start, the bench does not wait for them),
+        then the learner's pause before the click (which queues behind them, as on the page)."""
+        from gradio_client import handle_file
+
+        video = handle_file(clip)
+        for api_name in PICK_ENDPOINTS[tab]:
+            if api_name == "/tube_preview":
+                args = (video, 0.0, self.frames, FRAME_STEP, 0, *TUBE, 0, self.frames // 2 - 1)
+            elif api_name == "/tube_prepare":
+                args = (video, 0.0, self.frames, FRAME_STEP, 0)
+            else:  # /prepare_clip: the question reads the device's default sampling
+                args = (video, 0.0, self.sampling if tab == "classify" else "auto")
+            self.client.submit(*args, api_name=api_name)
         time.sleep(self.wait_s)
 
     def call(self, tab: str, clip: str, tube=TUBE, api_name: str | None = None):
@@ -238,14 +248,19 @@ class Recipe:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", nargs="*", default=list(ROWS), choices=ROWS)
-    parser.add_argument("--frames", type=int, default=16, help="6.4 frames per clip (the tab's default: 16)")
+    parser.add_argument("--frames", type=int, default=None,
+                        help="6.4 frames per clip (default: the tab's on this machine, 8 on a CPU, 16 on a GPU)")
     parser.add_argument("--sampling", default="per_probe", choices=["per_probe", "shared"],
-                        help="6.5 frame sampling (the tab's default: per_probe)")
+                        help="6.5 frame sampling (the tab's default, 'auto', is 'shared' on a CPU)")
     parser.add_argument("--wait", type=float, default=5.0, help="seconds between picking a clip and the click")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--dtype", default="", help="PDR_DTYPE for the app ('' = the app's own policy)")
     parser.add_argument("--no-recipe", action="store_true")
     args = parser.parse_args()
+    if args.frames is None:
+        from demos.compute import tubes
+
+        args.frames = tubes.default_frames()
 
     names = sorted({name for row in args.rows for name in CHECKPOINTS[row]})
     common.use_full_size_replicas(names)
