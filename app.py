@@ -1,7 +1,9 @@
 """Predict, Don't Reconstruct: the interactive companion to the chapter on self-supervised learning.
 
-Builds the page (a header and one tab per concept) and launches it. Everything else lives in
-`demos/` (per concept: `demos/compute/` and `demos/tabs/`) and `checkpoints.py` (which models, how they load).
+Builds the pages and launches them: at `/` a header and one tab per concept; at `/<concept>` (e.g.
+`/tube-masking`) that concept alone, for a course page to embed in an iframe. Every page opens with
+its example's result in place. Everything else lives in `demos/` (per concept: `demos/compute/` and
+`demos/tabs/`) and `checkpoints.py` (which models, how they load).
 
     python app.py                 # http://127.0.0.1:7860
     python app.py --offline-demo  # tiny random-weight models, for trying the UI without the Hub
@@ -12,6 +14,8 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import gradio as gr
 
@@ -28,20 +32,60 @@ idea of the chapter, run on the real research checkpoints. Start with the masked
 """
 
 
+@dataclass(frozen=True)
+class Concept:
+    tab_id: str
+    title: str
+    path: str  # its own page: /<path>
+    build: Callable[..., common.ReadyExample]  # builds its tab, returns the example it opens with
+
+
+CONCEPTS = (
+    Concept("mae", "6.1 Masked autoencoder", "masked-autoencoder", mae.build_tab),
+    Concept("mae-vs-jepa", "6.2-6.3 Pixels vs embeddings", "pixels-vs-embeddings", mae_vs_jepa.build_tab),
+    Concept("tubes", "6.4 Tube masking", "tube-masking", tubes.build_tab),
+    Concept("heads", "6.5 One encoder, many tasks", "one-encoder-many-tasks", heads.build_tab),
+)
+
+# Embedded in an iframe 800 px wide or on a 390 px phone, nothing may push the page sideways: rows wrap,
+# columns may shrink below gradio's default minimum, pictures, plots and wide tables scale or scroll inside.
+CSS = """
+.gradio-container { max-width: 100% !important; }
+.gradio-container .row { flex-wrap: wrap; }
+.gradio-container .column { min-width: min(100%, 280px) !important; }
+.gradio-container img, .gradio-container video, .gradio-container canvas, .gradio-container svg {
+    max-width: 100%; }
+.gradio-container .prose table { display: block; max-width: 100%; overflow-x: auto; }
+.gradio-container .prose th, .gradio-container .prose td { word-break: normal; overflow-wrap: normal; }
+.gradio-container .prose pre, .gradio-container .prose code { white-space: pre-wrap; overflow-wrap: anywhere; }
+@media (max-width: 480px) { .gradio-container .prose th, .gradio-container .prose td { padding: 0.3em 0.45em; } }
+.call-to-action h3 { margin: 0.2em 0; border-left: 4px solid var(--color-accent); padding-left: 0.6em; }
+/* The navbar would only link "Home" (concept pages are left out of it); gr.Navbar(visible=False) does not
+   hide it in gradio 6.31 (gradio-app/gradio#12532). */
+.nav-holder { display: none !important; }
+"""
+LAUNCH_OPTIONS = {"css": CSS}  # gradio 6 takes page styling at launch(), not in gr.Blocks()
+
+
+def _banner() -> None:
+    if checkpoints.offline_demo_enabled():
+        gr.Markdown(common.OFFLINE_DEMO_BANNER, elem_id="offline-demo-banner")
+
+
 def build_app() -> gr.Blocks:
+    """`/`: the header and the four tabs (they own the named endpoints); `/<concept.path>`: one concept."""
     with gr.Blocks(title=TITLE) as demo:
         gr.Markdown(HEADER)
-        if checkpoints.offline_demo_enabled():
-            gr.Markdown(common.OFFLINE_DEMO_BANNER, elem_id="offline-demo-banner")
+        _banner()
         with gr.Tabs():
-            with gr.Tab("6.1 Masked autoencoder", id="mae"):
-                mae.build_tab()
-            with gr.Tab("6.2-6.3 Pixels vs embeddings", id="mae-vs-jepa"):
-                mae_vs_jepa.build_tab()
-            with gr.Tab("6.4 Tube masking", id="tubes"):
-                tubes.build_tab()
-            with gr.Tab("6.5 One encoder, many tasks", id="heads"):
-                heads.build_tab()
+            for index, concept in enumerate(CONCEPTS):
+                with gr.Tab(concept.title, id=concept.tab_id) as tab:
+                    # The open tab shows its example on load; the others when first selected, not all at once.
+                    concept.build().show_on([demo.load] if index == 0 else [tab.select])
+    for concept in CONCEPTS:
+        with demo.route(concept.title, concept.path, show_in_navbar=False):
+            _banner()
+            concept.build(endpoints=False).show_on([demo.load])
     demo.queue(max_size=QUEUE_MAX_SIZE, default_concurrency_limit=1)
     return demo
 
@@ -60,7 +104,7 @@ def main(argv: list[str] | None = None) -> None:
         logging.getLogger(__name__).warning("Offline demo mode: tiny random-weight models in %s", where)
     if checkpoints.ON_ZERO_GPU:  # every model resident before launch(); see checkpoints' docstring
         checkpoints.preload_all()
-    build_app().launch(server_name=args.host, server_port=args.port)
+    build_app().launch(server_name=args.host, server_port=args.port, **LAUNCH_OPTIONS)
 
 
 if __name__ == "__main__":

@@ -306,3 +306,60 @@ def tube_features_image(frames: np.ndarray, tube, patch_size: int, tubelet_size:
     for r, (label, _) in enumerate(rows):
         draw.text((4, margin_top + r * (cell_h + gap) + cell_h // 2 - 7), label, fill=(0, 0, 0), font=font)
     return np.asarray(canvas)
+
+
+PANEL_BACKGROUND = (32, 32, 36)  # dark, so the panel reads the same on a light or a dark page
+PANEL_TEXT = (235, 235, 235)
+
+
+def tube_panel_frames(frames: np.ndarray, tube, tubelet_size: int, actual, predicted, basis,
+                      cosine) -> np.ndarray:
+    """The prediction over time, for the video: beside each frame, a panel with the tube's actual and
+    predicted features (PCA colours under `basis`, as in `tube_features_image`) and their cosine.
+
+    frames: (T, S, S, 3), already shaded and scaled. actual, predicted: (hidden tubelets * tube patches, D),
+    time-major. cosine: (hidden tubelets,) the predictor's mean cosine per hidden tubelet. On frames the tube
+    does not hide the panel says so.
+    """
+    from PIL import Image, ImageDraw
+
+    side = frames.shape[1]
+    width = max(128, side // 2) // 2 * 2
+    font = _font()
+    line = 18
+    box = min(width - 16, (side - 3 * line - 24) // 2)  # two feature squares, labels and the cosine fit
+    per_tubelet = tube.height * tube.width
+    cell = max(1, box // max(tube.height, tube.width))
+    size = (tube.width * cell, tube.height * cell)
+    panels = {}  # one panel per tubelet, reused by its frames
+
+    def panel(t: int) -> np.ndarray:
+        canvas = Image.new("RGB", (width, side), PANEL_BACKGROUND)
+        draw = ImageDraw.Draw(canvas)
+        if t not in tube.tubelets:
+            draw.text((8, 8), f"tubelet {t}", fill=PANEL_TEXT, font=font)
+            draw.text((8, 8 + line), "tube visible:", fill=PANEL_TEXT, font=font)
+            draw.text((8, 8 + 2 * line), "nothing hidden", fill=PANEL_TEXT, font=font)
+            return np.asarray(canvas)
+        c = t - tube.first_tubelet
+        y = 6
+        for label, feats in ((f"actual, tubelet {t}", actual), ("predicted", predicted)):
+            draw.text((8, y), label, fill=PANEL_TEXT, font=font)
+            colours = pca_colors(feats[c * per_tubelet:(c + 1) * per_tubelet], basis)
+            square = Image.fromarray(upscale(colours.reshape(tube.height, tube.width, 3), cell))
+            canvas.paste(square, ((width - size[0]) // 2, y + line))
+            y += line + box + 6
+        value = float(cosine[c])
+        draw.text((8, y), f"cosine {value:+.2f}", fill=PANEL_TEXT, font=font)
+        bar = int(round((width - 16) * (value + 1) / 2))  # -1 empty, +1 full
+        draw.rectangle([8, y + line, 8 + max(bar, 1), y + line + 6],
+                       fill=tuple(int(v) for v in cosine_colors(np.array([value]))[0]))
+        return np.asarray(canvas)
+
+    out = []
+    for index, frame in enumerate(frames):
+        t = index // tubelet_size
+        if t not in panels:
+            panels[t] = panel(t)
+        out.append(np.concatenate([frame, panels[t]], axis=1))
+    return np.stack(out)

@@ -52,7 +52,7 @@ def running_app(tiny_hub):
     import app
 
     demo = app.build_app()
-    demo.launch(prevent_thread_lock=True, quiet=True)
+    demo.launch(prevent_thread_lock=True, quiet=True, **app.LAUNCH_OPTIONS)
     yield demo
     demo.close()
 
@@ -95,11 +95,8 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
 
 
 @pytest.fixture(scope="session")
-def browser_page(running_app):
-    """The whole app, running in-process, open in headless Chromium (Debian's, driven by Playwright).
-
-    Tests select their tab first (`page.get_by_role("tab", name=...).click()`).
-    """
+def browser(running_app):
+    """Headless Chromium (Debian's, driven by Playwright), for tests that open pages of the running app."""
     if not os.path.exists(CHROMIUM):
         if os.environ.get("CI"):
             pytest.fail("CI must install Debian's chromium (see .ci/run)")
@@ -108,7 +105,25 @@ def browser_page(running_app):
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.goto(running_app.local_url)
-        yield page
+        yield browser
         browser.close()
+
+
+@pytest.fixture(scope="session")
+def browser_page(browser, running_app):
+    """The whole app (`/`, four tabs) open in headless Chromium.
+
+    Tests select their tab first (`page.get_by_role("tab", name=...).click()`).
+    """
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(running_app.local_url)
+    yield page
+    page.close()
+
+
+@pytest.fixture(scope="session")
+def artifacts_dir() -> Path:
+    """Where browser tests save their screenshots: $PDR_ARTIFACTS, or tests/artifacts/ (git-ignored)."""
+    folder = Path(os.environ.get("PDR_ARTIFACTS") or ROOT / "tests" / "artifacts")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder

@@ -57,3 +57,13 @@ def test_no_image_is_a_clear_error(client):
 
     with pytest.raises(AppError, match="(?i)no image"):
         client.predict(None, 0.75, 0, "vit-mae-base", api_name="/mae_reconstruct")
+
+
+def test_concept_pages_add_no_endpoints(client, running_app):
+    """The concept pages repeat the tabs; their events stay private, so the API keeps its eight names."""
+    import app
+
+    named = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    assert sorted(named) == sorted(["/mae_reconstruct", "/compare_pixels_embeddings", "/tube_predict", "/tube_preview",
+                                    "/tube_prepare", "/classify_action", "/prepare_clip", "/answer_question"])
+    assert [page for page, *_ in running_app.pages] == ["", *(concept.path for concept in app.CONCEPTS)]

@@ -1,17 +1,18 @@
 """The real page in headless Chromium: the 6.5 tab calls the action (fixture `browser_page` in conftest.py)."""
 
-import os
-
 import pytest
 from heads_video import write_counting_video
 
 pytestmark = pytest.mark.browser
 
 
-def test_upload_classify_and_see_labels_and_timings(browser_page, tmp_path):
+def test_upload_classify_and_see_labels_and_timings(browser_page, artifacts_dir, tmp_path):
     page = browser_page
     video = write_counting_video(tmp_path / "clip.mp4", num_frames=100, fps=20)
     page.get_by_role("tab", name="6.5 One encoder, many tasks").click()
+    # The tab opens with an example clip and its result; let that land before replacing the clip.
+    page.locator("#heads-timings").get_by_text("encoder pass 1").wait_for(timeout=120_000)
+    page.locator("#heads-video").get_by_role("button", name="Clear").click()
     page.locator("#heads-video input[type=file]").set_input_files(video)
     page.locator("#heads-video video").first.wait_for(timeout=30_000)
     page.locator("#heads-run").click()
@@ -25,5 +26,4 @@ def test_upload_classify_and_see_labels_and_timings(browser_page, tmp_path):
     assert "twist" in diving  # Diving48 codes spelled out ("no twist", "1.5 twists")
     assert "'" not in diving and "NoTwis" not in diving
     assert "Encoders in memory: 1" in page.locator("#heads-sharing").inner_text()
-    if os.environ.get("PDR_SCREENSHOTS"):
-        page.screenshot(path=os.path.join(os.environ["PDR_SCREENSHOTS"], "heads_tab.png"), full_page=True)
+    page.screenshot(path=artifacts_dir / "heads_tab.png", full_page=True)

@@ -205,7 +205,7 @@ def test_rendered_mp4_decodes_back_with_every_frame(vjepa, tmp_path):
         stream = container.streams.video[0]
         assert stream.codec_context.name == "h264"
         frames = [f.to_ndarray(format="rgb24") for f in container.decode(stream)]
-    assert len(frames) == 10 and frames[0].shape[:2] == (256, 256)
+    assert len(frames) == 10 and frames[0].shape[:2] == (256, 256 + 128)  # the clip, then the prediction panel
     # Frame 2 is hidden under the tube (grey), frame 0 is not.
     scale = 256 // size
     top, left, bottom, right = (v * scale for v in result.tube.pixel_box(result.layout.patch_size))

@@ -518,11 +518,14 @@ def predict_tube(clip: Clip, top, left, height, width, first_tubelet=0, last_tub
 
 
 def render_video(result: TubeResult, path: str | os.PathLike) -> str:
-    """The shaded clip as an H.264 mp4 (plays in every browser), upscaled for small models."""
+    """The shaded clip, upscaled for small models, with the prediction over time beside each frame (the tube's
+    actual and predicted feature colours and their cosine), as an H.264 mp4 that plays in every browser."""
     frames = viz.shade_tube(result.clip.frames, result.tube, result.layout.patch_size,
                             result.tube.frames(result.layout.tubelet_size))
     scale = viz.display_scale(result.clip.size, DISPLAY_MIN_SIDE)
     frames = np.stack([viz.upscale(frame, scale) for frame in frames])
+    frames = viz.tube_panel_frames(frames, result.tube, result.layout.tubelet_size, result.actual, result.predicted,
+                                   result.basis, result.cosine[SERIES_PREDICTED])
     return media.write_mp4(frames, str(path), result.clip.playback_fps)
 
 

@@ -1,13 +1,18 @@
-"""Gradio pieces every tab shares: error translation, safe upload components, loading progress."""
+"""Gradio pieces every tab shares: error translation, safe upload components, loading progress, the
+example a page opens with, endpoint names."""
 
 from __future__ import annotations
 
 import functools
 import inspect
 import logging
+import shutil
+import tempfile
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 
 import gradio as gr
 
@@ -171,3 +176,70 @@ def prepare_on(triggers: list, fn, inputs: list, output, api_name: str) -> None:
     event = gr.on(triggers, fn, inputs, [output], api_name=api_name, concurrency_id=MODEL_CONCURRENCY_ID,
                   trigger_mode="always_last", show_progress="hidden")
     gr.on(triggers, None, cancels=[event], api_visibility="private")
+
+
+def endpoint(name: str, public: bool) -> str | bool:
+    """The `api_name` of a tab's action: its name where the tab owns the endpoint, none on a repeat of the tab.
+
+    A tab is built once on the full page and again on its own concept page; gradio would publish the
+    repeat as a second endpoint ("/tube_predict_1"), so the repeat's events stay private.
+    """
+    return name if public else False
+
+
+def call_to_action(text: str) -> gr.Markdown:
+    """The line a tab (and its concept page) leads with: what to do first."""
+    return gr.Markdown(f"### {text}", elem_classes=["call-to-action"])
+
+
+READY_FOLDER = Path(tempfile.gettempdir()) / "pdr-ready"  # files of the opening examples' results, kept for the process
+_READY_RESULTS: dict[str, tuple] = {}  # example key -> its outputs
+_READY_LOCKS: dict[str, threading.Lock] = {}  # example key -> the lock its one computation holds
+_READY_LOCK = threading.Lock()  # guards _READY_LOCKS
+
+
+@dataclass
+class ReadyExample:
+    """The bundled example a tab opens with, and how to compute its result.
+
+    `compute(progress)` returns the values of `outputs` for the example already in the tab's inputs. The
+    result is computed by the first visitor who needs it and then kept for the life of the process,
+    so a page opens with its result in place without slowing the Space's start-up.
+    """
+
+    key: str
+    outputs: list
+    compute: Callable[[gr.Progress], tuple]
+
+    def result(self, progress: gr.Progress | None = None) -> tuple:
+        with _READY_LOCK:
+            lock = _READY_LOCKS.setdefault(self.key, threading.Lock())
+        with lock:  # one computation per example, however many pages and visitors ask at once
+            if self.key not in _READY_RESULTS:
+                _READY_RESULTS[self.key] = _keep_files(self.key, self.outputs, tuple(self.compute(progress)))
+            return _READY_RESULTS[self.key]
+
+    def show_on(self, triggers: list) -> None:
+        """Fill the outputs with the example's result when one of `triggers` fires, once per page visit."""
+        shown = gr.State(False)
+
+        @gradio_errors
+        def show(already_shown: bool, progress=gr.Progress()):
+            if already_shown:
+                return [gr.skip()] * len(self.outputs) + [True]
+            return [*self.result(progress), True]
+
+        # Not in the models' concurrency group: a stored result must not wait behind another visitor's run.
+        gr.on(triggers, show, shown, [*self.outputs, shown], api_name=False, concurrency_limit=None)
+
+
+def _keep_files(key: str, outputs: list, values: tuple) -> tuple:
+    """Copy the result's files (rendered videos live in folders that are pruned) to where they stay."""
+    kept = []
+    for output, value in zip(outputs, values, strict=True):
+        if isinstance(output, gr.Video | gr.File) and isinstance(value, str):
+            folder = READY_FOLDER / key
+            folder.mkdir(parents=True, exist_ok=True)
+            value = shutil.copy(value, folder / Path(value).name)
+        kept.append(value)
+    return tuple(kept)

@@ -19,6 +19,10 @@ EXAMPLE_QUESTIONS = [
     "How sure are you, and why?",
 ]
 
+CALL_TO_ACTION = "Pick a downstream head and a question"
+EXAMPLE_VIDEO = str(examples.VIDEOS_DIR / "cup_covers_ball.mp4")  # the clip the tab opens with, its result in place
+EXAMPLE_QUESTION = EXAMPLE_QUESTIONS[0]
+
 MODE_TEXT = {
     vqa.MODE_GROUNDED: (
         "🟡 **Probe-grounded mode.** The language model never saw the video. It was given only the probes' "
@@ -146,8 +150,10 @@ def sharing_markdown() -> str:
     return (f"**Encoders in memory: {count}** for {len(heads)} heads and the other V-JEPA tabs.\n" + "\n".join(lines))
 
 
-def build_tab() -> None:
-    """The 6.5 tab: video, probes, VQA panel; endpoints /classify_action and /answer_question."""
+def build_tab(endpoints: bool = True) -> common.ReadyExample:
+    """The 6.5 tab: video, probes, VQA panel; endpoints /classify_action and /answer_question (named when
+    `endpoints`). Returns the example it opens with, for the page to show on load.
+    """
 
     def load_models(progress) -> None:
         common.ensure_loaded(["vjepa2-vitl", *probes.PROBE_NAMES], progress)
@@ -187,10 +193,11 @@ def build_tab() -> None:
         for update in vqa.answer_stream(video, start_s, question):
             yield update.answer, mode_markdown(update.mode), update.prompt_shown, update.numbers
 
+    common.call_to_action(CALL_TO_ACTION)
     with gr.Row():
         with gr.Column(scale=1):
-            video = common.VideoInput(label="Video", sources=["upload", "webcam"], include_audio=True, height=280,
-                               elem_id="heads-video")
+            video = common.VideoInput(label="Video", value=EXAMPLE_VIDEO, sources=["upload", "webcam"], include_audio=True,
+                                      height=280, elem_id="heads-video")
             if examples.videos():
                 gr.Examples(examples=examples.videos(), inputs=video, cache_examples=False)
             start_s = gr.Number(value=0.0, minimum=0, maximum=probes.MAX_START_S, precision=2, label="Start (s)",
@@ -210,8 +217,8 @@ def build_tab() -> None:
     gr.Markdown("### Ask the commentator: a language model on the same frozen encoder")
     with gr.Row():
         with gr.Column(scale=1):
-            question = gr.Textbox(label="Question", placeholder=EXAMPLE_QUESTIONS[0], lines=2, max_lines=4,
-                                  elem_id="heads-question")
+            question = gr.Textbox(label="Question", value=EXAMPLE_QUESTION, placeholder=EXAMPLE_QUESTIONS[1], lines=2,
+                                  max_lines=4, elem_id="heads-question")
             gr.Examples(examples=[[q] for q in EXAMPLE_QUESTIONS], inputs=question, cache_examples=False,
                         label="Example questions")
             ask = gr.Button("Ask", variant="primary", elem_id="heads-ask")
@@ -227,10 +234,10 @@ def build_tab() -> None:
     gr.Markdown(EXPLANATION)
 
     run.click(classify_action, [video, start_s, sampling], [ssv2, diving, timings, sharing, numbers],
-              api_name="classify_action", concurrency_id=common.MODEL_CONCURRENCY_ID)
+              api_name=common.endpoint("classify_action", endpoints), concurrency_id=common.MODEL_CONCURRENCY_ID)
     ask_args = dict(fn=answer_question, inputs=[video, start_s, question], outputs=[answer, mode, prompt_shown, answer_numbers],
                     concurrency_id=common.MODEL_CONCURRENCY_ID)
-    ask.click(api_name="answer_question", **ask_args)
+    ask.click(api_name=common.endpoint("answer_question", endpoints), **ask_args)
     question.submit(api_name=False, **ask_args)
 
     prepared_clip = common.LatestPerSession()
@@ -257,4 +264,12 @@ def build_tab() -> None:
             return {"error": str(error)}
 
     common.prepare_on([video.change, start_s.submit, sampling.change], prepare_clip, [video, start_s, sampling],
-                      gr.JSON(visible=False), api_name="prepare_clip")
+                      gr.JSON(visible=False), api_name=common.endpoint("prepare_clip", endpoints))
+
+    def example_result(progress):
+        labels = classify_action(EXAMPLE_VIDEO, 0.0, probes.SAMPLING_AUTO, progress)
+        *_, answered = answer_question(EXAMPLE_VIDEO, 0.0, EXAMPLE_QUESTION, progress)  # the whole streamed answer
+        return (*labels, *answered)
+
+    return common.ReadyExample("heads", [ssv2, diving, timings, sharing, numbers, answer, mode, prompt_shown, answer_numbers],
+                               example_result)

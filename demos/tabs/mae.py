@@ -39,12 +39,20 @@ the image). The next tab asks: what if we predicted a *representation* of the hi
 """
 
 
+CALL_TO_ACTION = "Drag the mask ratio up to 75%+ and hit reconstruct"
+EXAMPLE_IMAGE = str(examples.IMAGES_DIR / "chelsea.jpg")  # the image the tab opens with, its result in place
+EXAMPLE_RATIO, EXAMPLE_SEED, EXAMPLE_CHECKPOINT = 0.75, 0, "vit-mae-base"
+
+
 def _new_seed() -> int:
     return random.randint(0, masks.MAX_SEED)
 
 
-def build_tab() -> None:
-    """The 6.1 tab: inputs, outputs, explanation and the `/mae_reconstruct` endpoint."""
+def build_tab(endpoints: bool = True) -> common.ReadyExample:
+    """The 6.1 tab: inputs, outputs, explanation and the `/mae_reconstruct` endpoint (named when `endpoints`).
+
+    Returns the example it opens with, for the page to show on load.
+    """
 
     @common.gradio_errors
     def mae_reconstruct(image_path, mask_ratio: float, mask_seed: int, checkpoint: str,
@@ -64,19 +72,20 @@ def build_tab() -> None:
         return (result.model_view, result.masked, result.reconstruction, result.pasted, result.error_map,
                 summary_markdown(result, checkpoint), result.stats())
 
+    common.call_to_action(CALL_TO_ACTION)
     with gr.Row():
         with gr.Column(scale=1):
-            image = common.image_input("Image", height=320, elem_id="mae-image")
+            image = common.image_input("Image", value=EXAMPLE_IMAGE, height=320, elem_id="mae-image")
             gr.Examples(examples=examples.images(), inputs=image, cache_examples=False)
-            ratio = gr.Slider(0.0, masks.MAX_MASK_RATIO, value=0.75, step=0.05, label="Mask ratio",
+            ratio = gr.Slider(0.0, masks.MAX_MASK_RATIO, value=EXAMPLE_RATIO, step=0.05, label="Mask ratio",
                               info="Share of patches hidden from the encoder (MAE trains at 0.75).")
             with gr.Row():
-                seed = gr.Number(value=0, precision=0, minimum=0, maximum=masks.MAX_SEED, label="Mask seed",
-                                 info="Same seed and ratio, same hidden patches.")
+                seed = gr.Number(value=EXAMPLE_SEED, precision=0, minimum=0, maximum=masks.MAX_SEED,
+                                 label="Mask seed", info="Same seed and ratio, same hidden patches.")
                 new_mask = gr.Button("🎲 New random mask", size="sm")
             checkpoint = gr.Dropdown(
                 choices=[(checkpoints.get(n).hub_id, n) for n in checkpoints.MAE_CHECKPOINTS],
-                value="vit-mae-base", label="Checkpoint",
+                value=EXAMPLE_CHECKPOINT, label="Checkpoint",
                 info="Larger models reconstruct better; ViT-H uses 14-pixel patches.")
             run = gr.Button("Reconstruct", variant="primary", elem_id="mae-run")
         with gr.Column(scale=2):
@@ -92,8 +101,8 @@ def build_tab() -> None:
     gr.Markdown(EXPLANATION)
 
     outputs = [view_out, masked_out, raw_out, pasted_out, error_out, summary, numbers]
-    run.click(mae_reconstruct, [image, ratio, seed, checkpoint], outputs, api_name="mae_reconstruct",
-              concurrency_id=common.MODEL_CONCURRENCY_ID)
+    run.click(mae_reconstruct, [image, ratio, seed, checkpoint], outputs, concurrency_id=common.MODEL_CONCURRENCY_ID,
+              api_name=common.endpoint("mae_reconstruct", endpoints))
     # A new mask only means something once there is an image; with one, show it straight away.
     def rerun_if_image(image_path, mask_ratio, mask_seed, checkpoint, progress=gr.Progress()):
         if image_path is None:
@@ -103,3 +112,5 @@ def build_tab() -> None:
     new_mask.click(_new_seed, None, seed, api_name=False).then(
         rerun_if_image, [image, ratio, seed, checkpoint], outputs, api_name=False,
         concurrency_id=common.MODEL_CONCURRENCY_ID)
+    return common.ReadyExample("mae", outputs, lambda progress: mae_reconstruct(
+        EXAMPLE_IMAGE, EXAMPLE_RATIO, EXAMPLE_SEED, EXAMPLE_CHECKPOINT, progress))

@@ -40,6 +40,9 @@ def summary_markdown(result: mae_vs_jepa.Comparison) -> str:
     )
 
 
+CALL_TO_ACTION = "Drag the target block"
+EXAMPLE_IMAGE = str(examples.IMAGES_DIR / "chelsea.jpg")  # the image the tab opens with, its result in place
+
 INTRO = f"""
 ### Hide a block, then fill it in two ways
 Click on **What both models see** to move the yellow block (or use the arrows and sliders). The same
@@ -91,8 +94,11 @@ which part, how it continues). That is the chapter's claim: **predict, don't rec
 
 
 
-def build_tab() -> None:
-    """The 6.2-6.3 tab and its `/compare_pixels_embeddings` endpoint."""
+def build_tab(endpoints: bool = True) -> common.ReadyExample:
+    """The 6.2-6.3 tab and its `/compare_pixels_embeddings` endpoint (named when `endpoints`).
+
+    Returns the example it opens with, for the page to show on load.
+    """
 
     @common.gradio_errors
     def compare_pixels_embeddings(image_path, top: float, left: float, height: float, width: float,
@@ -113,10 +119,11 @@ def build_tab() -> None:
                 result.grid)
 
     top0, left0, height0, width0 = mae_vs_jepa.DEFAULT_BLOCK
+    common.call_to_action(CALL_TO_ACTION)
     gr.Markdown(INTRO)
     with gr.Row():
         with gr.Column(scale=1, min_width=300):
-            image = common.image_input("Image", height=260, elem_id="mvj-image")
+            image = common.image_input("Image", value=EXAMPLE_IMAGE, height=260, elem_id="mvj-image")
             gr.Examples(examples=examples.images(), inputs=image, cache_examples=False)
             with gr.Row():
                 height = gr.Slider(1, mae_vs_jepa.PUBLISHED_GRID, value=height0, step=1, label="Block height (patches)",
@@ -160,7 +167,7 @@ def build_tab() -> None:
     outputs = [view_out, mae_out, closeup_out, pca_actual, pca_predicted, cosine_out, neighbours_out,
                summary, numbers, grid]
     block_inputs = [image, top, left, height, width]
-    run.click(compare_pixels_embeddings, block_inputs, outputs, api_name="compare_pixels_embeddings",
+    run.click(compare_pixels_embeddings, block_inputs, outputs, api_name=common.endpoint("compare_pixels_embeddings", endpoints),
               concurrency_id=common.MODEL_CONCURRENCY_ID)
 
     def rerun_if_image(image_path, top, left, height, width, progress=gr.Progress()):
@@ -218,3 +225,11 @@ def build_tab() -> None:
         rerun(slider.release(resize_block, [grid, *controls], [top, left], api_name=False))
     for slider in (top, left):
         slider.release(rerun_if_image, block_inputs, outputs, api_name=False, concurrency_id=common.MODEL_CONCURRENCY_ID)
+
+    def example_result(progress):
+        *sliders, grid = fit_controls(EXAMPLE_IMAGE, *mae_vs_jepa.DEFAULT_BLOCK, progress)
+        block = masks.fit_block(grid, *mae_vs_jepa.DEFAULT_BLOCK)
+        return (*sliders, *compare_pixels_embeddings(EXAMPLE_IMAGE, block.top, block.left, block.height, block.width,
+                                                     progress))
+
+    return common.ReadyExample("mae_vs_jepa", [*controls, *outputs], example_result)

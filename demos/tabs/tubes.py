@@ -49,14 +49,19 @@ def summary_markdown(result: tubes.TubeResult) -> str:
     return "\n".join(lines)
 
 
+CALL_TO_ACTION = "Play the clip: the shaded tube is hidden"
+EXAMPLE_VIDEO = str(examples.VIDEOS_DIR / "ball_behind_wall.mp4")  # the clip the tab opens with, its result in place
+EXAMPLE_TUBE = (9, 10, 4, 4)  # top, left, height, width in patches: where the ball comes out from behind the wall
+
 EXPLANATION = """
 ### What you are looking at
 V-JEPA 2 cuts the clip into **tubelets**: 16×16-pixel patches over 2 frames. The yellow tube is hidden:
 the **context encoder sees only the tokens outside it** (the hidden pixels never enter its attention),
 and the **predictor** guesses the tube's *features*, token by token, from that context. The target is
 what the encoder says about the full clip there (layer-normalised, as in training). Nothing is painted
-back: the picture on the right shows actual and predicted features as colours (the same 3 principal
-directions for both), so similar colours mean similar features.
+back: the video and the picture below show actual and predicted features as colours (the same 3
+principal directions for both), so similar colours mean similar features. Play the clip: beside each
+frame, the panel shows the tube's actual features, the predictor's guess and their cosine at that moment.
 
 ### Why tubes?
 If each frame were masked at random, the model could peek at the same patch in the next frame and
@@ -83,8 +88,10 @@ def frames_info(frames: int) -> str:
             "under a second.")
 
 
-def build_tab() -> None:
-    """The 6.4 tab: video and tube controls, outputs, explanation; endpoints /tube_predict and /tube_preview."""
+def build_tab(endpoints: bool = True) -> common.ReadyExample:
+    """The 6.4 tab: video and tube controls, outputs, explanation; endpoints /tube_predict and /tube_preview
+    (named when `endpoints`). Returns the example it opens with, for the page to show on load.
+    """
 
     def model_geometry(progress):
         common.ensure_loaded([tubes.CHECKPOINT], progress)
@@ -165,13 +172,15 @@ def build_tab() -> None:
     default_frames = tubes.default_frames()
     default_tubelets = default_frames // 2
     max_tubelet = tubes.GPU_FRAMES // 2 - 1  # the API's limit on every device (a 16-frame call's last tubelet)
+    example_top, example_left, example_height, example_width = EXAMPLE_TUBE
+    common.call_to_action(CALL_TO_ACTION)
     with gr.Row():
         with gr.Column(scale=1):
             # include_audio=True: dropping audio would need an ffmpeg binary, which a Space may not have.
-            video = common.VideoInput(label="Video", sources=["upload", "webcam"], include_audio=True, height=280,
-                               elem_id="tubes-video")
+            video = common.VideoInput(label="Video", value=EXAMPLE_VIDEO, sources=["upload", "webcam"], include_audio=True,
+                                      height=280, elem_id="tubes-video")
             gr.Examples(examples=examples.videos(), inputs=video, cache_examples=False)
-            with gr.Accordion("Sampling", open=True):
+            with gr.Accordion("Sampling", open=False):  # closed: on a phone the video comes sooner
                 with gr.Row():
                     start_s = gr.Number(value=0.0, minimum=0, label="Start (s)", precision=2)
                     num_frames = gr.Slider(2, media.MAX_FRAMES, value=default_frames, step=2, label="Frames",
@@ -183,12 +192,12 @@ def build_tab() -> None:
                                            info="Above 0: sample at this rate instead of the frame step.")
             with gr.Accordion("The tube (in patches and tubelets)", open=True):
                 with gr.Row():
-                    top = gr.Slider(0, tubes.GRID_SLIDER_MAX - 1, value=5, step=1, label="Top row", elem_id="tubes-top")
-                    left = gr.Slider(0, tubes.GRID_SLIDER_MAX - 1, value=5, step=1, label="Left column",
+                    top = gr.Slider(0, tubes.GRID_SLIDER_MAX - 1, value=example_top, step=1, label="Top row", elem_id="tubes-top")
+                    left = gr.Slider(0, tubes.GRID_SLIDER_MAX - 1, value=example_left, step=1, label="Left column",
                                      elem_id="tubes-left")
                 with gr.Row():
-                    height = gr.Slider(1, tubes.GRID_SLIDER_MAX, value=5, step=1, label="Height")
-                    width = gr.Slider(1, tubes.GRID_SLIDER_MAX, value=5, step=1, label="Width")
+                    height = gr.Slider(1, tubes.GRID_SLIDER_MAX, value=example_height, step=1, label="Height")
+                    width = gr.Slider(1, tubes.GRID_SLIDER_MAX, value=example_width, step=1, label="Width")
                 with gr.Row():
                     first_tubelet = gr.Slider(0, max_tubelet, value=0, step=1, label="Hidden from tubelet")
                     last_tubelet = gr.Slider(0, max_tubelet, value=default_tubelets - 1, step=1,
@@ -198,7 +207,8 @@ def build_tab() -> None:
             with gr.Row():
                 preview = gr.Image(label="Click to place the tube", type="numpy", format="png",
                                    interactive=False, height=300, elem_id="tubes-preview")
-                shaded = gr.Video(label="The clip with the tube hidden", autoplay=True, loop=True, height=300,
+                shaded = gr.Video(label="The clip, tube hidden; beside it: actual vs predicted features, cosine",
+                                  autoplay=True, loop=True, height=300,
                                   interactive=False, elem_id="tubes-shaded")
             preview_text = gr.Markdown(elem_id="tubes-preview-text")
             with gr.Row():
@@ -217,12 +227,12 @@ def build_tab() -> None:
     sampling_inputs = [video, start_s, num_frames, frame_step, sample_fps]
     tube_inputs = [top, left, height, width, first_tubelet, last_tubelet]
     outputs = [shaded, cosine_plot, surprise_plot, features, summary, numbers]
-    run.click(tube_predict, sampling_inputs + tube_inputs, outputs, api_name="tube_predict",
-              concurrency_id=common.MODEL_CONCURRENCY_ID)
+    run.click(tube_predict, sampling_inputs + tube_inputs, outputs, concurrency_id=common.MODEL_CONCURRENCY_ID,
+              api_name=common.endpoint("tube_predict", endpoints))
 
     preview_args = dict(fn=tube_preview, inputs=sampling_inputs + tube_inputs, outputs=[preview, preview_text],
                         concurrency_id=common.MODEL_CONCURRENCY_ID, trigger_mode="always_last")
-    video.change(api_name="tube_preview", **preview_args)
+    video.change(api_name=common.endpoint("tube_preview", endpoints), **preview_args)
     for control in (start_s, sample_fps):
         control.submit(api_name=False, **preview_args)
     for control in (frame_step, top, left, height, width, first_tubelet, last_tubelet):
@@ -254,4 +264,11 @@ def build_tab() -> None:
             return {"error": str(error)}
 
     common.prepare_on([video.change, start_s.submit, sample_fps.submit, num_frames.release, frame_step.release],
-                      tube_prepare, sampling_inputs, gr.JSON(visible=False), api_name="tube_prepare")
+                      tube_prepare, sampling_inputs, gr.JSON(visible=False), api_name=common.endpoint("tube_prepare", endpoints))
+
+    def example_result(progress):
+        args = (EXAMPLE_VIDEO, 0.0, default_frames, tubes.DEFAULT_FRAME_STEP, 0, *EXAMPLE_TUBE, 0,
+                default_tubelets - 1)
+        return (*tube_preview(*args, progress=progress), *tube_predict(*args, progress=progress))
+
+    return common.ReadyExample("tubes", [preview, preview_text, *outputs], example_result)

@@ -1,0 +1,116 @@
+"""Each concept's own page, as a course embeds it: alone, ready on arrival, no sideways scrolling, no console errors.
+
+Pages are opened at a phone's width (390 px, light and dark themes) and inside an 800 px iframe on a host
+page. Screenshots go to the artifacts folder (conftest.py `artifacts_dir`).
+"""
+
+import pytest
+
+import app
+
+pytestmark = pytest.mark.browser
+
+# Per concept: the elements only its page has, and where its example's result appears (selector, text).
+OWN_ELEMENTS = {
+    "mae": ["#mae-image", "#mae-run"],
+    "mae-vs-jepa": ["#mvj-image", "#mvj-run"],
+    "tubes": ["#tubes-video", "#tubes-run"],
+    "heads": ["#heads-video", "#heads-run", "#heads-ask"],
+}
+READY_RESULT = {
+    "mae": ("#mae-summary", "147 of 196 patches hidden"),
+    "mae-vs-jepa": ("#mvj-summary", "patches at row"),
+    "tubes": ("#tubes-summary", "Tube:"),
+    "heads": ("#heads-timings", "encoder pass 1"),
+}
+READY_PICTURES = {  # results that are pictures or media, present without a click
+    "mae": ["#mae-pasted img"],
+    "mae-vs-jepa": ["#mvj-pca-predicted img", "#mvj-mae img"],
+    "tubes": ["#tubes-shaded video", "#tubes-features img", "#tubes-preview img"],
+    "heads": [],
+}
+RESULT_TIMEOUT_MS = 180_000  # the first visit computes the example (and loads its models) on a busy 2-core machine
+NO_SIDEWAYS_SCROLL = "() => document.scrollingElement.scrollWidth <= window.innerWidth"
+CONCEPTS = {concept.tab_id: concept for concept in app.CONCEPTS}
+
+
+def _console_errors(page) -> list[str]:
+    errors = []
+    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    return errors
+
+
+def _check_concept_page(frame, tab_id: str) -> None:
+    """On `frame` (a page or an iframe's frame): only this concept's controls, and its example's result."""
+    selector, text = READY_RESULT[tab_id]
+    frame.locator(selector).get_by_text(text).first.wait_for(timeout=RESULT_TIMEOUT_MS)
+    for picture in READY_PICTURES[tab_id]:  # attached, not visible: pictures below the fold load lazily
+        frame.locator(picture).first.wait_for(state="attached", timeout=30_000)
+        assert "/file=" in frame.locator(picture).first.get_attribute("src")
+    for other, elements in OWN_ELEMENTS.items():
+        for element in elements:
+            assert frame.locator(element).count() == (1 if other == tab_id else 0), (tab_id, element)
+    assert frame.get_by_role("tab").count() == 0, "a concept page shows no tabs"
+    call_to_action = frame.locator(".call-to-action").first.inner_text()
+    assert call_to_action.strip().endswith(_call_to_action(tab_id))
+
+
+def _call_to_action(tab_id: str) -> str:
+    from demos.tabs import heads, mae, mae_vs_jepa, tubes
+
+    return {"mae": mae, "mae-vs-jepa": mae_vs_jepa, "tubes": tubes, "heads": heads}[tab_id].CALL_TO_ACTION
+
+
+@pytest.mark.parametrize("theme", ["light", "dark"])
+@pytest.mark.parametrize("tab_id", list(CONCEPTS))
+def test_concept_page_on_a_phone(browser, running_app, artifacts_dir, tab_id, theme):
+    concept = CONCEPTS[tab_id]
+    page = browser.new_page(viewport={"width": 390, "height": 844}, device_scale_factor=1)
+    errors = _console_errors(page)
+    try:
+        page.goto(f"{running_app.local_url}{concept.path}?__theme={theme}")
+        _check_concept_page(page, tab_id)
+        assert page.evaluate("() => document.body.classList.contains('dark')") == (theme == "dark")
+        page.wait_for_timeout(500)  # let the last images lay out
+        assert page.evaluate(NO_SIDEWAYS_SCROLL), page.evaluate("() => document.scrollingElement.scrollWidth")
+        page.screenshot(path=artifacts_dir / f"page_{concept.path}_390_{theme}.png", full_page=True)
+        assert errors == []
+    finally:
+        page.close()
+
+
+@pytest.mark.parametrize("tab_id", list(CONCEPTS))
+def test_concept_page_in_an_800px_iframe(browser, running_app, artifacts_dir, tab_id):
+    """As a course page embeds it (the README's snippet): the concept URL in an iframe on another page."""
+    concept = CONCEPTS[tab_id]
+    page = browser.new_page(viewport={"width": 840, "height": 1000}, device_scale_factor=1)
+    errors = _console_errors(page)
+    try:
+        src = f"{running_app.local_url}{concept.path}"
+        page.set_content(f'<h1>Course page</h1><iframe src="{src}" width="800" height="1600" '
+                         'allow="camera; microphone" style="border:0"></iframe>')
+        frame = page.frame_locator("iframe")
+        _check_concept_page(frame, tab_id)
+        inner = page.frames[1]
+        assert inner.evaluate(NO_SIDEWAYS_SCROLL), inner.evaluate("() => document.scrollingElement.scrollWidth")
+        page.screenshot(path=artifacts_dir / f"page_{concept.path}_iframe800.png", full_page=True)
+        assert errors == []
+    finally:
+        page.close()
+
+
+def test_the_full_page_keeps_its_four_tabs(browser, running_app):
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    try:
+        page.goto(running_app.local_url)
+        tabs = page.get_by_role("tab")
+        tabs.first.wait_for(timeout=60_000)
+        assert [tabs.nth(i).inner_text().strip() for i in range(tabs.count())] == [c.title for c in app.CONCEPTS]
+        # The open tab (6.1) shows its example's result without a click; another tab, once opened.
+        page.locator("#mae-summary").get_by_text("147 of 196 patches hidden").wait_for(timeout=RESULT_TIMEOUT_MS)
+        page.get_by_role("tab", name=CONCEPTS["tubes"].title).click()
+        page.locator("#tubes-summary").get_by_text("Tube:").first.wait_for(timeout=RESULT_TIMEOUT_MS)
+        assert [tabs.nth(i).inner_text().strip() for i in range(tabs.count())] == [c.title for c in app.CONCEPTS]
+    finally:
+        page.close()
