@@ -15,6 +15,7 @@ from __future__ import annotations
 import bisect
 import contextlib
 import hashlib
+import itertools
 import math
 import os
 import warnings
@@ -318,27 +319,28 @@ def sample_frames(path, *, start_s: float = 0.0, num_frames: int = 16, frame_ste
     return _assemble(picked, targets, decoded, damage, notes, frame_step, fps)
 
 
-def write_mp4(frames: np.ndarray, path, fps: float, *, crf: int = 20) -> str:
-    """Write (T, H, W, 3) uint8 frames as a browser-playable H.264 MP4 (yuv420p, even size); return the path.
+def write_mp4(frames, path, fps: float, *, crf: int = 20, preset: str = "veryfast") -> str:
+    """Write frames as a browser-playable H.264 MP4 (yuv420p, even size); return the path.
 
-    crf: x264's quality (0 lossless, 20 visually clean, 51 worst).
+    frames: a (T, H, W[, C]) array, or any iterable of (H, W[, C]) frames (a generator writes a clip too
+    long to hold in memory). Grey, alpha and float frames are converted to RGB.
+    crf: x264's quality (0 lossless, 20 visually clean, 51 worst); preset: x264's speed ("ultrafast"...).
     """
     av = _av()
-    clip = np.asarray(frames)
-    if clip.ndim not in (3, 4) or clip.shape[0] < 1:
-        raise UserError(f"A video needs frames shaped (T, H, W, 3); got {clip.shape}.")
-    if clip.dtype != np.uint8 or clip.ndim == 3 or clip.shape[-1] != 3:
-        clip = np.stack([_array_to_rgb(frame) for frame in clip])  # grey, alpha or float frames
-    clip = _even_size(clip)
-    rate = _write_rate(fps)
+    if isinstance(frames, np.ndarray) and frames.ndim not in (3, 4):
+        raise UserError(f"A video needs frames shaped (T, H, W, 3); got {frames.shape}.")
+    rgb_frames = (_even_size(_array_to_rgb(frame)) for frame in frames)
+    first = next(rgb_frames, None)
+    if first is None:
+        raise UserError("A video needs at least one frame.")
     path = str(path)
     # faststart puts the index first, so a browser can play while downloading.
     with av.open(path, mode="w", format="mp4", options={"movflags": "+faststart"}) as container:
-        stream = container.add_stream("libx264", rate=rate)
-        stream.width, stream.height = clip.shape[2], clip.shape[1]
+        stream = container.add_stream("libx264", rate=_write_rate(fps))
+        stream.width, stream.height = first.shape[1], first.shape[0]
         stream.pix_fmt = "yuv420p"  # the only pixel format every browser decodes
-        stream.options = {"crf": str(int(crf)), "preset": "veryfast"}
-        for index, pixels in enumerate(clip):
+        stream.options = {"crf": str(int(crf)), "preset": preset}
+        for index, pixels in enumerate(itertools.chain([first], rgb_frames)):
             frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(pixels), format="rgb24")
             frame.pts = index
             container.mux(stream.encode(frame))
@@ -671,12 +673,12 @@ def _assemble(picked, targets, decoded, damage, notes, frame_step, fps) -> Frame
 
 
 # --- writing -------------------------------------------------------------------------------------
-def _even_size(clip: np.ndarray) -> np.ndarray:
-    """Pad odd heights/widths by repeating the edge pixel: yuv420p needs even sizes."""
-    pad_h, pad_w = clip.shape[1] % 2, clip.shape[2] % 2
+def _even_size(frame: np.ndarray) -> np.ndarray:
+    """Pad an odd height or width by repeating the edge pixel: yuv420p needs even sizes."""
+    pad_h, pad_w = frame.shape[0] % 2, frame.shape[1] % 2
     if pad_h or pad_w:
-        clip = np.pad(clip, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)), mode="edge")
-    return clip
+        frame = np.pad(frame, ((0, pad_h), (0, pad_w), (0, 0)), mode="edge")
+    return frame
 
 
 def _write_rate(fps) -> Fraction:
