@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -122,6 +123,29 @@ def predict(model, context: torch.Tensor, context_ids, target_ids, num_tokens: i
     full[:, ctx_ids[0]] = context
     out = model.predictor(encoder_hidden_states=full, context_mask=[ctx_ids], target_mask=[tgt_ids])
     return out.last_hidden_state.float()
+
+
+def targets_context_predict(model, pixel_values_videos: torch.Tensor, context_ids, target_ids, *,
+                            need_targets: bool) -> tuple[torch.Tensor | None, torch.Tensor, dict]:
+    """One JEPA step, timed: the full input's targets (only when `need_targets`; callers cache them), the
+    context encoder on the context tokens alone, then the predictor for the target ids.
+
+    Returns (targets (N, D) or None, predicted (M, D), seconds {"targets", "context_encoder",
+    "predictor"}), tensors on the CPU.
+    """
+    seconds, targets = {"targets": 0.0}, None  # 0.0: the targets came from the caller's cache
+    if need_targets:
+        start = time.perf_counter()
+        targets = target_features(model, pixel_values_videos)[0].cpu()
+        seconds["targets"] = time.perf_counter() - start
+    start = time.perf_counter()
+    context = context_features(model, pixel_values_videos, context_ids)
+    seconds["context_encoder"] = time.perf_counter() - start
+    start = time.perf_counter()
+    num_tokens = TokenLayout.of(model.config, pixel_values_videos.shape[1]).num_tokens
+    predicted = predict(model, context, context_ids, target_ids, num_tokens)[0].cpu()
+    seconds["predictor"] = time.perf_counter() - start
+    return targets, predicted, seconds
 
 
 def cosine_rows(a, b) -> np.ndarray:

@@ -127,3 +127,33 @@ def artifacts_dir() -> Path:
     folder = Path(os.environ.get("PDR_ARTIFACTS") or ROOT / "tests" / "artifacts")
     folder.mkdir(parents=True, exist_ok=True)
     return folder
+
+
+def start_app(args: list[str], env: dict, timeout_s: float = 240):
+    """`python app.py ARGS --port <free port>` in its own process, and a gradio_client connected to it.
+
+    Returns (server, client, url); the test ends the server. Fails the test if the app exits or does not
+    answer within `timeout_s`.
+    """
+    import socket
+    import subprocess
+    import time
+
+    from gradio_client import Client
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "app.py", *args, "--port", str(port)], cwd=ROOT, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            pytest.fail(f"app.py {' '.join(args)} exited:\n{server.stdout.read()[-4000:]}")
+        try:
+            return server, Client(url, verbose=False), url
+        except Exception:
+            time.sleep(1)
+    server.kill()
+    pytest.fail(f"app.py {' '.join(args)} did not come up within {timeout_s:.0f} s")

@@ -1,41 +1,16 @@
 """`python app.py --offline-demo`: the whole UI on tiny random-weight models, with a banner saying so."""
 
 import os
-import socket
-import subprocess
-import sys
-import time
 
 import pytest
-from conftest import EXAMPLE_IMAGES, ROOT
-from gradio_client import Client, handle_file
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from conftest import EXAMPLE_IMAGES, start_app
+from gradio_client import handle_file
 
 
 @pytest.fixture(scope="module")
 def offline_demo_app(tmp_path_factory):
-    port = _free_port()
     env = {**os.environ, "HF_HUB_CACHE": str(tmp_path_factory.mktemp("empty-hf-cache")), "HF_HUB_OFFLINE": "1"}
-    server = subprocess.Popen([sys.executable, "app.py", "--offline-demo", "--port", str(port)], cwd=ROOT,
-                              env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            pytest.fail(f"app.py --offline-demo exited:\n{server.stdout.read()[-3000:]}")
-        try:
-            client = Client(url, verbose=False)
-            break
-        except Exception:
-            time.sleep(1)
-    else:
-        server.kill()
-        pytest.fail("app.py --offline-demo did not come up within 180 s")
+    server, client, url = start_app(["--offline-demo"], env, timeout_s=180)
     yield url, client
     server.terminate()
     server.wait(timeout=30)

@@ -10,15 +10,12 @@ each GPU request (duration, and the caller's torch threads) to FAKE_SPACES_LOG.
 
 import json
 import os
-import socket
 import subprocess
-import sys
-import time
 from dataclasses import dataclass, field
 
 import pytest
-from conftest import EXAMPLE_IMAGES, ROOT
-from gradio_client import Client, handle_file
+from conftest import EXAMPLE_IMAGES, ROOT, start_app
+from gradio_client import handle_file
 from test_fake_spaces import FAKE_SPACES
 
 import checkpoints
@@ -28,12 +25,6 @@ NOT_PRELOADED = "vit-mae-large"  # left out of PDR_PRELOAD: loading it inside a 
 VIDEO = str(ROOT / "examples" / "videos" / "ball_behind_wall.mp4")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def zerogpu_app(tiny_hub, tmp_path_factory):
     log_path = tmp_path_factory.mktemp("zerogpu") / "gpu-requests.jsonl"
@@ -41,21 +32,7 @@ def zerogpu_app(tiny_hub, tmp_path_factory):
     env = {**os.environ, "SPACES_ZERO_GPU": "1", "PDR_DEVICE": "cpu", "HF_HUB_CACHE": str(tiny_hub),
            "HF_HUB_OFFLINE": "1", "FAKE_SPACES_LOG": str(log_path), "PDR_PRELOAD": ",".join(preload),
            "PYTHONPATH": os.pathsep.join([str(FAKE_SPACES), str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    port = _free_port()
-    server = subprocess.Popen([sys.executable, "app.py", "--port", str(port)], cwd=ROOT, env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            pytest.fail(f"app.py under ZeroGPU exited:\n{server.stdout.read()[-4000:]}")
-        try:
-            client = Client(f"http://127.0.0.1:{port}/", verbose=False)
-            break
-        except Exception:
-            time.sleep(1)
-    else:
-        server.kill()
-        pytest.fail("app.py under ZeroGPU did not come up within 240 s")
+    server, client, _ = start_app([], env, timeout_s=240)
     yield client, log_path
     server.terminate()
     try:

@@ -192,18 +192,9 @@ def predict_block(view: np.ndarray, patch_ids, context_ids, target_ids, num_fram
     loaded = jepa.load(jepa_checkpoint)
     model, processor = loaded.model, loaded.processor
     pixel_values = jepa.clip_tensor(processor, np.repeat(view[None], num_frames, axis=0))
-    seconds, computed = {"target_encoder": 0.0}, None
-    if targets is None:
-        start = time.perf_counter()
-        computed = jepa.target_features(model, pixel_values)[0].cpu()
-        seconds["target_encoder"] = time.perf_counter() - start
-    start = time.perf_counter()
-    context = jepa.context_features(model, pixel_values, context_ids)
-    seconds["context_encoder"] = time.perf_counter() - start
-    start = time.perf_counter()
-    num_tokens = jepa.TokenLayout.of(model.config, num_frames).num_tokens
-    predicted = jepa.predict(model, context, context_ids, target_ids, num_tokens)[0].cpu()
-    seconds["predictor"] = time.perf_counter() - start
+    computed, predicted, seconds = jepa.targets_context_predict(model, pixel_values, context_ids, target_ids,
+                                                                need_targets=targets is None)
+    seconds["target_encoder"] = seconds.pop("targets")  # this endpoint's name for it
     start = time.perf_counter()
     reconstruction = mae.reconstruct.plain(view, mae_checkpoint, hidden_ids=patch_ids,
                                            image_size=model.config.crop_size)

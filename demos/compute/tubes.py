@@ -404,21 +404,12 @@ def encode_and_predict(frames: np.ndarray, context_ids, target_ids, *, checkpoin
     context tokens alone, and the predictor for the target tokens. frames: (T, S, S, 3) uint8."""
     loaded = jepa.load(checkpoint)
     model = loaded.model
-    seconds, computed = {"targets": 0.0}, None  # 0.0: the targets came in from the cache
     start = time.perf_counter()
     pixels = _pixels(loaded, frames)
-    seconds["preprocess"] = time.perf_counter() - start
-    if targets is None:
-        start = time.perf_counter()
-        computed = jepa.target_features(model, pixels)[0].cpu()
-        seconds["targets"] = time.perf_counter() - start
-    start = time.perf_counter()
-    context = jepa.context_features(model, pixels, context_ids)
-    seconds["context_encoder"] = time.perf_counter() - start
-    start = time.perf_counter()
-    num_tokens = jepa.TokenLayout.of(model.config, len(frames)).num_tokens
-    predicted = jepa.predict(model, context, context_ids, target_ids, num_tokens)[0].cpu()
-    seconds["predictor"] = time.perf_counter() - start
+    preprocess = time.perf_counter() - start
+    computed, predicted, seconds = jepa.targets_context_predict(model, pixels, context_ids, target_ids,
+                                                                need_targets=targets is None)
+    seconds = {"targets": seconds.pop("targets"), "preprocess": preprocess, **seconds}
     return TubePass(computed, predicted, seconds)
 
 
