@@ -303,14 +303,14 @@ def _use_all_cores() -> None:
 
 
 def gpu_task(fn=None, *, duration=60):
-    """Mark a compute function as a GPU function: `spaces.GPU(duration=...)` on ZeroGPU, `fn` itself elsewhere.
+    """Mark a compute function as a GPU function: `spaces.GPU(duration=...)` on ZeroGPU; elsewhere the function
+    runs in this process.
 
     Use as `@checkpoints.gpu_task(duration=seconds_or_callable)`. Calls run one at a time (`_device_lock`).
     `wrapper.plain` is the undecorated function, for calls from inside another GPU function.
     """
     if fn is None:
         return functools.partial(gpu_task, duration=duration)
-    fn.plain = fn
     if not ON_ZERO_GPU:
         call = _one_at_a_time(fn)
         call.plain = fn
