@@ -229,6 +229,16 @@ def models_on_gpu() -> bool:
     return requested.startswith("cuda") if requested else ON_ZERO_GPU or torch.cuda.is_available()
 
 
+def wait_for(model) -> None:
+    """Wait until the model's device has finished its queued work (a GPU runs asynchronously), so a stage's
+    timer stops when the stage is done, not when it was queued. Nothing to wait for on a CPU."""
+    device = next(model.parameters()).device
+    if device.type == "cuda":
+        import torch
+
+        torch.cuda.synchronize(device)
+
+
 def on_model(model, tensor):
     """`tensor` on the model's device, and in its dtype when it holds floats (ids stay integers)."""
     parameter = next(model.parameters())
@@ -261,9 +271,12 @@ def _whole_seconds(duration):
     return lambda *args, **kwargs: math.ceil(duration(*args, **kwargs))
 
 
-# Durations are ESTIMATES, not measured (no GPU was at hand): check them on a ZeroGPU Space. The goal is
-# every action under 1 s on one GPU; a fresh worker first copies the resident weights onto the GPU.
-GPU_START_S = 8  # margin for a fresh worker's start and the first call's kernels
+# Each GPU function's duration is this start margin plus its work, both sized from `python -m bench.bench_gpu`
+# on an H200 (README "Benchmarks"), where a call's work is 0.02-0.3 s and its estimate about 3x that. ZeroGPU
+# counts the duration from scheduling, so a fresh worker's start comes out of it: there, copying every
+# resident model's weights (5.3 GB) to the GPU took 0.6 s and the first call's kernels 1.1 s; CUDA's start and
+# reading ZeroGPU's packed weights from its files were not measurable there (about 1-3 s elsewhere).
+GPU_START_S = 6
 
 
 def gpu_seconds(work_s: float) -> float:
@@ -307,13 +320,14 @@ def gpu_task(fn=None, *, duration=60):
     runs in this process.
 
     Use as `@checkpoints.gpu_task(duration=seconds_or_callable)`. Calls run one at a time (`_device_lock`).
-    `wrapper.plain` is the undecorated function, for calls from inside another GPU function.
+    `wrapper.plain` is the undecorated function, for calls from inside another GPU function; `wrapper.duration`
+    is the duration as given (seconds, or a callable of the call's arguments), for `bench.bench_gpu`.
     """
     if fn is None:
         return functools.partial(gpu_task, duration=duration)
     if not ON_ZERO_GPU:
         call = _one_at_a_time(fn)
-        call.plain = fn
+        call.plain, call.duration = fn, duration
         return call
     import spaces
 
@@ -336,7 +350,7 @@ def gpu_task(fn=None, *, duration=60):
                 yield item
 
         stream = _one_at_a_time(stream)
-        stream.plain = fn
+        stream.plain, stream.duration = fn, duration
         return stream
 
     def run_in_worker(*args, **kwargs):
@@ -356,7 +370,7 @@ def gpu_task(fn=None, *, duration=60):
         return result
 
     call = _one_at_a_time(call)
-    call.plain = fn
+    call.plain, call.duration = fn, duration
     return call
 
 

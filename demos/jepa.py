@@ -140,6 +140,7 @@ def targets_context_predict(model, pixel_values_videos: torch.Tensor, context_id
         seconds["targets"] = time.perf_counter() - start
     start = time.perf_counter()
     context = context_features(model, pixel_values_videos, context_ids)
+    checkpoints.wait_for(model)  # the context stays on the device: stop its timer when it is done
     seconds["context_encoder"] = time.perf_counter() - start
     start = time.perf_counter()
     num_tokens = TokenLayout.of(model.config, pixel_values_videos.shape[1]).num_tokens
