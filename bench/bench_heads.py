@@ -38,7 +38,8 @@ def write_clip(path: Path, seconds: float = 4.0, fps: int = 30, seed: int = 0) -
     return media.write_mp4(frames, path, fps)
 
 
-def measure(repeats: int) -> dict:
+def measure(repeats: int, samplings: tuple = ("shared", "per_probe")) -> dict:
+    """The figures above for each of `samplings` (`probes.SAMPLINGS`; `bench.bench_gpu` adds "paper")."""
     common.use_full_size_replicas(NAMES)
     import torch
 
@@ -55,7 +56,7 @@ def measure(repeats: int) -> dict:
         return probes.classify(clip, 0.0, sampling=sampling)
 
     rows = {}
-    for sampling in (probes.SAMPLING_SHARED, probes.SAMPLING_PER_PROBE):
+    for sampling in samplings:
         fresh(sampling)  # warm-up
         results, times = [], []
         for _ in range(repeats):

@@ -4,7 +4,8 @@
 
 Prints, for the app's dtype policy and fp32 (each in its own process):
 - grounded mode: time to first token of `vqa.stream_answer` (the probes' results already exist), and
-  decode speed in tokens/s (greedy, 64 new tokens forced, so a random replica cannot stop early);
+  decode speed in tokens/s (greedy, 64 new tokens forced, so a random replica cannot stop early), plain
+  `generate` and through `stream_answer` as the app streams it;
 - projected mode: time to first token from cached encoder tokens (projector + inputs_embeds + prefill);
 - the LLM as the app loads it on a CPU (int8 dynamic quantisation) and, for comparison, in floating point;
 - memory with every model of the Space loaded (3 ViT-MAE, V-JEPA 2, both probes sharing its encoder,
@@ -78,7 +79,7 @@ def _measure(repeats: int, anonymous) -> dict:
     grounded = [_first_token_seconds(vqa.stream_answer(llm, tokenizer, messages=prompt.messages, max_new_tokens=8))
                 for _ in range(repeats + 1)][1:]
 
-    encoder_tokens = torch.randn(1, 8 * 256, 1024, dtype=dtype)  # 16 frames of ViT-L tokens, already cached
+    encoder_tokens = torch.randn(1, 8 * 256, 1024, dtype=dtype, device=device)  # 16 frames of ViT-L tokens, cached
 
     def projected_stream():
         with torch.inference_mode():
@@ -89,17 +90,28 @@ def _measure(repeats: int, anonymous) -> dict:
     projected = [_first_token_seconds(projected_stream()) for _ in range(repeats + 1)][1:]
 
     encoded = tokenizer.apply_chat_template(prompt.messages, add_generation_prompt=True, return_tensors="pt",
-                                            return_dict=True)
+                                            return_dict=True).to(device)
     decode_rates = []
     with torch.inference_mode():
-        for _ in range(repeats):
+        for _ in range(repeats + 1):  # the first run warms up (a GPU's kernels)
             start = time.perf_counter()
             llm(**encoded)  # prefill alone
+            checkpoints.wait_for(llm)
             prefill = time.perf_counter() - start
             start = time.perf_counter()
             out = llm.generate(**encoded, max_new_tokens=NEW_TOKENS, min_new_tokens=NEW_TOKENS, do_sample=False)
+            checkpoints.wait_for(llm)
             generated = out.shape[1] - encoded["input_ids"].shape[1]
             decode_rates.append(generated / max(time.perf_counter() - start - prefill, 1e-6))
+    # The app's path: `stream_answer` (generation in a thread, a streamer, the stop check). The replica says one
+    # word per token (offline/replicas.py), so each streamed piece is one token.
+    stream_rates = []
+    for _ in range(repeats + 1):
+        pieces, first_at, start = 0, None, time.perf_counter()
+        for _text in vqa.stream_answer(llm, tokenizer, messages=prompt.messages, max_new_tokens=NEW_TOKENS):
+            pieces += 1
+            first_at = first_at or time.perf_counter()
+        stream_rates.append((pieces - 1) / max(time.perf_counter() - first_at, 1e-6))
     return {
         "dtype": str(dtype).replace("torch.", ""), "threads": torch.get_num_threads(),
         "llm_weights": "int8" if any("quantized" in type(m).__module__ for m in llm.modules()) else
@@ -107,7 +119,8 @@ def _measure(repeats: int, anonymous) -> dict:
         "prompt_tokens": int(encoded["input_ids"].shape[1]),
         "grounded_first_token_s": round(common.median_s(grounded), 3),
         "projected_first_token_s": round(common.median_s(projected), 3),
-        "tokens_per_s": round(common.median_s(decode_rates), 1),
+        "tokens_per_s": round(common.median_s(decode_rates[1:]), 1),
+        "streamed_tokens_per_s": round(common.median_s(stream_rates[1:]), 1),
         "rss_every_model_loaded_mb": round(loaded_rss), "peak_rss_mb": round(common.peak_rss_mb()),
         "peak_anonymous_mb": round(max(anonymous.peak_mb, anonymous.current_mb())),
     }
@@ -120,10 +133,10 @@ def main() -> None:
     if rows is None:
         return
     print(f"{'dtype':9} {'LLM':5} {'prompt':>6} {'1st token (grounded)':>20} {'1st token (projected)':>21} "
-          f"{'tokens/s':>8} {'RSS all loaded':>14} {'peak RSS':>9} {'peak anon':>9}")
+          f"{'tokens/s':>8} {'streamed':>8} {'RSS all loaded':>14} {'peak RSS':>9} {'peak anon':>9}")
     for row in rows:
         print(f"{row['dtype']:9} {row['llm_weights']:5} {row['prompt_tokens']:>6} {row['grounded_first_token_s']:>19.2f}s "
-              f"{row['projected_first_token_s']:>20.2f}s {row['tokens_per_s']:>8.1f} "
+              f"{row['projected_first_token_s']:>20.2f}s {row['tokens_per_s']:>8.1f} {row['streamed_tokens_per_s']:>8.1f} "
               f"{row['rss_every_model_loaded_mb']:>12}MB {row['peak_rss_mb']:>7}MB {row['peak_anonymous_mb']:>7}MB",
               flush=True)
 

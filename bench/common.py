@@ -17,6 +17,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 # Replicas are large (a ViT-L is 1.3 GB in fp32) and deterministic: keep them between runs.
 REPLICA_CACHE = Path(os.environ.get("PDR_BENCH_CACHE", Path.home() / ".cache" / "pdr-bench-replicas"))
+# "tiny": a quick run of a benchmark's code on tiny replicas (its own cache), to check it works; no figures.
+REPLICA_SIZE = os.environ.get("PDR_BENCH_SIZE", "full")
+if REPLICA_SIZE == "tiny":
+    REPLICA_CACHE = REPLICA_CACHE.with_name(REPLICA_CACHE.name + "-tiny")
 
 
 def use_full_size_replicas(names: list[str]) -> Path:
@@ -28,10 +32,10 @@ def use_full_size_replicas(names: list[str]) -> Path:
 
     for name in names:
         ckpt = checkpoints.get(name)
-        snapshot_root = REPLICA_CACHE / f"models--{ckpt.hub_id.replace('/', '--')}"
-        if not (snapshot_root / "refs" / "main").exists():
-            print(f"writing full-size replica of {ckpt.hub_id} ...", flush=True)
-            replicas.write_checkpoint(ckpt, REPLICA_CACHE, size="full")
+        ref = REPLICA_CACHE / f"models--{ckpt.hub_id.replace('/', '--')}" / "refs" / "main"
+        if not ref.exists() or ref.read_text().strip() != replicas.replica_commit(ckpt):  # none, or an old recipe
+            print(f"writing {REPLICA_SIZE} replica of {ckpt.hub_id} ...", flush=True)
+            replicas.write_checkpoint(ckpt, REPLICA_CACHE, size=REPLICA_SIZE)
     checkpoints.use_cache_dir(REPLICA_CACHE)
     return REPLICA_CACHE
 

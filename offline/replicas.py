@@ -51,11 +51,24 @@ TINY_CONFIGS = {
 }
 
 
-def cache_entry(cache_dir: Path, hub_id: str, revision: str = "main") -> Path:
+# Bumped when a replica's recipe changes, so a cache written by the old one (bench/common.py keeps them) is
+# written again: the new snapshot gets another commit, and refs/main then names it.
+RECIPE_VERSIONS = {"qwen2.5-0.5b-instruct": 3}
+
+
+def replica_commit(ckpt) -> str:
+    """The snapshot commit a replica of `ckpt` is written under: its pinned revision, else a name of the recipe."""
+    if len(ckpt.revision) == 40 and all(c in "0123456789abcdef" for c in ckpt.revision):
+        return ckpt.revision
+    version = RECIPE_VERSIONS.get(ckpt.name, 1)
+    return hashlib.sha1(f"replica:{ckpt.hub_id}{f':v{version}' if version > 1 else ''}".encode()).hexdigest()
+
+
+def cache_entry(cache_dir: Path, hub_id: str, revision: str = "main", commit: str | None = None) -> Path:
     """Create `models--org--name` with `refs/<revision>` pointing at a snapshot folder; return the folder."""
     repo = Path(cache_dir) / f"models--{hub_id.replace('/', '--')}"
     is_commit = len(revision) == 40 and all(c in "0123456789abcdef" for c in revision)
-    commit = revision if is_commit else hashlib.sha1(f"replica:{hub_id}".encode()).hexdigest()
+    commit = revision if is_commit else commit or hashlib.sha1(f"replica:{hub_id}".encode()).hexdigest()
     snapshot = repo / "snapshots" / commit
     snapshot.mkdir(parents=True, exist_ok=True)
     if not is_commit:
@@ -123,7 +136,19 @@ def build_model(ckpt, size: str = "tiny"):
             return tiny_llm.build_tiny_llm(tokenizer), tokenizer
         config = transformers.Qwen2Config(**FULL_CONFIGS[name], eos_token_id=tokenizer.convert_tokens_to_ids(
             tiny_llm.IM_END), pad_token_id=tokenizer.pad_token_id)
-        return transformers.Qwen2ForCausalLM(config).eval(), tokenizer
+        llm = transformers.Qwen2ForCausalLM(config).eval()
+        # The stand-in tokenizer knows 600 of the 151,936 ids, and the others decode to nothing; the streamer
+        # shows text a word at a time. So a random answer would stay invisible until it ended, and "first
+        # token" would time the whole answer. Only words that start with a space keep their rows: the others
+        # get a logit of 0 (the output layer is tied to these rows), under the best word's, so greedy decoding
+        # says one word per token, as a real answer shows one word after another. Every matmul keeps Qwen's
+        # vocabulary size, so speed is unchanged.
+        words = [i for token, i in tokenizer.get_vocab().items() if token.startswith("\u0120") and len(token) > 1]
+        keep = torch.zeros(config.vocab_size, dtype=torch.bool)
+        keep[words] = True
+        with torch.no_grad():
+            llm.get_input_embeddings().weight[~keep] = 0
+        return llm, tokenizer
     if name == "vqa-projector":
         return None, None
     raise ValueError(f"No replica recipe for {name}")
@@ -136,7 +161,7 @@ def write_checkpoint(ckpt, cache_dir: Path, size: str = "tiny") -> Path | None:
     model, processor = build_model(ckpt, size)
     if model is None:
         return None
-    snapshot = cache_entry(cache_dir, ckpt.hub_id, ckpt.revision)
+    snapshot = cache_entry(cache_dir, ckpt.hub_id, ckpt.revision, replica_commit(ckpt))
     model.save_pretrained(snapshot)
     if processor is not None:
         processor.save_pretrained(snapshot)
