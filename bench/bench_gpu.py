@@ -104,9 +104,9 @@ def user_actions(repeats: int) -> dict:
     tube, moved = (grid // 3, grid // 3, grid // 3, grid // 3), (grid // 2, grid // 5, grid // 4, grid // 4, 2, 5)
     rows: dict[str, list[float]] = {}
 
-    def timed(label: str, call):
+    def timed(label: str, call, *args, **kwargs):
         start = time.perf_counter()
-        result = call()
+        result = call(*args, **kwargs)
         rows.setdefault(label, []).append(time.perf_counter() - start)
         return result
 
@@ -120,15 +120,15 @@ def user_actions(repeats: int) -> dict:
 
     for seed in range(1, repeats + 2):  # the first round warms up and is dropped
         path = str(write_clip(folder / f"clip{seed}.mp4", seed=seed))
-        clip = timed("6.4 pick: decode 16 frames", lambda: tubes.load_clip(path, num_frames=16, size=crop))
-        timed("6.4 pick: prepare (targets)", lambda: tubes.prepare_targets(clip))
-        timed("6.4 click after prepare", lambda: tubes.predict_tube(clip, *tube))
-        timed("6.4 tube moved", lambda: tubes.predict_tube(clip, *moved))
-        timed("6.5 pick: prepare (device default)", lambda: probes.prefetch(path, 0.0))
-        timed("6.5 probes after prepare", lambda: probes.classify(path, 0.0))
+        clip = timed("6.4 pick: decode 16 frames", tubes.load_clip, path, num_frames=16, size=crop)
+        timed("6.4 pick: prepare (targets)", tubes.prepare_targets, clip)
+        timed("6.4 click after prepare", tubes.predict_tube, clip, *tube)
+        timed("6.4 tube moved", tubes.predict_tube, clip, *moved)
+        timed("6.5 pick: prepare (device default)", probes.prefetch, path, 0.0)
+        timed("6.5 probes after prepare", probes.classify, path, 0.0)
         ask("6.5 question, same clip", path)  # the clip's features cached by the probes
         fresh = str(write_clip(folder / f"fresh{seed}.mp4", seed=100 + seed))
-        timed("6.5 probes, clip just picked", lambda: probes.classify(fresh, 0.0))
+        timed("6.5 probes, clip just picked", probes.classify, fresh, 0.0)
         ask("6.5 question, clip just picked", str(write_clip(folder / f"ask{seed}.mp4", seed=200 + seed)))
     return {label: round(statistics.median(times[1:]), 3) for label, times in rows.items()}
 
@@ -166,7 +166,8 @@ def main() -> None:
 
     if not torch.cuda.is_available() and common.REPLICA_SIZE != "tiny":
         raise SystemExit("bench_gpu measures a CUDA GPU; none is visible here.")
-    print(f"GPU: {torch.cuda.get_device_name() if torch.cuda.is_available() else 'none (a tiny check)'}, torch {torch.__version__}, "
+    gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else "none (a tiny check)"
+    print(f"GPU: {gpu}, torch {torch.__version__}, "
           f"dtype {checkpoints.device_and_dtype()[1]}", flush=True)
     recorder = GpuFunctionTimes()
     for module, name in [(mae, "reconstruct"), (mae_vs_jepa, "predict_block"), (tubes, "encode_targets"),
