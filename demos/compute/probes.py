@@ -551,13 +551,13 @@ def encoder_of(name: str) -> torch.nn.Module:
     return jepa.load().model.encoder if name == jepa.CHECKPOINT else load_heads([name])[0].encoder
 
 
-# Estimates (no GPU measured), as for 6.4: one ViT-L pass over 2,048 tokens (16 frames) takes well under
-# 0.1 s on one GPU in bf16; 0.5 s leaves a wide margin. Attention grows faster than the tokens: the power 1.5.
-GPU_SECONDS_PER_PASS_2048_TOKENS = 0.5
-# A head per view: 0.1 s for its pooler and classifier, plus 2 s at Diving48's 65,536 tokens in the paper
-# protocol, growing with the square of the tokens (3 self-attention blocks over all of them).
-GPU_SECONDS_PER_HEAD_VIEW = 0.1
-GPU_SECONDS_POOLER_65536_TOKENS = 2.0
+# Measured on an H200 in bf16 (bench_gpu), as for 6.4: one ViT-L pass over 2,048 tokens (16 frames) 0.04-0.07 s,
+# over 4,096 tokens 0.04-0.06 s; 0.15 s is 3x. Attention grows faster than the tokens: the power 1.5.
+GPU_SECONDS_PER_PASS_2048_TOKENS = 0.15
+# A head per view: SSv2's pooler and classifier took 0.002 s a view, Diving48's 0.12 s a view at its 65,536
+# tokens in the paper protocol, growing with the square of the tokens (3 self-attention blocks over all of them).
+GPU_SECONDS_PER_HEAD_VIEW = 0.05
+GPU_SECONDS_POOLER_65536_TOKENS = 0.4
 
 
 def pass_seconds(item: PassInput) -> float:
@@ -577,8 +577,8 @@ def heads_seconds(work: HeadsInput) -> float:
 
 
 def gpu_seconds(work: HeadsInput) -> float:
-    """The GPU duration `encode_and_classify` asks for. Shared sampling: 9 s, cached or not; each probe's
-    clip: 11 s; the paper protocol on a wide video: 35 s, 15 s once its 18 passes are cached."""
+    """The GPU duration `encode_and_classify` asks for. Shared sampling or each probe's clip: 7 s, cached
+    or not; the paper protocol on a wide video: 14 s, 8 s once its 18 passes are cached."""
     return checkpoints.gpu_seconds(heads_seconds(work))
 
 

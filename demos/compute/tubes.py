@@ -362,9 +362,10 @@ class TubePass:
     seconds: dict
 
 
-# Estimate (no GPU measured): one ViT-L pass over 16 frames (2048 tokens) takes well under 0.1 s on one
-# GPU in bf16; 0.5 s leaves a wide margin. Attention grows faster than the frame count: the power 1.5.
-GPU_SECONDS_PER_PASS_16_FRAMES = 0.5
+# Measured on an H200 in bf16 (bench_gpu): one ViT-L pass over 16 frames (2048 tokens) 0.044 s; a click with
+# both passes and the predictor 0.06-0.24 s. 0.15 s a pass is 3x the pass. Attention grows faster than the
+# frame count: the power 1.5.
+GPU_SECONDS_PER_PASS_16_FRAMES = 0.15
 REFERENCE_PARAMS_MILLIONS = 326  # vjepa2-vitl, which the estimate above is for
 
 

@@ -344,11 +344,13 @@ class AnswerUpdate:
     numbers: dict = field(default_factory=dict)
 
 
-# Estimates (no GPU measured): the goal is 50 tokens/s or more on one GPU; 0.05 s a token (20 tokens/s) leaves
-# a margin, so the token budget asks for 6.4 s. On ZeroGPU generation stops at that time (`generation_time_s`),
-# so that a slow answer ends early instead of being aborted with the GPU task.
+# Measured on an H200 in bf16 (bench_gpu): 0.016-0.02 s a token (50-63 tokens/s) decoding in a thread that had
+# run before, 0.06-0.08 s in a thread started for the call. 0.05 s a token asks 6.4 s for the token budget; on
+# ZeroGPU generation stops at that time (`generation_time_s`), so that a slow answer ends early instead of being
+# aborted with the GPU task. The prompt (a few hundred tokens), projector and tokenizer: 0.06-0.08 s to the
+# first token, 0.25 s is 3x.
 GPU_SECONDS_PER_TOKEN = 0.05
-GPU_SECONDS_PROMPT = 0.5  # the prompt's forward pass (a few hundred tokens), the projector, the tokenizer
+GPU_SECONDS_PROMPT = 0.25
 
 
 def generation_time_s() -> float:
@@ -361,8 +363,8 @@ def generation_time_s() -> float:
 def gpu_seconds(question: str, mode: str, *, heads: probes.HeadsInput | None = None,
                 clip: probes.PassInput | None = None, max_time_s: float = MAX_GENERATION_SECONDS, **_) -> float:
     """The GPU duration `answer_on_device` asks for: the token budget, and the encoder passes and heads still to
-    run. Grounded with one shared clip (the CPU default): 16 s; with the paper protocol (the GPU default): 42 s,
-    22 s once the clip's passes are cached. Projected: 16 s, 15 s with the clip's tokens cached."""
+    run. Grounded with one shared clip (the CPU default): 13 s; with the paper protocol (the GPU default): 21 s,
+    15 s once the clip's passes are cached. Projected: 13 s."""
     encoder_work = probes.heads_seconds(heads) if heads is not None else probes.pass_seconds(clip)
     return checkpoints.gpu_seconds(encoder_work + GPU_SECONDS_PROMPT + min(max_time_s, MAX_NEW_TOKENS * GPU_SECONDS_PER_TOKEN))
 
