@@ -117,12 +117,14 @@ def timings_markdown(result: probes.Classification) -> str:
         passes = ", ".join(str(i + 1) for i in h.encoder_passes)
         blocks = "last block" if len(h.blocks) == 1 else f"blocks {', '.join(map(str, h.blocks))} concatenated"
         views = f" × {h.views} views, probabilities averaged" if h.views > 1 else ""
+        when = f"reused ({h.seconds * 1000:.1f} ms when first computed)" if h.cached else f"{h.seconds * 1000:.1f} ms"
         lines.append(f"| head: {h.title} | pass{'es' if len(h.encoder_passes) > 1 else ''} {passes} | "
                      f"attentive pooler + linear layer on the normed {blocks} ({h.pooler_tokens:,} tokens{views}) | "
-                     f"{h.seconds * 1000:.1f} ms |")
-    runs = result.encoder_runs
+                     f"{when} |")
+    runs, head_runs = result.encoder_runs, result.head_runs
     summary = (f"**{runs} encoder pass{'es' if runs != 1 else ''} ran** for {len(result.heads)} heads this time "
-               f"({len(result.passes) - runs} reused from the cache); "
+               f"({len(result.passes) - runs} reused from the cache), and **{head_runs} head{'s' if head_runs != 1 else ''} "
+               f"ran** ({len(result.heads) - head_runs} reused: same features, same result); "
                f"{result.encoders_in_memory} encoder{'s' if result.encoders_in_memory != 1 else ''} in memory. "
                f"Preprocessing {result.preprocess_seconds:.2f} s.")
     shared = all(h.shares_encoder for h in result.heads)
