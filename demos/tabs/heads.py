@@ -183,10 +183,11 @@ def build_tab(endpoints: bool = True) -> common.ReadyExample:
 
     @common.gradio_errors
     def answer_question(video, start_s: float, question: str, progress=gr.Progress()):
-        """Answer a question about the clip (streams). Returns the growing answer, the mode (markdown: which
-        mode answered and what it can know), the prompt shown (exactly what the LLM was told) and the numbers
-        (mode; grounded: encoder passes run and reused from the cache; projected: whether the clip's encoder
-        tokens were cached; seconds to the inputs and to the first token; the token and time limits)."""
+        """Answer a question about the clip (streams, one update per generated token). Returns the growing
+        answer, the mode (markdown: which mode answered and what it can know), the prompt shown (exactly what
+        the LLM was told) and the numbers (mode; grounded: encoder passes run and reused from the cache;
+        projected: whether the clip's encoder tokens were cached; seconds to the inputs, to the first generated
+        token and to the first visible text; tokens generated so far; the token and time limits)."""
         question = vqa.validate_question(question)  # a bad question fails before any model loads
         video, start_s, _ = probes.validate_request(video, start_s)
         load_models(progress)
