@@ -85,6 +85,21 @@ def test_a_prepared_clip_runs_no_encoder_pass_at_the_click_or_the_question(clien
     assert (again["encoder_passes_run"], again["encoder_passes_reused"]) == (0, 1)
 
 
+def test_a_question_reads_the_clip_as_the_page_sampled_and_prepared_it_and_reuses_the_heads(client, video):
+    """The question takes the page's sampling: with "per_probe" chosen and the clip prepared, it runs no encoder
+    pass; once the clip is classified (or asked about), neither a click nor a question runs a head again."""
+    prepared = client.predict(handle_file(video), 2.5, "per_probe", api_name="/prepare_clip")
+    assert (prepared["encoder_passes_run"], prepared["encoder_passes_reused"]) == (2, 0)
+    asked = client.predict(handle_file(video), 2.5, "What happens?", "per_probe", api_name="/answer_question")[-1]
+    assert asked["sampling"] == "per_probe"
+    assert (asked["encoder_passes_run"], asked["encoder_passes_reused"], asked["heads_run"]) == (0, 2, 2)
+    *_, classified = client.predict(handle_file(video), 2.5, "per_probe", api_name="/classify_action")
+    assert (classified["encoder_passes_run"], classified["heads_run"], classified["heads_reused"]) == (0, 0, 2)
+    again = client.predict(handle_file(video), 2.5, "How sure are you?", "per_probe", api_name="/answer_question")[-1]
+    assert (again["encoder_passes_run"], again["heads_run"], again["heads_reused"]) == (0, 0, 2)
+    assert again["probe_seconds"] == 0.0 and again["first_token_s"] <= again["total_s"]
+
+
 def test_on_a_cpu_the_paper_protocol_is_not_prepared(client, video):
     numbers = client.predict(handle_file(video), 1.5, "paper", api_name="/prepare_clip")
     assert numbers["encoder_passes_run"] == 0 and "CPU" in numbers["skipped"]

@@ -472,15 +472,17 @@ def _projector_clip(video_path, start_s: float):
     return clip, grid, encoder, digest, hit
 
 
-def answer_stream(video_path, start_s: float, question: str) -> Iterator[AnswerUpdate]:
+def answer_stream(video_path, start_s: float, question: str,
+                  sampling: str = probes.SAMPLING_AUTO) -> Iterator[AnswerUpdate]:
     """Answer a question about the clip, streaming the answer after every generated token.
 
-    Grounded mode classifies the clip with every probe and puts their top labels into the prompt as text;
-    projected mode feeds the projector's visual tokens through `inputs_embeds`. Frames, preprocessing and the
-    encoder cache stay here, in the main process: a clip already encoded (by `/classify_action` or an earlier
-    question) runs no encoder pass, only the heads. The model work is the GPU generator `answer_on_device`.
-    The video path, start and question are validated by the caller (`probes.validate_request`,
-    `validate_question`).
+    Grounded mode classifies the clip with every probe, sampled as `/classify_action` samples it (`sampling`),
+    and puts their top labels into the prompt as text; projected mode feeds the projector's visual tokens
+    through `inputs_embeds`. Frames, preprocessing and the caches stay here, in the main process: a clip
+    already prepared or encoded (`/prepare_clip`, `/classify_action` or an earlier question, with the same
+    sampling) runs no encoder pass, and a clip already classified runs no head either. The model work is the
+    GPU generator `answer_on_device`. The video path, start, sampling and question are validated by the caller
+    (`probes.validate_request`, `validate_question`).
     """
     mode = vqa_mode()
     max_time_s = generation_time_s()
@@ -491,7 +493,7 @@ def answer_stream(video_path, start_s: float, question: str) -> Iterator[AnswerU
         clip_text = f"{PROJECTED_CLIP[0]} frames (step {PROJECTED_CLIP[1]}) from {start_s:g} s"
         stream = answer_on_device(question, mode.mode, clip=clip, grid=grid, clip_text=clip_text, max_time_s=max_time_s)
     else:
-        request = probes.prepare(video_path, start_s)
+        request = probes.prepare(video_path, start_s, sampling=sampling)
         stream = answer_on_device(question, mode.mode, heads=request.work, max_time_s=max_time_s)
     try:
         prepared = next(stream)
@@ -501,10 +503,11 @@ def answer_stream(video_path, start_s: float, question: str) -> Iterator[AnswerU
                            visual_tokens=prepared.visual_tokens)
         else:
             result = probes.finish(request, prepared.heads)
-            numbers.update(encoder_passes_run=result.encoder_runs,
+            numbers.update(sampling=result.sampling, encoder_passes_run=result.encoder_runs,
                            encoder_passes_reused=len(result.passes) - result.encoder_runs,
+                           heads_run=result.head_runs, heads_reused=len(result.heads) - result.head_runs,
                            probe_seconds=round(sum(p.seconds for p in result.passes if not p.cached)
-                                               + sum(h.seconds for h in result.heads), 4))
+                                               + sum(h.seconds for h in result.heads if not h.cached), 4))
         prompt_shown = prepared.prompt_shown
         numbers["inputs_seconds"] = round(time.perf_counter() - started, 4)
         yield AnswerUpdate("", mode, prompt_shown, dict(numbers))

@@ -182,18 +182,21 @@ def build_tab(endpoints: bool = True) -> common.ReadyExample:
                 sharing_markdown(), result.timings())
 
     @common.gradio_errors
-    def answer_question(video, start_s: float, question: str, progress=gr.Progress()):
-        """Answer a question about the clip (streams, one update per generated token). Returns the growing
-        answer, the mode (markdown: which mode answered and what it can know), the prompt shown (exactly what
-        the LLM was told) and the numbers (mode; grounded: encoder passes run and reused from the cache;
-        projected: whether the clip's encoder tokens were cached; seconds to the inputs, to the first generated
-        token and to the first visible text; tokens generated so far; the token and time limits)."""
+    def answer_question(video, start_s: float, question: str, sampling: str = probes.SAMPLING_AUTO,
+                        progress=gr.Progress()):
+        """Answer a question about the clip (streams, one update per generated token). `sampling`: the probes'
+        frame sampling in grounded mode, as for /classify_action (so a clip prepared or classified with it runs
+        no encoder pass and no head again). Returns the growing answer, the mode (markdown: which mode answered
+        and what it can know), the prompt shown (exactly what the LLM was told) and the numbers (mode; grounded:
+        sampling, encoder passes and heads run and reused from the cache; projected: whether the clip's encoder
+        tokens were cached; seconds to the inputs, to the first generated token and to the first visible text;
+        tokens generated so far; the token and time limits)."""
         question = vqa.validate_question(question)  # a bad question fails before any model loads
-        video, start_s, _ = probes.validate_request(video, start_s)
+        video, start_s, sampling = probes.validate_request(video, start_s, sampling)
         load_models(progress)
         common.ensure_loaded([vqa.LLM], progress)
         progress(0.8, desc="Preparing what the language model reads…")
-        for update in vqa.answer_stream(video, start_s, question):
+        for update in vqa.answer_stream(video, start_s, question, sampling):
             yield update.answer, mode_markdown(update.mode), update.prompt_shown, update.numbers
 
     common.call_to_action(CALL_TO_ACTION)
@@ -238,8 +241,9 @@ def build_tab(endpoints: bool = True) -> common.ReadyExample:
 
     run.click(classify_action, [video, start_s, sampling], [ssv2, diving, timings, sharing, numbers],
               api_name=common.endpoint("classify_action", endpoints), concurrency_id=common.MODEL_CONCURRENCY_ID)
-    ask_args = dict(fn=answer_question, inputs=[video, start_s, question], outputs=[answer, mode, prompt_shown, answer_numbers],
-                    concurrency_id=common.MODEL_CONCURRENCY_ID)
+    # The question reads the clip as the page samples it, so a prepared or classified clip runs no pass again.
+    ask_args = dict(fn=answer_question, inputs=[video, start_s, question, sampling],
+                    outputs=[answer, mode, prompt_shown, answer_numbers], concurrency_id=common.MODEL_CONCURRENCY_ID)
     ask.click(api_name=common.endpoint("answer_question", endpoints), **ask_args)
     question.submit(api_name=False, **ask_args)
 
@@ -271,7 +275,8 @@ def build_tab(endpoints: bool = True) -> common.ReadyExample:
 
     def example_result(progress):
         labels = classify_action(EXAMPLE_VIDEO, 0.0, probes.SAMPLING_AUTO, progress)
-        *_, answered = answer_question(EXAMPLE_VIDEO, 0.0, EXAMPLE_QUESTION, progress)  # the whole streamed answer
+        *_, answered = answer_question(EXAMPLE_VIDEO, 0.0, EXAMPLE_QUESTION, probes.SAMPLING_AUTO,
+                                       progress)  # the whole streamed answer
         return (*labels, *answered)
 
     return common.ReadyExample("heads", [ssv2, diving, timings, sharing, numbers, answer, mode, prompt_shown, answer_numbers],
