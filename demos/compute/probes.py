@@ -773,10 +773,7 @@ def finish(request: HeadsRequest, result: HeadsPass) -> Classification:
     results = []
     for head in request.heads:
         name, plan = head.spec.name, request.plans[head.spec.name]
-        output = request.cached_heads.get(name)
-        if output is None:
-            output = HeadOutput(result.probs[name], result.head_seconds[name], result.pooler_tokens[name])
-            HEAD_CACHE.put(request.head_keys[name], output, owner=head.model)
+        output = request.cached_heads.get(name) or _keep_head(request, head, result)
         results.append(HeadResult(
             name, head.spec.title, head.hub_id, top_labels(output.probs, head.id2label), output.seconds,
             sorted({index for view in plan for index in view}), head.shares_encoder,
@@ -784,6 +781,14 @@ def finish(request: HeadsRequest, result: HeadsPass) -> Classification:
             cached=name in request.cached_heads))
     return Classification(results, passes, request.sampling, request.sampling_reason, request.start_s,
                           request.notes, request.preprocess_seconds, resident_encoders(request.heads))
+
+
+def _keep_head(request: HeadsRequest, head: Head, result: HeadsPass) -> HeadOutput:
+    """Main process: a head's output from what the GPU function returned, kept in `HEAD_CACHE`."""
+    name = head.spec.name
+    output = HeadOutput(result.probs[name], result.head_seconds[name], result.pooler_tokens[name])
+    HEAD_CACHE.put(request.head_keys[name], output, owner=head.model)
+    return output
 
 
 def classify(video_path, start_s: float = 0.0, *, sampling: str = SAMPLING_AUTO,
@@ -800,22 +805,25 @@ def classify(video_path, start_s: float = 0.0, *, sampling: str = SAMPLING_AUTO,
 
 def prefetch(video_path, start_s: float = 0.0, *, sampling: str = SAMPLING_AUTO,
              still_wanted: Callable[[], bool] = lambda: True) -> dict:
-    """Fill the feature cache for the clips the heads will read (`/prepare_clip`), so that `classify` (and VQA's
-    grounded mode, which classifies the same way) then runs only the heads. Arguments as `validate_request`
-    returns them. Nothing runs for passes already cached.
+    """Fill the caches for the clips the heads will read (`/prepare_clip`), so that `classify` (and VQA's
+    grounded mode, which classifies the same way) then runs only the heads, or, on a CPU, nothing at all.
+    Arguments as `validate_request` returns them. Nothing runs for passes and heads already cached.
 
     The missing passes run through `encode_and_classify` with no heads. Off ZeroGPU one pass per call, and
     `still_wanted()` is asked before and after each: a clip that is no longer the learner's current one stops
     between passes and keeps nothing (it would only push wanted features out of the cache). On ZeroGPU every
-    missing pass goes in one call (each call asks for its own GPU time). On a CPU the paper protocol (minutes)
-    is not prepared: it would hold the models for everyone; a click runs it.
+    missing pass goes in one call (each call asks for its own GPU time). On a CPU the heads run too, one per
+    call in the same way: there they take seconds (Diving48's pooler about 8 s on 2 cores for a 16-frame clip),
+    and a click or a question on the clip needs them whatever it asks; on a GPU they take a fraction of a second
+    and the prepare's GPU time stays the passes'. On a CPU the paper protocol (minutes) is not prepared: it would
+    hold the models for everyone; a click runs it.
     """
     request = prepare(video_path, start_s, sampling=sampling)
     missing = [index for index, item in enumerate(request.work.passes) if item.runs]
     numbers = {"sampling": request.sampling, "sampling_reason": request.sampling_reason,
                "encoder_passes": len(missing), "encoder_passes_run": 0,
-               "encoder_passes_reused": len(request.work.passes) - len(missing), "stale": False, "skipped": "",
-               "seconds": 0.0}
+               "encoder_passes_reused": len(request.work.passes) - len(missing), "heads_run": 0, "stale": False,
+               "skipped": "", "seconds": 0.0}
     if missing and request.sampling == SAMPLING_PAPER and not checkpoints.models_on_gpu():
         return {**numbers, "skipped": "the paper protocol takes minutes on a CPU; it runs when you click"}
     batches = [missing] if checkpoints.ON_ZERO_GPU else [[index] for index in missing]
@@ -830,6 +838,20 @@ def prefetch(video_path, start_s: float = 0.0, *, sampling: str = SAMPLING_AUTO,
             store(plan.encoder, plan.digest, result.layers[position], result.encoder_seconds[position])
             numbers["seconds"] = round(numbers["seconds"] + result.encoder_seconds[position], 4)
         numbers["encoder_passes_run"] += len(batch)
+    if checkpoints.models_on_gpu() or request.sampling == SAMPLING_PAPER:
+        return numbers
+    request = prepare(video_path, start_s, sampling=sampling)  # the passes come from the cache now
+    for head in request.heads:
+        if head.spec.name not in request.work.plans:  # its output on these features is cached
+            continue
+        if not still_wanted():
+            return {**numbers, "stale": True}
+        result = encode_and_classify(HeadsInput(request.work.passes, {head.spec.name: request.work.plans[head.spec.name]}))
+        if not still_wanted():
+            return {**numbers, "stale": True}
+        _keep_head(request, head, result)
+        numbers["seconds"] = round(numbers["seconds"] + result.head_seconds[head.spec.name], 4)
+        numbers["heads_run"] += 1
     return numbers
 
 

@@ -253,12 +253,14 @@ def build_tab(endpoints: bool = True) -> common.ReadyExample:
     def prepare_clip(video, start_s: float, sampling: str = probes.SAMPLING_AUTO, request: gr.Request = None,
                      progress=gr.Progress()):
         """Prepare a clip for /classify_action and /answer_question: run the encoder passes the heads will read
-        (cached by content), so that the next call with the same clip, start and sampling runs only the heads.
+        (cached by content), so that the next call with the same clip, start and sampling runs only the heads;
+        on a CPU, where the heads take seconds, run the heads too, so that it runs none.
 
         The page runs it when a clip is picked, its start or the sampling changes. Cheap when cached; on a CPU
         the paper protocol is not prepared (minutes). Returns numbers: sampling used, encoder_passes (missing
-        ones), encoder_passes_run, encoder_passes_reused, stale (a newer prepare of this session began, so
-        nothing more was kept), skipped (why not), seconds; or error (/classify_action says what is wrong).
+        ones), encoder_passes_run, encoder_passes_reused, heads_run, stale (a newer prepare of this session
+        began, so nothing more was kept), skipped (why not), seconds; or error (/classify_action says what is
+        wrong).
         """
         still_wanted = prepared_clip.begin(request)
         if video is None:
