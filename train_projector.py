@@ -343,10 +343,10 @@ def greedy_answer(projector: VideoProjector, llm, tokenizer, features: torch.Ten
     with torch.inference_mode():
         visual_tokens = projector(features.unsqueeze(0).float().to(device), grid)
     inputs_embeds, attention_mask = build_inputs_embeds(llm, tokenizer, visual_tokens, question, system_prompt)
-    # stream_answer yields the growing text at least once: its last value is the whole answer.
+    # stream_answer yields at least once: its last value holds the whole answer.
     *_, answer = stream_answer(llm, tokenizer, inputs_embeds=inputs_embeds, attention_mask=attention_mask,
                                max_new_tokens=max_new_tokens)
-    return answer.strip()
+    return answer.text.strip()
 
 
 def exact_match(projector, llm, tokenizer, items: Sequence[dict], *, limit: int | None = None, **kwargs) -> float:

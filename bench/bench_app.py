@@ -6,7 +6,8 @@
 Starts `python app.py` on full-size random-weight replicas (its own process, its own dtype policy)
 and calls it through gradio_client. Every "just picked" clip is a freshly generated file with content
 never seen before, so no cache can serve it. Each row's time runs from the call to the result (for
-VQA, to the first streamed token), upload included:
+VQA, to the first generated token: the first update whose numbers count one, or an app that does not count
+them, its first non-empty answer), upload included:
 - clip just picked: the call comes right after the clip was written;
 - picked >= WAIT s before: the page's own reaction to a new clip (`PICK_ENDPOINTS`: the preview and the
   start-early prepare, `/tube_prepare` or `/prepare_clip`) is started, then the bench waits WAIT seconds,
@@ -142,15 +143,22 @@ class AppRows:
         return self.first_token(video)
 
     def first_token(self, video) -> float:
-        """Seconds from the call to the first non-empty answer (the call's own time is the whole answer)."""
+        """Seconds from the call to the first generated token (the call's own time is the whole answer). The
+        replica's stand-in tokenizer decodes most of a random-weight LLM's tokens to nothing, so the first
+        visible text can come only at the answer's end: the app's numbers count tokens (`new_tokens`)."""
         start = time.perf_counter()
         job = self.client.submit(video, 0.0, QUESTION, api_name="/answer_question")
         first = None
         for update in job:
-            if first is None and update and update[0]:
+            if first is None and update and (update[0] or (update[-1] or {}).get("new_tokens")):
                 first = time.perf_counter() - start
-        job.result()
-        return first if first is not None else float("nan")
+        numbers = job.result()[-1]
+        first = first if first is not None else float("nan")
+        print(f"  first token {first:.2f} s; the app's numbers: " + ", ".join(
+            f"{key} {numbers[key]}" for key in ("encoder_passes_run", "heads_run", "probe_seconds", "inputs_seconds",
+                                                 "first_token_s", "first_text_s", "new_tokens", "total_s")
+            if key in numbers), flush=True)
+        return first
 
     def seconds(self, tab: str, clip: str, tube=TUBE) -> float:
         """Time of one click; for VQA the time to its first token."""

@@ -82,6 +82,10 @@ def test_answer_question_in_grounded_mode_streams(client, video):
     assert "<question>\nWhat changed on the table while the camera looked away?\n</question>" in prompt
     assert isinstance(answer, str) and answer  # a tiny random LLM: any text, but never nothing
     assert numbers["mode"] == "probe-grounded" and numbers["max_new_tokens"] == 128
+    # One update per generated token: the first token's time is when it came, whatever its text.
+    assert 1 <= numbers["new_tokens"] <= 128 and len(updates) >= numbers["new_tokens"] + 1
+    assert [u[-1].get("new_tokens", 0) for u in updates] == sorted(u[-1].get("new_tokens", 0) for u in updates)
+    assert numbers["inputs_seconds"] <= numbers["first_token_s"] <= numbers["total_s"]
 
 
 def test_a_second_question_about_the_same_clip_reuses_its_encoder_features(client, video):

@@ -85,6 +85,37 @@ def test_a_prepared_clip_runs_no_encoder_pass_at_the_click_or_the_question(clien
     assert (again["encoder_passes_run"], again["encoder_passes_reused"]) == (0, 1)
 
 
+def test_a_question_reads_the_clip_as_the_page_sampled_and_prepared_it(client, video):
+    """The question takes the page's sampling: with "per_probe" chosen and the clip prepared (on this CPU its
+    passes and its heads), the question runs no encoder pass and no head, nor does a click or a second question."""
+    prepared = client.predict(handle_file(video), 2.5, "per_probe", api_name="/prepare_clip")
+    assert (prepared["encoder_passes_run"], prepared["encoder_passes_reused"], prepared["heads_run"]) == (2, 0, 2)
+    asked = client.predict(handle_file(video), 2.5, "What happens?", "per_probe", api_name="/answer_question")[-1]
+    assert asked["sampling"] == "per_probe"
+    assert (asked["encoder_passes_run"], asked["encoder_passes_reused"]) == (0, 2)
+    assert (asked["heads_run"], asked["heads_reused"], asked["probe_seconds"]) == (0, 2, 0.0)
+    *_, classified = client.predict(handle_file(video), 2.5, "per_probe", api_name="/classify_action")
+    assert (classified["encoder_passes_run"], classified["heads_run"], classified["heads_reused"]) == (0, 0, 2)
+    again = client.predict(handle_file(video), 2.5, "How sure are you?", "per_probe", api_name="/answer_question")[-1]
+    assert (again["encoder_passes_run"], again["heads_run"], again["heads_reused"]) == (0, 0, 2)
+    assert again["first_token_s"] <= again["total_s"]
+    # Preparing it again runs nothing.
+    assert client.predict(handle_file(video), 2.5, "per_probe", api_name="/prepare_clip")["heads_run"] == 0
+
+
+def test_a_clip_no_longer_wanted_stops_before_its_heads(tiny_hub, video):
+    asked = []
+
+    def wanted_for_the_pass_only():
+        asked.append(True)
+        return len(asked) <= 2  # before and after the one shared pass
+
+    numbers = probes.prefetch(video, 1.0, sampling="shared", still_wanted=wanted_for_the_pass_only)
+    assert numbers["stale"] and (numbers["encoder_passes_run"], numbers["heads_run"]) == (1, 0)
+    result = probes.classify(video, 1.0, sampling="shared")
+    assert (result.encoder_runs, result.head_runs) == (0, 2)
+
+
 def test_on_a_cpu_the_paper_protocol_is_not_prepared(client, video):
     numbers = client.predict(handle_file(video), 1.5, "paper", api_name="/prepare_clip")
     assert numbers["encoder_passes_run"] == 0 and "CPU" in numbers["skipped"]

@@ -387,6 +387,7 @@ def test_a_cached_clip_sends_its_features_to_the_gpu_function_instead_of_its_pix
     real = probes.encode_and_classify
     monkeypatch.setattr(probes, "encode_and_classify", lambda work: (sent.append(work), real(work))[1])
     first = probes.classify(video, 4.0, sampling=probes.SAMPLING_SHARED)
+    probes.HEAD_CACHE.clear()  # the features stay cached, the heads must run again: as after /prepare_clip
     second = probes.classify(video, 4.0, sampling=probes.SAMPLING_SHARED)
     assert [p.runs for p in sent[0].passes] == [True] and [p.runs for p in sent[1].passes] == [False]
     cached = sent[1].passes[0]
@@ -397,6 +398,40 @@ def test_a_cached_clip_sends_its_features_to_the_gpu_function_instead_of_its_pix
         torch.testing.assert_close(a.probs, b.probs)
     pickle.loads(pickle.dumps(sent[0]))  # what crosses ZeroGPU's process boundary pickles
     assert probes.gpu_seconds(sent[1]) < probes.gpu_seconds(sent[0])  # a cached clip asks for less
+
+
+def test_a_classified_clip_runs_no_head_and_no_gpu_function_again(heads, video, monkeypatch):
+    """The heads' output is cached with the features it was computed from: a second click (or a question in
+    grounded mode) on the same clip reads it, with the same probabilities, and calls no GPU function."""
+    probes.TOKEN_CACHE.clear()
+    first = probes.classify(video, 3.0, sampling=probes.SAMPLING_PER_PROBE)
+    assert first.head_runs == 2 and first.timings()["heads_reused"] == 0
+    sent, pooled = [], []
+    real = probes.encode_and_classify
+    monkeypatch.setattr(probes, "encode_and_classify", lambda work: (sent.append(work), real(work))[1])
+    for head in heads:
+        head.model.pooler.register_forward_pre_hook(lambda module, args: pooled.append(args[0].shape))
+    try:
+        again = probes.classify(video, 3.0, sampling=probes.SAMPLING_PER_PROBE)
+        assert sent == [] and pooled == [] and (again.encoder_runs, again.head_runs) == (0, 0)
+        for a, b in zip(first.heads, again.heads, strict=True):
+            assert b.cached and b.ranked == a.ranked and (b.seconds, b.pooler_tokens) == (a.seconds, a.pooler_tokens)
+            torch.testing.assert_close(a.probs, b.probs, rtol=0, atol=0)
+        assert again.timings()["heads_reused"] == 2 and "reused (" in heads_tab.timings_markdown(again).split("head:")[1]
+        # Features gone, results kept: the head's result is not served without them; both run again.
+        probes.TOKEN_CACHE.clear()
+        fresh = probes.classify(video, 3.0, sampling=probes.SAMPLING_PER_PROBE)
+        assert (fresh.encoder_runs, fresh.head_runs) == (2, 2) and len(pooled) == 2
+        # One head's result cached: only the other head runs, on the cached features.
+        probes.TOKEN_CACHE.clear()
+        probes.classify(video, 3.5, sampling=probes.SAMPLING_PER_PROBE, names=["vjepa2-ssv2-probe"])
+        pooled.clear()
+        both = probes.classify(video, 3.5, sampling=probes.SAMPLING_PER_PROBE)
+        assert [h.cached for h in both.heads] == [True, False] and pooled == [(1, 4 * 16 * 64, 64)]
+        assert list(sent[-1].plans) == ["vjepa2-diving48-probe"] and list(sent[-1].cached_probs) == ["vjepa2-ssv2-probe"]
+    finally:
+        for head in heads:
+            head.model.pooler._forward_pre_hooks.clear()
 
 
 def _real_size_work(sampling: str, runs: bool) -> "probes.HeadsInput":

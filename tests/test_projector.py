@@ -81,7 +81,7 @@ def test_visual_tokens_sit_ahead_of_the_question_in_the_user_turn(llm, tokenizer
         logits = llm(inputs_embeds=embeds, attention_mask=mask).logits
     assert logits.shape == (1, embeds.shape[1], len(tokenizer)) and torch.isfinite(logits).all()
     answers = list(stream_answer(llm, tokenizer, inputs_embeds=embeds, attention_mask=mask, max_new_tokens=4))
-    assert answers and isinstance(answers[-1], str)
+    assert answers and isinstance(answers[-1].text, str) and answers[-1].tokens <= 4
 
 
 # ----------------------------------------------------------------------------- it must really learn

@@ -81,12 +81,34 @@ def test_grounded_prompt_needs_probe_results():
 def test_stream_answer_yields_growing_text_within_the_token_limit(llm, tokenizer):
     messages = grounded_prompt("What is the person doing?", PROBES).messages
     answers = list(stream_answer(llm, tokenizer, messages=messages, max_new_tokens=6))
-    assert answers
+    assert answers and [a.tokens for a in answers] == list(range(1, len(answers) + 1)) and len(answers) <= 6
     for shorter, longer in zip(answers, answers[1:], strict=False):
-        assert longer.startswith(shorter) and len(longer) > len(shorter)
-    assert len(tokenizer(answers[-1], add_special_tokens=False)["input_ids"]) <= 6
+        assert longer.text.startswith(shorter.text)
+    assert len(tokenizer(answers[-1].text, add_special_tokens=False)["input_ids"]) <= 6
     # Greedy: the same prompt gives the same answer, whatever the model's sampling defaults say.
     assert list(stream_answer(llm, tokenizer, messages=messages, max_new_tokens=6)) == answers
+
+
+def test_every_token_is_streamed_as_it_comes_not_held_back_to_a_word_end(llm, tokenizer, monkeypatch):
+    """transformers' TextIteratorStreamer would show "Pushing" only after the token that starts the next word,
+    and an answer without a space only at its end; the learner sees each token's text at once."""
+    messages = grounded_prompt("What is the person doing?", PROBES).messages
+    pieces = ["Push", "ing", " some", "thing", "\u00e9", "!"]  # é spans two byte-level tokens in GPT-2 style BPE
+    said = [i for piece in pieces for i in tokenizer(piece, add_special_tokens=False)["input_ids"]]
+
+    def says_the_pieces(*, streamer, **kwargs):
+        streamer.put(kwargs["input_ids"])  # the prompt, skipped
+        for token in said:
+            streamer.put(torch.tensor([token]))
+        streamer.end()
+
+    monkeypatch.setattr(llm, "generate", says_the_pieces)
+    answers = list(stream_answer(llm, tokenizer, messages=messages))
+    assert [a.tokens for a in answers] == list(range(1, len(said) + 1))
+    assert answers[0].text == tokenizer.decode(said[:1]) and answers[0].text  # the first token shows at once
+    for answer in answers:  # each step shows every complete character decoded so far, never a broken one
+        assert "\ufffd" not in answer.text and tokenizer.decode(said[:answer.tokens]).startswith(answer.text)
+    assert answers[-1].text == "Pushing something\u00e9!"
 
 
 def test_generation_is_bounded_in_time(llm, tokenizer):
@@ -110,7 +132,7 @@ def test_generation_is_bounded_in_time(llm, tokenizer):
 def test_stream_answer_accepts_inputs_embeds(llm, tokenizer):
     embeds, mask = build_inputs_embeds(llm, tokenizer, torch.randn(3, 64), "Which way does it move?")
     answers = list(stream_answer(llm, tokenizer, inputs_embeds=embeds, attention_mask=mask, max_new_tokens=3))
-    assert answers and len(tokenizer(answers[-1], add_special_tokens=False)["input_ids"]) <= 3
+    assert answers and answers[-1].tokens <= 3
     with pytest.raises(ValueError):
         next(stream_answer(llm, tokenizer))
 

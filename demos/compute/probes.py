@@ -15,7 +15,8 @@ configs): SSv2 the encoder's last block through its final layernorm (what transf
 through the final layernorm, concatenated along the tokens (`vit_encoder_multiclip_multilevel`), which
 transformers' forward does not do. One encoder pass keeps every block the heads reading it need;
 passes are cached per encoder and per preprocessed clip (digest of the pixel tensor), so a second head,
-a second question or the VQA panel never re-encode a clip that was already seen.
+a second question or the VQA panel never re-encode a clip that was already seen. The heads' probabilities are
+cached with them (`HEAD_CACHE`): asking about a clip that was classified, or asking again, runs no head either.
 
 ZeroGPU (see checkpoints): the comparison runs when the probe loads (`use_loader`: at start-up there);
 frames, preprocessing and the feature cache stay in the main process (`prepare`, `finish`), and one GPU
@@ -306,6 +307,10 @@ class EncodedClip:
 # Encoder features per (encoder, clip), on the CPU, in the main process (on ZeroGPU filled from what the GPU
 # functions return); an entry is tied to its encoder, so a reloaded model never reuses it.
 TOKEN_CACHE = LRUCache(ENCODER_CACHE_SIZE)
+# Each head's output per clip (the pass keys it read, view by view), on the CPU, in the main process. An entry is
+# tied to the probe's model and served only while every pass it read is still in `TOKEN_CACHE`: the features
+# it was computed from are known to be the current encoder's for these pixels.
+HEAD_CACHE = LRUCache(2 * ENCODER_CACHE_SIZE)
 
 
 @torch.inference_mode()
@@ -437,6 +442,7 @@ class HeadResult:
     pooler_tokens: int  # tokens one pooler call read (blocks x segments x tokens per clip)
     views: int
     probs: torch.Tensor = field(repr=False)  # class probabilities (averaged over views) `ranked` was read from
+    cached: bool = False  # True: this call reused the head's output computed earlier on the same features
 
     @property
     def top(self) -> list[tuple[str, float]]:
@@ -461,6 +467,10 @@ class Classification:
     def encoder_runs(self) -> int:
         return sum(not p.cached for p in self.passes)
 
+    @property
+    def head_runs(self) -> int:
+        return sum(not h.cached for h in self.heads)
+
     def timings(self) -> dict:
         """Plain numbers for the API and the page."""
         return {
@@ -470,6 +480,8 @@ class Classification:
             "encoders_in_memory": self.encoders_in_memory,
             "encoder_passes_run": self.encoder_runs,
             "encoder_passes_reused": len(self.passes) - self.encoder_runs,
+            "heads_run": self.head_runs,
+            "heads_reused": len(self.heads) - self.head_runs,
             "preprocess_s": round(self.preprocess_seconds, 4),
             "encoder_passes": [
                 {"clip": p.clip, "num_frames": p.num_frames, "frame_step": p.frame_step, "encoder": p.encoder,
@@ -477,7 +489,7 @@ class Classification:
                  "tokens": p.num_tokens, "timestamps_s": [round(t, 3) for t in p.timestamps_s]}
                 for p in self.passes
             ],
-            "heads": {h.name: {"title": h.title, "hub_id": h.hub_id, "seconds": round(h.seconds, 4),
+            "heads": {h.name: {"title": h.title, "hub_id": h.hub_id, "seconds": round(h.seconds, 4), "cached": h.cached,
                                "encoder_passes": h.encoder_passes, "shares_encoder": h.shares_encoder,
                                "blocks": h.blocks, "pooler_tokens": h.pooler_tokens, "views": h.views,
                                "top": [t._asdict() for t in h.ranked]}
@@ -529,10 +541,17 @@ class PassInput:
 
 @dataclass
 class HeadsInput:
-    """What `encode_and_classify` receives: every encoder pass, and per probe its views' pass indices."""
+    """What `encode_and_classify` receives: every encoder pass, per probe still to run its views' pass indices,
+    and the probabilities of the probes whose output is cached (they do not run again)."""
 
     passes: list[PassInput]
     plans: dict[str, list[list[int]]]  # probe name -> per view, the passes whose features it concatenates
+    cached_probs: dict[str, torch.Tensor] = field(default_factory=dict)  # probe name -> its cached probabilities
+
+    @property
+    def runs(self) -> bool:
+        """Whether there is model work at all: an encoder pass or a head still to run."""
+        return bool(self.plans) or any(item.runs for item in self.passes)
 
 
 @dataclass
@@ -541,9 +560,17 @@ class HeadsPass:
 
     layers: dict[int, dict[int, torch.Tensor]]  # pass index -> its features, for the passes that ran
     encoder_seconds: dict[int, float]
-    probs: dict[str, torch.Tensor]  # probe name -> class probabilities, averaged over views (float32)
-    head_seconds: dict[str, float]  # poolers + classifiers (one per view)
-    pooler_tokens: dict[str, int]  # tokens one pooler call read
+    probs: dict[str, torch.Tensor]  # probe name -> class probabilities, averaged over views (float32); every probe
+    head_seconds: dict[str, float]  # poolers + classifiers (one per view), for the probes that ran
+    pooler_tokens: dict[str, int]  # tokens one pooler call read, for the probes that ran
+
+
+class HeadOutput(NamedTuple):
+    """A head's output on one clip, as `HEAD_CACHE` keeps it (CPU)."""
+
+    probs: torch.Tensor
+    seconds: float
+    pooler_tokens: int
 
 
 def encoder_of(name: str) -> torch.nn.Module:
@@ -583,19 +610,23 @@ def gpu_seconds(work: HeadsInput) -> float:
 
 
 def run_heads(work: HeadsInput) -> HeadsPass:
-    """Model work: the encoder passes still missing, then each head's pooler and classifier once per view on
-    its features (its segments concatenated along the tokens), the views' probabilities averaged. No plans
-    (`prefetch`): only the passes."""
-    heads = {head.spec.name: head for head in load_heads(list(work.plans))}
+    """Model work: the encoder passes still missing, then each head still to run: its pooler and classifier once
+    per view on its features (its segments concatenated along the tokens), the views' probabilities averaged.
+    No plans (`prefetch`, or every head cached): only the passes. The probabilities hold every probe, the cached
+    ones included, in `PROBE_NAMES` order."""
+    heads = {head.spec.name: head for head in load_heads(list(work.plans))} if work.plans else {}
+    read = {index for plan in work.plans.values() for view in plan for index in view}
     new_layers, encoder_seconds, on_device = {}, {}, {}
     for index, item in enumerate(work.passes):
+        if not item.runs and index not in read:
+            continue
         encoder = encoder_of(item.encoder_of)
         if item.runs:
             new_layers[index], encoder_seconds[index] = encoder_pass(encoder, item.pixels, item.blocks)
         layers = new_layers[index] if item.runs else item.layers
-        if work.plans:
+        if index in read:
             on_device[index] = {block: checkpoints.on_model(encoder, tensor) for block, tensor in layers.items()}
-    probs, head_seconds, pooler_tokens = {}, {}, {}
+    probs, head_seconds, pooler_tokens = dict(work.cached_probs), {}, {}
     for name, plan in work.plans.items():
         head = heads[name]
         blocks = head.spec.recipe.blocks(depth(head.encoder))
@@ -607,6 +638,7 @@ def run_heads(work: HeadsInput) -> HeadsPass:
             view_probs.append(torch.softmax(head_logits(head, features).float(), dim=-1))
         probs[name] = torch.stack(view_probs).mean(dim=0).reshape(-1).cpu()  # vjepa2 eval.py: views average probabilities
         head_seconds[name] = time.perf_counter() - started
+    probs = {name: probs[name] for name in PROBE_NAMES if name in probs}
     return HeadsPass(new_layers, encoder_seconds, probs, head_seconds, pooler_tokens)
 
 
@@ -637,6 +669,9 @@ class HeadsRequest:
     work: HeadsInput  # what the GPU function receives
     heads: list[Head]
     passes: list[_PassPlan]
+    plans: dict[str, list[list[int]]]  # every probe's plan (`work.plans` holds only those still to run)
+    head_keys: dict[str, tuple]  # probe name -> its `HEAD_CACHE` key: the pass keys it reads, view by view
+    cached_heads: dict[str, HeadOutput]  # the probes whose output on these features is cached
     sampling: str
     sampling_reason: str
     start_s: float
@@ -653,7 +688,8 @@ def prepare(video_path, start_s: float = 0.0, *, sampling: str = SAMPLING_AUTO,
             names: list[str] | None = None) -> HeadsRequest:
     """Main process: read frames once per distinct (frames, step, start), preprocess each distinct clip once,
     and plan one encoder pass per distinct (encoder, clip) keeping every block the heads reading it need;
-    a pass whose features are cached carries them instead of its pixels."""
+    a pass whose features are cached carries them instead of its pixels, and a head whose output on those cached
+    features is cached does not run again."""
     sampling, reason = resolve_sampling(sampling)
     heads = load_heads(names)
     samples: dict[tuple, media.FrameSample] = {}
@@ -705,14 +741,24 @@ def prepare(video_path, start_s: float = 0.0, *, sampling: str = SAMPLING_AUTO,
                                 None if hit else meta["pixels"], hit.layers if hit else None))
         passes.append(_PassPlan(head.encoder, digest, meta["clip"], meta["sample"], meta["step"], meta["heads"],
                                 meta["blocks"], hit))
-    work = HeadsInput(inputs, {name: [[order.index(key) for key in view] for view in plan]
-                               for name, plan in plans.items()})
+    indices = {name: [[order.index(key) for key in view] for view in plan] for name, plan in plans.items()}
+    head_keys = {name: (name, tuple(tuple(view) for view in plan)) for name, plan in plans.items()}
+    cached_heads = {}
+    for head in heads:
+        name = head.spec.name
+        if all(passes[index].hit for view in indices[name] for index in view):
+            cached = HEAD_CACHE.get(head_keys[name], owner=head.model)
+            if cached is not None:
+                cached_heads[name] = cached
+    work = HeadsInput(inputs, {name: plan for name, plan in indices.items() if name not in cached_heads},
+                      {name: output.probs for name, output in cached_heads.items()})
     notes.extend(_sampling_notes(sampling, heads))
-    return HeadsRequest(work, heads, passes, sampling, reason, start_s, notes, preprocess_seconds)
+    return HeadsRequest(work, heads, passes, indices, head_keys, cached_heads, sampling, reason, start_s, notes,
+                        preprocess_seconds)
 
 
 def finish(request: HeadsRequest, result: HeadsPass) -> Classification:
-    """Main process: keep the passes that ran (`TOKEN_CACHE`) and read the heads' probabilities."""
+    """Main process: keep the passes and heads that ran (`TOKEN_CACHE`, `HEAD_CACHE`) and read the heads' results."""
     passes: list[EncoderPass] = []
     for index, (plan, item) in enumerate(zip(request.passes, request.work.passes, strict=True)):
         head = next(h for h in request.heads if h.spec.name == item.encoder_of)
@@ -726,46 +772,58 @@ def finish(request: HeadsRequest, result: HeadsPass) -> Classification:
             num_tokens=int(next(iter(encoded.layers.values())).shape[1])))
     results = []
     for head in request.heads:
-        name, plan = head.spec.name, request.work.plans[head.spec.name]
-        probs = result.probs[name]
+        name, plan = head.spec.name, request.plans[head.spec.name]
+        output = request.cached_heads.get(name) or _keep_head(request, head, result)
         results.append(HeadResult(
-            name, head.spec.title, head.hub_id, top_labels(probs, head.id2label), result.head_seconds[name],
+            name, head.spec.title, head.hub_id, top_labels(output.probs, head.id2label), output.seconds,
             sorted({index for view in plan for index in view}), head.shares_encoder,
-            list(head.spec.recipe.blocks(depth(head.encoder))), result.pooler_tokens[name], len(plan), probs))
+            list(head.spec.recipe.blocks(depth(head.encoder))), output.pooler_tokens, len(plan), output.probs,
+            cached=name in request.cached_heads))
     return Classification(results, passes, request.sampling, request.sampling_reason, request.start_s,
                           request.notes, request.preprocess_seconds, resident_encoders(request.heads))
+
+
+def _keep_head(request: HeadsRequest, head: Head, result: HeadsPass) -> HeadOutput:
+    """Main process: a head's output from what the GPU function returned, kept in `HEAD_CACHE`."""
+    name = head.spec.name
+    output = HeadOutput(result.probs[name], result.head_seconds[name], result.pooler_tokens[name])
+    HEAD_CACHE.put(request.head_keys[name], output, owner=head.model)
+    return output
 
 
 def classify(video_path, start_s: float = 0.0, *, sampling: str = SAMPLING_AUTO,
              names: list[str] | None = None) -> Classification:
     """Top-5 actions of every probe for the clip starting at `start_s`, with honest timings.
 
-    Frames, preprocessing and the encoder cache stay in the main process (`prepare`, `finish`); the model
-    work is one GPU function (`encode_and_classify`), which encodes only the clips not cached yet. Arguments
-    as `validate_request` returns them.
+    Frames, preprocessing and the caches stay in the main process (`prepare`, `finish`); the model work is one
+    GPU function (`encode_and_classify`), which encodes only the clips not cached yet and runs only the heads
+    whose output is not cached; with nothing to run it is not called. Arguments as `validate_request` returns them.
     """
     request = prepare(video_path, start_s, sampling=sampling, names=names)
-    return finish(request, encode_and_classify(request.work))
+    return finish(request, encode_and_classify(request.work) if request.work.runs else run_heads(request.work))
 
 
 def prefetch(video_path, start_s: float = 0.0, *, sampling: str = SAMPLING_AUTO,
              still_wanted: Callable[[], bool] = lambda: True) -> dict:
-    """Fill the feature cache for the clips the heads will read (`/prepare_clip`), so that `classify` (and VQA's
-    grounded mode, which classifies the same way) then runs only the heads. Arguments as `validate_request`
-    returns them. Nothing runs for passes already cached.
+    """Fill the caches for the clips the heads will read (`/prepare_clip`), so that `classify` (and VQA's
+    grounded mode, which classifies the same way) then runs only the heads, or, on a CPU, nothing at all.
+    Arguments as `validate_request` returns them. Nothing runs for passes and heads already cached.
 
     The missing passes run through `encode_and_classify` with no heads. Off ZeroGPU one pass per call, and
     `still_wanted()` is asked before and after each: a clip that is no longer the learner's current one stops
     between passes and keeps nothing (it would only push wanted features out of the cache). On ZeroGPU every
-    missing pass goes in one call (each call asks for its own GPU time). On a CPU the paper protocol (minutes)
-    is not prepared: it would hold the models for everyone; a click runs it.
+    missing pass goes in one call (each call asks for its own GPU time). On a CPU the heads run too, one per
+    call in the same way: there they take seconds (Diving48's pooler about 8 s on 2 cores for a 16-frame clip),
+    and a click or a question on the clip needs them whatever it asks; on a GPU they take a fraction of a second
+    and the prepare's GPU time stays the passes'. On a CPU the paper protocol (minutes) is not prepared: it would
+    hold the models for everyone; a click runs it.
     """
     request = prepare(video_path, start_s, sampling=sampling)
     missing = [index for index, item in enumerate(request.work.passes) if item.runs]
     numbers = {"sampling": request.sampling, "sampling_reason": request.sampling_reason,
                "encoder_passes": len(missing), "encoder_passes_run": 0,
-               "encoder_passes_reused": len(request.work.passes) - len(missing), "stale": False, "skipped": "",
-               "seconds": 0.0}
+               "encoder_passes_reused": len(request.work.passes) - len(missing), "heads_run": 0, "stale": False,
+               "skipped": "", "seconds": 0.0}
     if missing and request.sampling == SAMPLING_PAPER and not checkpoints.models_on_gpu():
         return {**numbers, "skipped": "the paper protocol takes minutes on a CPU; it runs when you click"}
     batches = [missing] if checkpoints.ON_ZERO_GPU else [[index] for index in missing]
@@ -780,6 +838,20 @@ def prefetch(video_path, start_s: float = 0.0, *, sampling: str = SAMPLING_AUTO,
             store(plan.encoder, plan.digest, result.layers[position], result.encoder_seconds[position])
             numbers["seconds"] = round(numbers["seconds"] + result.encoder_seconds[position], 4)
         numbers["encoder_passes_run"] += len(batch)
+    if checkpoints.models_on_gpu() or request.sampling == SAMPLING_PAPER:
+        return numbers
+    request = prepare(video_path, start_s, sampling=sampling)  # the passes come from the cache now
+    for head in request.heads:
+        if head.spec.name not in request.work.plans:  # its output on these features is cached
+            continue
+        if not still_wanted():
+            return {**numbers, "stale": True}
+        result = encode_and_classify(HeadsInput(request.work.passes, {head.spec.name: request.work.plans[head.spec.name]}))
+        if not still_wanted():
+            return {**numbers, "stale": True}
+        _keep_head(request, head, result)
+        numbers["seconds"] = round(numbers["seconds"] + result.head_seconds[head.spec.name], 4)
+        numbers["heads_run"] += 1
     return numbers
 
 

@@ -29,7 +29,8 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import torch
-from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
+from transformers import StoppingCriteria, StoppingCriteriaList
+from transformers.generation.streamers import BaseStreamer
 
 import checkpoints
 from demos import jepa, media
@@ -215,6 +216,43 @@ def build_inputs_embeds(
     return inputs_embeds, attention_mask
 
 
+class StreamedText(NamedTuple):
+    """One step of a streamed answer: the text so far and how many tokens it came from."""
+
+    text: str
+    tokens: int
+
+
+class _TokenStreamer(BaseStreamer):
+    """Hands the consumer the answer after every generated token (`StreamedText`).
+
+    transformers' `TextIteratorStreamer` holds text back until a word ends (a space or a newline), so the
+    first words appear a token or more late, and an answer whose tokens hold no space appears only when it
+    ends. Here only an incomplete UTF-8 character (decoded as U+FFFD) waits for the token that completes it.
+    """
+
+    def __init__(self, tokenizer, timeout: float):
+        self.tokenizer, self.timeout = tokenizer, timeout
+        self.queue: queue.Queue = queue.Queue()
+        self.ids: list[int] = []
+        self.prompt_skipped = False
+
+    def put(self, value: torch.Tensor) -> None:
+        if not self.prompt_skipped:  # `generate` hands over the prompt first
+            self.prompt_skipped = True
+            return
+        self.ids.extend(value.reshape(-1).tolist())
+        text = self.tokenizer.decode(self.ids, skip_special_tokens=True)
+        self.queue.put(StreamedText(text.rstrip("\ufffd"), len(self.ids)))
+
+    def end(self) -> None:
+        self.queue.put(None)
+
+    def __iter__(self) -> Iterator[StreamedText]:
+        while (item := self.queue.get(timeout=self.timeout)) is not None:
+            yield item
+
+
 class _StopWhenSet(StoppingCriteria):
     """Stops generation once the consumer has gone away (a closed generator sets the event)."""
 
@@ -234,14 +272,15 @@ def stream_answer(
     attention_mask: torch.Tensor | None = None,
     max_new_tokens: int = MAX_NEW_TOKENS,
     max_time_s: float = MAX_GENERATION_SECONDS,
-) -> Iterator[str]:
-    """Generate an answer greedily and yield the growing text after every decoded piece.
+) -> Iterator[StreamedText]:
+    """Generate an answer greedily and yield it after every generated token: `StreamedText(text, tokens)`.
 
     Give either `messages` (chat messages, e.g. `grounded_prompt(...).messages`) or `inputs_embeds`
-    (+ `attention_mask`, from `build_inputs_embeds`). Generation runs in a thread feeding a
-    `TextIteratorStreamer`; it stops at the end of turn, after `max_new_tokens` tokens, after
-    `max_time_s` seconds, or when the caller stops iterating. An exception raised in the thread
-    is raised here, in the caller. Yields at least once (the empty string if nothing was said).
+    (+ `attention_mask`, from `build_inputs_embeds`). Generation runs in a thread feeding a streamer
+    that decodes every token at once (`_TokenStreamer`); it stops at the end of turn, after
+    `max_new_tokens` tokens, after `max_time_s` seconds, or when the caller stops iterating. An
+    exception raised in the thread is raised here, in the caller. Yields at least once
+    (`StreamedText("", 0)` if no token came).
     """
     if (messages is None) == (inputs_embeds is None):
         raise ValueError("give exactly one of messages= or inputs_embeds=")
@@ -262,9 +301,7 @@ def stream_answer(
         eos_token_id = tokenizer.eos_token_id
     pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
 
-    streamer = TextIteratorStreamer(
-        tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=max_time_s + STREAM_GRACE_SECONDS
-    )
+    streamer = _TokenStreamer(tokenizer, timeout=max_time_s + STREAM_GRACE_SECONDS)
     consumer_gone = threading.Event()
     failures: list[BaseException] = []
 
@@ -293,15 +330,11 @@ def stream_answer(
 
     thread = threading.Thread(target=generate, name="vqa-generate", daemon=True)
     thread.start()
-    answer = ""
-    yielded = False
+    answer = StreamedText("", 0)
     try:
         try:
-            for piece in streamer:
-                if piece:
-                    answer += piece
-                    yielded = True
-                    yield answer
+            for answer in streamer:
+                yield answer
         except queue.Empty as error:  # the thread went silent well past the time budget
             if not failures:
                 raise UserError("The language model stopped responding; please try again.") from error
@@ -310,7 +343,7 @@ def stream_answer(
     thread.join()
     if failures:
         raise failures[0]
-    if not yielded:
+    if not answer.tokens:
         yield answer
 
 
@@ -364,7 +397,7 @@ def gpu_seconds(question: str, mode: str, *, heads: probes.HeadsInput | None = N
                 clip: probes.PassInput | None = None, max_time_s: float = MAX_GENERATION_SECONDS, **_) -> float:
     """The GPU duration `answer_on_device` asks for: the token budget, and the encoder passes and heads still to
     run. Grounded with one shared clip (the CPU default): 13 s; with the paper protocol (the GPU default): 21 s,
-    15 s once the clip's passes are cached. Projected: 13 s."""
+    15 s once the clip's passes are cached, 13 s once it is classified. Projected: 13 s."""
     encoder_work = probes.heads_seconds(heads) if heads is not None else probes.pass_seconds(clip)
     return checkpoints.gpu_seconds(encoder_work + GPU_SECONDS_PROMPT + min(max_time_s, MAX_NEW_TOKENS * GPU_SECONDS_PER_TOKEN))
 
@@ -404,10 +437,10 @@ def _projected_inputs(clip: probes.PassInput, grid, clip_text: str, question: st
 @checkpoints.gpu_task(duration=gpu_seconds)
 def answer_on_device(question: str, mode: str, *, heads: probes.HeadsInput | None = None,
                      clip: probes.PassInput | None = None, grid=None, clip_text: str = "",
-                     max_time_s: float = MAX_GENERATION_SECONDS) -> Iterator[PreparedInputs | str]:
+                     max_time_s: float = MAX_GENERATION_SECONDS) -> Iterator[PreparedInputs | StreamedText]:
     """The model work of one question: first the LLM's inputs (`PreparedInputs`: grounded, the probes' missing
     passes and heads, `probes.run_heads`; projected, the clip's pass if missing and the projector), then the
-    growing answer (str), bounded by `MAX_NEW_TOKENS` and `max_time_s`."""
+    answer after every token (`StreamedText`), bounded by `MAX_NEW_TOKENS` and `max_time_s`."""
     llm_loaded = checkpoints.load(LLM)
     llm, tokenizer = llm_loaded.model, llm_loaded.processor
     if mode == MODE_PROJECTED:
@@ -440,15 +473,17 @@ def _projector_clip(video_path, start_s: float):
     return clip, grid, encoder, digest, hit
 
 
-def answer_stream(video_path, start_s: float, question: str) -> Iterator[AnswerUpdate]:
-    """Answer a question about the clip, streaming the growing answer.
+def answer_stream(video_path, start_s: float, question: str,
+                  sampling: str = probes.SAMPLING_AUTO) -> Iterator[AnswerUpdate]:
+    """Answer a question about the clip, streaming the answer after every generated token.
 
-    Grounded mode classifies the clip with every probe and puts their top labels into the prompt as text;
-    projected mode feeds the projector's visual tokens through `inputs_embeds`. Frames, preprocessing and the
-    encoder cache stay here, in the main process: a clip already encoded (by `/classify_action` or an earlier
-    question) runs no encoder pass, only the heads. The model work is the GPU generator `answer_on_device`.
-    The video path, start and question are validated by the caller (`probes.validate_request`,
-    `validate_question`).
+    Grounded mode classifies the clip with every probe, sampled as `/classify_action` samples it (`sampling`),
+    and puts their top labels into the prompt as text; projected mode feeds the projector's visual tokens
+    through `inputs_embeds`. Frames, preprocessing and the caches stay here, in the main process: a clip
+    already prepared or encoded (`/prepare_clip`, `/classify_action` or an earlier question, with the same
+    sampling) runs no encoder pass, and a clip already classified runs no head either. The model work is the
+    GPU generator `answer_on_device`. The video path, start, sampling and question are validated by the caller
+    (`probes.validate_request`, `validate_question`).
     """
     mode = vqa_mode()
     max_time_s = generation_time_s()
@@ -459,7 +494,7 @@ def answer_stream(video_path, start_s: float, question: str) -> Iterator[AnswerU
         clip_text = f"{PROJECTED_CLIP[0]} frames (step {PROJECTED_CLIP[1]}) from {start_s:g} s"
         stream = answer_on_device(question, mode.mode, clip=clip, grid=grid, clip_text=clip_text, max_time_s=max_time_s)
     else:
-        request = probes.prepare(video_path, start_s)
+        request = probes.prepare(video_path, start_s, sampling=sampling)
         stream = answer_on_device(question, mode.mode, heads=request.work, max_time_s=max_time_s)
     try:
         prepared = next(stream)
@@ -469,18 +504,22 @@ def answer_stream(video_path, start_s: float, question: str) -> Iterator[AnswerU
                            visual_tokens=prepared.visual_tokens)
         else:
             result = probes.finish(request, prepared.heads)
-            numbers.update(encoder_passes_run=result.encoder_runs,
+            numbers.update(sampling=result.sampling, encoder_passes_run=result.encoder_runs,
                            encoder_passes_reused=len(result.passes) - result.encoder_runs,
+                           heads_run=result.head_runs, heads_reused=len(result.heads) - result.head_runs,
                            probe_seconds=round(sum(p.seconds for p in result.passes if not p.cached)
-                                               + sum(h.seconds for h in result.heads), 4))
+                                               + sum(h.seconds for h in result.heads if not h.cached), 4))
         prompt_shown = prepared.prompt_shown
         numbers["inputs_seconds"] = round(time.perf_counter() - started, 4)
         yield AnswerUpdate("", mode, prompt_shown, dict(numbers))
-        answer, first_token_at = "", None
-        for answer in stream:
-            if first_token_at is None and answer:
-                first_token_at = time.perf_counter() - started
-                numbers["first_token_s"] = round(first_token_at, 4)
+        answer = ""
+        for answer, tokens in stream:
+            elapsed = round(time.perf_counter() - started, 4)
+            if tokens:
+                numbers.setdefault("first_token_s", elapsed)  # the first generated token, visible or not
+            if answer:
+                numbers.setdefault("first_text_s", elapsed)
+            numbers["new_tokens"] = tokens
             yield AnswerUpdate(answer, mode, prompt_shown, dict(numbers))
     finally:
         stream.close()  # a closed answer stops the generation (and, on ZeroGPU, frees the GPU)

@@ -117,12 +117,14 @@ def timings_markdown(result: probes.Classification) -> str:
         passes = ", ".join(str(i + 1) for i in h.encoder_passes)
         blocks = "last block" if len(h.blocks) == 1 else f"blocks {', '.join(map(str, h.blocks))} concatenated"
         views = f" × {h.views} views, probabilities averaged" if h.views > 1 else ""
+        when = f"reused ({h.seconds * 1000:.1f} ms when first computed)" if h.cached else f"{h.seconds * 1000:.1f} ms"
         lines.append(f"| head: {h.title} | pass{'es' if len(h.encoder_passes) > 1 else ''} {passes} | "
                      f"attentive pooler + linear layer on the normed {blocks} ({h.pooler_tokens:,} tokens{views}) | "
-                     f"{h.seconds * 1000:.1f} ms |")
-    runs = result.encoder_runs
+                     f"{when} |")
+    runs, head_runs = result.encoder_runs, result.head_runs
     summary = (f"**{runs} encoder pass{'es' if runs != 1 else ''} ran** for {len(result.heads)} heads this time "
-               f"({len(result.passes) - runs} reused from the cache); "
+               f"({len(result.passes) - runs} reused from the cache), and **{head_runs} head{'s' if head_runs != 1 else ''} "
+               f"ran** ({len(result.heads) - head_runs} reused: same features, same result); "
                f"{result.encoders_in_memory} encoder{'s' if result.encoders_in_memory != 1 else ''} in memory. "
                f"Preprocessing {result.preprocess_seconds:.2f} s.")
     shared = all(h.shares_encoder for h in result.heads)
@@ -180,17 +182,21 @@ def build_tab(endpoints: bool = True) -> common.ReadyExample:
                 sharing_markdown(), result.timings())
 
     @common.gradio_errors
-    def answer_question(video, start_s: float, question: str, progress=gr.Progress()):
-        """Answer a question about the clip (streams). Returns the growing answer, the mode (markdown: which
-        mode answered and what it can know), the prompt shown (exactly what the LLM was told) and the numbers
-        (mode; grounded: encoder passes run and reused from the cache; projected: whether the clip's encoder
-        tokens were cached; seconds to the inputs and to the first token; the token and time limits)."""
+    def answer_question(video, start_s: float, question: str, sampling: str = probes.SAMPLING_AUTO,
+                        progress=gr.Progress()):
+        """Answer a question about the clip (streams, one update per generated token). `sampling`: the probes'
+        frame sampling in grounded mode, as for /classify_action (so a clip prepared or classified with it runs
+        no encoder pass and no head again). Returns the growing answer, the mode (markdown: which mode answered
+        and what it can know), the prompt shown (exactly what the LLM was told) and the numbers (mode; grounded:
+        sampling, encoder passes and heads run and reused from the cache; projected: whether the clip's encoder
+        tokens were cached; seconds to the inputs, to the first generated token and to the first visible text;
+        tokens generated so far; the token and time limits)."""
         question = vqa.validate_question(question)  # a bad question fails before any model loads
-        video, start_s, _ = probes.validate_request(video, start_s)
+        video, start_s, sampling = probes.validate_request(video, start_s, sampling)
         load_models(progress)
         common.ensure_loaded([vqa.LLM], progress)
         progress(0.8, desc="Preparing what the language model reads…")
-        for update in vqa.answer_stream(video, start_s, question):
+        for update in vqa.answer_stream(video, start_s, question, sampling):
             yield update.answer, mode_markdown(update.mode), update.prompt_shown, update.numbers
 
     common.call_to_action(CALL_TO_ACTION)
@@ -235,8 +241,9 @@ def build_tab(endpoints: bool = True) -> common.ReadyExample:
 
     run.click(classify_action, [video, start_s, sampling], [ssv2, diving, timings, sharing, numbers],
               api_name=common.endpoint("classify_action", endpoints), concurrency_id=common.MODEL_CONCURRENCY_ID)
-    ask_args = dict(fn=answer_question, inputs=[video, start_s, question], outputs=[answer, mode, prompt_shown, answer_numbers],
-                    concurrency_id=common.MODEL_CONCURRENCY_ID)
+    # The question reads the clip as the page samples it, so a prepared or classified clip runs no pass again.
+    ask_args = dict(fn=answer_question, inputs=[video, start_s, question, sampling],
+                    outputs=[answer, mode, prompt_shown, answer_numbers], concurrency_id=common.MODEL_CONCURRENCY_ID)
     ask.click(api_name=common.endpoint("answer_question", endpoints), **ask_args)
     question.submit(api_name=False, **ask_args)
 
@@ -246,12 +253,14 @@ def build_tab(endpoints: bool = True) -> common.ReadyExample:
     def prepare_clip(video, start_s: float, sampling: str = probes.SAMPLING_AUTO, request: gr.Request = None,
                      progress=gr.Progress()):
         """Prepare a clip for /classify_action and /answer_question: run the encoder passes the heads will read
-        (cached by content), so that the next call with the same clip, start and sampling runs only the heads.
+        (cached by content), so that the next call with the same clip, start and sampling runs only the heads;
+        on a CPU, where the heads take seconds, run the heads too, so that it runs none.
 
         The page runs it when a clip is picked, its start or the sampling changes. Cheap when cached; on a CPU
         the paper protocol is not prepared (minutes). Returns numbers: sampling used, encoder_passes (missing
-        ones), encoder_passes_run, encoder_passes_reused, stale (a newer prepare of this session began, so
-        nothing more was kept), skipped (why not), seconds; or error (/classify_action says what is wrong).
+        ones), encoder_passes_run, encoder_passes_reused, heads_run, stale (a newer prepare of this session
+        began, so nothing more was kept), skipped (why not), seconds; or error (/classify_action says what is
+        wrong).
         """
         still_wanted = prepared_clip.begin(request)
         if video is None:
@@ -268,7 +277,8 @@ def build_tab(endpoints: bool = True) -> common.ReadyExample:
 
     def example_result(progress):
         labels = classify_action(EXAMPLE_VIDEO, 0.0, probes.SAMPLING_AUTO, progress)
-        *_, answered = answer_question(EXAMPLE_VIDEO, 0.0, EXAMPLE_QUESTION, progress)  # the whole streamed answer
+        *_, answered = answer_question(EXAMPLE_VIDEO, 0.0, EXAMPLE_QUESTION, probes.SAMPLING_AUTO,
+                                       progress)  # the whole streamed answer
         return (*labels, *answered)
 
     return common.ReadyExample("heads", [ssv2, diving, timings, sharing, numbers, answer, mode, prompt_shown, answer_numbers],
