@@ -89,20 +89,94 @@ def test_stream_answer_yields_growing_text_within_the_token_limit(llm, tokenizer
     assert list(stream_answer(llm, tokenizer, messages=messages, max_new_tokens=6)) == answers
 
 
+def _forward_calls(llm):
+    """The thread of every forward pass of `llm` from now on, and the hook's handle (remove it when done)."""
+    import threading
+
+    threads: list[int] = []
+    return threads, llm.register_forward_pre_hook(lambda module, args: threads.append(threading.get_ident()))
+
+
+@pytest.mark.parametrize("penalty", [None, 3.0])
+@pytest.mark.parametrize("inputs", ["messages", "inputs_embeds"])
+def test_answers_are_the_tokens_transformers_greedy_generate_chooses(llm, tokenizer, inputs, penalty, monkeypatch):
+    """The decoding loop is ours (see `_greedy_token_ids`), so it must pick what `generate(do_sample=False)`
+    picks, with and without the generation config's repetition penalty (Qwen's is 1.05; a strong one here, so
+    that it changes the answer)."""
+    monkeypatch.setattr(llm.generation_config, "repetition_penalty", penalty)
+    if inputs == "messages":
+        encoded = tokenizer.apply_chat_template(grounded_prompt("What is the person doing?", PROBES).messages,
+                                                add_generation_prompt=True, return_tensors="pt", return_dict=True)
+        kwargs = {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"]}
+        ours = list(stream_answer(llm, tokenizer, messages=grounded_prompt("What is the person doing?",
+                                                                         PROBES).messages, max_new_tokens=12))
+    else:
+        embeds, mask = build_inputs_embeds(llm, tokenizer, torch.randn(3, 64), "Which way does it move?")
+        kwargs = {"inputs_embeds": embeds, "attention_mask": mask}
+        ours = list(stream_answer(llm, tokenizer, inputs_embeds=embeds, attention_mask=mask, max_new_tokens=12))
+    with torch.inference_mode():
+        out = llm.generate(**kwargs, max_new_tokens=12, do_sample=False, temperature=None, top_p=None, top_k=None,
+                           pad_token_id=tokenizer.pad_token_id)
+    theirs = out[0, kwargs["input_ids"].shape[1]:] if "input_ids" in kwargs else out[0]
+    eos = llm.generation_config.eos_token_id
+    eos = set(eos) if isinstance(eos, list) else {eos}
+    ended = [i for i, t in enumerate(theirs.tolist()) if t in eos]
+    theirs = theirs.tolist()[:ended[0] if ended else None]
+    assert ours[-1].tokens == len(theirs) >= 6
+    assert ours[-1].text == tokenizer.decode(theirs, skip_special_tokens=True).rstrip("\ufffd")
+    if penalty:
+        monkeypatch.setattr(llm.generation_config, "repetition_penalty", None)
+        unpenalised = list(stream_answer(llm, tokenizer, max_new_tokens=12, **(
+            {"messages": grounded_prompt("What is the person doing?", PROBES).messages} if inputs == "messages"
+            else {"inputs_embeds": kwargs["inputs_embeds"], "attention_mask": kwargs["attention_mask"]})))
+        assert unpenalised[-1].text != ours[-1].text  # the penalty mattered, so the comparison above saw it
+
+
+def test_decoding_runs_in_the_threads_that_ask_for_tokens(llm, tokenizer):
+    """No thread is started per answer (on a GPU that made decoding 3-4x slower); gradio may run each step of
+    a generator in another of its worker threads, and each step then decodes there."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    threads, handle = _forward_calls(llm)
+    messages = grounded_prompt("What is the person doing?", PROBES).messages
+    stream = stream_answer(llm, tokenizer, messages=messages, max_new_tokens=6)
+    callers = set()
+
+    def step():
+        callers.add(threading.get_ident())
+        return next(stream, None)
+
+    started = threading.active_count()
+    try:
+        with ThreadPoolExecutor(3) as pool:
+            while pool.submit(step).result() is not None:
+                assert threading.active_count() <= started + 3  # the pool's own threads, nothing else
+    finally:
+        handle.remove()
+    assert threads and set(threads) <= callers
+
+
+def test_closing_the_stream_stops_decoding(llm, tokenizer):
+    threads, handle = _forward_calls(llm)
+    try:
+        stream = stream_answer(llm, tokenizer, messages=grounded_prompt("Why?", PROBES).messages, max_new_tokens=50)
+        next(stream), next(stream)
+        stream.close()
+        assert len(threads) == 2  # the prompt, then one step for the second token; none after the close
+    finally:
+        handle.remove()
+
+
 def test_every_token_is_streamed_as_it_comes_not_held_back_to_a_word_end(llm, tokenizer, monkeypatch):
     """transformers' TextIteratorStreamer would show "Pushing" only after the token that starts the next word,
     and an answer without a space only at its end; the learner sees each token's text at once."""
+    from demos.compute import vqa
+
     messages = grounded_prompt("What is the person doing?", PROBES).messages
     pieces = ["Push", "ing", " some", "thing", "\u00e9", "!"]  # é spans two byte-level tokens in GPT-2 style BPE
     said = [i for piece in pieces for i in tokenizer(piece, add_special_tokens=False)["input_ids"]]
-
-    def says_the_pieces(*, streamer, **kwargs):
-        streamer.put(kwargs["input_ids"])  # the prompt, skipped
-        for token in said:
-            streamer.put(torch.tensor([token]))
-        streamer.end()
-
-    monkeypatch.setattr(llm, "generate", says_the_pieces)
+    monkeypatch.setattr(vqa, "_greedy_token_ids", lambda *args, **kwargs: iter(said))
     answers = list(stream_answer(llm, tokenizer, messages=messages))
     assert [a.tokens for a in answers] == list(range(1, len(said) + 1))
     assert answers[0].text == tokenizer.decode(said[:1]) and answers[0].text  # the first token shows at once
@@ -112,21 +186,13 @@ def test_every_token_is_streamed_as_it_comes_not_held_back_to_a_word_end(llm, to
 
 
 def test_generation_is_bounded_in_time(llm, tokenizer):
+    threads, handle = _forward_calls(llm)
     messages = grounded_prompt("What is the person doing?", PROBES).messages
-    generated = []
-    original = llm.generate
-
-    def counting_generate(**kwargs):
-        out = original(**kwargs)
-        generated.append(out.shape[1] - kwargs["input_ids"].shape[1])
-        return out
-
-    llm.generate = counting_generate
     try:
-        list(stream_answer(llm, tokenizer, messages=messages, max_new_tokens=200, max_time_s=0.0))
+        answers = list(stream_answer(llm, tokenizer, messages=messages, max_new_tokens=200, max_time_s=0.0))
     finally:
-        del llm.generate
-    assert generated == [1]  # the time limit stops it after the first token, far below 200
+        handle.remove()
+    assert answers[-1].tokens <= 1 and len(threads) == 1  # the time limit stops it at the first token
 
 
 def test_stream_answer_accepts_inputs_embeds(llm, tokenizer):
@@ -137,25 +203,23 @@ def test_stream_answer_accepts_inputs_embeds(llm, tokenizer):
         next(stream_answer(llm, tokenizer))
 
 
-def test_an_error_in_generation_reaches_the_caller(llm, tokenizer, monkeypatch):
+def test_an_error_in_generation_reaches_the_caller(llm, tokenizer):
     messages = grounded_prompt("What is the person doing?", PROBES).messages
+    calls = []
 
-    def fails_midway(*, streamer, **kwargs):
-        streamer.put(kwargs["input_ids"])  # the prompt, skipped
-        streamer.put(torch.tensor([tokenizer.convert_tokens_to_ids("red")]))
-        raise RuntimeError("out of memory in the middle of an answer")
+    def fails_on_the_second_pass(module, args):
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("out of memory in the middle of an answer")
 
-    monkeypatch.setattr(llm, "generate", fails_midway)
-    stream = stream_answer(llm, tokenizer, messages=messages)
-    with pytest.raises(RuntimeError, match="out of memory"):
-        list(stream)
-
-    def fails_at_once(**kwargs):
-        raise ValueError("bad generation arguments")
-
-    monkeypatch.setattr(llm, "generate", fails_at_once)
-    with pytest.raises(ValueError, match="bad generation arguments"):
-        list(stream_answer(llm, tokenizer, messages=messages))
+    handle = llm.register_forward_pre_hook(fails_on_the_second_pass)
+    try:
+        stream = stream_answer(llm, tokenizer, messages=messages, max_new_tokens=10)
+        assert next(stream).tokens == 1  # the first token came
+        with pytest.raises(RuntimeError, match="out of memory"):
+            list(stream)
+    finally:
+        handle.remove()
 
 
 def test_on_zerogpu_generation_stops_within_the_gpu_duration_it_asked_for(monkeypatch):

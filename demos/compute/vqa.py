@@ -19,9 +19,7 @@ validated text. No gradio here: learner-facing problems raise `UserError`.
 from __future__ import annotations
 
 import logging
-import queue
 import re
-import threading
 import time
 import unicodedata
 from collections.abc import Iterator
@@ -29,8 +27,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import torch
-from transformers import StoppingCriteria, StoppingCriteriaList
-from transformers.generation.streamers import BaseStreamer
+from transformers import DynamicCache, RepetitionPenaltyLogitsProcessor
 
 import checkpoints
 from demos import jepa, media
@@ -49,8 +46,6 @@ PROJECTED_CLIP = (16, 4)  # frames and step of the clip whose encoder tokens the
 MAX_QUESTION_CHARS = 500
 MAX_NEW_TOKENS = 128
 MAX_GENERATION_SECONDS = 30.0
-# The caller stops waiting for a token this long after the time budget, whatever happened in the thread.
-STREAM_GRACE_SECONDS = 60.0
 
 # Stands for the visual tokens in the rendered chat template; cut out before tokenizing, so it
 # never needs to be a token of the vocabulary (`validate_question` removes `<|...|>` from questions).
@@ -223,44 +218,40 @@ class StreamedText(NamedTuple):
     tokens: int
 
 
-class _TokenStreamer(BaseStreamer):
-    """Hands the consumer the answer after every generated token (`StreamedText`).
+def _greedy_token_ids(llm, model_inputs: dict, *, eos_ids: set[int], max_new_tokens: int,
+                      max_time_s: float) -> Iterator[int]:
+    """The answer's token ids, one forward pass each with the KV cache, in the caller's thread: greedy, with the
+    repetition penalty of the model's generation config, as `llm.generate(do_sample=False)` chooses them (a test
+    compares the two). It stops at an end-of-turn id, after `max_new_tokens` or after `max_time_s` seconds.
 
-    transformers' `TextIteratorStreamer` holds text back until a word ends (a space or a newline), so the
-    first words appear a token or more late, and an answer whose tokens hold no space appears only when it
-    ends. Here only an incomplete UTF-8 character (decoded as U+FFFD) waits for the token that completes it.
+    Why not `generate` in a thread feeding a streamer (transformers' streaming recipe): on an H200 any decoding
+    in a newly started thread ran at 12-18 tokens/s, the same decoding in the calling thread or in a worker
+    thread that had run before (gradio runs a generator's steps in its worker threads) at 44-61 (README
+    "Benchmarks"). Each step switches inference mode on for itself: the next step may run in another thread.
     """
-
-    def __init__(self, tokenizer, timeout: float):
-        self.tokenizer, self.timeout = tokenizer, timeout
-        self.queue: queue.Queue = queue.Queue()
-        self.ids: list[int] = []
-        self.prompt_skipped = False
-
-    def put(self, value: torch.Tensor) -> None:
-        if not self.prompt_skipped:  # `generate` hands over the prompt first
-            self.prompt_skipped = True
+    penalty = llm.generation_config.repetition_penalty
+    penalize = RepetitionPenaltyLogitsProcessor(penalty) if penalty not in (None, 1.0) else None
+    seen = model_inputs.get("input_ids")  # as `generate`, the penalty also counts the prompt's ids when given
+    seen = seen if seen is not None else torch.zeros(1, 0, dtype=torch.long, device=llm.device)
+    mask = model_inputs["attention_mask"]
+    cache = DynamicCache(config=llm.config)
+    started = time.perf_counter()
+    with torch.inference_mode():
+        logits = llm(**model_inputs, past_key_values=cache, use_cache=True).logits[:, -1, :]
+    for count in range(1, max_new_tokens + 1):
+        with torch.inference_mode():
+            scores = logits.float()
+            next_id = (penalize(seen, scores) if penalize else scores).argmax(dim=-1, keepdim=True)
+            token = int(next_id)
+        if token in eos_ids:
             return
-        self.ids.extend(value.reshape(-1).tolist())
-        text = self.tokenizer.decode(self.ids, skip_special_tokens=True)
-        self.queue.put(StreamedText(text.rstrip("\ufffd"), len(self.ids)))
-
-    def end(self) -> None:
-        self.queue.put(None)
-
-    def __iter__(self) -> Iterator[StreamedText]:
-        while (item := self.queue.get(timeout=self.timeout)) is not None:
-            yield item
-
-
-class _StopWhenSet(StoppingCriteria):
-    """Stops generation once the consumer has gone away (a closed generator sets the event)."""
-
-    def __init__(self, event: threading.Event):
-        self.event = event
-
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs) -> torch.BoolTensor:
-        return torch.full((input_ids.shape[0],), self.event.is_set(), dtype=torch.bool, device=input_ids.device)
+        yield token
+        if count == max_new_tokens or time.perf_counter() - started >= max_time_s:
+            return
+        with torch.inference_mode():
+            seen = torch.cat([seen, next_id], dim=1)
+            mask = torch.cat([mask, mask.new_ones(1, 1)], dim=1)
+            logits = llm(input_ids=next_id, attention_mask=mask, past_key_values=cache, use_cache=True).logits[:, -1, :]
 
 
 def stream_answer(
@@ -276,11 +267,12 @@ def stream_answer(
     """Generate an answer greedily and yield it after every generated token: `StreamedText(text, tokens)`.
 
     Give either `messages` (chat messages, e.g. `grounded_prompt(...).messages`) or `inputs_embeds`
-    (+ `attention_mask`, from `build_inputs_embeds`). Generation runs in a thread feeding a streamer
-    that decodes every token at once (`_TokenStreamer`); it stops at the end of turn, after
-    `max_new_tokens` tokens, after `max_time_s` seconds, or when the caller stops iterating. An
-    exception raised in the thread is raised here, in the caller. Yields at least once
-    (`StreamedText("", 0)` if no token came).
+    (+ `attention_mask`, from `build_inputs_embeds`). Decoding runs in the caller's thread
+    (`_greedy_token_ids`) and stops at the end of turn, after `max_new_tokens` tokens, after `max_time_s`
+    seconds, or when the caller stops iterating. Each token's text shows at once (transformers'
+    `TextIteratorStreamer` would hold it back until a word ends); only an incomplete UTF-8 character
+    (decoded as U+FFFD) waits for the token that completes it. Yields at least once (`StreamedText("", 0)`
+    if no token came).
     """
     if (messages is None) == (inputs_embeds is None):
         raise ValueError("give exactly one of messages= or inputs_embeds=")
@@ -295,54 +287,17 @@ def stream_answer(
             attention_mask = torch.ones(inputs_embeds.shape[:2], dtype=torch.long)
         model_inputs = {"inputs_embeds": inputs_embeds, "attention_mask": attention_mask}
     model_inputs = {name: tensor.to(device) for name, tensor in model_inputs.items()}
+    eos = llm.generation_config.eos_token_id
+    eos = tokenizer.eos_token_id if eos is None else eos
+    eos_ids = set(eos) if isinstance(eos, list | tuple) else {eos}
 
-    eos_token_id = llm.generation_config.eos_token_id
-    if eos_token_id is None:
-        eos_token_id = tokenizer.eos_token_id
-    pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-
-    streamer = _TokenStreamer(tokenizer, timeout=max_time_s + STREAM_GRACE_SECONDS)
-    consumer_gone = threading.Event()
-    failures: list[BaseException] = []
-
-    def generate() -> None:
-        try:
-            # Grad mode is per thread: inference mode must be switched on inside it.
-            with torch.inference_mode():
-                llm.generate(
-                    **model_inputs,
-                    streamer=streamer,
-                    max_new_tokens=max_new_tokens,
-                    max_time=max_time_s,
-                    # Greedy: the same clip and question give the same answer (sampling settings of
-                    # the model's generation config are overridden, not used).
-                    do_sample=False,
-                    temperature=None,
-                    top_p=None,
-                    top_k=None,
-                    eos_token_id=eos_token_id,
-                    pad_token_id=pad_token_id,
-                    stopping_criteria=StoppingCriteriaList([_StopWhenSet(consumer_gone)]),
-                )
-        except BaseException as error:  # handed to the caller below, never swallowed
-            failures.append(error)
-            streamer.end()  # wakes the caller, who would otherwise wait for a token forever
-
-    thread = threading.Thread(target=generate, name="vqa-generate", daemon=True)
-    thread.start()
+    ids: list[int] = []
     answer = StreamedText("", 0)
-    try:
-        try:
-            for answer in streamer:
-                yield answer
-        except queue.Empty as error:  # the thread went silent well past the time budget
-            if not failures:
-                raise UserError("The language model stopped responding; please try again.") from error
-    finally:
-        consumer_gone.set()
-    thread.join()
-    if failures:
-        raise failures[0]
+    for token in _greedy_token_ids(llm, model_inputs, eos_ids=eos_ids, max_new_tokens=max_new_tokens,
+                                   max_time_s=max_time_s):
+        ids.append(token)
+        answer = StreamedText(tokenizer.decode(ids, skip_special_tokens=True).rstrip("\ufffd"), len(ids))
+        yield answer
     if not answer.tokens:
         yield answer
 
