@@ -379,6 +379,23 @@ def test_start_up_loading_compares_and_shares_the_probes_encoders(tiny_hub, monk
     assert all(entry.encoder_comparison.equal and entry.model.vjepa2 is base for entry in loaded)
 
 
+@pytest.mark.parametrize("sampling", ["shared", "paper"])
+def test_a_cached_clip_is_not_preprocessed_again(heads, wide_video, sampling, monkeypatch):
+    """The cache key is the frames' hash, taken before preprocessing: a click on a cached clip preprocesses
+    nothing (on an H200 that was most of a cached paper-protocol click), and the keys agree with the clip's."""
+    probes.TOKEN_CACHE.clear()
+    preprocessed = []
+    real = probes.ClipToEncode.pixels
+    monkeypatch.setattr(probes.ClipToEncode, "pixels", lambda clip: (preprocessed.append(clip.key), real(clip))[1])
+    probes.classify(wide_video, 0.0, sampling=sampling)  # as a prepare or an earlier click leaves it
+    ran = list(preprocessed)
+    assert ran and len(ran) == len(set(ran))  # each distinct clip preprocessed once
+    preprocessed.clear()
+    request = probes.prepare(wide_video, 0.0, sampling=sampling)
+    assert preprocessed == [] and not any(item.runs for item in request.work.passes)
+    assert sorted(plan.digest for plan in request.passes) == sorted(ran)
+
+
 def test_a_cached_clip_sends_its_features_to_the_gpu_function_instead_of_its_pixels(heads, video, monkeypatch):
     import pickle
 

@@ -53,7 +53,9 @@ from demos.errors import UserError, number
 log = logging.getLogger(__name__)
 
 TOP_K = 5
-ENCODER_CACHE_SIZE = 16  # passes kept (all encoders together); the paper protocol's Diving48 alone is up to 12
+# Passes kept (all encoders together). The paper protocol reads up to 18 (Diving48 alone 12): all of one clip's
+# must fit, or a click after its prepare runs some again. Each keeps 1-5 normed blocks, 4-40 MB in bf16.
+ENCODER_CACHE_SIZE = 24
 MAX_START_S = 3600.0
 # The paper protocol spreads its segments over the video from the start time, as the V-JEPA 2 evaluation
 # spreads them over a whole (short) dataset clip; a long upload is cut to this window.
@@ -278,9 +280,39 @@ def resident_encoders(heads: list[Head]) -> int:
 
 
 def clip_digest(pixel_values_videos: torch.Tensor) -> str:
-    """Content hash of a preprocessed clip (shape and values): the encoder cache key."""
+    """Content hash of a preprocessed clip (shape and values): the encoder cache key of `encode`."""
     array = pixel_values_videos.detach().to("cpu", torch.float32).contiguous().numpy()
     return hashlib.sha1(repr(array.shape).encode() + array.tobytes()).hexdigest()[:16]
+
+
+class ClipToEncode(NamedTuple):
+    """A clip as the main process plans its pass: the cache key, and how to preprocess it if the cache lacks it."""
+
+    key: str
+    frames: np.ndarray  # (T, H, W, 3) uint8, as the processor receives them
+    processor: object
+    cropped: bool  # True: frames already at the model's square, the processor only normalises (`jepa.clip_tensor`)
+
+    def pixels(self) -> torch.Tensor:
+        if self.cropped:
+            return jepa.clip_tensor(self.processor, self.frames)
+        return self.processor(videos=[self.frames], return_tensors="pt")["pixel_values_videos"]
+
+
+def clip_to_encode(frames: np.ndarray, processor, *, cropped: bool = False) -> ClipToEncode:
+    """The encoder cache key of a clip: a hash of the uint8 frames the processor receives, with its settings.
+    Computed before preprocessing (a quarter of the bytes of the float pixels), so a cached clip is never
+    preprocessed again: on an H200 the paper protocol's preprocessing and hashing were most of a cached click.
+    Content, not file path: a prepare and a click agree on "the same clip" whatever the upload's name."""
+    frames = np.ascontiguousarray(frames)
+    settings = f"{frames.shape}|{cropped}|{_processor_key(processor)}".encode()
+    key = hashlib.sha1(settings + frames.tobytes()).hexdigest()[:16]
+    return ClipToEncode(key, frames, processor, cropped)
+
+
+def num_tokens(config, num_frames: int) -> int:
+    """Tokens of a clip of `num_frames` at the model's square crop."""
+    return max(num_frames // config.tubelet_size, 1) * (config.crop_size // config.patch_size) ** 2
 
 
 def depth(encoder: torch.nn.Module) -> int:
@@ -679,11 +711,6 @@ class HeadsRequest:
     preprocess_seconds: float
 
 
-def _num_tokens(config, pixel_values_videos: torch.Tensor) -> int:
-    frames, height, width = pixel_values_videos.shape[1], *pixel_values_videos.shape[-2:]
-    return max(frames // config.tubelet_size, 1) * (height // config.patch_size) * (width // config.patch_size)
-
-
 def prepare(video_path, start_s: float = 0.0, *, sampling: str = SAMPLING_AUTO,
             names: list[str] | None = None) -> HeadsRequest:
     """Main process: read frames once per distinct (frames, step, start), preprocess each distinct clip once,
@@ -693,7 +720,8 @@ def prepare(video_path, start_s: float = 0.0, *, sampling: str = SAMPLING_AUTO,
     sampling, reason = resolve_sampling(sampling)
     heads = load_heads(names)
     samples: dict[tuple, media.FrameSample] = {}
-    pixels: dict[tuple, tuple[torch.Tensor, str]] = {}
+    views_of: dict[tuple, list[np.ndarray]] = {}
+    clips: dict[tuple, ClipToEncode] = {}
     notes: list[str] = []
     preprocess_seconds = 0.0
     plans: dict[str, list[list[tuple]]] = {}  # per head, per view, per segment: the pass key it reads
@@ -712,20 +740,21 @@ def prepare(video_path, start_s: float = 0.0, *, sampling: str = SAMPLING_AUTO,
             sample = samples[sample_key]
             for view in range(views):
                 processor_key = (sample_key, view, views, _processor_key(head.processor))
-                if processor_key not in pixels:
+                if processor_key not in clips:
                     started = time.perf_counter()
                     if sampling == SAMPLING_PAPER:
-                        crop = head.model.config.crop_size
-                        values = jepa.clip_tensor(head.processor, spatial_views(sample.frames, crop)[view])
+                        views_key = (sample_key, head.model.config.crop_size)
+                        if views_key not in views_of:  # the three views at once: one resize of the frames
+                            views_of[views_key] = spatial_views(sample.frames, head.model.config.crop_size)
+                        clips[processor_key] = clip_to_encode(views_of[views_key][view], head.processor, cropped=True)
                     else:
-                        values = head.processor(videos=[sample.frames], return_tensors="pt")["pixel_values_videos"]
-                    pixels[processor_key] = (values, clip_digest(values))
+                        clips[processor_key] = clip_to_encode(sample.frames, head.processor)
                     preprocess_seconds += time.perf_counter() - started
-                values, digest = pixels[processor_key]
-                pass_key = (id(head.encoder), digest)
+                clip = clips[processor_key]
+                pass_key = (id(head.encoder), clip.key)
                 meta = pass_meta.setdefault(pass_key, {
-                    "head": head, "pixels": values, "sample": sample, "step": step, "blocks": set(), "heads": [],
-                    "clip": _clip_text(frames, step, segment, len(starts), view, views)})
+                    "head": head, "clip_to_encode": clip, "sample": sample, "step": step, "blocks": set(),
+                    "heads": [], "clip": _clip_text(frames, step, segment, len(starts), view, views)})
                 meta["blocks"] |= set(head.spec.recipe.blocks(depth(head.encoder)))
                 if head.spec.title not in meta["heads"]:
                     meta["heads"].append(head.spec.title)
@@ -737,8 +766,12 @@ def prepare(video_path, start_s: float = 0.0, *, sampling: str = SAMPLING_AUTO,
     for (_, digest), meta in pass_meta.items():
         head = meta["head"]
         hit, wanted = lookup(head.encoder, digest, meta["blocks"])
-        inputs.append(PassInput(head.spec.name, tuple(sorted(wanted)), _num_tokens(head.model.config, meta["pixels"]),
-                                None if hit else meta["pixels"], hit.layers if hit else None))
+        started = time.perf_counter()
+        pixels = None if hit else meta["clip_to_encode"].pixels()  # only a pass that runs is preprocessed
+        preprocess_seconds += time.perf_counter() - started
+        inputs.append(PassInput(head.spec.name, tuple(sorted(wanted)),
+                                num_tokens(head.model.config, len(meta["clip_to_encode"].frames)), pixels,
+                                hit.layers if hit else None))
         passes.append(_PassPlan(head.encoder, digest, meta["clip"], meta["sample"], meta["step"], meta["heads"],
                                 meta["blocks"], hit))
     indices = {name: [[order.index(key) for key in view] for view in plan] for name, plan in plans.items()}

@@ -417,15 +417,14 @@ def _projector_clip(video_path, start_s: float):
     base = jepa.load()
     sample = media.sample_frames(video_path, start_s=start_s, num_frames=PROJECTED_CLIP[0],
                                  frame_step=PROJECTED_CLIP[1])
-    pixel_values = base.processor(videos=[sample.frames], return_tensors="pt")["pixel_values_videos"]
-    digest = probes.clip_digest(pixel_values)
+    to_encode = probes.clip_to_encode(sample.frames, base.processor)  # the key the probes' shared clip has too
     encoder, config = base.model.encoder, base.model.config
-    hit, wanted = probes.lookup(encoder, digest)
-    grid = (max(pixel_values.shape[1] // config.tubelet_size, 1), config.crop_size // config.patch_size,
+    hit, wanted = probes.lookup(encoder, to_encode.key)
+    grid = (max(len(sample.frames) // config.tubelet_size, 1), config.crop_size // config.patch_size,
             config.crop_size // config.patch_size)
     clip = probes.PassInput(jepa.CHECKPOINT, tuple(sorted(wanted)), grid[0] * grid[1] * grid[2],
-                            None if hit else pixel_values, hit.layers if hit else None)
-    return clip, grid, encoder, digest, hit
+                            None if hit else to_encode.pixels(), hit.layers if hit else None)
+    return clip, grid, encoder, to_encode.key, hit
 
 
 def answer_stream(video_path, start_s: float, question: str,
