@@ -103,12 +103,11 @@ def _measure(repeats: int, anonymous) -> dict:
             checkpoints.wait_for(llm)
             generated = out.shape[1] - encoded["input_ids"].shape[1]
             decode_rates.append(generated / max(time.perf_counter() - start - prefill, 1e-6))
-    # The app's path: `stream_answer` (generation in a thread, a streamer, the stop check). The replica says one
-    # word per token (offline/replicas.py), so each streamed piece is one token.
+    # The app's path: `stream_answer`, one `StreamedText` per generated token.
     stream_rates = []
     for _ in range(repeats + 1):
         pieces, first_at, start = 0, None, time.perf_counter()
-        for _text in vqa.stream_answer(llm, tokenizer, messages=prompt.messages, max_new_tokens=NEW_TOKENS):
+        for _answer in vqa.stream_answer(llm, tokenizer, messages=prompt.messages, max_new_tokens=NEW_TOKENS):
             pieces += 1
             first_at = first_at or time.perf_counter()
         stream_rates.append((pieces - 1) / max(time.perf_counter() - first_at, 1e-6))
