@@ -19,7 +19,7 @@ def test_upload_classify_and_see_labels_and_timings(browser_page, artifacts_dir,
     timings = page.locator("#heads-timings")
     timings.get_by_text("encoder pass 1").wait_for(timeout=60_000)
     assert "head: Something-Something v2" in timings.inner_text()
-    assert "Sampling: one shared 16-frame clip" in timings.inner_text()  # the CPU default, and why
+    assert "Sampling: one shared 8-frame clip" in timings.inner_text()  # the CPU default, and why
     ssv2 = page.locator("#heads-ssv2").inner_text(timeout=10_000)
     diving = page.locator("#heads-diving48").inner_text(timeout=10_000)
     assert "something" in ssv2.lower() and "[" not in ssv2  # SSv2 names without their brackets

@@ -28,8 +28,8 @@ def test_classify_action_endpoint(client, video):
     # No sampling given: the device's default, on this CPU one shared pass, and the page says why.
     assert numbers["sampling"] == "shared" and "CPU" in numbers["sampling_reason"]
     assert numbers["encoders_in_memory"] == 1
-    assert [(p["num_frames"], p["frame_step"]) for p in numbers["encoder_passes"]] == [(16, 4)]
-    assert "Sampling: **one shared 16-frame clip** (automatic" in timings
+    assert [(p["num_frames"], p["frame_step"]) for p in numbers["encoder_passes"]] == [(8, 8)]  # the CPU default
+    assert "Sampling: **one shared 8-frame clip** (automatic" in timings  # the CPU's shared clip
     assert numbers["heads"]["vjepa2-ssv2-probe"]["shares_encoder"] is True
     assert "encoder pass 1" in timings and "head: Diving48" in timings
     assert "Encoders in memory: 1" in sharing and "shared" in sharing

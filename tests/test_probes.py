@@ -152,7 +152,8 @@ def test_each_pooler_receives_its_recipe_from_one_shared_pass(heads, video, monk
     normed = _independent_normed_hidden_states(jepa.load().model, encoded_pixels[0])
     torch.testing.assert_close(received["vjepa2-ssv2-probe"], normed[7], rtol=1e-5, atol=1e-5)
     expected = torch.cat([normed[1], normed[3], normed[5], normed[7]], dim=1)
-    assert received["vjepa2-diving48-probe"].shape == (1, 4 * 8 * 64, 64)
+    tubelets = probes.shared_clip()[0] // 2  # 4 on a CPU (8 frames), 8 on a GPU
+    assert received["vjepa2-diving48-probe"].shape == (1, 4 * tubelets * 64, 64)
     torch.testing.assert_close(received["vjepa2-diving48-probe"], expected, rtol=1e-5, atol=1e-5)
     # transformers' forward feeds Diving48 the last block only: a different input, so different logits.
     with torch.inference_mode():
@@ -221,10 +222,12 @@ def test_sampled_frames_are_the_right_frames(heads, video, monkeypatch):
 def test_shared_sampling_runs_the_encoder_once_for_both_heads(heads, video, monkeypatch):
     calls = _record_sampling(monkeypatch)
     result = probes.classify(video, 0.25, sampling=probes.SAMPLING_SHARED)
-    assert calls == [dict(start_s=0.25, num_frames=16, frame_step=4)]
+    frames, step = probes.shared_clip()
+    assert calls == [dict(start_s=0.25, num_frames=frames, frame_step=step)]
     assert len(result.passes) == 1 and result.passes[0].heads == ["Something-Something v2", "Diving48"]
     assert result.encoders_in_memory == 1
-    assert any("Diving48 was trained and evaluated on 4 segments of 32 frames" in note for note in result.notes)
+    assert any("trained and evaluated on other clips" in note and "Diving48 on 4 segments of 32 frames (step 2)" in note
+               for note in result.notes)
 
 
 def test_a_second_call_reuses_the_encoder_tokens(heads, video):
@@ -355,8 +358,9 @@ def test_auto_sampling_follows_the_device(monkeypatch):
 
 
 def test_protocol_costs():
+    tokens = probes.shared_clip()[0] // 2 * 256  # 1024 on a CPU (8 frames), 2048 on a GPU (16)
     assert probes.protocol_cost(probes.SAMPLING_SHARED) == {
-        "encoder_passes": 1, "encoder_tokens": 2048, "largest_pooler_input": 4 * 2048}
+        "encoder_passes": 1, "encoder_tokens": tokens, "largest_pooler_input": 4 * tokens}
     assert probes.protocol_cost(probes.SAMPLING_PER_PROBE)["encoder_passes"] == 2
     paper = probes.protocol_cost(probes.SAMPLING_PAPER)
     assert paper == {"encoder_passes": 18, "encoder_tokens": 6 * 2048 + 12 * 4096, "largest_pooler_input": 65536}

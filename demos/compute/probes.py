@@ -24,7 +24,7 @@ function per click (`encode_and_classify`) receives the pixels of the passes sti
 features of the others, and returns the new features and the heads' probabilities, on the CPU.
 `prefetch` runs the same function with no heads to fill the cache ahead of a click (`/prepare_clip`).
 
-Sampling (`SAMPLINGS`): one shared 16-frame clip for both heads (one pass; the CPU default), the clip
+Sampling (`SAMPLINGS`): one shared clip for both heads (one pass; the CPU default; `shared_clip()`), the clip
 each probe was evaluated on (one segment, centre view), or the paper's protocol (segments x 3 spatial
 views: segments concatenated along the tokens before the pooler, as the probes were trained, and
 probabilities averaged over views; the GPU default). No gradio here.
@@ -106,10 +106,14 @@ PROBES: tuple[ProbeSpec, ...] = (
 )
 PROBE_NAMES = [spec.name for spec in PROBES]
 SAMPLING_AUTO = "auto"  # the device's default (see `resolve_sampling`)
-SAMPLING_SHARED = "shared"  # one 16-frame clip (step 4) for every head: a single encoder pass
+SAMPLING_SHARED = "shared"  # one clip for every head (`shared_clip()`): a single encoder pass
 SAMPLING_PER_PROBE = "per_probe"  # each probe's frames and step: one segment, the centre view
 SAMPLING_PAPER = "paper"  # each probe's segments x 3 views, as V-JEPA 2 evaluated them
-SHARED_CLIP = (16, 4)
+GPU_SHARED_CLIP = (16, 4)  # SSv2's evaluation clip
+# On a CPU the shared clip covers the same stretch of video (about 2 s at 30 fps) in half the frames: 4 tubelets,
+# as 6.4 uses there. On the 2-core CPU one 8-frame ViT-L pass took 2.7 s against 6.6-7.1 s for 16, and Diving48's
+# pooler 2.8 s against 8.4 s (README, Benchmarks); both probes were evaluated on more frames (see the notes).
+CPU_SHARED_CLIP = (8, 8)
 SAMPLINGS = (SAMPLING_AUTO, SAMPLING_SHARED, SAMPLING_PER_PROBE, SAMPLING_PAPER)
 
 
@@ -122,8 +126,8 @@ def spec(name: str) -> ProbeSpec:
 
 def resolve_sampling(sampling: str) -> tuple[str, str]:
     """(sampling actually used, why). "auto" follows the latency budgets: a click should answer within
-    seconds. On a CPU one 16-frame ViT-L pass takes about 7 s (README, Benchmarks), so "auto" is one shared
-    pass; the paper protocol's up to 18 passes and Diving48's 65,536-token pooler would take minutes. On a
+    seconds. On a CPU one ViT-L pass takes seconds (8 frames about 3 s, README, Benchmarks), so "auto" is one
+    shared pass of `shared_clip()`; the paper protocol's up to 18 passes and Diving48's 65,536-token pooler would take minutes. On a
     GPU they fit the budget, so "auto" is the paper protocol, the setting the published accuracies hold for."""
     if sampling != SAMPLING_AUTO:
         return sampling, "chosen"
@@ -133,9 +137,14 @@ def resolve_sampling(sampling: str) -> tuple[str, str]:
                              "the paper protocol would take minutes")
 
 
+def shared_clip() -> tuple[int, int]:
+    """(frames, step) of the shared clip on this device (`checkpoints.models_on_gpu`: known without loading)."""
+    return GPU_SHARED_CLIP if checkpoints.models_on_gpu() else CPU_SHARED_CLIP
+
+
 def sampling_for(probe: ProbeSpec, sampling: str) -> tuple[int, int]:
     """(frames, step) of each clip a probe reads: the one shared clip, or its evaluation clip."""
-    return SHARED_CLIP if sampling == SAMPLING_SHARED else (probe.num_frames, probe.frame_step)
+    return shared_clip() if sampling == SAMPLING_SHARED else (probe.num_frames, probe.frame_step)
 
 
 def protocol_cost(sampling: str, views: int = NUM_VIEWS, crop: int = 256, patch: int = 16, tubelet: int = 2) -> dict:
@@ -902,10 +911,15 @@ def _clip_text(frames: int, step: int, segment: int, segments: int, view: int, v
 
 
 def _sampling_notes(sampling: str, heads: list[Head]) -> list[str]:
-    if sampling == SAMPLING_SHARED and any(h.spec.name == "vjepa2-diving48-probe" for h in heads):
-        return [f"Every head read one {SHARED_CLIP[0]}-frame clip (step {SHARED_CLIP[1]}); Diving48 was trained "
-                "and evaluated on 4 segments of 32 frames (step 2), so its scores may differ from its published "
-                "accuracy."]
+    if sampling == SAMPLING_SHARED:
+        frames, step = shared_clip()
+        others = [f"{h.spec.title} on {h.spec.segments} segment{'s' if h.spec.segments > 1 else ''} of "
+                  f"{h.spec.num_frames} frames (step {h.spec.frame_step})"
+                  for h in heads if (h.spec.num_frames, h.spec.frame_step, h.spec.segments) != (frames, step, 1)]
+        if others:
+            return [f"Every head read one {frames}-frame clip (step {step}); the probes were trained and evaluated "
+                    f"on other clips ({'; '.join(others)}), so their scores may differ from the published "
+                    "accuracies."]
     if sampling == SAMPLING_PER_PROBE:
         return ["Each probe read one segment of its evaluation clip (centre view); the probes were trained and "
                 "evaluated on several segments (SSv2 2, Diving48 4) and 3 views: choose the paper protocol for that."]

@@ -62,8 +62,9 @@ EXPLANATION = """
   tells dives apart by take-off, somersaults, twists and body position, again a question of motion.
 - Each probe reads the features it was trained on: SSv2 the encoder's last block; Diving48 four blocks
   (17, 19, 21 and 23 of 24) concatenated, so it reads 4× the tokens. One encoder pass gives both.
-- **Frame sampling.** *One shared clip*: 16 frames, every 4th, one encoder pass for both heads.
-  *Each probe's clip*: SSv2 16 frames every 4th, Diving48 32 frames every 2nd (two passes).
+- **Frame sampling.** *One shared clip*: one encoder pass for both heads, 16 frames (every 4th) on a GPU;
+  on a CPU 8 frames (every 8th), the same two seconds of video for half the tokens, so that a click
+  answers within seconds. *Each probe's clip*: SSv2 16 frames every 4th, Diving48 32 frames every 2nd (two passes).
   *Paper protocol*: what the published accuracies were measured with: SSv2 2 and Diving48 4 segments
   spread over the video, each in 3 spatial views (left, centre, right); each view's segments are read
   together, as the probes were trained, and the 3 views' probabilities are averaged. *Automatic* picks the
@@ -83,7 +84,8 @@ def _cost(sampling: str) -> str:
 
 SAMPLING_CHOICES = [
     ("Automatic: paper protocol on a GPU, one shared clip on a CPU", probes.SAMPLING_AUTO),
-    (f"One 16-frame clip (step 4) for both heads ({_cost(probes.SAMPLING_SHARED)})", probes.SAMPLING_SHARED),
+    (f"One {probes.shared_clip()[0]}-frame clip (step {probes.shared_clip()[1]}) for both heads "
+     f"({_cost(probes.SAMPLING_SHARED)})", probes.SAMPLING_SHARED),
     (f"Each probe's clip, one segment (SSv2 16×4, Diving48 32×2; {_cost(probes.SAMPLING_PER_PROBE)})",
      probes.SAMPLING_PER_PROBE),
     (f"Paper protocol: segments × 3 views (up to {_cost(probes.SAMPLING_PAPER)})", probes.SAMPLING_PAPER),
@@ -102,7 +104,8 @@ def sampling_info() -> str:
     return f"Automatic on this {device}: {SAMPLING_NAMES[sampling]}. {SAMPLING_INFO}"
 
 
-SAMPLING_NAMES = {probes.SAMPLING_SHARED: "one shared 16-frame clip", probes.SAMPLING_PER_PROBE: "each probe's clip",
+SAMPLING_NAMES = {probes.SAMPLING_SHARED: f"one shared {probes.shared_clip()[0]}-frame clip",
+                  probes.SAMPLING_PER_PROBE: "each probe's clip",
                   probes.SAMPLING_PAPER: "the paper protocol (segments × 3 views)"}
 
 
@@ -166,8 +169,9 @@ def build_tab(endpoints: bool = True) -> common.ReadyExample:
         """Top-5 actions from both attentive probes on one frozen V-JEPA 2 encoder.
 
         `start_s`: where the clip starts (seconds). `sampling`: "auto" (the device's default: "paper" on a
-        GPU, "shared" on a CPU), "shared" (one 16-frame clip, one encoder pass), "per_probe" (SSv2 16 frames
-        step 4, Diving48 32 frames step 2, one segment) or "paper" (segments x 3 views, as evaluated).
+        GPU, "shared" on a CPU), "shared" (one clip, one encoder pass: 16 frames step 4 on a GPU, 8 frames
+        step 8 on a CPU), "per_probe" (SSv2 16 frames step 4, Diving48 32 frames step 2, one segment) or
+        "paper" (segments x 3 views, as evaluated).
         Returns the SSv2 labels, the Diving48 labels (readable label -> probability, top 5), a timing table
         (markdown), the encoder-sharing report (markdown) and the numbers (sampling used and why; encoder
         passes with their seconds, frames, blocks and timestamps; per head its seconds, blocks, pooler tokens
