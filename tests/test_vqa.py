@@ -132,6 +132,37 @@ def test_answers_are_the_tokens_transformers_greedy_generate_chooses(llm, tokeni
         assert unpenalised[-1].text != ours[-1].text  # the penalty mattered, so the comparison above saw it
 
 
+def test_the_system_prompt_is_prefilled_once_and_answers_stay_the_same(llm, tokenizer, monkeypatch):
+    """Off ZeroGPU the system prompt's keys and values are kept per model (`vqa.PREFIX_CACHE`): a later answer
+    prefills only the rest of its prompt, and says exactly what a full prefill says."""
+    import checkpoints
+    from demos.compute import vqa
+
+    messages = grounded_prompt("What is the person doing?", PROBES).messages
+    prompt = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt",
+                                           return_dict=True)["input_ids"].shape[1]
+    system = tokenizer.apply_chat_template(messages[:1], return_tensors="pt", return_dict=True)["input_ids"].shape[1]
+    assert 0 < system < prompt
+    lengths = []
+    handle = llm.register_forward_pre_hook(lambda module, args, kwargs: lengths.append(kwargs["input_ids"].shape[1]),
+                                           with_kwargs=True)
+    try:
+        monkeypatch.setattr(checkpoints, "ON_ZERO_GPU", True)  # ZeroGPU: the whole prompt every time
+        full = list(stream_answer(llm, tokenizer, messages=messages, max_new_tokens=5))
+        assert lengths[0] == prompt
+        monkeypatch.setattr(checkpoints, "ON_ZERO_GPU", False)
+        vqa.PREFIX_CACHE.clear()
+        lengths.clear()
+        first = list(stream_answer(llm, tokenizer, messages=messages, max_new_tokens=5))
+        assert lengths[:2] == [system, prompt - system]  # the system prompt, kept; then the rest
+        lengths.clear()
+        later = list(stream_answer(llm, tokenizer, messages=messages, max_new_tokens=5))
+        assert lengths[0] == prompt - system  # only the rest
+    finally:
+        handle.remove()
+    assert full == first == later
+
+
 def test_decoding_runs_in_the_threads_that_ask_for_tokens(llm, tokenizer):
     """No thread is started per answer (on a GPU that made decoding 3-4x slower); gradio may run each step of
     a generator in another of its worker threads, and each step then decodes there."""

@@ -18,6 +18,7 @@ validated text. No gradio here: learner-facing problems raise `UserError`.
 
 from __future__ import annotations
 
+import copy
 import logging
 import re
 import time
@@ -31,6 +32,7 @@ from transformers import DynamicCache, RepetitionPenaltyLogitsProcessor
 
 import checkpoints
 from demos import jepa, media
+from demos.cache import LRUCache
 from demos.compute import probes
 from demos.errors import UserError
 
@@ -218,11 +220,41 @@ class StreamedText(NamedTuple):
     tokens: int
 
 
+# The keys and values of a prompt's fixed start (the system prompt: 260 of the grounded prompt's 576 tokens with
+# the stand-in tokenizer) per model, so an answer prefills only the rest. Off ZeroGPU only (`_prompt_state`).
+PREFIX_CACHE = LRUCache(2)
+
+
+def _prompt_state(llm, model_inputs: dict, prefix_len: int):
+    """(KV cache, last position's logits) after the prompt. The first `prefix_len` input ids' keys and values come
+    from `PREFIX_CACHE` (computed once per model and prefix), so only the rest runs. Not on ZeroGPU, whose worker
+    may or may not outlive a call (and a GPU prefills the whole prompt in a few hundredths of a second)."""
+    ids = model_inputs.get("input_ids")
+    if not prefix_len or ids is None or checkpoints.ON_ZERO_GPU or prefix_len >= ids.shape[1]:
+        cache = DynamicCache(config=llm.config)
+        with torch.inference_mode():
+            return cache, llm(**model_inputs, past_key_values=cache, use_cache=True).logits[:, -1, :]
+    prefix = tuple(ids[0, :prefix_len].tolist())
+    prefilled = PREFIX_CACHE.get(prefix, owner=llm)
+    if prefilled is None:
+        prefilled = DynamicCache(config=llm.config)
+        with torch.inference_mode():
+            llm(input_ids=ids[:, :prefix_len], attention_mask=model_inputs["attention_mask"][:, :prefix_len],
+                past_key_values=prefilled, use_cache=True)
+        PREFIX_CACHE.put(prefix, prefilled, owner=llm)
+    cache = copy.deepcopy(prefilled)  # the answer appends to its own copy
+    with torch.inference_mode():
+        logits = llm(input_ids=ids[:, prefix_len:], attention_mask=model_inputs["attention_mask"],
+                     past_key_values=cache, use_cache=True).logits[:, -1, :]
+    return cache, logits
+
+
 def _greedy_token_ids(llm, model_inputs: dict, *, eos_ids: set[int], max_new_tokens: int,
-                      max_time_s: float) -> Iterator[int]:
+                      max_time_s: float, prefix_len: int = 0) -> Iterator[int]:
     """The answer's token ids, one forward pass each with the KV cache, in the caller's thread: greedy, with the
     repetition penalty of the model's generation config, as `llm.generate(do_sample=False)` chooses them (a test
     compares the two). It stops at an end-of-turn id, after `max_new_tokens` or after `max_time_s` seconds.
+    `prefix_len`: how many of the first input ids are a fixed start whose keys and values can be reused.
 
     Why not `generate` in a thread feeding a streamer (transformers' streaming recipe): on an H200 any decoding
     in a newly started thread ran at 12-18 tokens/s, the same decoding in the calling thread or in a worker
@@ -234,10 +266,8 @@ def _greedy_token_ids(llm, model_inputs: dict, *, eos_ids: set[int], max_new_tok
     seen = model_inputs.get("input_ids")  # as `generate`, the penalty also counts the prompt's ids when given
     seen = seen if seen is not None else torch.zeros(1, 0, dtype=torch.long, device=llm.device)
     mask = model_inputs["attention_mask"]
-    cache = DynamicCache(config=llm.config)
     started = time.perf_counter()
-    with torch.inference_mode():
-        logits = llm(**model_inputs, past_key_values=cache, use_cache=True).logits[:, -1, :]
+    cache, logits = _prompt_state(llm, model_inputs, prefix_len)
     for count in range(1, max_new_tokens + 1):
         with torch.inference_mode():
             scores = logits.float()
@@ -252,6 +282,16 @@ def _greedy_token_ids(llm, model_inputs: dict, *, eos_ids: set[int], max_new_tok
             seen = torch.cat([seen, next_id], dim=1)
             mask = torch.cat([mask, mask.new_ones(1, 1)], dim=1)
             logits = llm(input_ids=next_id, attention_mask=mask, past_key_values=cache, use_cache=True).logits[:, -1, :]
+
+
+def _system_prompt_length(tokenizer, messages: list[dict[str, str]], input_ids: torch.Tensor) -> int:
+    """How many of the prompt's first ids are the system message alone, as the chat template renders it; 0 when
+    there is none or it does not render as a prefix of the whole prompt."""
+    if not messages or messages[0]["role"] != "system":
+        return 0
+    alone = tokenizer.apply_chat_template(messages[:1], return_tensors="pt", return_dict=True)["input_ids"]
+    length = alone.shape[1]
+    return length if torch.equal(input_ids[:, :length], alone) else 0
 
 
 def stream_answer(
@@ -282,7 +322,9 @@ def stream_answer(
             messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
         )
         model_inputs = {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"]}
+        prefix_len = _system_prompt_length(tokenizer, messages, encoded["input_ids"])
     else:
+        prefix_len = 0
         if attention_mask is None:
             attention_mask = torch.ones(inputs_embeds.shape[:2], dtype=torch.long)
         model_inputs = {"inputs_embeds": inputs_embeds, "attention_mask": attention_mask}
@@ -294,7 +336,7 @@ def stream_answer(
     ids: list[int] = []
     answer = StreamedText("", 0)
     for token in _greedy_token_ids(llm, model_inputs, eos_ids=eos_ids, max_new_tokens=max_new_tokens,
-                                   max_time_s=max_time_s):
+                                   max_time_s=max_time_s, prefix_len=prefix_len):
         ids.append(token)
         answer = StreamedText(tokenizer.decode(ids, skip_special_tokens=True).rstrip("\ufffd"), len(ids))
         yield answer
