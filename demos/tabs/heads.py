@@ -91,10 +91,11 @@ SAMPLING_CHOICES = [
     (f"Paper protocol: segments × 3 views (up to {_cost(probes.SAMPLING_PAPER)})", probes.SAMPLING_PAPER),
 ]
 # Measured on the 2-core development CPU (README, Benchmarks); the paper protocol was not measured there.
-SAMPLING_INFO = ("Cost on a 2-core CPU: one shared clip about 9 s, each probe's clip about 30 s, the paper "
-                 "protocol minutes (an estimate: up to 18 ViT-L passes, and Diving48's pooler reads "
+SAMPLING_INFO = ("Cost on a 2-core CPU: one shared clip (8 frames there) about 6 s, or 1-2 s once picking the "
+                 "clip has prepared it; each probe's clip about 30 s; the paper protocol minutes (an estimate: "
+                 "up to 18 ViT-L passes, and Diving48's pooler reads "
                  f"{probes.protocol_cost(probes.SAMPLING_PAPER)['largest_pooler_input']:,} tokens per view). "
-                 "A GPU runs the paper protocol in seconds.")
+                 "On an H200: 0.14 s, 0.35 s and 2 s.")
 
 
 def sampling_info() -> str:
