@@ -309,6 +309,13 @@ def _one_at_a_time(call):
     return locked
 
 
+def _as_task(call, fn, duration):
+    """`call` run one at a time, with the undecorated function (`.plain`) and its duration (`.duration`)."""
+    call = _one_at_a_time(call)
+    call.plain, call.duration = fn, duration
+    return call
+
+
 def _use_all_cores() -> None:
     import torch
 
@@ -326,9 +333,7 @@ def gpu_task(fn=None, *, duration=60):
     if fn is None:
         return functools.partial(gpu_task, duration=duration)
     if not ON_ZERO_GPU:
-        call = _one_at_a_time(fn)
-        call.plain, call.duration = fn, duration
-        return call
+        return _as_task(fn, fn, duration)
     import spaces
 
     if inspect.isgeneratorfunction(fn):
@@ -349,9 +354,7 @@ def gpu_task(fn=None, *, duration=60):
                     raise item.error()
                 yield item
 
-        stream = _one_at_a_time(stream)
-        stream.plain, stream.duration = fn, duration
-        return stream
+        return _as_task(stream, fn, duration)
 
     def run_in_worker(*args, **kwargs):
         _use_all_cores()
@@ -369,9 +372,7 @@ def gpu_task(fn=None, *, duration=60):
             raise result.error()
         return result
 
-    call = _one_at_a_time(call)
-    call.plain, call.duration = fn, duration
-    return call
+    return _as_task(call, fn, duration)
 
 
 # ---------------------------------------------------------------------------------------------
