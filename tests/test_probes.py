@@ -352,7 +352,7 @@ def test_auto_sampling_follows_the_device(monkeypatch):
     assert probes.resolve_sampling(probes.SAMPLING_AUTO)[0] == probes.SAMPLING_SHARED
     monkeypatch.setenv(checkpoints.ENV_DEVICE, "cuda")
     sampling, reason = probes.resolve_sampling(probes.SAMPLING_AUTO)
-    assert sampling == probes.SAMPLING_PAPER and "GPU" in reason
+    assert sampling == probes.SAMPLING_PER_PROBE and "GPU" in reason
     for kept in (probes.SAMPLING_SHARED, probes.SAMPLING_PER_PROBE, probes.SAMPLING_PAPER):
         assert probes.resolve_sampling(kept) == (kept, "chosen")
 

@@ -393,8 +393,8 @@ def generation_time_s() -> float:
 def gpu_seconds(question: str, mode: str, *, heads: probes.HeadsInput | None = None,
                 clip: probes.PassInput | None = None, max_time_s: float = MAX_GENERATION_SECONDS, **_) -> float:
     """The GPU duration `answer_on_device` asks for: the token budget, and the encoder passes and heads still to
-    run. Grounded with one shared clip (the CPU default): 13 s; with the paper protocol (the GPU default): 21 s,
-    15 s once the clip's passes are cached, 13 s once it is classified. Projected: 13 s."""
+    run. Grounded with one shared clip (the CPU default) or each probe's clip (the GPU default): 13 s; with the
+    paper protocol: 21 s, 15 s once the clip's passes are cached, 13 s once it is classified. Projected: 13 s."""
     encoder_work = probes.heads_seconds(heads) if heads is not None else probes.pass_seconds(clip)
     return checkpoints.gpu_seconds(encoder_work + GPU_SECONDS_PROMPT + min(max_time_s, MAX_NEW_TOKENS * GPU_SECONDS_PER_TOKEN))
 

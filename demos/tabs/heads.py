@@ -68,7 +68,8 @@ EXPLANATION = """
   *Paper protocol*: what the published accuracies were measured with: SSv2 2 and Diving48 4 segments
   spread over the video, each in 3 spatial views (left, centre, right); each view's segments are read
   together, as the probes were trained, and the 3 views' probabilities are averaged. *Automatic* picks the
-  paper protocol on a GPU and the shared clip on a CPU, where the paper protocol takes minutes.
+  each probe's clip on a GPU (within a second; the paper protocol takes about 2 s there) and the shared
+  clip on a CPU, where the paper protocol takes minutes.
 - At start-up each probe's copy of the encoder is compared, tensor by tensor, with the base V-JEPA 2
   encoder. Identical weights are the proof that the probes never changed the encoder; the Space then
   keeps a single copy in memory, shared with the other V-JEPA tabs.
@@ -83,7 +84,7 @@ def _cost(sampling: str) -> str:
 
 
 SAMPLING_CHOICES = [
-    ("Automatic: paper protocol on a GPU, one shared clip on a CPU", probes.SAMPLING_AUTO),
+    ("Automatic: each probe's clip on a GPU, one shared clip on a CPU", probes.SAMPLING_AUTO),
     (f"One {probes.shared_clip()[0]}-frame clip (step {probes.shared_clip()[1]}) for both heads "
      f"({_cost(probes.SAMPLING_SHARED)})", probes.SAMPLING_SHARED),
     (f"Each probe's clip, one segment (SSv2 16×4, Diving48 32×2; {_cost(probes.SAMPLING_PER_PROBE)})",
@@ -169,7 +170,7 @@ def build_tab(endpoints: bool = True) -> common.ReadyExample:
                         progress=gr.Progress()):
         """Top-5 actions from both attentive probes on one frozen V-JEPA 2 encoder.
 
-        `start_s`: where the clip starts (seconds). `sampling`: "auto" (the device's default: "paper" on a
+        `start_s`: where the clip starts (seconds). `sampling`: "auto" (the device's default: "per_probe" on a
         GPU, "shared" on a CPU), "shared" (one clip, one encoder pass: 16 frames step 4 on a GPU, 8 frames
         step 8 on a CPU), "per_probe" (SSv2 16 frames step 4, Diving48 32 frames step 2, one segment) or
         "paper" (segments x 3 views, as evaluated).
