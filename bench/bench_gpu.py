@@ -139,7 +139,7 @@ def weights_to_gpu_seconds() -> tuple[float, float]:
 
     import checkpoints
 
-    models = [loaded.model for loaded in checkpoints._loaded.values() if isinstance(loaded.model, torch.nn.Module)]
+    models = [checkpoints.load(name).model for name in EVERY_MODEL if checkpoints.is_loaded(name)]
     for model in models:
         model.to("cpu")
     size_gb = sum(p.numel() * p.element_size() for m in models for p in m.parameters()) / 1e9

@@ -56,24 +56,28 @@ TINY_CONFIGS = {
 RECIPE_VERSIONS = {"qwen2.5-0.5b-instruct": 3}
 
 
+def _is_commit(revision: str) -> bool:
+    return len(revision) == 40 and all(c in "0123456789abcdef" for c in revision)
+
+
 def replica_commit(ckpt) -> str:
     """The snapshot commit a replica of `ckpt` is written under: its pinned revision, else a name of the recipe."""
-    if len(ckpt.revision) == 40 and all(c in "0123456789abcdef" for c in ckpt.revision):
+    if _is_commit(ckpt.revision):
         return ckpt.revision
     version = RECIPE_VERSIONS.get(ckpt.name, 1)
     return hashlib.sha1(f"replica:{ckpt.hub_id}{f':v{version}' if version > 1 else ''}".encode()).hexdigest()
 
 
-def cache_entry(cache_dir: Path, hub_id: str, revision: str = "main", commit: str | None = None) -> Path:
-    """Create `models--org--name` with `refs/<revision>` pointing at a snapshot folder; return the folder."""
-    repo = Path(cache_dir) / f"models--{hub_id.replace('/', '--')}"
-    is_commit = len(revision) == 40 and all(c in "0123456789abcdef" for c in revision)
-    commit = revision if is_commit else commit or hashlib.sha1(f"replica:{hub_id}".encode()).hexdigest()
+def cache_entry(cache_dir: Path, ckpt) -> Path:
+    """Create `models--org--name` for `ckpt` with `refs/<revision>` pointing at its snapshot folder (none for a
+    pinned commit); return the folder."""
+    repo = Path(cache_dir) / f"models--{ckpt.hub_id.replace('/', '--')}"
+    commit = replica_commit(ckpt)
     snapshot = repo / "snapshots" / commit
     snapshot.mkdir(parents=True, exist_ok=True)
-    if not is_commit:
+    if not _is_commit(ckpt.revision):
         (repo / "refs").mkdir(parents=True, exist_ok=True)
-        (repo / "refs" / revision).write_text(commit)
+        (repo / "refs" / ckpt.revision).write_text(commit)
     return snapshot
 
 
@@ -161,7 +165,7 @@ def write_checkpoint(ckpt, cache_dir: Path, size: str = "tiny") -> Path | None:
     model, processor = build_model(ckpt, size)
     if model is None:
         return None
-    snapshot = cache_entry(cache_dir, ckpt.hub_id, ckpt.revision, replica_commit(ckpt))
+    snapshot = cache_entry(cache_dir, ckpt)
     model.save_pretrained(snapshot)
     if processor is not None:
         processor.save_pretrained(snapshot)

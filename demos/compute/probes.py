@@ -322,11 +322,6 @@ def clip_to_encode(frames: np.ndarray, processor, *, cropped: bool = False) -> C
     return ClipToEncode(key, frames, processor, cropped)
 
 
-def num_tokens(config, num_frames: int) -> int:
-    """Tokens of a clip of `num_frames` at the model's square crop."""
-    return max(num_frames // config.tubelet_size, 1) * (config.crop_size // config.patch_size) ** 2
-
-
 def depth(encoder: torch.nn.Module) -> int:
     return len(encoder.layer)
 
@@ -782,8 +777,8 @@ def prepare(video_path, start_s: float = 0.0, *, sampling: str = SAMPLING_AUTO,
         pixels = None if hit else meta["clip_to_encode"].pixels()  # only a pass that runs is preprocessed
         preprocess_seconds += time.perf_counter() - started
         inputs.append(PassInput(head.spec.name, tuple(sorted(wanted)),
-                                num_tokens(head.model.config, len(meta["clip_to_encode"].frames)), pixels,
-                                hit.layers if hit else None))
+                                jepa.TokenLayout.of(head.model.config, len(meta["clip_to_encode"].frames)).num_tokens,
+                                pixels, hit.layers if hit else None))
         passes.append(_PassPlan(head.encoder, digest, meta["clip"], meta["sample"], meta["step"], meta["heads"],
                                 meta["blocks"], hit))
     indices = {name: [[order.index(key) for key in view] for view in plan] for name, plan in plans.items()}

@@ -462,9 +462,9 @@ def _projector_clip(video_path, start_s: float):
     to_encode = probes.clip_to_encode(sample.frames, base.processor)  # the key the probes' shared clip has too
     encoder, config = base.model.encoder, base.model.config
     hit, wanted = probes.lookup(encoder, to_encode.key)
-    grid = (max(len(sample.frames) // config.tubelet_size, 1), config.crop_size // config.patch_size,
-            config.crop_size // config.patch_size)
-    clip = probes.PassInput(jepa.CHECKPOINT, tuple(sorted(wanted)), grid[0] * grid[1] * grid[2],
+    layout = jepa.TokenLayout.of(config, len(sample.frames))
+    grid = (layout.tubelets, layout.rows, layout.cols)
+    clip = probes.PassInput(jepa.CHECKPOINT, tuple(sorted(wanted)), layout.num_tokens,
                             None if hit else to_encode.pixels(), hit.layers if hit else None)
     return clip, grid, encoder, to_encode.key, hit
 
