@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+from types import SimpleNamespace
+
 import pytest
 import torch
 
+from demos.compute import vqa
 from demos.compute.vqa import (
     GROUNDED_SYSTEM_PROMPT,
     MAX_QUESTION_CHARS,
@@ -132,11 +136,48 @@ def test_answers_are_the_tokens_transformers_greedy_generate_chooses(llm, tokeni
         assert unpenalised[-1].text != ours[-1].text  # the penalty mattered, so the comparison above saw it
 
 
+def test_a_pass_on_cuda_avoids_cudnn_attention_and_restores_it_after():
+    """cuDNN's attention made decoding 3x slower on an H200 in new threads (`vqa._ATTENTION_WITHOUT_CUDNN`).
+    The switch only sets flags, so it is checked here without a GPU; the encoders' passes keep the default."""
+    assert torch.backends.cuda.cudnn_sdp_enabled()
+    with vqa._llm_pass(SimpleNamespace(device=torch.device("cuda"))):
+        assert not torch.backends.cuda.cudnn_sdp_enabled() and torch.is_inference_mode_enabled()
+        assert torch.backends.cuda.flash_sdp_enabled() and torch.backends.cuda.mem_efficient_sdp_enabled()
+    assert torch.backends.cuda.cudnn_sdp_enabled() and not torch.is_inference_mode_enabled()
+    with vqa._llm_pass(SimpleNamespace(device=torch.device("cpu"))):
+        assert torch.backends.cuda.cudnn_sdp_enabled() and torch.is_inference_mode_enabled()
+
+
+def test_every_llm_pass_of_an_answer_runs_inside_the_pass_context(llm, tokenizer, monkeypatch):
+    """The prefix, the prompt and every decoding step: a pass outside `_llm_pass` would meet cuDNN's attention."""
+    inside = []
+    real = vqa._llm_pass
+
+    @contextlib.contextmanager
+    def tracked(model):
+        inside.append(True)
+        try:
+            with real(model):
+                yield
+        finally:
+            inside.pop()
+
+    monkeypatch.setattr(vqa, "_llm_pass", tracked)
+    vqa.PREFIX_CACHE.clear()
+    passes = []
+    hook = llm.register_forward_pre_hook(lambda module, args: passes.append(bool(inside)))
+    try:
+        answer = list(stream_answer(llm, tokenizer, messages=grounded_prompt("What is the person doing?",
+                                                                          PROBES).messages, max_new_tokens=6))
+    finally:
+        hook.remove()
+    assert len(passes) >= answer[-1].tokens + 1 and all(passes)
+
+
 def test_the_system_prompt_is_prefilled_once_and_answers_stay_the_same(llm, tokenizer, monkeypatch):
     """Off ZeroGPU the system prompt's keys and values are kept per model (`vqa.PREFIX_CACHE`): a later answer
     prefills only the rest of its prompt, and says exactly what a full prefill says."""
     import checkpoints
-    from demos.compute import vqa
 
     messages = grounded_prompt("What is the person doing?", PROBES).messages
     prompt = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt",
@@ -202,7 +243,6 @@ def test_closing_the_stream_stops_decoding(llm, tokenizer):
 def test_every_token_is_streamed_as_it_comes_not_held_back_to_a_word_end(llm, tokenizer, monkeypatch):
     """transformers' TextIteratorStreamer would show "Pushing" only after the token that starts the next word,
     and an answer without a space only at its end; the learner sees each token's text at once."""
-    from demos.compute import vqa
 
     messages = grounded_prompt("What is the person doing?", PROBES).messages
     pieces = ["Push", "ing", " some", "thing", "\u00e9", "!"]  # é spans two byte-level tokens in GPT-2 style BPE

@@ -18,6 +18,7 @@ validated text. No gradio here: learner-facing problems raise `UserError`.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import re
@@ -28,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import torch
+from torch.nn.attention import SDPBackend, sdpa_kernel
 from transformers import DynamicCache, RepetitionPenaltyLogitsProcessor
 
 import checkpoints
@@ -225,6 +227,24 @@ class StreamedText(NamedTuple):
 PREFIX_CACHE = LRUCache(2)
 
 
+# Every fused attention kernel but cuDNN's. cuDNN's builds an execution plan for every new shape, cached per
+# thread, and decoding meets a new key length at every token: on an H200 an answer ran at 16-20 tokens/s in a
+# thread that had not decoded before (every ZeroGPU call runs in a new one) or after a prompt of a new length,
+# and at 51-61 tokens/s in every case without it (README "Benchmarks", "On one GPU").
+_ATTENTION_WITHOUT_CUDNN = [SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]
+
+
+def _llm_pass(llm) -> contextlib.ExitStack:
+    """The context of one LLM forward pass: inference mode and, on CUDA, attention without cuDNN's kernel.
+    Entered per pass, not per answer, so the encoders keep the kernels PyTorch picks for them; the switch is
+    process-wide while it lasts, which can change only a concurrent pass's kernel, never a result."""
+    context = contextlib.ExitStack()
+    context.enter_context(torch.inference_mode())
+    if llm.device.type == "cuda":
+        context.enter_context(sdpa_kernel(_ATTENTION_WITHOUT_CUDNN))
+    return context
+
+
 def _prompt_state(llm, model_inputs: dict, prefix_len: int):
     """(KV cache, last position's logits) after the prompt. The first `prefix_len` input ids' keys and values come
     from `PREFIX_CACHE` (computed once per model and prefix), so only the rest runs. Not on ZeroGPU, whose worker
@@ -232,18 +252,18 @@ def _prompt_state(llm, model_inputs: dict, prefix_len: int):
     ids = model_inputs.get("input_ids")
     if not prefix_len or ids is None or checkpoints.ON_ZERO_GPU or prefix_len >= ids.shape[1]:
         cache = DynamicCache(config=llm.config)
-        with torch.inference_mode():
+        with _llm_pass(llm):
             return cache, llm(**model_inputs, past_key_values=cache, use_cache=True).logits[:, -1, :]
     prefix = tuple(ids[0, :prefix_len].tolist())
     prefilled = PREFIX_CACHE.get(prefix, owner=llm)
     if prefilled is None:
         prefilled = DynamicCache(config=llm.config)
-        with torch.inference_mode():
+        with _llm_pass(llm):
             llm(input_ids=ids[:, :prefix_len], attention_mask=model_inputs["attention_mask"][:, :prefix_len],
                 past_key_values=prefilled, use_cache=True)
         PREFIX_CACHE.put(prefix, prefilled, owner=llm)
     cache = copy.deepcopy(prefilled)  # the answer appends to its own copy
-    with torch.inference_mode():
+    with _llm_pass(llm):
         logits = llm(input_ids=ids[:, prefix_len:], attention_mask=model_inputs["attention_mask"],
                      past_key_values=cache, use_cache=True).logits[:, -1, :]
     return cache, logits
@@ -256,10 +276,11 @@ def _greedy_token_ids(llm, model_inputs: dict, *, eos_ids: set[int], max_new_tok
     compares the two). It stops at an end-of-turn id, after `max_new_tokens` or after `max_time_s` seconds.
     `prefix_len`: how many of the first input ids are a fixed start whose keys and values can be reused.
 
-    Why not `generate` in a thread feeding a streamer (transformers' streaming recipe): on an H200 any decoding
-    in a newly started thread ran at 12-18 tokens/s, the same decoding in the calling thread or in a worker
-    thread that had run before (gradio runs a generator's steps in its worker threads) at 44-61 (README
-    "Benchmarks"). Each step switches inference mode on for itself: the next step may run in another thread.
+    Why not `generate` in a thread feeding a streamer (transformers' streaming recipe): here no thread outlives
+    its answer (a closed stream stops at the next token), and the prompt starts from the cached system prompt
+    (`_prompt_state`). The recipe's slow answers on an H200 (12-18 tokens/s in a thread started per answer) came
+    from cuDNN's attention, not from the thread (`_llm_pass`). Each step enters its own context: the next step
+    may run in another thread (gradio runs a generator's steps in its worker threads).
     """
     penalty = llm.generation_config.repetition_penalty
     penalize = RepetitionPenaltyLogitsProcessor(penalty) if penalty not in (None, 1.0) else None
@@ -278,7 +299,7 @@ def _greedy_token_ids(llm, model_inputs: dict, *, eos_ids: set[int], max_new_tok
         yield token
         if count == max_new_tokens or time.perf_counter() - started >= max_time_s:
             return
-        with torch.inference_mode():
+        with _llm_pass(llm):
             seen = torch.cat([seen, next_id], dim=1)
             mask = torch.cat([mask, mask.new_ones(1, 1)], dim=1)
             logits = llm(input_ids=next_id, attention_mask=mask, past_key_values=cache, use_cache=True).logits[:, -1, :]
@@ -374,9 +395,9 @@ class AnswerUpdate:
     numbers: dict = field(default_factory=dict)
 
 
-# Measured on an H200 in bf16 (bench_gpu): 0.016-0.02 s a token (50-63 tokens/s) decoding in a thread that had
-# run before, 0.06-0.08 s in a thread started for the call. 0.05 s a token asks 6.4 s for the token budget; on
-# ZeroGPU generation stops at that time (`generation_time_s`), so that a slow answer ends early instead of being
+# Measured on an H200 in bf16 (bench_gpu): 0.016-0.02 s a token (51-61 tokens/s), in a new thread and after a
+# prompt of a new length too (cuDNN's attention avoided, `_llm_pass`). 0.05 s a token asks 6.4 s for the token
+# budget; on ZeroGPU generation stops at that time (`generation_time_s`), so that a slow answer ends early instead of being
 # aborted with the GPU task. The prompt (a few hundred tokens), projector and tokenizer: 0.06-0.08 s to the
 # first token, 0.25 s is 3x.
 GPU_SECONDS_PER_TOKEN = 0.05
