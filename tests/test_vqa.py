@@ -205,8 +205,8 @@ def test_the_system_prompt_is_prefilled_once_and_answers_stay_the_same(llm, toke
 
 
 def test_decoding_runs_in_the_threads_that_ask_for_tokens(llm, tokenizer):
-    """No thread is started per answer (on a GPU that made decoding 3-4x slower); gradio may run each step of
-    a generator in another of its worker threads, and each step then decodes there."""
+    """No thread is started per answer (a closed stream must stop at once, and none may outlive it); gradio
+    may run each step of a generator in another of its worker threads, and each step then decodes there."""
     import threading
     from concurrent.futures import ThreadPoolExecutor
 
