@@ -397,9 +397,9 @@ class AnswerUpdate:
 
 # Measured on an H200 in bf16 (bench_gpu): 0.016-0.02 s a token (51-61 tokens/s), in a new thread and after a
 # prompt of a new length too (cuDNN's attention avoided, `_llm_pass`). 0.05 s a token asks 6.4 s for the token
-# budget; on ZeroGPU generation stops at that time (`generation_time_s`), so that a slow answer ends early instead of being
-# aborted with the GPU task. The prompt (a few hundred tokens), projector and tokenizer: 0.06-0.08 s to the
-# first token, 0.25 s is 3x.
+# budget; on ZeroGPU generation stops at that time (`generation_time_s`), so that a slow answer ends early
+# instead of being aborted with the GPU task. The prompt (a few hundred tokens), projector and tokenizer:
+# 0.06-0.08 s to the first token, 0.25 s is 3x.
 GPU_SECONDS_PER_TOKEN = 0.05
 GPU_SECONDS_PROMPT = 0.25
 
