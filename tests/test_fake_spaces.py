@@ -11,8 +11,7 @@ from pathlib import Path
 
 import gradio as gr
 import pytest
-
-FAKE_SPACES = Path(__file__).resolve().parent / "fake_spaces"
+from conftest import FAKE_SPACES
 
 
 @pytest.fixture
@@ -144,3 +143,66 @@ def test_durations_under_a_second_sizes_and_async_functions_are_refused(spaces):
 
     with pytest.raises(NotImplementedError):
         spaces.GPU(later)
+
+
+@pytest.fixture
+def visitor():
+    """Make the calls in a test come from a visitor with a ZeroGPU token (as gradio's request carries it), or not."""
+    from types import SimpleNamespace
+
+    from gradio.context import LocalContext
+
+    def as_visitor(token=None):
+        LocalContext.request.set(SimpleNamespace(headers={"x-ip-token": token} if token else {}))
+
+    yield as_visitor
+    LocalContext.request.set(None)
+
+
+def test_a_call_is_admitted_only_while_the_quota_covers_what_it_asks_times_the_factor(spaces, monkeypatch, visitor):
+    monkeypatch.setenv("FAKE_SPACES_QUOTA_S", "10")
+    monkeypatch.setenv("FAKE_SPACES_TOKEN_QUOTA_S", "4")
+    monkeypatch.setenv("FAKE_SPACES_CHARGE", "requested")
+
+    @spaces.GPU(duration=3)  # 3 s x 1.5 = 4.5, sent as 4 (rounded half to even, as the client does)
+    def work():
+        return "done"
+
+    visitor(None)
+    assert work() == "done" and work() == "done"  # 8 of the 10 s that visitors without a token share
+    with pytest.raises(gr.Error) as refused:
+        work()
+    assert refused.value.title == "ZeroGPU quota exceeded"
+    assert refused.value.message.startswith("Space app has reached its GPU limit. Try re-running outside of examples")
+    visitor("a signed-in visitor")  # a quota of their own
+    assert work() == "done"
+    with pytest.raises(gr.Error, match=r"exceeded your free ZeroGPU quota \(4s requested vs. 0s left\)"):
+        work()
+
+
+def test_with_every_gpu_busy_a_call_waits_then_times_out(spaces, monkeypatch, visitor):
+    import threading
+
+    monkeypatch.setenv("FAKE_SPACES_GPUS", "1")
+    monkeypatch.setenv("FAKE_SPACES_QUEUE_TIMEOUT_S", "0.5")
+    release = multiprocessing.get_context("fork").Event()
+
+    @spaces.GPU(duration=5)
+    def hold():
+        release.wait(10)
+
+    visitor(None)
+    holder = threading.Thread(target=hold)
+    holder.start()
+    time.sleep(0.5)
+    try:
+        with pytest.raises(gr.Error, match="No GPU was available after 60s") as refused:
+            hold()
+        assert refused.value.title == "ZeroGPU quota exceeded"  # what a visitor without a token is told
+        visitor("token")
+        with pytest.raises(gr.Error, match="No GPU was available after 60s") as refused:
+            hold()
+        assert refused.value.title == "ZeroGPU queue timeout"
+    finally:
+        release.set()
+        holder.join()
