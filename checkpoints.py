@@ -3,10 +3,12 @@
 - `REGISTRY`: hub id, revision, model class and processor of each checkpoint.
 - `load(name)`: lazy, cached, thread-safe loading (first use only, once per process) through the
   ordinary `from_pretrained(hub_id)` path, on the device and dtype chosen by `device_and_dtype()`.
-- `gpu_task(duration=...)`: the ZeroGPU boundary (`spaces.GPU` on ZeroGPU, the function itself elsewhere),
-  one call at a time per process.
+- `gpu_task(gpu_seconds=..., cpu_seconds=...)`: the ZeroGPU boundary: on ZeroGPU each call runs where it pays
+  (the Space's CPU or a `spaces.GPU` worker) and a refusal becomes `GpuUnavailable`; elsewhere the function
+  itself, one call at a time per process.
 - `models_on_gpu()`: whether models will run on a GPU, without loading any: per-device defaults.
-- `preload_all()`: ZeroGPU start-up, every checkpoint resident before `launch()`.
+- `preload_all()`: ZeroGPU start-up, every checkpoint resident before `launch()`, with a CPU copy.
+- `request_scope()`, `on_cpu(why)`, `runs()`: one visitor's action on ZeroGPU, and where its work ran.
 - `enable_offline_demo()`: the explicit offline demo mode (tiny random-weight models, see `offline/replicas.py`).
 
 CLI: `python checkpoints.py list` and `python checkpoints.py download [names]`.
@@ -17,37 +19,47 @@ worker process (reused while idle, never reliably); its arguments and result are
 1. `import spaces` happens here, at import, before anything touches CUDA: import `checkpoints` before
    any module that might (app.py imports it first). The parent keeps torch at one thread, so that a
    forked worker never inherits a used OpenMP pool; `gpu_task` sets the threads back inside the worker.
+   The Space's own CPU work runs in one thread of its own, with every core (`_cpu_pool`).
 2. Every checkpoint is loaded and moved to the device once, at start-up, before `launch()`:
    app.py calls `preload_all()`. A model check that touches weights (a mask token, an encoder
    comparison) belongs in that checkpoint's loader, registered with `use_loader(name, fn)`, so it runs
    then too. Afterwards `load()` of a checkpoint that is not resident raises a `UserError`: nothing
-   loads inside a GPU function. Elsewhere (CPU, local GPU) loading stays lazy.
-3. A GPU function is a module-level function decorated `@checkpoints.gpu_task(duration=...)`. It takes
+   loads inside a GPU function. Elsewhere (CPU, local GPU) loading stays lazy. ZeroGPU packs the device
+   copies away at launch, so the main process keeps a CPU copy of each (`cpu_copy_names`) for the work
+   that runs there: `load()` returns it inside `on_cpu`.
+3. A GPU function is a module-level function decorated `@checkpoints.gpu_task(gpu_seconds=..., cpu_seconds=...)`. It takes
    CPU values only (numpy arrays, CPU tensors, plain values, checkpoint *names*, dataclasses of those;
    no models, no lambdas or progress callbacks: they do not pickle) and returns CPU tensors/arrays.
    It calls `load(name)` itself (a lookup of the resident model) and moves inputs with `on_model`.
 4. Caches (`demos.cache.LRUCache`) live in the main process: the parent looks the cache up, passes the
    cached intermediate in (`targets=None` or a tensor), and stores what the GPU function returns.
    Progress is reported by the parent, before and after the call.
-5. `duration`: whole seconds, or a callable of the call's own arguments returning seconds (rounded up
-   here); sized to the work with a margin; the default size ("large"). A `UserError` raised inside keeps
-   its message across the process boundary (ZeroGPU would hide it); generator functions stream.
+5. `gpu_seconds` and `cpu_seconds`: the work on each, in seconds or callables of the call's own arguments.
+   They decide where a call runs, and what it asks ZeroGPU for (`requested_seconds`: the work and a warm or
+   cold worker's start margin, whole seconds); the default size ("large"). A `UserError` raised inside keeps
+   its message across the process boundary (ZeroGPU would hide it); generator functions stream. When ZeroGPU
+   refuses or fails a call, `GpuUnavailable` tells the tab to run the action again `on_cpu`.
 6. Never call a GPU function from inside another: call its undecorated `.plain` function there.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import contextvars
 import functools
 import importlib
 import inspect
 import logging
 import math
 import os
+import pickle
 import platform
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,6 +75,7 @@ ENV_PROJECTOR_REPO = "PDR_PROJECTOR_REPO"  # hub id of a trained VQA projector (
 ENV_CPU_INT8 = "PDR_CPU_INT8"  # "0": keep the LLM's linear layers in floating point on a CPU
 ENV_ZERO_GPU = "SPACES_ZERO_GPU"  # set by Hugging Face on a ZeroGPU Space ("1"/"t"/"true", as `spaces` reads it)
 ENV_PRELOAD = "PDR_PRELOAD"  # ZeroGPU: comma-separated names to load at start-up (default: every checkpoint)
+ENV_CPU_COPIES = "PDR_CPU_COPIES"  # ZeroGPU: names that also get a CPU copy at start-up (default: the same; "none")
 
 ON_ZERO_GPU = os.environ.get(ENV_ZERO_GPU, "").lower() in ("1", "t", "true")
 if ON_ZERO_GPU:
@@ -199,6 +212,26 @@ def _cpu_bf16_is_faster() -> bool:
     return bf16 < 0.8 * fp32
 
 
+def _requested_dtype():
+    """The dtype PDR_DTYPE asks for, or None."""
+    import torch
+
+    requested = os.environ.get(ENV_DTYPE, "").strip().lower()
+    if not requested:
+        return None
+    if requested not in _DTYPE_NAMES:
+        raise UserError(f"{ENV_DTYPE}={requested!r} is not one of {', '.join(sorted(set(_DTYPE_NAMES.values())))}.")
+    return getattr(torch, _DTYPE_NAMES[requested])
+
+
+@functools.cache
+def cpu_dtype():
+    """The dtype models run in on this machine's CPU: bf16 only where it is native and measured faster."""
+    import torch
+
+    return _requested_dtype() or (torch.bfloat16 if _cpu_bf16_is_faster() else torch.float32)
+
+
 @functools.cache
 def device_and_dtype():
     """CUDA when present; on CPU, bf16 only where it is native and measured faster; env overrides both."""
@@ -207,24 +240,22 @@ def device_and_dtype():
     # On ZeroGPU the parent has no GPU, only CUDA emulation: ask nothing of torch.cuda there.
     default = "cuda" if ON_ZERO_GPU or torch.cuda.is_available() else "cpu"
     device = torch.device(os.environ.get(ENV_DEVICE) or default)
-    requested = os.environ.get(ENV_DTYPE, "").strip().lower()
-    if requested:
-        if requested not in _DTYPE_NAMES:
-            raise UserError(f"{ENV_DTYPE}={requested!r} is not one of {', '.join(sorted(set(_DTYPE_NAMES.values())))}.")
-        dtype = getattr(torch, _DTYPE_NAMES[requested])
-    elif device.type == "cuda":
-        dtype = torch.bfloat16 if ON_ZERO_GPU or torch.cuda.is_bf16_supported() else torch.float16  # ZeroGPU: H200
+    if device.type == "cuda":  # ZeroGPU's GPUs compute bf16
+        dtype = _requested_dtype() or (torch.bfloat16 if ON_ZERO_GPU or torch.cuda.is_bf16_supported() else torch.float16)
     else:
-        dtype = torch.bfloat16 if _cpu_bf16_is_faster() else torch.float32
+        dtype = cpu_dtype()
     log.info("Models run on %s in %s", device, dtype)
     return device, dtype
 
 
 def models_on_gpu() -> bool:
     """Whether models will run on a GPU, known without loading anything, timing the CPU or touching CUDA
-    on ZeroGPU (its parent has no GPU): what a tab's per-device defaults are chosen from."""
+    on ZeroGPU (its parent has no GPU): what a tab's per-device defaults are chosen from. False inside an
+    action that runs on the Space's CPU (`on_cpu`), so that it is planned for the CPU."""
     import torch
 
+    if _cpu_reason.get() is not None:
+        return False
     requested = os.environ.get(ENV_DEVICE, "")
     return requested.startswith("cuda") if requested else ON_ZERO_GPU or torch.cuda.is_available()
 
@@ -264,30 +295,258 @@ class _Failure:
             return UserError(self.message)
 
 
-def _whole_seconds(duration):
-    """ZeroGPU drops fractions of a second (timedelta.seconds): round up instead, for ints and callables."""
-    if not callable(duration):
-        return math.ceil(duration)
-    return lambda *args, **kwargs: math.ceil(duration(*args, **kwargs))
+# What a GPU call asks ZeroGPU for: a start margin plus the function's own work estimate (`gpu_seconds` of each
+# compute module: about 3x what `python -m bench.bench_gpu` measured on an H200). A worker that ran the same
+# function a moment ago is kept and reused while idle; a fresh one first starts CUDA, reads ZeroGPU's packed
+# weights and copies them to the GPU (every resident model: 0.6 s measured on an H200), and runs its first
+# kernels (0.7-1.1 s measured). CUDA's start and the packed-weights read could not be measured here (1-3 s
+# elsewhere): the Space's log says what each call asked and how long it held the GPU.
+GPU_COLD_START_S = 6.0
+GPU_WARM_START_S = 1.0
+GPU_WARM_FOR_S = 30.0  # a function's worker counts as warm this long after a call of it returned
+# What a GPU call costs a learner beyond its work: ZeroGPU's scheduling round trip and the hand-off to the worker
+# (an estimate; the log of a ZeroGPU Space gives the real figure).
+ZEROGPU_CALL_S = 1.0
+# An action the Space's CPU finishes within this runs there even where a GPU would be faster: a learner barely
+# notices, and the class keeps its shared GPU quota for the actions that need a GPU.
+CPU_QUICK_S = 1.5
+# The longest a learner is asked to wait for an action on the Space's CPU when ZeroGPU cannot run it; a longer
+# one ends with a message saying when to retry.
+CPU_PATIENCE_S = 30.0
+# Visitors who are not signed in on huggingface.co (every learner on a course site) share one ZeroGPU quota. Once
+# ZeroGPU has refused one of them, their actions plan for the CPU for this long before a GPU is asked again.
+# Signed-in visitors have quotas of their own and always ask.
+REFUSED_BACKOFF_S = 300.0
+# The compute modules' CPU estimates (`cpu_seconds`) were measured in bf16 on a CPU that computes it natively;
+# in fp32 (the policy on other CPUs) the same work measured 1.5-2x slower.
+CPU_FP32_SLOWDOWN = 1.7
 
 
-# Each GPU function's duration is this start margin plus its work, both sized from `python -m bench.bench_gpu`
-# on an H200 (README "Benchmarks"), where a call's work is 0.02-0.3 s and its estimate about 3x that. ZeroGPU
-# counts the duration from scheduling, so a fresh worker's start comes out of it: there, copying every
-# resident model's weights (5.3 GB) to the GPU took 0.6 s and the first call's kernels 1.1 s; CUDA's start and
-# reading ZeroGPU's packed weights from its files were not measurable there (about 1-3 s elsewhere).
-GPU_START_S = 6
+@dataclass(frozen=True)
+class Run:
+    """Where one call of a GPU function ran, for the page's note and the numbers."""
+
+    function: str
+    device: str  # "gpu" (a ZeroGPU worker, or this machine's device off ZeroGPU) or "cpu" (the Space's CPU)
+    why: str  # why it ran where it did ("" off ZeroGPU)
+    fallback: bool  # ZeroGPU could not run it (quota, no GPU, a failed call), so the Space's CPU did
+    seconds: float
 
 
-def gpu_seconds(work_s: float) -> float:
-    """A GPU function's duration: the start margin plus its own work estimate (rounded up by `gpu_task`)."""
-    return GPU_START_S + work_s
+class GpuUnavailable(Exception):
+    """ZeroGPU refused or failed a call (quota, no GPU free, queue timeout, an aborted or failed task).
+
+    Not a UserError: the caller runs the whole action again on the Space's CPU (`on_cpu(error.why)`), planned for
+    the CPU. `why` says what happened in words a learner reads; `detail` is ZeroGPU's own message; `kind` is
+    "quota" (the visitor's quota, or no GPU free for them), "aborted" (the call ran past its duration) or "failed".
+    """
+
+    def __init__(self, why: str, detail: str, kind: str):
+        super().__init__(f"{why} ({detail})")
+        self.why, self.detail, self.kind = why, detail, kind
 
 
-# One GPU function runs at a time in this process. The queue's concurrency_id bounds the events, but gradio
-# cancels an event (a stale clip's prepare) by abandoning its thread, which runs on: the next GPU function
-# waits for it here instead of running beside it. A plain Lock: a stream holds it across the threads that
-# gradio runs its steps in, until it ends or is closed.
+# Per request (set by the tabs' handler wrapper, `request_scope`): the runs so far, whether the visitor is signed
+# in, and, when the request runs on the Space's CPU, why (`on_cpu`). Inside a CPU run it also tells `load` to
+# return the CPU copy of a checkpoint.
+_runs: ContextVar[list | None] = ContextVar("pdr_runs", default=None)
+_signed_in: ContextVar[bool] = ContextVar("pdr_signed_in", default=False)
+_cpu_reason: ContextVar[str | None] = ContextVar("pdr_cpu_reason", default=None)
+
+_warm_until: dict[str, float] = {}  # GPU function -> until when its worker counts as warm
+_refused: dict = {"until": 0.0, "why": ""}  # the last refusal of a visitor who was not signed in
+_state_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def request_scope(*, signed_in: bool = False):
+    """One visitor's action: collects its `Run`s (yielded list) and, on ZeroGPU, plans it for the Space's CPU
+    while ZeroGPU refuses visitors who are not signed in (`REFUSED_BACKOFF_S`)."""
+    runs: list[Run] = []
+    tokens = [_runs.set(runs), _signed_in.set(signed_in)]
+    why = None if signed_in or not ON_ZERO_GPU else _refusal_backoff()
+    tokens.append(_cpu_reason.set(why))
+    try:
+        yield runs
+    finally:
+        for var, token in zip((_runs, _signed_in, _cpu_reason), tokens, strict=True):
+            var.reset(token)
+
+
+@contextlib.contextmanager
+def on_cpu(why: str):
+    """Run the rest of this action on the Space's CPU (its CPU copies of the models), planned for the CPU
+    (`models_on_gpu()` is False inside), for the reason given."""
+    token = _cpu_reason.set(why)
+    try:
+        yield
+    finally:
+        _cpu_reason.reset(token)
+
+
+def cpu_reason() -> str | None:
+    """Why this action runs on the Space's CPU, or None (ZeroGPU only)."""
+    return _cpu_reason.get()
+
+
+def worth_preparing() -> bool:
+    """Whether model work done ahead of a click (a clip's prepare) pays here. Off ZeroGPU it does: the click then
+    runs less on this machine. On ZeroGPU only on the Space's CPU: a GPU call of its own costs a prepare more
+    (ZeroGPU's scheduling, a start margin of quota) than it saves the click's GPU call (an encoder pass there takes
+    a few hundredths of a second)."""
+    return not ON_ZERO_GPU or _cpu_reason.get() is not None
+
+
+def runs() -> list[Run]:
+    """Where this action's GPU functions ran so far (see `request_scope`)."""
+    return list(_runs.get() or [])
+
+
+def _refusal_backoff() -> str | None:
+    with _state_lock:
+        if time.monotonic() < _refused["until"]:
+            return _refused["why"]
+    return None
+
+
+def _remember_refusal(refusal: GpuUnavailable) -> None:
+    if refusal.kind == "quota" and not _signed_in.get():
+        with _state_lock:
+            _refused.update(until=time.monotonic() + REFUSED_BACKOFF_S, why=refusal.why)
+
+
+def _record(run: Run) -> None:
+    runs = _runs.get()
+    if runs is not None:
+        runs.append(run)
+
+
+def _estimate(seconds, args, kwargs) -> float:
+    return float(seconds(*args, **kwargs) if callable(seconds) else seconds)
+
+
+def requested_seconds(function: str, work_s: float) -> int:
+    """The whole seconds a GPU call asks ZeroGPU for: its work estimate and the start margin of a warm or a cold
+    worker (ZeroGPU drops fractions of a second, so round up)."""
+    with _state_lock:
+        warm = time.monotonic() < _warm_until.get(function, 0.0)
+    return max(1, math.ceil((GPU_WARM_START_S if warm else GPU_COLD_START_S) + work_s))
+
+
+def on_this_cpu(seconds: float) -> float:
+    """A CPU estimate measured in bf16 (`cpu_seconds` of a compute module), for the dtype this CPU runs."""
+    import torch
+
+    return seconds * (1.0 if cpu_dtype() == torch.bfloat16 else CPU_FP32_SLOWDOWN)
+
+
+def _placed_on_cpu(function: str, gpu_work_s: float, cpu_s: float) -> bool:
+    """The GPU only where it pays: the CPU takes an action it finishes quickly, or sooner than a GPU call would
+    (ZeroGPU's scheduling, and a fresh worker's start, included), counting the CPU work already waiting: in a
+    lecture hall the GPU takes what the one CPU thread would only queue."""
+    with _state_lock:
+        warm = time.monotonic() < _warm_until.get(function, 0.0)
+        cpu_s += _cpu_backlog["seconds"]
+    gpu_s = ZEROGPU_CALL_S + gpu_work_s + (0.0 if warm else GPU_COLD_START_S - GPU_WARM_START_S)
+    return cpu_s <= max(CPU_QUICK_S, gpu_s)
+
+
+_REFUSALS = (  # (what ZeroGPU's message says, what the learner reads, its kind)
+    ("Space app has reached its GPU limit", "the GPU time this Space shares among visitors who are not signed in "
+     "on huggingface.co is used up for now", "quota"),
+    ("No GPU was available after", "no GPU was free within a minute", "quota"),
+    ("exceeded your", "your ZeroGPU quota is used up for now", "quota"),
+    ("No GPU was available", "no GPU was available", "quota"),
+    ("GPU task aborted", "the GPU call ran out of its time", "aborted"),
+    ("illegal duration", "ZeroGPU refused the GPU time this asked for", "failed"),
+)
+
+
+def _as_refusal(error: Exception) -> GpuUnavailable | None:
+    """What `spaces` raised, as a `GpuUnavailable`; None for an error that is the caller's (a value that does not
+    pickle, a visitor who left while queued)."""
+    if isinstance(error, pickle.PicklingError) or "closed by visitor" in str(error):
+        return None
+    detail = " ".join(str(part) for part in (getattr(error, "title", ""), getattr(error, "message", error)) if part)
+    for marker, why, kind in _REFUSALS:
+        if marker.lower() in detail.lower():
+            return GpuUnavailable(why, detail, kind)
+    return GpuUnavailable("the GPU call failed", detail or type(error).__name__, "failed")
+
+
+def too_slow_on_cpu(why: str, seconds: float) -> UserError:
+    return UserError(
+        f"No GPU can run this right now ({why}), and on the Space's CPU it would take about {seconds:.0f} s, longer "
+        f"than the {CPU_PATIENCE_S:.0f} s a learner should wait. Lighter settings (fewer frames, one shared clip) "
+        "run on the CPU; or try again in a few minutes. Signed-in visitors have GPU time of their own: open this "
+        "Space on huggingface.co and sign in there."
+    )
+
+
+# One model computation at a time on the Space's CPU, in one thread that uses every core and never starts a GPU
+# worker: ZeroGPU forks its workers from the threads that call GPU functions, and a fork must not inherit a used
+# OpenMP pool (those threads stay at one torch thread, as the whole parent does).
+_cpu_worker: ThreadPoolExecutor | None = None
+_cpu_worker_lock = threading.Lock()
+
+
+def _cpu_pool() -> ThreadPoolExecutor:
+    global _cpu_worker
+    with _cpu_worker_lock:
+        if _cpu_worker is None:
+            import torch
+
+            others = torch.get_num_threads()  # one in a ZeroGPU parent
+            _cpu_worker = ThreadPoolExecutor(1, thread_name_prefix="pdr-cpu-models", initializer=_use_all_cores)
+            _cpu_worker.submit(int).result()  # its thread now keeps every core...
+            torch.set_num_threads(others)  # ...and the threads that start later as many as before
+    return _cpu_worker
+
+
+_cpu_backlog = {"seconds": 0.0}  # estimated CPU seconds of the work queued or running in the CPU thread
+
+
+@contextlib.contextmanager
+def _queued_on_the_cpu(seconds: float):
+    with _state_lock:
+        _cpu_backlog["seconds"] += seconds
+    try:
+        yield
+    finally:
+        with _state_lock:
+            _cpu_backlog["seconds"] -= seconds
+
+
+def _on_the_cpu(fn, args, kwargs, why: str, seconds: float):
+    """Run `fn` on the Space's CPU copies (its result, or for a generator function a generator), in the CPU thread;
+    `seconds` is its estimate, counted in the CPU's backlog until it is done."""
+    context = contextvars.copy_context()
+    context.run(_cpu_reason.set, why)
+    pool = _cpu_pool()
+    if not inspect.isgeneratorfunction(fn):
+        with _queued_on_the_cpu(seconds):
+            return pool.submit(context.run, fn, *args, **kwargs).result()
+
+    def stream():
+        items = context.run(fn, *args, **kwargs)
+        with _queued_on_the_cpu(seconds):
+            try:
+                while True:
+                    try:  # each step in the CPU thread: other learners' CPU work can run between two tokens
+                        yield pool.submit(context.run, next, items).result()
+                    except StopIteration:
+                        return
+            finally:
+                pool.submit(context.run, items.close).result()
+
+    return stream()
+
+
+# One GPU function runs at a time in this process, off ZeroGPU. The queue's concurrency_id bounds the events, but
+# gradio cancels an event (a stale clip's prepare) by abandoning its thread, which runs on: the next GPU function
+# waits for it here instead of running beside it. A plain Lock: a stream holds it across the threads that gradio
+# runs its steps in, until it ends or is closed. On ZeroGPU each call has a worker of its own (ZeroGPU schedules
+# them), and the Space's CPU work runs in `_cpu_pool`'s one thread.
 _device_lock = threading.Lock()
 
 
@@ -309,34 +568,40 @@ def _one_at_a_time(call):
     return locked
 
 
-def _as_task(call, fn, duration):
-    """`call` run one at a time, with the undecorated function (`.plain`) and its duration (`.duration`)."""
-    call = _one_at_a_time(call)
-    call.plain, call.duration = fn, duration
-    return call
-
-
 def _use_all_cores() -> None:
     import torch
 
     torch.set_num_threads(os.cpu_count() or 1)  # the parent keeps one; inside the worker, all of them
 
 
-def gpu_task(fn=None, *, duration=60):
-    """Mark a compute function as a GPU function: `spaces.GPU(duration=...)` on ZeroGPU; elsewhere the function
-    runs in this process.
+def gpu_task(fn=None, *, gpu_seconds, cpu_seconds):
+    """Mark a compute function as a GPU function. Elsewhere than ZeroGPU it runs in this process, one call at a
+    time, on this machine's device. On ZeroGPU each call runs where it pays:
 
-    Use as `@checkpoints.gpu_task(duration=seconds_or_callable)`. Calls run one at a time (`_device_lock`).
-    `wrapper.plain` is the undecorated function, for calls from inside another GPU function; `wrapper.duration`
-    is the duration as given (seconds, or a callable of the call's arguments), for `bench.bench_gpu`.
+    - on the Space's CPU (its CPU copies of the models) when the CPU finishes it within `CPU_QUICK_S` or sooner
+      than a GPU call would, or when the action runs on the CPU already (`on_cpu`); one that would take longer
+      than `CPU_PATIENCE_S` there raises a UserError saying when to retry;
+    - else in a `spaces.GPU` worker, asking `requested_seconds` (a warm or cold start margin plus the work). When
+      ZeroGPU refuses or fails the call it raises `GpuUnavailable`, and the tab runs the action again on the CPU.
+
+    `gpu_seconds` and `cpu_seconds` estimate the work on each (seconds, or callables of the call's own
+    arguments); `cpu_seconds` is in bf16 on the development CPU (`on_this_cpu` adjusts it). Each call records a
+    `Run`. `wrapper.plain` is the undecorated function (for calls from inside another GPU function),
+    `wrapper.duration` the duration as asked of ZeroGPU on a cold worker (a callable), for `bench.bench_gpu`.
     """
     if fn is None:
-        return functools.partial(gpu_task, duration=duration)
+        return functools.partial(gpu_task, gpu_seconds=gpu_seconds, cpu_seconds=cpu_seconds)
+    name = fn.__qualname__
+
+    def duration(*args, **kwargs) -> int:
+        return requested_seconds(name, _estimate(gpu_seconds, args, kwargs))
+
     if not ON_ZERO_GPU:
-        return _as_task(fn, fn, duration)
+        return _as_task(_recording(fn, name), fn, duration)
     import spaces
 
-    if inspect.isgeneratorfunction(fn):
+    streams = inspect.isgeneratorfunction(fn)
+    if streams:
 
         def stream_in_worker(*args, **kwargs):
             _use_all_cores()
@@ -345,34 +610,130 @@ def gpu_task(fn=None, *, duration=60):
             except UserError as error:
                 yield _Failure(type(error), str(error))
 
-        on_gpu = spaces.GPU(functools.wraps(fn)(stream_in_worker), duration=_whole_seconds(duration))
+        on_gpu = spaces.GPU(functools.wraps(fn)(stream_in_worker), duration=duration)
+    else:
+
+        def run_in_worker(*args, **kwargs):
+            _use_all_cores()
+            try:
+                return fn(*args, **kwargs)
+            except UserError as error:
+                return _Failure(type(error), str(error))
+
+        on_gpu = spaces.GPU(functools.wraps(fn)(run_in_worker), duration=duration)
+
+    def where(args, kwargs) -> tuple[str | None, bool, float]:
+        """(why it runs on the CPU, or None for a GPU; whether that is a fallback; its CPU estimate)."""
+        cpu_s = on_this_cpu(_estimate(cpu_seconds, args, kwargs))
+        why = _cpu_reason.get()
+        if why is not None:
+            if cpu_s > CPU_PATIENCE_S:
+                raise too_slow_on_cpu(why, cpu_s)
+            return why, True, cpu_s
+        if _placed_on_cpu(name, _estimate(gpu_seconds, args, kwargs), cpu_s):
+            return f"the Space's CPU does this in about {cpu_s:.1f} s, and it spends no GPU quota", False, cpu_s
+        return None, False, cpu_s
+
+    def refused(error: Exception, started: float) -> GpuUnavailable:
+        refusal = _as_refusal(error)
+        if refusal is None:
+            raise error
+        with _state_lock:
+            _warm_until.pop(name, None)
+        _remember_refusal(refusal)
+        log.warning("GPU call %s refused or failed after %.2f s: %s", name, time.perf_counter() - started,
+                    refusal.detail)
+        return refusal
+
+    def ran_on_gpu(started: float, asked: int) -> None:
+        seconds = time.perf_counter() - started
+        with _state_lock:
+            _warm_until[name] = time.monotonic() + GPU_WARM_FOR_S
+        log.info("GPU call %s: asked %d s, returned after %.2f s", name, asked, seconds)
+        _record(Run(name, "gpu", "", False, seconds))
+
+    if streams:
+
+        @functools.wraps(fn)
+        def call(*args, **kwargs):
+            why, fallback, cpu_s = where(args, kwargs)
+            started = time.perf_counter()
+            if why is not None:
+                yield from _on_the_cpu(fn, args, kwargs, why, cpu_s)
+                _record(Run(name, "cpu", why, fallback, time.perf_counter() - started))
+                return
+            asked = duration(*args, **kwargs)
+            try:
+                for item in on_gpu(*args, **kwargs):
+                    if isinstance(item, _Failure):
+                        raise item.error()
+                    yield item
+            except UserError:
+                raise
+            except Exception as error:
+                raise refused(error, started) from error
+            ran_on_gpu(started, asked)
+    else:
+
+        @functools.wraps(fn)
+        def call(*args, **kwargs):
+            why, fallback, cpu_s = where(args, kwargs)
+            started = time.perf_counter()
+            if why is not None:
+                result = _on_the_cpu(fn, args, kwargs, why, cpu_s)
+                _record(Run(name, "cpu", why, fallback, time.perf_counter() - started))
+                return result
+            asked = duration(*args, **kwargs)
+            try:
+                result = on_gpu(*args, **kwargs)
+            except Exception as error:
+                refusal = refused(error, started)
+                cold = duration(*args, **kwargs)  # `refused` forgot the warm worker
+                if refusal.kind != "aborted" or cold <= asked:
+                    raise refusal from error
+                # Asked for a warm worker and got a fresh one, which ran out of time starting: once more, cold.
+                log.warning("GPU call %s: asking again with a cold start's margin (%d s)", name, cold)
+                started, asked = time.perf_counter(), cold
+                try:
+                    result = on_gpu(*args, **kwargs)
+                except Exception as error_again:
+                    raise refused(error_again, started) from error_again
+            if isinstance(result, _Failure):
+                raise result.error()
+            ran_on_gpu(started, asked)
+            return result
+
+    call.plain, call.duration = fn, duration
+    return call
+
+
+def _recording(fn, name: str):
+    """`fn` that records a `Run` on this machine's device for each call (off ZeroGPU)."""
+    if inspect.isgeneratorfunction(fn):
 
         @functools.wraps(fn)
         def stream(*args, **kwargs):
-            for item in on_gpu(*args, **kwargs):
-                if isinstance(item, _Failure):
-                    raise item.error()
-                yield item
+            started = time.perf_counter()
+            yield from fn(*args, **kwargs)
+            _record(Run(name, "gpu" if models_on_gpu() else "cpu", "", False, time.perf_counter() - started))
 
-        return _as_task(stream, fn, duration)
-
-    def run_in_worker(*args, **kwargs):
-        _use_all_cores()
-        try:
-            return fn(*args, **kwargs)
-        except UserError as error:
-            return _Failure(type(error), str(error))
-
-    on_gpu = spaces.GPU(functools.wraps(fn)(run_in_worker), duration=_whole_seconds(duration))
+        return stream
 
     @functools.wraps(fn)
     def call(*args, **kwargs):
-        result = on_gpu(*args, **kwargs)
-        if isinstance(result, _Failure):
-            raise result.error()
+        started = time.perf_counter()
+        result = fn(*args, **kwargs)
+        _record(Run(name, "gpu" if models_on_gpu() else "cpu", "", False, time.perf_counter() - started))
         return result
 
-    return _as_task(call, fn, duration)
+    return call
+
+
+def _as_task(call, fn, duration):
+    """`call` run one at a time, with the undecorated function (`.plain`) and its duration (`.duration`)."""
+    call = _one_at_a_time(call)
+    call.plain, call.duration = fn, duration
+    return call
 
 
 # ---------------------------------------------------------------------------------------------
@@ -395,7 +756,9 @@ class Loaded:
     encoder_comparison: object | None = None  # a probe: `probes.EncoderComparison` with the base V-JEPA 2 encoder
 
 
-_loaded: dict[str, Loaded] = {}
+# Each checkpoint once per copy: (name, False) on this machine's device, (name, True) the Space's CPU copy on
+# ZeroGPU (`cpu_copy_names`), which the actions that run on the CPU use.
+_loaded: dict[tuple[str, bool], Loaded] = {}
 # One checkpoint loads at a time: two first clicks load the weights once, and two loads (a click's and a
 # cancelled prepare's, whose thread runs on) never add their memory peaks. Re-entrant: a loader may load.
 _load_lock = threading.RLock()
@@ -407,8 +770,13 @@ def offline_demo_enabled() -> bool:
     return _offline_demo
 
 
+def _copy_key(name: str) -> tuple[str, bool]:
+    """Which copy `load(name)` means here: the CPU copy inside an action that runs on the Space's CPU (ZeroGPU)."""
+    return name, ON_ZERO_GPU and _cpu_reason.get() is not None
+
+
 def is_loaded(name: str) -> bool:
-    return name in _loaded
+    return _copy_key(name) in _loaded
 
 
 def _resolve_class(path: str):
@@ -467,7 +835,7 @@ def _hub_answers(ckpt: Checkpoint) -> bool:
     return True
 
 
-def _load_uncached(ckpt: Checkpoint) -> Loaded:
+def _load_uncached(ckpt: Checkpoint, on_cpu: bool = False) -> Loaded:
     """The local cache first, without a single request; the Hub only for what is missing there.
 
     So a cached checkpoint (a Space's `preload_from_hub`, the offline demo's replicas) loads without
@@ -480,7 +848,7 @@ def _load_uncached(ckpt: Checkpoint) -> Loaded:
         raise CheckpointUnavailable(
             f"No hub id is configured for '{ckpt.name}'. Train one with train_projector.py and set {ENV_PROJECTOR_REPO}."
         )
-    device, dtype = device_and_dtype()
+    device, dtype = (torch.device("cpu"), cpu_dtype()) if on_cpu else device_and_dtype()
     int8 = device.type == "cpu" and ckpt.cpu_int8 and os.environ.get(ENV_CPU_INT8, "1") != "0"
     if int8:
         dtype = torch.float32  # dynamic int8 quantisation starts from fp32 weights
@@ -535,20 +903,23 @@ def _quantize_linear_int8(model, ckpt: Checkpoint):
 def load(name: str) -> Loaded:
     """The checkpoint's model and processor, loaded on first use, then shared (one per process).
 
-    After `preload_all()` (ZeroGPU) only resident checkpoints are returned; any other is a UserError.
+    After `preload_all()` (ZeroGPU) only resident checkpoints are returned; any other is a UserError. Inside an
+    action that runs on the Space's CPU there, the checkpoint's CPU copy.
     """
     ckpt = get(name)
-    if name in _loaded:
-        return _loaded[name]
+    key = _copy_key(name)
+    if key in _loaded:
+        return _loaded[key]
     if _resident_only:
+        where = "on the Space's CPU" if key[1] else "on this Space"
         raise CheckpointUnavailable(
-            f"The checkpoint {ckpt.hub_id or name} is not loaded on this Space. On ZeroGPU every model is loaded "
-            f"once at start-up, and this one was not{_not_resident.get(name, '')}."
+            f"The checkpoint {ckpt.hub_id or name} is not loaded {where}. On ZeroGPU every model is loaded "
+            f"once at start-up, and this one was not{_not_resident.get(key, '')}."
         )
     with _load_lock:
-        if name not in _loaded:
-            _loaded[name] = _load_uncached(ckpt)
-    return _loaded[name]
+        if key not in _loaded:
+            _loaded[key] = _load_uncached(ckpt, on_cpu=key[1])
+    return _loaded[key]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -557,7 +928,7 @@ def load(name: str) -> Loaded:
 
 _loaders: dict = {}  # name -> a module's own loader (load + checks that touch weights), for preload_all
 _resident_only = False  # set by preload_all: nothing loads lazily afterwards
-_not_resident: dict[str, str] = {}  # name -> why preload_all left it out (shown by load)
+_not_resident: dict[tuple[str, bool], str] = {}  # (name, CPU copy) -> why preload_all left it out (shown by load)
 
 
 def use_loader(name: str, loader) -> None:
@@ -565,12 +936,29 @@ def use_loader(name: str, loader) -> None:
     _loaders[name] = loader
 
 
-def preload_names() -> list[str]:
-    """The checkpoints to load at start-up: PDR_PRELOAD (comma-separated), else every one with a hub id."""
-    requested = [n.strip() for n in os.environ.get(ENV_PRELOAD, "").split(",") if n.strip()]
+def _names_in(variable: str, default: list[str]) -> list[str]:
+    """Comma-separated checkpoint names from an environment variable ("none": no name), else `default`."""
+    value = os.environ.get(variable, "").strip()
+    if value.lower() == "none":
+        return []
+    requested = [n.strip() for n in value.split(",") if n.strip()]
     for name in requested:
         get(name)  # an unknown name fails start-up loudly
-    return requested or [name for name, ckpt in REGISTRY.items() if ckpt.hub_id]
+    return requested or default
+
+
+def preload_names() -> list[str]:
+    """The checkpoints to load at start-up: PDR_PRELOAD (comma-separated), else every one with a hub id."""
+    return _names_in(ENV_PRELOAD, [name for name, ckpt in REGISTRY.items() if ckpt.hub_id])
+
+
+def cpu_copy_names() -> list[str]:
+    """ZeroGPU: the start-up checkpoints that also get a copy on the Space's CPU, for the actions that run there
+    (PDR_CPU_COPIES, comma-separated or "none"; default: every start-up checkpoint)."""
+    if not ON_ZERO_GPU:
+        return []
+    preloaded = preload_names()
+    return [name for name in _names_in(ENV_CPU_COPIES, preloaded) if name in preloaded]
 
 
 def _resident_memory_mb() -> float | None:
@@ -582,31 +970,39 @@ def _resident_memory_mb() -> float | None:
     return int(line.split()[1]) / 1024 if line else None
 
 
-def preload_all() -> dict[str, float]:
-    """Load every start-up checkpoint onto the device now, then refuse lazy loading (ZeroGPU start-up).
+def preload_all() -> dict[tuple[str, bool], float]:
+    """Load every start-up checkpoint onto the device now, and a CPU copy of those in `cpu_copy_names()`; then
+    refuse lazy loading (ZeroGPU start-up).
 
-    Call on the main thread before `launch()`: ZeroGPU emulates CUDA there and packs every "cuda"
-    tensor at launch. A checkpoint that cannot be loaded is logged and left out (its endpoints then
-    say so); the app still starts. Returns {name: seconds} for those loaded.
+    Call on the main thread before `launch()`: ZeroGPU emulates CUDA there and packs every "cuda" tensor at
+    launch, after which the main process cannot compute with them: the CPU copies are what the actions that run
+    on the Space's CPU use. A checkpoint that cannot be loaded is logged and left out (its endpoints then say so);
+    the app still starts. Returns {(name, CPU copy): seconds} for those loaded.
     """
     global _resident_only
     start = time.perf_counter()
     seconds = {}
-    for name in preload_names():
+    wanted = [(name, False) for name in preload_names()] + [(name, True) for name in cpu_copy_names()]
+    for name, on_the_cpu in wanted:
         try:
-            _loaders.get(name, load)(name)
-            seconds[name] = _loaded[name].load_seconds
+            with on_cpu("start-up") if on_the_cpu else contextlib.nullcontext():
+                _loaders.get(name, load)(name)
+            seconds[name, on_the_cpu] = _loaded[name, on_the_cpu].load_seconds
         except UserError as error:
-            log.error("Start-up: %s is not resident: %s", name, error)
-            _not_resident[name] = f" ({error})"
-    for name in REGISTRY:
-        if name not in seconds and name not in _not_resident:
-            _not_resident[name] = f" (not in {ENV_PRELOAD})" if os.environ.get(ENV_PRELOAD) else ""
+            log.error("Start-up: %s%s is not resident: %s", name, " (CPU copy)" if on_the_cpu else "", error)
+            _not_resident[name, on_the_cpu] = f" ({error})"
+    for key in [(name, copy) for name in REGISTRY for copy in (False, True)]:
+        if key not in seconds and key not in _not_resident:
+            variable = ENV_CPU_COPIES if key[1] else ENV_PRELOAD
+            _not_resident[key] = f" (not in {variable})" if os.environ.get(variable) else ""
     _resident_only = True
-    weights_gb = sum(_parameter_bytes(_loaded[name].model) for name in seconds) / 2**30
+    if ON_ZERO_GPU and any(copy for _, copy in seconds):
+        _cpu_pool()  # its thread takes every core now, before anything else runs in parallel
+    device_gb = sum(_parameter_bytes(_loaded[key].model) for key in seconds if not key[1]) / 2**30
+    cpu_gb = sum(_parameter_bytes(_loaded[key].model) for key in seconds if key[1]) / 2**30
     memory = _resident_memory_mb()
-    log.info("Start-up: %d checkpoints resident in %.1f s (%.2f GB of weights on %s; process RSS %s)",
-             len(seconds), time.perf_counter() - start, weights_gb, device_and_dtype()[0],
+    log.info("Start-up: %d checkpoints resident in %.1f s (%.2f GB of weights on %s, %.2f GB in CPU copies; "
+             "process RSS %s)", len(seconds), time.perf_counter() - start, device_gb, device_and_dtype()[0], cpu_gb,
              f"{memory:.0f} MB" if memory is not None else "unknown")
     return seconds
 

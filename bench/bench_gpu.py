@@ -12,7 +12,7 @@ other in this process, so each model loads once. One failing measurement is repo
 Meanwhile every GPU function (`checkpoints.gpu_task`) is timed on each call, and the duration it would ask
 ZeroGPU for on the same arguments is worked out from its `duration`. The table at the end shows, per
 function, the first call (kernels and caches still cold, as in a fresh ZeroGPU worker), the median and the
-slowest call, against the work the duration estimates (the duration less `checkpoints.GPU_START_S`).
+slowest call, against the work the duration estimates (the duration less `checkpoints.GPU_COLD_START_S`).
 Then the time to copy every resident model's weights from the CPU to the GPU, which a fresh ZeroGPU worker
 pays before its first call.
 
@@ -200,7 +200,7 @@ def main() -> None:
         with open(args.json, "w") as out:
             json.dump(results, out, indent=1)
     print()
-    print("\n".join(recorder.report(checkpoints.GPU_START_S)))
+    print("\n".join(recorder.report(checkpoints.GPU_COLD_START_S)))
     print(f"every model's weights CPU -> GPU: {copy_s:.2f} s for {size_gb:.2f} GB; "
           f"peak GPU memory allocated {results['gpu_memory_peak_gb']} GB")
 

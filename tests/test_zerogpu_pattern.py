@@ -1,15 +1,19 @@
-"""The ZeroGPU boundary in checkpoints: gpu_task, resident-only loading, with the fake `spaces` in-process."""
+"""The ZeroGPU boundary in checkpoints: gpu_task (where a call runs, what it asks, what a refusal becomes),
+resident-only loading and the CPU copies, with the fake `spaces` in-process."""
 
 import importlib
 import json
 import os
 import sys
+import threading
 
 import pytest
-from test_fake_spaces import FAKE_SPACES
+from conftest import FAKE_SPACES
 
 import checkpoints
 from demos.errors import UserError
+
+SLOW_ON_CPU = 15.0  # seconds a test function's CPU estimate says: beyond CPU_QUICK_S and a GPU call, so it asks a GPU
 
 
 class TubeTooLarge(UserError):
@@ -24,9 +28,17 @@ def zero_gpu(monkeypatch, tmp_path):
     monkeypatch.setenv("SPACES_ZERO_GPU", "1")
     monkeypatch.setenv("FAKE_SPACES_LOG", str(tmp_path / "requests.jsonl"))
     monkeypatch.setattr(checkpoints, "ON_ZERO_GPU", True)
+    monkeypatch.setattr(checkpoints, "_warm_until", {})
+    monkeypatch.setattr(checkpoints, "_refused", {"until": 0.0, "why": ""})
     spaces = importlib.import_module("spaces")
     spaces.requested.clear()
+    spaces.reset_quotas()
     return spaces
+
+
+def _logged(tmp_path) -> list[dict]:
+    path = tmp_path / "requests.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
 def test_elsewhere_a_gpu_task_runs_in_process_one_call_at_a_time(monkeypatch):
@@ -39,20 +51,20 @@ def test_elsewhere_a_gpu_task_runs_in_process_one_call_at_a_time(monkeypatch):
         for i in range(n):
             yield i, checkpoints._device_lock.locked()
 
-    task = checkpoints.gpu_task(duration=5)(work)
+    task = checkpoints.gpu_task(gpu_seconds=5, cpu_seconds=5)(work)
     assert task.plain is work and task(1) == (2, True, os.getpid())
     assert not checkpoints._device_lock.locked()
     # A stream holds the lock until it ends or is closed (a cancelled prepare's thread finishes first).
-    items = checkpoints.gpu_task(duration=5)(stream)(3)
+    items = checkpoints.gpu_task(gpu_seconds=5, cpu_seconds=5)(stream)(3)
     assert next(items) == (0, True) and checkpoints._device_lock.locked()
     items.close()
     assert not checkpoints._device_lock.locked()
-    assert list(checkpoints.gpu_task(duration=5)(stream)(2)) == [(0, True), (1, True)]
+    assert list(checkpoints.gpu_task(gpu_seconds=5, cpu_seconds=5)(stream)(2)) == [(0, True), (1, True)]
     assert not checkpoints._device_lock.locked()
 
 
 def test_a_user_error_inside_keeps_its_message_and_class(zero_gpu):
-    @checkpoints.gpu_task(duration=3)
+    @checkpoints.gpu_task(gpu_seconds=0.1, cpu_seconds=SLOW_ON_CPU)
     def refuse(size):
         raise TubeTooLarge(f"A {size}x{size} tube hides the whole clip.")
 
@@ -60,34 +72,51 @@ def test_a_user_error_inside_keeps_its_message_and_class(zero_gpu):
         refuse(9)
 
 
-def test_it_runs_in_another_process_with_every_core(zero_gpu):
+def test_work_the_cpu_does_quickly_runs_there_in_its_own_thread_and_asks_no_gpu(zero_gpu):
     import torch
 
-    @checkpoints.gpu_task(duration=3)
+    @checkpoints.gpu_task(gpu_seconds=0.02, cpu_seconds=0.2)
+    def reconstruct():
+        return os.getpid(), threading.current_thread().name, torch.get_num_threads(), checkpoints.cpu_reason()
+
+    callers_threads = torch.get_num_threads()
+    with checkpoints.request_scope() as runs:
+        pid, thread, threads, why = reconstruct()
+    assert pid == os.getpid() and zero_gpu.requested == [] and "spends no GPU quota" in why
+    # One CPU thread with every core; the threads that call GPU functions (they fork workers) keep theirs.
+    assert thread.startswith("pdr-cpu-models") and threads == (os.cpu_count() or 1)
+    assert torch.get_num_threads() == callers_threads
+    assert [(run.device, run.fallback) for run in runs] == [("cpu", False)]
+
+
+def test_work_that_pays_on_a_gpu_runs_in_a_worker_with_every_core(zero_gpu):
+    import torch
+
+    @checkpoints.gpu_task(gpu_seconds=0.1, cpu_seconds=SLOW_ON_CPU)
     def where():
         return os.getpid(), torch.get_num_threads()
 
-    pid, threads = where()
+    with checkpoints.request_scope() as runs:
+        pid, threads = where()
     assert pid != os.getpid() and threads == (os.cpu_count() or 1)
+    assert [run.device for run in runs] == ["gpu"]
 
 
-def test_durations_are_whole_seconds_rounded_up_and_callables_see_the_arguments(zero_gpu, tmp_path):
-    @checkpoints.gpu_task(duration=lambda frames, checkpoint="base": 1.2 + frames / 10)
+def test_a_call_asks_its_work_and_a_cold_start_then_a_warm_one(zero_gpu, tmp_path):
+    @checkpoints.gpu_task(gpu_seconds=lambda frames, checkpoint="base": 1.2 + frames / 10, cpu_seconds=SLOW_ON_CPU)
     def predict(frames, checkpoint="base"):
         return frames
 
-    @checkpoints.gpu_task(duration=2.5)
-    def fixed():
-        return 0
-
-    assert predict(16, checkpoint="large") == 16 and fixed() == 0
-    assert [r.seconds for r in zero_gpu.requested] == [3, 3]  # 2.8 -> 3 (ZeroGPU alone would take 2), 2.5 -> 3
-    logged = [json.loads(line) for line in (tmp_path / "requests.jsonl").read_text().splitlines()]
-    assert [r["seconds"] for r in logged] == [3, 3] and logged[0]["function"].endswith("predict")
+    assert predict(16, checkpoint="large") == 16 and predict(16) == 16
+    cold, warm = (checkpoints.GPU_COLD_START_S + 2.8, checkpoints.GPU_WARM_START_S + 2.8)
+    assert [r.seconds for r in zero_gpu.requested] == [int(-(-cold // 1)), int(-(-warm // 1))]  # rounded up
+    logged = _logged(tmp_path)
+    assert [r["asked"] for r in logged] == [round(r.seconds * 1.5) for r in zero_gpu.requested]  # x the factor
+    assert logged[0]["function"].endswith("predict") and all(r["outcome"] == "ok" for r in logged)
 
 
 def test_generators_stream_and_a_user_error_ends_them_with_its_message(zero_gpu):
-    @checkpoints.gpu_task(duration=4)
+    @checkpoints.gpu_task(gpu_seconds=0.5, cpu_seconds=SLOW_ON_CPU)
     def count(n):
         yield from range(n)
         raise UserError(f"Stopped after {n}.")
@@ -99,25 +128,93 @@ def test_generators_stream_and_a_user_error_ends_them_with_its_message(zero_gpu)
     assert received == [0, 1, 2]
 
 
-def test_any_other_error_stays_hidden_as_on_zerogpu(zero_gpu):
-    import gradio as gr
-
-    @checkpoints.gpu_task(duration=3)
+def test_a_failed_gpu_call_hides_its_error_and_asks_for_the_cpu(zero_gpu):
+    @checkpoints.gpu_task(gpu_seconds=0.1, cpu_seconds=SLOW_ON_CPU)
     def crash():
         raise RuntimeError("internal detail")
 
-    with pytest.raises(gr.Error) as caught:
+    with pytest.raises(checkpoints.GpuUnavailable) as caught:
         crash()
-    assert "internal detail" not in str(caught.value)
+    assert "internal detail" not in str(caught.value) and caught.value.why == "the GPU call failed"
 
 
-def test_after_preload_only_resident_checkpoints_load(tiny_hub, monkeypatch):
+def test_a_quota_refusal_is_remembered_for_visitors_who_are_not_signed_in(zero_gpu, monkeypatch, tmp_path):
+    monkeypatch.setenv("FAKE_SPACES_QUOTA_S", "5")  # less than a cold start's request x 1.5
+
+    @checkpoints.gpu_task(gpu_seconds=0.1, cpu_seconds=SLOW_ON_CPU)
+    def work():
+        return "on a GPU"
+
+    with checkpoints.request_scope(signed_in=False), pytest.raises(checkpoints.GpuUnavailable) as caught:
+        work()
+    assert "Space app has reached its GPU limit" in caught.value.detail and caught.value.kind == "quota"
+    assert "not signed in" in caught.value.why
+    assert _logged(tmp_path)[-1]["outcome"] == "refused"
+    # The next visitor without a token plans for the CPU at once; a signed-in one still asks a GPU.
+    with checkpoints.request_scope(signed_in=False):
+        assert checkpoints.cpu_reason() == caught.value.why and not checkpoints.models_on_gpu()
+    with checkpoints.request_scope(signed_in=True):
+        assert checkpoints.cpu_reason() is None
+
+
+def test_on_the_cpu_an_action_runs_there_unless_it_would_take_too_long(zero_gpu):
+    @checkpoints.gpu_task(gpu_seconds=0.1, cpu_seconds=lambda seconds: seconds)
+    def work(seconds):
+        return checkpoints.cpu_reason()
+
+    with checkpoints.request_scope() as runs, checkpoints.on_cpu("no GPU was free within a minute"):
+        assert work(2.0) == "no GPU was free within a minute"
+        with pytest.raises(UserError, match="longer than the 30 s .* sign in"):
+            work(checkpoints.CPU_PATIENCE_S + 1)
+    assert [(run.device, run.fallback) for run in runs] == [("cpu", True)] and zero_gpu.requested == []
+
+
+def test_an_aborted_stream_asks_for_the_cpu(zero_gpu, monkeypatch):
+    monkeypatch.setenv("FAKE_SPACES_ABORT", "1")
+
+    @checkpoints.gpu_task(gpu_seconds=0.1, cpu_seconds=SLOW_ON_CPU)
+    def slow():
+        yield 1
+        import time
+
+        time.sleep(60)  # far past the 7 s it asked for
+        yield 2
+
+    items = slow()
+    assert next(items) == 1
+    with pytest.raises(checkpoints.GpuUnavailable, match="ran out of its time"):
+        next(items)
+
+
+def test_after_preload_only_resident_checkpoints_load_and_the_cpu_copy_is_apart(tiny_hub, monkeypatch):
     monkeypatch.setenv(checkpoints.ENV_PRELOAD, "vit-mae-base")
+    monkeypatch.setenv(checkpoints.ENV_DEVICE, "cpu")
+    monkeypatch.setattr(checkpoints, "ON_ZERO_GPU", True)
     monkeypatch.setattr(checkpoints, "_resident_only", False)
     monkeypatch.setattr(checkpoints, "_not_resident", {})
     loaded = checkpoints.preload_all()
-    assert list(loaded) == ["vit-mae-base"] and checkpoints.is_loaded("vit-mae-base")
-    assert checkpoints.load("vit-mae-base").model is not None
+    assert list(loaded) == [("vit-mae-base", False), ("vit-mae-base", True)] and checkpoints.is_loaded("vit-mae-base")
+    device_copy = checkpoints.load("vit-mae-base").model
+    with checkpoints.on_cpu("a test"):
+        cpu_copy = checkpoints.load("vit-mae-base").model
+    assert cpu_copy is not device_copy and next(cpu_copy.parameters()).device.type == "cpu"
     if not checkpoints.is_loaded("vit-mae-large"):
         with pytest.raises(checkpoints.CheckpointUnavailable, match="loaded once at start-up.*PDR_PRELOAD"):
             checkpoints.load("vit-mae-large")
+
+
+def test_a_call_that_asked_for_a_warm_worker_and_ran_out_of_time_asks_again_cold(zero_gpu, monkeypatch, tmp_path):
+    """A fresh worker where a warm one was expected: its start outlasts the warm margin. One more try, cold."""
+    monkeypatch.setenv("FAKE_SPACES_ABORT", "1")
+
+    @checkpoints.gpu_task(gpu_seconds=0.1, cpu_seconds=SLOW_ON_CPU)
+    def encode(start_s):
+        import time
+
+        time.sleep(start_s)  # what a fresh worker spends starting
+        return "encoded"
+
+    assert encode(0.0) == "encoded"  # cold: asks 7 s
+    assert encode(4.0) == "encoded"  # asks 2 s as a warm worker (3 s with the factor), aborted, then 7 s again
+    logged = _logged(tmp_path)
+    assert [(r["seconds"], r["outcome"]) for r in logged] == [(7, "ok"), (2, "aborted"), (7, "ok")]

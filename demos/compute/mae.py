@@ -48,14 +48,21 @@ class Reconstruction:
 # Measured on an H200 in bf16 (bench_gpu): base 0.015 s, huge (632M) 0.020 s; about 3x that for huge, scaled
 # by parameters.
 GPU_SECONDS_PER_100M_PARAMS = 0.01
+# Measured on the 2-core development CPU in bf16 (bench_mae): base 0.11 s, large 0.17 s, huge 0.35 s.
+CPU_SECONDS_BASE, CPU_SECONDS_PER_100M_PARAMS = 0.05, 0.045
 
 
 def gpu_seconds(image, checkpoint: str = "vit-mae-base", **_) -> float:
-    """The GPU duration `reconstruct` asks for on ZeroGPU: larger checkpoints, more seconds."""
-    return checkpoints.gpu_seconds(checkpoints.get(checkpoint).params_millions / 100 * GPU_SECONDS_PER_100M_PARAMS)
+    """The GPU work `reconstruct` is estimated at: larger checkpoints, more seconds."""
+    return checkpoints.get(checkpoint).params_millions / 100 * GPU_SECONDS_PER_100M_PARAMS
 
 
-@checkpoints.gpu_task(duration=gpu_seconds)
+def cpu_seconds(image, checkpoint: str = "vit-mae-base", **_) -> float:
+    """The CPU work `reconstruct` is estimated at."""
+    return CPU_SECONDS_BASE + checkpoints.get(checkpoint).params_millions / 100 * CPU_SECONDS_PER_100M_PARAMS
+
+
+@checkpoints.gpu_task(gpu_seconds=gpu_seconds, cpu_seconds=cpu_seconds)
 def reconstruct(image: np.ndarray, checkpoint: str = "vit-mae-base", *, ratio: float = 0.75, seed: int = 0,
                 hidden_ids=None, image_size: int | None = None) -> Reconstruction:
     """Hide patches and reconstruct them with ViT-MAE.

@@ -175,15 +175,27 @@ class BlockPass:
 # Measured on an H200 in bf16 (bench_gpu): a whole comparison (targets, context encoder, predictor, MAE-B)
 # 0.07-0.24 s; 0.15 s per encoder pass is about 2x the slowest.
 GPU_SECONDS_PER_ENCODER_PASS = 0.15
+# Measured on the 2-core development CPU in bf16 (bench_mae_vs_jepa): 0.92 s with the targets cached (one pass),
+# 1.47 s without (two passes), one tubelet.
+CPU_SECONDS_PER_ENCODER_PASS, CPU_SECONDS_PREDICTOR_AND_MAE = 0.55, 0.37
+
+
+def _passes(num_frames: int, targets) -> int:
+    """Encoder passes of one tubelet's size: two without cached targets, one with, per tubelet."""
+    return (1 if targets is not None else 2) * max(1, num_frames // 2)
 
 
 def gpu_seconds(view, patch_ids, context_ids, target_ids, num_frames, *, targets=None, **_) -> float:
-    """The GPU duration `predict_block` asks for: two encoder passes without cached targets, one with."""
-    passes = 1 if targets is not None else 2
-    return checkpoints.gpu_seconds(passes * GPU_SECONDS_PER_ENCODER_PASS * max(1, num_frames // 2))
+    """The GPU work `predict_block` is estimated at."""
+    return _passes(num_frames, targets) * GPU_SECONDS_PER_ENCODER_PASS
 
 
-@checkpoints.gpu_task(duration=gpu_seconds)
+def cpu_seconds(view, patch_ids, context_ids, target_ids, num_frames, *, targets=None, **_) -> float:
+    """The CPU work `predict_block` is estimated at."""
+    return CPU_SECONDS_PREDICTOR_AND_MAE + _passes(num_frames, targets) * CPU_SECONDS_PER_ENCODER_PASS
+
+
+@checkpoints.gpu_task(gpu_seconds=gpu_seconds, cpu_seconds=cpu_seconds)
 def predict_block(view: np.ndarray, patch_ids, context_ids, target_ids, num_frames: int, *,
                   targets: torch.Tensor | None = None, jepa_checkpoint: str = JEPA_CHECKPOINT,
                   mae_checkpoint: str = MAE_CHECKPOINT) -> BlockPass:

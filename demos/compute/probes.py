@@ -569,7 +569,7 @@ class PassInput:
 
     encoder_of: str  # checkpoint whose encoder reads the clip: a probe (the shared one when it shares) or the base
     blocks: tuple[int, ...]  # the blocks whose normed outputs the pass keeps
-    num_tokens: int  # tokens of the clip (the work a pass costs)
+    num_frames: int  # frames of the clip: what a pass costs (`published_tokens`)
     pixels: torch.Tensor | None  # (1, T, 3, S, S): the pass still has to run
     layers: dict[int, torch.Tensor] | None = None  # block -> (1, N, D): the cached features; no pass runs
 
@@ -624,28 +624,47 @@ GPU_SECONDS_PER_PASS_2048_TOKENS = 0.15
 # tokens in the paper protocol, growing with the square of the tokens (3 self-attention blocks over all of them).
 GPU_SECONDS_PER_HEAD_VIEW = 0.05
 GPU_SECONDS_POOLER_65536_TOKENS = 0.4
+# Measured on the 2-core development CPU in bf16 (bench_heads, bench_app): one ViT-L pass over 1,024 tokens 2.7 s,
+# over 2,048 6.6-7.1 s (the power 1.35); a head's pooler over 1,024 tokens 0.35 s, 4,096 2.8 s, 8,192 8.4 s (1.55).
+CPU_SECONDS_PER_PASS_1024_TOKENS, CPU_PASS_POWER = 2.7, 1.35
+CPU_SECONDS_POOLER_4096_TOKENS, CPU_POOLER_POWER = 2.8, 1.55
+
+
+def published_tokens(frames: int) -> int:
+    """A clip's tokens for the published ViT-L (256 px, 16-pixel patches, tubelets of 2), whatever the model loaded
+    here: the estimates below are of the published checkpoints' work, the work a Space does."""
+    return max(1, frames // 2) * (256 // 16) ** 2
 
 
 def pass_seconds(item: PassInput) -> float:
     """The estimated GPU work of one encoder pass: none when its features come from the cache."""
-    return GPU_SECONDS_PER_PASS_2048_TOKENS * (item.num_tokens / 2048) ** 1.5 if item.runs else 0.0
+    return GPU_SECONDS_PER_PASS_2048_TOKENS * (published_tokens(item.num_frames) / 2048) ** 1.5 if item.runs else 0.0
+
+
+def pass_cpu_seconds(item: PassInput) -> float:
+    """The estimated CPU work of one encoder pass: none when its features come from the cache."""
+    tokens = published_tokens(item.num_frames)
+    return CPU_SECONDS_PER_PASS_1024_TOKENS * (tokens / 1024) ** CPU_PASS_POWER if item.runs else 0.0
+
+
+def _views(work: HeadsInput):
+    """The pooler input of every head view still to run, in tokens."""
+    for name, plan in work.plans.items():
+        blocks = len(spec(name).recipe.blocks_of_24)
+        for view in plan:
+            yield blocks * sum(published_tokens(work.passes[i].num_frames) for i in view)
 
 
 def heads_seconds(work: HeadsInput) -> float:
     """The estimated GPU work of `run_heads`: the passes still missing and every head's views."""
-    seconds = sum(pass_seconds(item) for item in work.passes)
-    for name, plan in work.plans.items():
-        blocks = len(spec(name).recipe.blocks_of_24)
-        for view in plan:
-            tokens = blocks * sum(work.passes[i].num_tokens for i in view)
-            seconds += GPU_SECONDS_PER_HEAD_VIEW + GPU_SECONDS_POOLER_65536_TOKENS * (tokens / 65536) ** 2
-    return seconds
+    return sum(pass_seconds(item) for item in work.passes) + sum(
+        GPU_SECONDS_PER_HEAD_VIEW + GPU_SECONDS_POOLER_65536_TOKENS * (tokens / 65536) ** 2 for tokens in _views(work))
 
 
-def gpu_seconds(work: HeadsInput) -> float:
-    """The GPU duration `encode_and_classify` asks for. Shared sampling or each probe's clip: 7 s, cached
-    or not; the paper protocol on a wide video: 14 s, 8 s once its 18 passes are cached."""
-    return checkpoints.gpu_seconds(heads_seconds(work))
+def heads_cpu_seconds(work: HeadsInput) -> float:
+    """The estimated CPU work of `run_heads`: the passes still missing and every head's views."""
+    return sum(pass_cpu_seconds(item) for item in work.passes) + sum(
+        CPU_SECONDS_POOLER_4096_TOKENS * (tokens / 4096) ** CPU_POOLER_POWER for tokens in _views(work))
 
 
 def run_heads(work: HeadsInput) -> HeadsPass:
@@ -681,7 +700,7 @@ def run_heads(work: HeadsInput) -> HeadsPass:
     return HeadsPass(new_layers, encoder_seconds, probs, head_seconds, pooler_tokens)
 
 
-@checkpoints.gpu_task(duration=gpu_seconds)
+@checkpoints.gpu_task(gpu_seconds=heads_seconds, cpu_seconds=heads_cpu_seconds)
 def encode_and_classify(work: HeadsInput) -> HeadsPass:
     """The model work of one click (see `run_heads`)."""
     return run_heads(work)
@@ -777,8 +796,7 @@ def prepare(video_path, start_s: float = 0.0, *, sampling: str = SAMPLING_AUTO,
         pixels = None if hit else meta["clip_to_encode"].pixels()  # only a pass that runs is preprocessed
         preprocess_seconds += time.perf_counter() - started
         inputs.append(PassInput(head.spec.name, tuple(sorted(wanted)),
-                                jepa.TokenLayout.of(head.model.config, len(meta["clip_to_encode"].frames)).num_tokens,
-                                pixels, hit.layers if hit else None))
+                                len(meta["clip_to_encode"].frames), pixels, hit.layers if hit else None))
         passes.append(_PassPlan(head.encoder, digest, meta["clip"], meta["sample"], meta["step"], meta["heads"],
                                 meta["blocks"], hit))
     indices = {name: [[order.index(key) for key in view] for view in plan] for name, plan in plans.items()}
@@ -866,6 +884,8 @@ def prefetch(video_path, start_s: float = 0.0, *, sampling: str = SAMPLING_AUTO,
                "skipped": "", "seconds": 0.0}
     if missing and request.sampling == SAMPLING_PAPER and not checkpoints.models_on_gpu():
         return {**numbers, "skipped": "the paper protocol takes minutes on a CPU; it runs when you click"}
+    if missing and not checkpoints.worth_preparing():
+        return {**numbers, "skipped": "on ZeroGPU the click encodes the clip in its own GPU call"}
     batches = [missing] if checkpoints.ON_ZERO_GPU else [[index] for index in missing]
     for batch in batches if missing else []:
         if not still_wanted():

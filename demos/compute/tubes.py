@@ -366,30 +366,51 @@ class TubePass:
 # both passes and the predictor 0.06-0.24 s. 0.15 s a pass is 3x the pass. Attention grows faster than the
 # frame count: the power 1.5.
 GPU_SECONDS_PER_PASS_16_FRAMES = 0.15
-REFERENCE_PARAMS_MILLIONS = 326  # vjepa2-vitl, which the estimate above is for
+REFERENCE_PARAMS_MILLIONS = 326  # vjepa2-vitl, which the estimates here are for
+# Measured on the 2-core development CPU in bf16 (bench_tubes, bench_app): one pass over 8 frames 2.7 s, over 16
+# 6.6-7.1 s (the power 1.35); the predictor 0.36-0.41 s for 8 frames.
+CPU_SECONDS_PER_PASS_8_FRAMES, CPU_PASS_POWER = 2.7, 1.35
+CPU_SECONDS_PREDICTOR_8_FRAMES = 0.4
 
 
-def _pass_seconds(frames, checkpoint: str) -> float:
-    scale = (len(frames) / 16) ** 1.5 * checkpoints.get(checkpoint).params_millions / REFERENCE_PARAMS_MILLIONS
-    return GPU_SECONDS_PER_PASS_16_FRAMES * scale
+def _scale(frames, checkpoint: str, reference_frames: int, power: float) -> float:
+    return (len(frames) / reference_frames) ** power * checkpoints.get(checkpoint).params_millions / REFERENCE_PARAMS_MILLIONS
+
+
+def _gpu_pass(frames, checkpoint: str) -> float:
+    return GPU_SECONDS_PER_PASS_16_FRAMES * _scale(frames, checkpoint, 16, 1.5)
+
+
+def _cpu_pass(frames, checkpoint: str) -> float:
+    return CPU_SECONDS_PER_PASS_8_FRAMES * _scale(frames, checkpoint, 8, CPU_PASS_POWER)
 
 
 def gpu_seconds(frames, context_ids, target_ids, *, checkpoint: str = CHECKPOINT, targets=None) -> float:
-    """The GPU duration `encode_and_predict` asks for: by frames and checkpoint, one pass fewer with cached targets."""
-    passes = 1 if targets is not None else 2
-    return checkpoints.gpu_seconds(passes * _pass_seconds(frames, checkpoint))
+    """The GPU work `encode_and_predict` is estimated at: by frames and checkpoint, one pass fewer with cached targets."""
+    return (1 if targets is not None else 2) * _gpu_pass(frames, checkpoint)
+
+
+def cpu_seconds(frames, context_ids, target_ids, *, checkpoint: str = CHECKPOINT, targets=None) -> float:
+    """The CPU work `encode_and_predict` is estimated at."""
+    predictor = CPU_SECONDS_PREDICTOR_8_FRAMES * _scale(frames, checkpoint, 8, 1.0)
+    return (1 if targets is not None else 2) * _cpu_pass(frames, checkpoint) + predictor
 
 
 def targets_gpu_seconds(frames, *, checkpoint: str = CHECKPOINT) -> float:
-    """The GPU duration `encode_targets` asks for: one full-clip pass."""
-    return checkpoints.gpu_seconds(_pass_seconds(frames, checkpoint))
+    """The GPU work `encode_targets` is estimated at: one full-clip pass."""
+    return _gpu_pass(frames, checkpoint)
+
+
+def targets_cpu_seconds(frames, *, checkpoint: str = CHECKPOINT) -> float:
+    """The CPU work `encode_targets` is estimated at: one full-clip pass."""
+    return _cpu_pass(frames, checkpoint)
 
 
 def _pixels(loaded, frames: np.ndarray):
     return jepa.clip_tensor(loaded.processor, np.array(frames))  # a writable copy: cached frames are read-only
 
 
-@checkpoints.gpu_task(duration=targets_gpu_seconds)
+@checkpoints.gpu_task(gpu_seconds=targets_gpu_seconds, cpu_seconds=targets_cpu_seconds)
 def encode_targets(frames: np.ndarray, *, checkpoint: str = CHECKPOINT) -> tuple:
     """The model work of preparing a clip: its full-clip targets (N, D) on the CPU, and the seconds they took."""
     loaded = jepa.load(checkpoint)
@@ -398,7 +419,7 @@ def encode_targets(frames: np.ndarray, *, checkpoint: str = CHECKPOINT) -> tuple
     return targets, time.perf_counter() - start
 
 
-@checkpoints.gpu_task(duration=gpu_seconds)
+@checkpoints.gpu_task(gpu_seconds=gpu_seconds, cpu_seconds=cpu_seconds)
 def encode_and_predict(frames: np.ndarray, context_ids, target_ids, *, checkpoint: str = CHECKPOINT,
                        targets=None) -> TubePass:
     """The model work: full-clip targets (only when `targets` is None), the context encoder on the
@@ -437,15 +458,18 @@ def prepare_targets(clip: Clip, *, checkpoint: str = CHECKPOINT, still_wanted: C
     its targets are not kept (they would only push a wanted clip out of the cache).
 
     Returns plain numbers: `target_cache_hit` (the clip was cached), `targets_computed` (kept now),
-    `stale` (given up because no longer wanted), `seconds` of the pass, frames and digest.
+    `stale` (given up because no longer wanted), `skipped` (why nothing ran: where a prepare does not pay,
+    `checkpoints.worth_preparing`), `seconds` of the pass, frames and digest.
     """
     loaded = jepa.load(checkpoint)
     if clip.size != loaded.model.config.crop_size:
         raise ValueError(f"clip is {clip.size} px, the model wants {loaded.model.config.crop_size}")
     numbers = {"num_frames": clip.num_frames, "clip_digest": clip.digest, "target_cache_hit": False,
-               "targets_computed": False, "stale": False, "seconds": 0.0}
+               "targets_computed": False, "stale": False, "skipped": "", "seconds": 0.0}
     if _cached_targets(loaded, clip) is not None:
         return {**numbers, "target_cache_hit": True}
+    if not checkpoints.worth_preparing():
+        return {**numbers, "skipped": "on ZeroGPU the click encodes the clip in its own GPU call"}
     if not still_wanted():
         return {**numbers, "stale": True}
     targets, seconds = encode_targets(clip.frames, checkpoint=checkpoint)

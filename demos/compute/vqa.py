@@ -223,7 +223,7 @@ class StreamedText(NamedTuple):
 
 
 # The keys and values of a prompt's fixed start (the system prompt: 260 of the grounded prompt's 576 tokens with
-# the stand-in tokenizer) per model, so an answer prefills only the rest. Off ZeroGPU only (`_prompt_state`).
+# the stand-in tokenizer) per model, so an answer prefills only the rest. Not in a ZeroGPU worker (`_prompt_state`).
 PREFIX_CACHE = LRUCache(2)
 
 
@@ -247,10 +247,12 @@ def _llm_pass(llm) -> contextlib.ExitStack:
 
 def _prompt_state(llm, model_inputs: dict, prefix_len: int):
     """(KV cache, last position's logits) after the prompt. The first `prefix_len` input ids' keys and values come
-    from `PREFIX_CACHE` (computed once per model and prefix), so only the rest runs. Not on ZeroGPU, whose worker
-    may or may not outlive a call (and a GPU prefills the whole prompt in a few hundredths of a second)."""
+    from `PREFIX_CACHE` (computed once per model and prefix), so only the rest runs. Not in a ZeroGPU worker,
+    which may or may not outlive a call (and a GPU prefills the whole prompt in a few hundredths of a second); on
+    the Space's CPU, which is this process, it does."""
     ids = model_inputs.get("input_ids")
-    if not prefix_len or ids is None or checkpoints.ON_ZERO_GPU or prefix_len >= ids.shape[1]:
+    in_a_worker = checkpoints.ON_ZERO_GPU and checkpoints.cpu_reason() is None
+    if not prefix_len or ids is None or in_a_worker or prefix_len >= ids.shape[1]:
         cache = DynamicCache(config=llm.config)
         with _llm_pass(llm):
             return cache, llm(**model_inputs, past_key_values=cache, use_cache=True).logits[:, -1, :]
@@ -402,22 +404,33 @@ class AnswerUpdate:
 # 0.06-0.08 s to the first token, 0.25 s is 3x.
 GPU_SECONDS_PER_TOKEN = 0.05
 GPU_SECONDS_PROMPT = 0.25
+# Measured on the 2-core development CPU with the LLM in int8 (bench_vqa, bench_app): 30-33 tokens/s, the first
+# token 1.0-1.5 s after the inputs.
+CPU_SECONDS_PER_TOKEN = 1 / 30
+CPU_SECONDS_PROMPT = 1.5
 
 
 def generation_time_s() -> float:
-    """The time limit of one answer: the budget's share of the GPU duration on ZeroGPU, else `MAX_GENERATION_SECONDS`."""
-    if checkpoints.ON_ZERO_GPU:
+    """The time limit of one answer: the budget's share of the GPU duration on ZeroGPU (unless the answer runs on
+    the Space's CPU), else `MAX_GENERATION_SECONDS`."""
+    if checkpoints.ON_ZERO_GPU and checkpoints.cpu_reason() is None:
         return min(MAX_GENERATION_SECONDS, MAX_NEW_TOKENS * GPU_SECONDS_PER_TOKEN)
     return MAX_GENERATION_SECONDS
 
 
 def gpu_seconds(question: str, mode: str, *, heads: probes.HeadsInput | None = None,
                 clip: probes.PassInput | None = None, max_time_s: float = MAX_GENERATION_SECONDS, **_) -> float:
-    """The GPU duration `answer_on_device` asks for: the token budget, and the encoder passes and heads still to
-    run. Grounded with one shared clip (the CPU default) or each probe's clip (the GPU default): 13 s; with the
-    paper protocol: 21 s, 15 s once the clip's passes are cached, 13 s once it is classified. Projected: 13 s."""
+    """The GPU work `answer_on_device` is estimated at: the token budget, and the encoder passes and heads still to
+    run."""
     encoder_work = probes.heads_seconds(heads) if heads is not None else probes.pass_seconds(clip)
-    return checkpoints.gpu_seconds(encoder_work + GPU_SECONDS_PROMPT + min(max_time_s, MAX_NEW_TOKENS * GPU_SECONDS_PER_TOKEN))
+    return encoder_work + GPU_SECONDS_PROMPT + min(max_time_s, MAX_NEW_TOKENS * GPU_SECONDS_PER_TOKEN)
+
+
+def cpu_seconds(question: str, mode: str, *, heads: probes.HeadsInput | None = None,
+                clip: probes.PassInput | None = None, max_time_s: float = MAX_GENERATION_SECONDS, **_) -> float:
+    """The CPU work `answer_on_device` is estimated at, as `gpu_seconds`."""
+    encoder_work = probes.heads_cpu_seconds(heads) if heads is not None else probes.pass_cpu_seconds(clip)
+    return encoder_work + CPU_SECONDS_PROMPT + min(max_time_s, MAX_NEW_TOKENS * CPU_SECONDS_PER_TOKEN)
 
 
 @dataclass
@@ -452,7 +465,7 @@ def _projected_inputs(clip: probes.PassInput, grid, clip_text: str, question: st
     return prepared, inputs_embeds, attention_mask
 
 
-@checkpoints.gpu_task(duration=gpu_seconds)
+@checkpoints.gpu_task(gpu_seconds=gpu_seconds, cpu_seconds=cpu_seconds)
 def answer_on_device(question: str, mode: str, *, heads: probes.HeadsInput | None = None,
                      clip: probes.PassInput | None = None, grid=None, clip_text: str = "",
                      max_time_s: float = MAX_GENERATION_SECONDS) -> Iterator[PreparedInputs | StreamedText]:
@@ -485,7 +498,7 @@ def _projector_clip(video_path, start_s: float):
     hit, wanted = probes.lookup(encoder, to_encode.key)
     layout = jepa.TokenLayout.of(config, len(sample.frames))
     grid = (layout.tubelets, layout.rows, layout.cols)
-    clip = probes.PassInput(jepa.CHECKPOINT, tuple(sorted(wanted)), layout.num_tokens,
+    clip = probes.PassInput(jepa.CHECKPOINT, tuple(sorted(wanted)), len(sample.frames),
                             None if hit else to_encode.pixels(), hit.layers if hit else None)
     return clip, grid, encoder, to_encode.key, hit
 
