@@ -20,10 +20,18 @@ from dataclasses import dataclass
 import gradio as gr
 
 import checkpoints  # first of ours: on ZeroGPU it imports `spaces` before anything can touch CUDA
+from demos import media
 from demos.tabs import common, heads, mae, mae_vs_jepa, tubes
 
 TITLE = "Predict, Don't Reconstruct"
-QUEUE_MAX_SIZE = 32  # waiting requests beyond this are turned away instead of piling up on 2 vCPUs
+# Off ZeroGPU the models' events run one at a time (two at once only thrash a 2-vCPU Space), and the queue turns
+# away what minutes of such work could not answer. On ZeroGPU each GPU call has a worker of its own, scheduled by
+# ZeroGPU, and the Space's CPU work runs one computation at a time in its own thread (`checkpoints.gpu_task`): the
+# events run side by side, and the queue holds a lecture hall (100 learners, each with a page, a pick, a click and
+# a prepare waiting at once).
+QUEUE_MAX_SIZE = 32
+ZEROGPU_QUEUE_MAX_SIZE = 400
+ZEROGPU_CONCURRENCY = 16
 
 HEADER = f"""
 # {TITLE}
@@ -64,7 +72,9 @@ CSS = """
    hide it in gradio 6.31 (gradio-app/gradio#12532). */
 .nav-holder { display: none !important; }
 """
-LAUNCH_OPTIONS = {"css": CSS}  # gradio 6 takes page styling at launch(), not in gr.Blocks()
+# gradio 6 takes page styling at launch(), not in gr.Blocks(). An upload over the limit is refused while it arrives
+# (gradio's multipart parser stops and deletes the part), so it never fills the disk.
+LAUNCH_OPTIONS = {"css": CSS, "max_file_size": media.MAX_UPLOAD_BYTES}
 
 
 def _banner() -> None:
@@ -74,7 +84,9 @@ def _banner() -> None:
 
 def build_app() -> gr.Blocks:
     """`/`: the header and the four tabs (they own the named endpoints); `/<concept.path>`: one concept."""
-    with gr.Blocks(title=TITLE) as demo:
+    # Every upload and result file gradio writes is deleted once no page can still ask for it: the disk a Space
+    # uses stays bounded however long it serves.
+    with gr.Blocks(title=TITLE, delete_cache=(media.FILES_SWEEP_S, media.FILES_KEPT_S)) as demo:
         gr.Markdown(HEADER)
         _banner()
         with gr.Tabs():
@@ -86,7 +98,10 @@ def build_app() -> gr.Blocks:
         with demo.route(concept.title, concept.path, show_in_navbar=False):
             _banner()
             concept.build(endpoints=False).show_on([demo.load])
-    demo.queue(max_size=QUEUE_MAX_SIZE, default_concurrency_limit=1)
+    if checkpoints.ON_ZERO_GPU:
+        demo.queue(max_size=ZEROGPU_QUEUE_MAX_SIZE, default_concurrency_limit=ZEROGPU_CONCURRENCY)
+    else:
+        demo.queue(max_size=QUEUE_MAX_SIZE, default_concurrency_limit=1)
     return demo
 
 

@@ -31,7 +31,11 @@ from demos.errors import UserError, number, whole_number
 # ---------------------------------------------------------------------------------------------
 # Limits (one place; the UI quotes them)
 # ---------------------------------------------------------------------------------------------
-MAX_UPLOAD_BYTES = 500 * 2**20  # largest file we open at all (image or video)
+MAX_UPLOAD_BYTES = 500 * 2**20  # largest upload: the server refuses a bigger one while it arrives, and never opens it
+# Uploads and results are deleted from the server this long after they were written (the app's `delete_cache`):
+# a page open longer asks for a new upload. Checked every FILES_SWEEP_S.
+FILES_KEPT_S = 3600
+FILES_SWEEP_S = 600
 MAX_IMAGE_PIXELS = 150_000_000  # a 12000x12000 photo must still load; beyond this it is a decompression bomb
 MAX_IMAGE_SIDE = 1024  # images are downscaled so their long side is at most this, before any model
 MAX_FRAME_SIDE = 512  # decoded video frames are downscaled so their SHORT side is at most this (4K stays cheap)
@@ -103,7 +107,8 @@ def center_square(image: np.ndarray, size: int) -> np.ndarray:
 def _check_file(path: Path, what: str, hint: str) -> int:
     """Refuse a missing, empty or oversized file before any decoder touches it; return its size."""
     if not path.is_file():
-        raise UserError(f"The {what} file could not be found (it may have expired); please upload it again.")
+        raise UserError(f"The {what} file is no longer on the server (uploads are kept for {FILES_KEPT_S // 60} "
+                        "minutes); please upload it again.")
     size = path.stat().st_size
     if size == 0:
         raise UserError(f"The {what} file is empty (0 bytes). {hint}")

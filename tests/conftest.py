@@ -129,6 +129,32 @@ def artifacts_dir() -> Path:
     return folder
 
 
+FAKE_SPACES = ROOT / "tests" / "fake_spaces"
+
+
+def zerogpu_env(tiny_hub, log_path, **rules) -> dict:
+    """The environment of `python app.py` as on a ZeroGPU Space, imitated on this CPU: the fake `spaces` first on
+    the path (its log at `log_path`, its `rules` as FAKE_SPACES_<NAME> variables), models on the CPU, the tiny
+    replicas offline."""
+    return {**os.environ, "SPACES_ZERO_GPU": "1", "PDR_DEVICE": "cpu", "HF_HUB_CACHE": str(tiny_hub),
+            "HF_HUB_OFFLINE": "1", "FAKE_SPACES_LOG": str(log_path),
+            **{f"FAKE_SPACES_{name.upper()}": str(value) for name, value in rules.items()},
+            "PYTHONPATH": os.pathsep.join([str(FAKE_SPACES), str(ROOT), os.environ.get("PYTHONPATH", "")])}
+
+
+def stop_app(server) -> str:
+    """End an app started by `start_app`; its output."""
+    import subprocess
+
+    server.terminate()
+    try:
+        output, _ = server.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        output, _ = server.communicate()
+    return output
+
+
 def start_app(args: list[str], env: dict, timeout_s: float = 240):
     """`python app.py ARGS --port <free port>` in its own process, and a gradio_client connected to it.
 

@@ -3,9 +3,11 @@ example a page opens with, endpoint names."""
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import inspect
 import logging
+import os
 import shutil
 import tempfile
 import threading
@@ -15,9 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import gradio as gr
+import numpy as np
+import PIL.Image
+from gradio import processing_utils
+from gradio.context import LocalContext
 
 import checkpoints
-from demos import media
+from demos import media, results
 from demos.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -66,6 +72,139 @@ def gradio_errors(fn):
         except Exception as error:
             raise _as_gradio_error(error) from error
     return wrapper
+
+
+# Whole results shared by every visitor (`action(name)`): a class sending the example's request at once computes
+# it once. Entries hold a result's pictures and texts (a few MB for the largest, 6.2-6.3's seven pictures).
+RESULT_CACHE_ENTRIES = 128
+RESULT_CACHE_BYTES = 256 * 2**20
+RESULTS = results.ResultCache(RESULT_CACHE_ENTRIES, RESULT_CACHE_BYTES)
+_NOT_A_REQUEST_VALUE = (gr.Progress, gr.Request, gr.EventData)  # what gradio adds to a handler's arguments
+
+
+def _signed_in() -> bool:
+    """Whether the visitor's ZeroGPU token came with the request: only when the page around the app is
+    huggingface.co (a course site's iframe sends none)."""
+    request = LocalContext.request.get(None)
+    headers = getattr(request, "headers", None) or {}
+    return bool(headers.get("x-ip-token"))
+
+
+def _run(fn, args, kwargs):
+    """`fn` for one visitor's action: where ZeroGPU refuses or fails a GPU call, the whole action again on the
+    Space's CPU, planned for it (`checkpoints.on_cpu`)."""
+    with checkpoints.request_scope(signed_in=_signed_in()) as runs:
+        try:
+            return fn(*args, **kwargs)
+        except checkpoints.GpuUnavailable as refusal:
+            runs.clear()
+            with checkpoints.on_cpu(refusal.why):
+                return fn(*args, **kwargs)
+
+
+def _scoped_stream(fn, args, kwargs):
+    with checkpoints.request_scope(signed_in=_signed_in()) as runs:
+        try:
+            yield from fn(*args, **kwargs)
+        except checkpoints.GpuUnavailable as refusal:
+            runs.clear()
+            with checkpoints.on_cpu(refusal.why):
+                yield from fn(*args, **kwargs)  # the page shows this stream in place of the refused one
+
+
+def _stream(fn, args, kwargs):
+    """`_scoped_stream`, each step in one context: gradio runs every step of a stream in a copy of its own."""
+    context = contextvars.copy_context()
+    items = context.run(_scoped_stream, fn, args, kwargs)
+    try:
+        while True:
+            try:
+                item = context.run(next, items)
+            except StopIteration:
+                return
+            yield item
+    finally:
+        context.run(items.close)
+
+
+def _marked(value, hit: bool, numbers: int | None):
+    """The result with `from_result_cache` in its numbers (the output at index `numbers`, a dict)."""
+    if numbers is None or not isinstance(value, tuple) or not isinstance(value[numbers], dict):
+        return value
+    value = list(value)
+    value[numbers] = {**value[numbers], "from_result_cache": hit}
+    return tuple(value)
+
+
+def action(name: str | None = None, *, numbers: int | None = -1):
+    """Decorate a tab's action (a handler that runs models, a plain function or a stream).
+
+    - Every failure reaches the page and gradio_client as a gr.Error (`gradio_errors`).
+    - On ZeroGPU each GPU function runs where it pays (`checkpoints.gpu_task`), and when ZeroGPU refuses or fails
+      a call, the action runs again on the Space's CPU (`device_note` says so on the page).
+    - With `name`, identical requests (the same action, the same files, the same values) are answered from the
+      shared `RESULTS`, running once however many visitors send them at once; `numbers` is the index of the
+      result's numbers (a dict), which then say `from_result_cache`.
+
+    The signature is kept, so gradio still injects `gr.Progress` and `gr.Request`.
+    """
+
+    def decorate(fn):
+        def key(args, kwargs):
+            values = [*args, *kwargs.values()]
+            return results.request_key(name, [v for v in values if not isinstance(v, _NOT_A_REQUEST_VALUE)]) if name else None
+
+        if inspect.isgeneratorfunction(fn):
+
+            @functools.wraps(fn)
+            def stream_action(*args, **kwargs):
+                try:
+                    cache_key = key(args, kwargs)
+                    if cache_key is None:
+                        yield from _stream(fn, args, kwargs)
+                        return
+                    for value, hit in RESULTS.stream_or_compute(cache_key, lambda: _stream(fn, args, kwargs)):
+                        yield _marked(value, hit, numbers)
+                except Exception as error:
+                    raise _as_gradio_error(error) from error
+
+            return stream_action
+
+        @functools.wraps(fn)
+        def plain_action(*args, **kwargs):
+            try:
+                cache_key = key(args, kwargs)
+                if cache_key is None:
+                    return _run(fn, args, kwargs)
+                value, hit = RESULTS.get_or_compute(cache_key, lambda: _run(fn, args, kwargs))
+                return _marked(value, hit, numbers)
+            except Exception as error:
+                raise _as_gradio_error(error) from error
+
+        return plain_action
+
+    return decorate
+
+
+def device_note() -> str:
+    """One line for the page when this action runs on the Space's CPU because ZeroGPU could not run it (ZeroGPU
+    only; else empty)."""
+    why = checkpoints.cpu_reason()
+    if why is None:
+        return ""
+    seconds = sum(run.seconds for run in checkpoints.runs() if run.device == "cpu")
+    took = f" ({seconds:.1f} s)" if seconds else ""
+    where = ("" if _signed_in() else
+             " Signed-in visitors have GPU time of their own: open this Space on huggingface.co and sign in there.")
+    return f"\n\n🖥️ **Ran on the Space's CPU**{took}: {why}.{where}"
+
+
+def device_numbers() -> dict:
+    """Where each model computation of this action ran, for its numbers (ZeroGPU only; else nothing)."""
+    if not checkpoints.ON_ZERO_GPU:
+        return {}
+    return {"ran_on": [{"function": run.function, "device": run.device, "seconds": round(run.seconds, 3),
+                        "why": run.why, "fallback": run.fallback} for run in checkpoints.runs()]}
 
 
 def _explained_upload_error(error: Exception, payload, check, fallback: str) -> gr.Error:
@@ -124,9 +263,48 @@ def image_input(label: str = "Image", **kwargs) -> ImageInput:
                       sources=kwargs.pop("sources", ["upload", "clipboard", "webcam"]), **kwargs)
 
 
-def output_image(label: str, **kwargs) -> gr.Image:
+class OutputImage(gr.Image):
+    """`gr.Image` for results, whose files are whole before anyone can fetch them. Use it through `output_image`.
+
+    gradio saves an output picture to a file named by the hash of its bytes and rewrites that file in place on
+    every call (`processing_utils.save_pil_to_cache`): two visitors given the same picture at once can download a
+    file that is being rewritten, cut short. Here the PNG is written under a temporary name and renamed into place,
+    as gradio's `save_file_to_cache` does for files, and a picture already there is only touched.
+    """
+
+    is_template = True  # render with the parent's (Image) frontend
+
+    def postprocess(self, value):
+        if isinstance(value, np.ndarray):
+            value = save_png(value, self.GRADIO_CACHE)
+        return super().postprocess(value)
+
+
+def save_png(array: np.ndarray, cache_dir: str) -> str:
+    """The picture as a PNG in gradio's cache, named as gradio names it, written whole (temporary file, rename)."""
+    data = processing_utils.encode_pil_to_bytes(PIL.Image.fromarray(array.astype(np.uint8, copy=False)), "png")
+    folder = Path(cache_dir) / processing_utils.hash_bytes(data)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "image.png"
+    try:
+        os.utime(path)  # the same bytes are there already: `delete_cache` ages the file from now
+        return str(path)
+    except FileNotFoundError:
+        pass
+    handle, staging = tempfile.mkstemp(dir=folder, prefix=".image.png.")
+    try:
+        with os.fdopen(handle, "wb") as file:
+            file.write(data)
+        os.replace(staging, path)
+    except BaseException:
+        Path(staging).unlink(missing_ok=True)
+        raise
+    return str(path)
+
+
+def output_image(label: str, **kwargs) -> OutputImage:
     """Output images go out as PNG: learners and scripts compare pixels, WebP would blur them."""
-    return gr.Image(label=label, format="png", type="numpy", interactive=False, **kwargs)
+    return OutputImage(label=label, format="png", type="numpy", interactive=False, **kwargs)
 
 
 def ensure_loaded(names: list[str], progress: gr.Progress | None) -> None:

@@ -165,7 +165,7 @@ def build_tab(endpoints: bool = True) -> common.ReadyExample:
     def load_models(progress) -> None:
         common.ensure_loaded(["vjepa2-vitl", *probes.PROBE_NAMES], progress)
 
-    @common.gradio_errors
+    @common.action("classify_action")
     def classify_action(video, start_s: float, sampling: str = probes.SAMPLING_AUTO,
                         progress=gr.Progress()):
         """Top-5 actions from both attentive probes on one frozen V-JEPA 2 encoder.
@@ -184,10 +184,10 @@ def build_tab(endpoints: bool = True) -> common.ReadyExample:
         progress(0.5, desc="Reading frames and running the encoder…")
         result = probes.classify(video, start_s, sampling=sampling)
         labels = result.label_dicts()
-        return (labels[probes.PROBE_NAMES[0]], labels[probes.PROBE_NAMES[1]], timings_markdown(result),
-                sharing_markdown(), result.timings())
+        return (labels[probes.PROBE_NAMES[0]], labels[probes.PROBE_NAMES[1]], timings_markdown(result) + common.device_note(),
+                sharing_markdown(), {**result.timings(), **common.device_numbers()})
 
-    @common.gradio_errors
+    @common.action("answer_question")
     def answer_question(video, start_s: float, question: str, sampling: str = probes.SAMPLING_AUTO,
                         progress=gr.Progress()):
         """Answer a question about the clip (streams, one update per generated token). `sampling`: the probes'
@@ -203,7 +203,8 @@ def build_tab(endpoints: bool = True) -> common.ReadyExample:
         common.ensure_loaded([vqa.LLM], progress)
         progress(0.8, desc="Preparing what the language model reads…")
         for update in vqa.answer_stream(video, start_s, question, sampling):
-            yield update.answer, mode_markdown(update.mode), update.prompt_shown, update.numbers
+            yield (update.answer, mode_markdown(update.mode) + common.device_note(), update.prompt_shown,
+                   {**update.numbers, **common.device_numbers()})
 
     common.call_to_action(CALL_TO_ACTION)
     with gr.Row():
@@ -255,7 +256,7 @@ def build_tab(endpoints: bool = True) -> common.ReadyExample:
 
     prepared_clip = common.LatestPerSession()
 
-    @common.gradio_errors
+    @common.action()
     def prepare_clip(video, start_s: float, sampling: str = probes.SAMPLING_AUTO, request: gr.Request = None,
                      progress=gr.Progress()):
         """Prepare a clip for /classify_action and /answer_question: run the encoder passes the heads will read

@@ -54,7 +54,7 @@ def build_tab(endpoints: bool = True) -> common.ReadyExample:
     Returns the example it opens with, for the page to show on load.
     """
 
-    @common.gradio_errors
+    @common.action("mae_reconstruct")
     def mae_reconstruct(image_path, mask_ratio: float, mask_seed: int, checkpoint: str,
                         progress=gr.Progress()):
         """Hide `mask_ratio` of the image's patches (chosen by `mask_seed`) and reconstruct them with ViT-MAE.
@@ -70,7 +70,7 @@ def build_tab(endpoints: bool = True) -> common.ReadyExample:
         progress(0.9, desc="Reconstructing…")
         result = mae.reconstruct(image, checkpoint, ratio=ratio, seed=seed)
         return (result.model_view, result.masked, result.reconstruction, result.pasted, result.error_map,
-                summary_markdown(result, checkpoint), result.stats())
+                summary_markdown(result, checkpoint) + common.device_note(), {**result.stats(), **common.device_numbers()})
 
     common.call_to_action(CALL_TO_ACTION)
     with gr.Row():

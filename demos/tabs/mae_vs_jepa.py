@@ -100,7 +100,7 @@ def build_tab(endpoints: bool = True) -> common.ReadyExample:
     Returns the example it opens with, for the page to show on load.
     """
 
-    @common.gradio_errors
+    @common.action("compare_pixels_embeddings", numbers=-2)
     def compare_pixels_embeddings(image_path, top: float, left: float, height: float, width: float,
                                   progress=gr.Progress()):
         """Hide the block (top row, left column, height, width, in patches of V-JEPA 2's 16x16 grid) from
@@ -115,8 +115,8 @@ def build_tab(endpoints: bool = True) -> common.ReadyExample:
         common.ensure_loaded(CHECKPOINTS, progress)
         progress(0.9, desc="Predicting the block…")
         result = mae_vs_jepa.compare(image, top, left, height, width)
-        return (*[result.images[k] for k in mae_vs_jepa.IMAGE_ORDER], summary_markdown(result), result.stats(),
-                result.grid)
+        return (*[result.images[k] for k in mae_vs_jepa.IMAGE_ORDER], summary_markdown(result) + common.device_note(),
+                {**result.stats(), **common.device_numbers()}, result.grid)
 
     top0, left0, height0, width0 = mae_vs_jepa.DEFAULT_BLOCK
     common.call_to_action(CALL_TO_ACTION)

@@ -105,7 +105,7 @@ def build_tab(endpoints: bool = True) -> common.ReadyExample:
                          sample_fps=sample_fps, size=crop, tubelet_size=tubelet)
         return clip, patch, tubelet
 
-    @common.gradio_errors
+    @common.action("tube_predict")
     def tube_predict(video, start_s: float, num_frames: int, frame_step: int, sample_fps: float, top: int,
                      left: int, height: int, width: int, first_tubelet: int, last_tubelet: int,
                      progress=gr.Progress()):
@@ -124,8 +124,8 @@ def build_tab(endpoints: bool = True) -> common.ReadyExample:
         video_path = tubes.render_video(result, tubes.output_video_path(result))
         image = tubes.features_image(result)
         result.seconds["render"] = time.perf_counter() - start
-        return (video_path, result.cosine_table(), result.surprise_table(), image, summary_markdown(result),
-                result.numbers())
+        return (video_path, result.cosine_table(), result.surprise_table(), image,
+                summary_markdown(result) + common.device_note(), {**result.numbers(), **common.device_numbers()})
 
     @common.gradio_errors
     def tube_preview(video, start_s: float, num_frames: int, frame_step: int, sample_fps: float, top: int,
@@ -205,8 +205,7 @@ def build_tab(endpoints: bool = True) -> common.ReadyExample:
             run = gr.Button("Hide the tube and predict", variant="primary", elem_id="tubes-run")
         with gr.Column(scale=2):
             with gr.Row():
-                preview = gr.Image(label="Click to place the tube", type="numpy", format="png",
-                                   interactive=False, height=300, elem_id="tubes-preview")
+                preview = common.output_image("Click to place the tube", height=300, elem_id="tubes-preview")
                 shaded = gr.Video(label="The clip, tube hidden; beside it: actual vs predicted features, cosine",
                                   autoplay=True, loop=True, height=300,
                                   interactive=False, elem_id="tubes-shaded")
@@ -243,7 +242,7 @@ def build_tab(endpoints: bool = True) -> common.ReadyExample:
 
     prepared_clip = common.LatestPerSession()
 
-    @common.gradio_errors
+    @common.action()
     def tube_prepare(video, start_s: float, num_frames: int, frame_step: int, sample_fps: float,
                      request: gr.Request, progress=gr.Progress()):
         """Prepare a clip for /tube_predict: encode the full clip once (its targets, cached by content), so that
@@ -251,8 +250,8 @@ def build_tab(endpoints: bool = True) -> common.ReadyExample:
 
         The page runs it when a clip is picked or its sampling changes. Cheap when the clip is cached. Returns
         numbers: target_cache_hit (it was cached), targets_computed, stale (a newer prepare of this session
-        began, so nothing was kept), seconds, num_frames; or error (a clip that cannot be read: /tube_predict
-        says what is wrong with it).
+        began, so nothing was kept), skipped (why nothing ran, e.g. on ZeroGPU), seconds, num_frames; or error
+        (a clip that cannot be read: /tube_predict says what is wrong with it).
         """
         still_wanted = prepared_clip.begin(request)
         if video is None:

@@ -1,0 +1,223 @@
+"""A class on the free ZeroGPU Space, through the running app: how many of its actions are answered, how soon, and
+what GPU quota they spend.
+
+    python -m bench.bench_classroom                        # both scenes
+    python -m bench.bench_classroom --scenes lesson --learners 10
+    python -m bench.bench_classroom --baseline ../other    # the same scenes, and another checkout's app.py beside it
+
+Starts `python app.py` as on a ZeroGPU Space, with the fake `spaces` of tests/fake_spaces imitating ZeroGPU's rules:
+the visitors without a token (every learner on a course site) share one quota; a call is admitted only when the
+quota left covers what it asks x 1.5 (the RTX PRO 6000 factor); a call that runs past its duration is aborted.
+Learners are gradio_client sessions without a ZeroGPU token, calling the named endpoints as the pages do:
+
+- lesson: LEARNERS work through the four concepts (each page's example, then a request of their own: 8 actions),
+  starting within 30 s of each other, on one anonymous day's quota (120 s); once charged what each call asks,
+  once charged what it held the GPU;
+- lecture hall: HALL learners click once each within one minute, spread over the four concepts, half of them
+  sending the page's example, on a fresh quota.
+
+Per scene it prints: actions answered of those sent, errors by message ("Queue is full", ZeroGPU's refusals),
+actions answered on the Space's CPU after a refusal, answers from the shared result cache, GPU calls admitted and
+refused, the quota they were charged, and the seconds from the click to the answer (median, 95th percentile,
+slowest).
+
+Tiny random-weight replicas: the models take milliseconds here, so these figures measure how the Space handles a
+class (queue, caches, quota, fallbacks), not the models. What each action takes on a CPU or a GPU is in bench_app
+and bench_gpu; the README's "Deploy" turns both into what a class can expect.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+from bench import common
+
+ANONYMOUS_DAY_S = 120  # a visitor without an account gets 2 minutes of ZeroGPU a day; tokenless ones share it
+LEARNERS, HALL = 30, 60
+EXAMPLES = common.ROOT / "examples"
+QUESTION = "What changed on the table while the camera looked away?"
+CALL_TIMEOUT_S = 600
+
+
+def lesson(learner: int) -> list[tuple[str, tuple]]:
+    """One learner's lesson: each concept's example, as the page opens it, then a request of their own."""
+    from gradio_client import handle_file
+
+    image = handle_file(str(EXAMPLES / "images" / "chelsea.jpg"))
+    video = handle_file(str(EXAMPLES / "videos" / "ball_behind_wall.mp4"))
+    clip = handle_file(str(EXAMPLES / "videos" / "cup_covers_ball.mp4"))
+    return [
+        ("/mae_reconstruct", (image, 0.75, 0, "vit-mae-base")),
+        ("/mae_reconstruct", (image, 0.75, learner + 1, "vit-mae-base")),
+        ("/compare_pixels_embeddings", (image, 6, 6, 4, 4)),
+        ("/compare_pixels_embeddings", (image, learner % 5, learner % 4, 3, 3)),
+        ("/tube_predict", (video, 0.0, 16, 4, 0, 9, 10, 4, 4, 0, 7)),
+        ("/tube_predict", (video, 0.0, 16, 4, 0, learner % 6, 2, 3, 3, 0, 7)),
+        ("/classify_action", (clip, 0.0, "auto")),
+        ("/answer_question", (clip, 0.0, QUESTION, "auto")),
+    ]
+
+
+def one_click(learner: int) -> tuple[str, tuple]:
+    """A lecture hall's click: on the learner's concept page (one of four), its example or a request of their own."""
+    concept, own = learner % 4, learner // 4 % 2
+    return lesson(learner)[2 * concept + own]
+
+
+class App:
+    """`python app.py` from `folder`, as on ZeroGPU with the fake `spaces`, logging every GPU request."""
+
+    def __init__(self, folder: Path, rules: dict, work: Path):
+        from bench.bench_app import _free_port
+
+        self.requests = work / "gpu-requests.jsonl"
+        self.output = work / "app.log"
+        self.port = _free_port()
+        env = {**os.environ, "SPACES_ZERO_GPU": "1", "PDR_DEVICE": "cpu", "HF_HUB_CACHE": str(tiny_replicas()),
+               "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False", "FAKE_SPACES_LOG": str(self.requests),
+               "PYTHONPATH": os.pathsep.join([str(common.ROOT / "tests" / "fake_spaces"), str(folder)]),
+               **{f"FAKE_SPACES_{name.upper()}": str(value) for name, value in rules.items()}}
+        self.log = open(self.output, "w")  # noqa: SIM115 (closed in stop)
+        self.server = subprocess.Popen([sys.executable, "app.py", "--port", str(self.port)], cwd=folder, env=env,
+                                       stdout=self.log, stderr=subprocess.STDOUT)
+        self.url = f"http://127.0.0.1:{self.port}/"
+        self._wait_until_up()
+
+    def _wait_until_up(self, timeout_s: float = 300) -> None:
+        from gradio_client import Client
+
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.server.poll() is not None:
+                raise RuntimeError(f"app.py exited:\n{self.output.read_text()[-3000:]}")
+            try:
+                Client(self.url, verbose=False)
+                return
+            except Exception:  # noqa: BLE001 - not up yet
+                time.sleep(1)
+        raise RuntimeError("app.py did not come up")
+
+    def gpu_requests(self) -> list[dict]:
+        return [json.loads(line) for line in self.requests.read_text().splitlines()] if self.requests.exists() else []
+
+    def stop(self) -> None:
+        self.server.terminate()
+        try:
+            self.server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.server.kill()
+        self.log.close()
+
+
+def tiny_replicas() -> Path:
+    """Tiny random-weight replicas of every checkpoint under their hub ids, in a Hugging Face cache of their own."""
+    import checkpoints
+    from offline import replicas
+
+    cache = Path(tempfile.gettempdir()) / "pdr-classroom-replicas"
+    for ckpt in checkpoints.REGISTRY.values():
+        if ckpt.hub_id and not (cache / f"models--{ckpt.hub_id.replace('/', '--')}").exists():
+            replicas.write_checkpoint(ckpt, cache, size="tiny")
+    return cache
+
+
+def run_learners(url: str, plans: list[tuple[float, list[tuple[str, tuple]]]]) -> list[dict]:
+    """Each plan (start delay, actions) in its own session; a record per action: seconds, outputs or error."""
+    from gradio_client import Client
+
+    records: list[dict] = []
+    lock = threading.Lock()
+
+    def learner(delay: float, actions) -> None:
+        time.sleep(delay)
+        client = Client(url, verbose=False)
+        for endpoint, args in actions:
+            start = time.perf_counter()
+            try:
+                outputs = client.submit(*args, api_name=endpoint).result(timeout=CALL_TIMEOUT_S)
+                record = {"endpoint": endpoint, "seconds": time.perf_counter() - start, "outputs": outputs}
+            except Exception as error:  # noqa: BLE001 - every failure is a figure here
+                record = {"endpoint": endpoint, "seconds": time.perf_counter() - start, "error": str(error)[:160]}
+            with lock:
+                records.append(record)
+
+    threads = [threading.Thread(target=learner, args=plan) for plan in plans]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return records
+
+
+def summary(records: list[dict], requests: list[dict]) -> dict:
+    answered = [r for r in records if "outputs" in r]
+    numbers = [r["outputs"][-1] for r in answered if isinstance(r["outputs"][-1], dict)]
+    seconds = sorted(r["seconds"] for r in answered)
+    admitted = [r for r in requests if r.get("outcome") != "refused"]
+    return {
+        "answered": len(answered), "sent": len(records),
+        "errors": dict(Counter(_error_kind(r["error"]) for r in records if "error" in r)),
+        "on_cpu_after_refusal": sum(any(run["fallback"] for run in n.get("ran_on", [])) for n in numbers),
+        "from_result_cache": sum(bool(n.get("from_result_cache")) for n in numbers),
+        "gpu_calls": len(admitted), "gpu_refused": len(requests) - len(admitted),
+        "quota_charged_s": round(sum(r.get("charged", 0.0) for r in requests), 1),
+        "seconds_median": round(statistics.median(seconds), 2) if seconds else None,
+        "seconds_p95": round(seconds[int(0.95 * (len(seconds) - 1))], 2) if seconds else None,
+        "seconds_max": round(seconds[-1], 2) if seconds else None,
+    }
+
+
+def _error_kind(message: str) -> str:
+    for kind in ("Queue is full", "GPU limit", "quota", "No GPU", "aborted"):
+        if kind.lower() in message.lower():
+            return kind
+    return message[:60]
+
+
+def scene(name: str, folder: Path, learners: int, hall: int) -> dict:
+    """Run one scene against the app in `folder`; returns its summary."""
+    work = Path(tempfile.mkdtemp(prefix=f"pdr-classroom-{name}-"))
+    rng = random.Random(0)
+    if name.startswith("lesson"):
+        rules = {"quota_s": ANONYMOUS_DAY_S, "abort": 1, "charge": "requested" if name == "lesson" else "used"}
+        plans = [(rng.uniform(0, 30), lesson(i)) for i in range(learners)]
+    else:
+        rules = {"quota_s": ANONYMOUS_DAY_S, "abort": 1, "charge": "used"}
+        plans = [(rng.uniform(0, 60), [one_click(i)]) for i in range(hall)]
+    app = App(folder, rules, work)
+    try:
+        records = run_learners(app.url, plans)
+        return summary(records, app.gpu_requests())
+    finally:
+        app.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scenes", nargs="*", default=["lesson", "lesson-used", "hall"],
+                        choices=["lesson", "lesson-used", "hall"])
+    parser.add_argument("--learners", type=int, default=LEARNERS)
+    parser.add_argument("--hall", type=int, default=HALL)
+    parser.add_argument("--baseline", type=Path, help="another checkout whose app.py runs the same scenes beside this one")
+    args = parser.parse_args()
+    sys.path.insert(0, str(common.ROOT))
+    apps = {"this app": common.ROOT, **({"baseline": args.baseline.resolve()} if args.baseline else {})}
+    for name in args.scenes:
+        for label, folder in apps.items():
+            result = scene(name, folder, args.learners, args.hall)
+            print(f"{name:12} {label:9} {json.dumps(result)}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
