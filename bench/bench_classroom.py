@@ -4,6 +4,7 @@ what GPU quota they spend.
     python -m bench.bench_classroom                        # both scenes
     python -m bench.bench_classroom --scenes lesson --learners 10
     python -m bench.bench_classroom --baseline ../other    # the same scenes, and another checkout's app.py beside it
+    python -m bench.bench_classroom --scenes cpu-fallback  # full-size replicas, no quota: each action on the CPU
 
 Starts `python app.py` as on a ZeroGPU Space, with the fake `spaces` of tests/fake_spaces imitating ZeroGPU's rules:
 the visitors without a token (every learner on a course site) share one quota; a call is admitted only when the
@@ -14,7 +15,9 @@ Learners are gradio_client sessions without a ZeroGPU token, calling the named e
   starting within 30 s of each other, on one anonymous day's quota (120 s); once charged what each call asks,
   once charged what it held the GPU;
 - lecture hall: HALL learners click once each within one minute, spread over the four concepts, half of them
-  sending the page's example, on a fresh quota.
+  sending the page's example, on a fresh quota;
+- cpu-fallback (not by default): full-size replicas and no quota at all, one learner's lesson: what each action
+  takes when it runs on the Space's CPU, from the click, and what the CPU copies cost at start-up.
 
 Per scene it prints: actions answered of those sent, errors by message ("Queue is full", ZeroGPU's refusals),
 actions answered on the Space's CPU after a refusal, answers from the shared result cache, GPU calls admitted and
@@ -78,13 +81,13 @@ def one_click(learner: int) -> tuple[str, tuple]:
 class App:
     """`python app.py` from `folder`, as on ZeroGPU with the fake `spaces`, logging every GPU request."""
 
-    def __init__(self, folder: Path, rules: dict, work: Path):
+    def __init__(self, folder: Path, rules: dict, work: Path, hf_cache: Path | None = None):
         from bench.bench_app import _free_port
 
         self.requests = work / "gpu-requests.jsonl"
         self.output = work / "app.log"
         self.port = _free_port()
-        env = {**os.environ, "SPACES_ZERO_GPU": "1", "PDR_DEVICE": "cpu", "HF_HUB_CACHE": str(tiny_replicas()),
+        env = {**os.environ, "SPACES_ZERO_GPU": "1", "PDR_DEVICE": "cpu", "HF_HUB_CACHE": str(hf_cache or tiny_replicas()),
                "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False", "FAKE_SPACES_LOG": str(self.requests),
                "PYTHONPATH": os.pathsep.join([str(common.ROOT / "tests" / "fake_spaces"), str(folder)]),
                **{f"FAKE_SPACES_{name.upper()}": str(value) for name, value in rules.items()}}
@@ -185,6 +188,29 @@ def _error_kind(message: str) -> str:
     return message[:60]
 
 
+def cpu_fallback(folder: Path) -> dict:
+    """On full-size replicas, with no GPU quota at all: one learner's lesson, every action on the Space's CPU,
+    each timed from the click; and what the app said at start-up (the CPU copies' memory)."""
+    import checkpoints
+
+    cache = common.use_full_size_replicas([name for name, ckpt in checkpoints.REGISTRY.items() if ckpt.hub_id])
+    work = Path(tempfile.mkdtemp(prefix="pdr-classroom-fallback-"))
+    started = time.perf_counter()
+    app = App(folder, {"quota_s": 0}, work, hf_cache=cache)
+    up_s = time.perf_counter() - started
+    try:
+        records = run_learners(app.url, [(0.0, lesson(0))])
+    finally:
+        app.stop()
+    startup = next((line.split("Start-up: ", 1)[1] for line in app.output.read_text().splitlines()
+                    if "Start-up: " in line), "")
+    return {"up_s": round(up_s, 1), "start_up": startup.strip(),
+            "actions": [(r["endpoint"], round(r["seconds"], 2),
+                         sorted({run["device"] + (" after a refusal" if run["fallback"] else "")
+                                 for run in r["outputs"][-1].get("ran_on", [])}) if "outputs" in r else r["error"])
+                        for r in records]}
+
+
 def scene(name: str, folder: Path, learners: int, hall: int) -> dict:
     """Run one scene against the app in `folder`; returns its summary."""
     work = Path(tempfile.mkdtemp(prefix=f"pdr-classroom-{name}-"))
@@ -206,7 +232,7 @@ def scene(name: str, folder: Path, learners: int, hall: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scenes", nargs="*", default=["lesson", "lesson-used", "hall"],
-                        choices=["lesson", "lesson-used", "hall"])
+                        choices=["lesson", "lesson-used", "hall", "cpu-fallback"])
     parser.add_argument("--learners", type=int, default=LEARNERS)
     parser.add_argument("--hall", type=int, default=HALL)
     parser.add_argument("--baseline", type=Path, help="another checkout whose app.py runs the same scenes beside this one")
@@ -215,7 +241,8 @@ def main() -> None:
     apps = {"this app": common.ROOT, **({"baseline": args.baseline.resolve()} if args.baseline else {})}
     for name in args.scenes:
         for label, folder in apps.items():
-            result = scene(name, folder, args.learners, args.hall)
+            result = (cpu_fallback(folder) if name == "cpu-fallback" else
+                      scene(name, folder, args.learners, args.hall))
             print(f"{name:12} {label:9} {json.dumps(result)}", flush=True)
 
 

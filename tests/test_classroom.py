@@ -17,7 +17,7 @@ from gradio_client import Client, handle_file
 from demos.tabs import heads
 
 LEARNERS = 8
-QUOTA_S = 40  # a cold call asks about 7 s (10 s of quota) and a warm one 2 s (3 s): a few calls, then refusals
+QUOTA_S = 16  # a cold call asks 7 s (10 s of quota) and a warm one 2 s (3 s): two calls, then refusals
 CALL_TIMEOUT_S = 300
 VIDEO = str(ROOT / "examples" / "videos" / "ball_behind_wall.mp4")
 CLIP = str(ROOT / "examples" / "videos" / "cup_covers_ball.mp4")

@@ -74,7 +74,7 @@ def test_no_image(source):
 
 
 def test_missing_image_file(tmp_path):
-    with pytest.raises(UserError, match="could not be found"):
+    with pytest.raises(UserError, match="no longer on the server"):
         media.load_image(tmp_path / "nope.png")
 
 
@@ -434,7 +434,7 @@ def test_no_video(path):
 
 
 def test_missing_and_zero_byte_video(tmp_path):
-    with pytest.raises(UserError, match="could not be found"):
+    with pytest.raises(UserError, match="no longer on the server"):
         media.probe_video(tmp_path / "gone.mp4")
     empty = tmp_path / "empty.mp4"
     empty.write_bytes(b"")

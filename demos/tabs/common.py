@@ -28,7 +28,8 @@ from demos.errors import UserError
 
 log = logging.getLogger(__name__)
 
-# Model-heavy events share one worker: on a 2-vCPU Space two models at once only thrash.
+# Model-heavy events share one concurrency group: one at a time on a CPU machine (two models at once only thrash
+# 2 vCPUs), side by side on ZeroGPU (app.py sets the group's limit).
 MODEL_CONCURRENCY_ID = "models"
 
 OFFLINE_DEMO_BANNER = (
