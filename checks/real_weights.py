@@ -45,30 +45,17 @@ def _scaled(cells: tuple[int, ...], grid: int) -> tuple[int, ...]:
                  for i, c in enumerate(cells))
 
 
-def mean_colour_mse(view: np.ndarray, hidden_ids, patch: int) -> float:
-    """MSE (pixels in 0..1) on the hidden patches when they are filled with the mean colour of the visible ones."""
-    pixels = view.astype(np.float32) / 255
-    rows, cols = pixels.shape[0] // patch, pixels.shape[1] // patch
-    hidden = np.zeros(rows * cols, dtype=bool)
-    hidden[np.asarray(hidden_ids)] = True
-    mask = np.kron(hidden.reshape(rows, cols), np.ones((patch, patch), dtype=bool))
-    fill = pixels[~mask].mean(axis=0)
-    return float(((pixels[mask] - fill) ** 2).mean())
-
-
 def mae_rows() -> list[Row]:
     rows = []
     for name in checkpoints.MAE_CHECKPOINTS:
         results = []
         for path in examples.images():
             reconstruction = mae.reconstruct(media.load_image(path), name, ratio=0.75, seed=0)
-            results.append((reconstruction.hidden_mse,
-                            mean_colour_mse(reconstruction.model_view, reconstruction.hidden_ids,
-                                            reconstruction.grid.patch_size)))
-        wins = sum(model < fill for model, fill in results)
+            results.append((reconstruction.hidden_mse, reconstruction.best_constant_mse))
+        wins = sum(model < constant for model, constant in results)
         worst = max(results, key=lambda r: r[0] / r[1])
-        rows.append(Row(f"6.1 {name} beats a mean-colour fill on hidden patches (75 %), every bundled image",
-                        f"{wins}/{len(results)} images; worst MSE {worst[0]:.4f} vs fill {worst[1]:.4f}",
+        rows.append(Row(f"6.1 {name} beats the best constant output on hidden patches (75 %), every bundled image",
+                        f"{wins}/{len(results)} images; worst MSE {worst[0]:.4f} vs best constant {worst[1]:.4f}",
                         "all images", wins == len(results)))
     return rows
 

@@ -13,6 +13,9 @@ def test_mae_reconstruct_endpoint(client):
     assert numbers["num_hidden"] == 196 - int(196 * 0.25) == 147
     assert numbers["grid"] == [14, 14] and numbers["patch_size"] == 16
     assert "147 of 196 patches hidden" in summary
+    # Beside MAE's error, what a constant output would score: the best colour can only do better than the mean one.
+    assert 0 <= numbers["best_constant_mse"] <= numbers["image_mean_colour_mse"]
+    assert f"**{numbers['best_constant_mse']:.4f}**" in summary
     images = [np.asarray(Image.open(path)) for path in (view, masked, raw, pasted, error_map)]
     assert all(img.shape == (224, 224, 3) for img in images)
     assert all(str(path).endswith(".png") for path in (view, masked, raw, pasted, error_map))

@@ -7,6 +7,7 @@ import checkpoints
 from demos import masks, viz
 from demos.compute import mae
 from demos.errors import UserError
+from demos.tabs import mae as mae_tab
 
 
 @pytest.mark.parametrize("ratio", [0.0, 0.25, 0.75, 0.95])
@@ -53,9 +54,47 @@ def test_error_numbers_match_the_pixels(tiny_hub, example_image):
     assert result.hidden_mse == pytest.approx(np.nanmean(result.per_patch_mse))
 
 
+def test_constant_outputs_score_what_painting_one_colour_scores(tiny_hub, example_image):
+    result = mae.reconstruct(example_image, ratio=0.75, seed=2)
+    g = result.grid
+    hidden = viz.patch_mask_image(masks.hidden_mask(g.num_patches, result.hidden_ids).reshape(g.rows, g.cols),
+                                  g.patch_size)
+    pixels = result.model_view.astype(np.float64) / 255
+
+    def painted_mse(colour):  # the whole picture painted one colour, scored as MAE is: on the hidden patches
+        return float(((np.broadcast_to(colour, pixels.shape) - pixels) ** 2).mean(axis=2)[hidden].mean())
+
+    best = pixels[hidden].mean(axis=0)
+    assert result.best_constant_mse == pytest.approx(painted_mse(best), rel=1e-5)
+    assert result.image_mean_colour_mse == pytest.approx(painted_mse(pixels.reshape(-1, 3).mean(axis=0)), rel=1e-5)
+    for nudge in np.eye(3) * 0.02:  # no other colour does better than the hidden pixels' mean
+        assert painted_mse(best + nudge) > result.best_constant_mse
+    assert result.best_constant_mse == pytest.approx(pixels[hidden].var(axis=0).mean(), rel=1e-5)
+    stats = result.stats()
+    assert (stats["best_constant_mse"], stats["image_mean_colour_mse"]) == (result.best_constant_mse,
+                                                                            result.image_mean_colour_mse)
+
+
+def test_a_one_colour_image_needs_no_model(tiny_hub):
+    flat = np.full((300, 300, 3), 90, dtype=np.uint8)
+    result = mae.reconstruct(flat, ratio=0.75, seed=0)
+    assert result.best_constant_mse == pytest.approx(0.0, abs=1e-12)
+    assert result.image_mean_colour_mse == pytest.approx(0.0, abs=1e-12)
+    assert "all one colour" in mae_tab.constant_output_markdown(result)
+
+
+def test_the_summary_ties_the_numbers_to_the_chapter(tiny_hub, example_image):
+    result = mae.reconstruct(example_image, ratio=0.75, seed=2)
+    text = mae_tab.summary_markdown(result, "vit-mae-base")
+    assert f"**{result.best_constant_mse:.4f}**" in text and f"{result.image_mean_colour_mse:.4f}" in text
+    assert f"**{result.hidden_mse / result.best_constant_mse:.0%}** of the best constant's" in text
+    assert "a constant output can't possibly rebuild different patches" in text
+
+
 def test_nothing_hidden_reports_no_error(tiny_hub, example_image):
     result = mae.reconstruct(example_image, ratio=0.0, seed=0)
     assert len(result.hidden_ids) == 0 and result.hidden_mse is None and result.model_loss is None
+    assert result.best_constant_mse is None and result.image_mean_colour_mse is None
     assert np.array_equal(result.pasted, result.model_view)
 
 

@@ -36,12 +36,17 @@ class Reconstruction:
     per_patch_mse: np.ndarray  # (rows, cols), pixels in 0..1; NaN on visible patches
     hidden_mse: float | None  # mean over hidden patches, pixels in 0..1; None when nothing is hidden
     model_loss: float | None  # MAE's own training loss on the hidden patches (ImageNet-normalised pixels)
+    # What a constant output (one colour in every hidden patch) would score there, same units as hidden_mse:
+    best_constant_mse: float | None = None  # the best colour there is, the hidden pixels' own mean
+    image_mean_colour_mse: float | None = None  # the image's mean colour
 
     def stats(self) -> dict:
         """Plain numbers for the API and the page."""
         return {
             "hidden_mse": self.hidden_mse,
             "model_loss": self.model_loss,
+            "best_constant_mse": self.best_constant_mse,
+            "image_mean_colour_mse": self.image_mean_colour_mse,
             "num_hidden": int(len(self.hidden_ids)),
             "num_patches": self.grid.num_patches,
             "grid": [self.grid.rows, self.grid.cols],
@@ -117,10 +122,12 @@ def reconstruct(image: np.ndarray, checkpoint: str = "vit-mae-base", *, ratio: f
     pixel_hidden = viz.patch_mask_image(hidden.reshape(grid.rows, grid.cols), grid.patch_size)
     pasted = np.where(pixel_hidden[..., None], recon_u8, view)
 
-    squared = ((recon01 - view.astype(np.float32) / 255) ** 2).mean(axis=2)
+    view01 = view.astype(np.float32) / 255
+    squared = ((recon01 - view01) ** 2).mean(axis=2)
     per_patch = squared.reshape(grid.rows, grid.patch_size, grid.cols, grid.patch_size).mean(axis=(1, 3))
     per_patch = np.where(hidden.reshape(grid.rows, grid.cols), per_patch, np.nan)
     any_hidden = bool(hidden.any())
+    hidden_pixels = view01[pixel_hidden]
     return Reconstruction(
         model_view=view,
         masked=viz.grey_out(view, pixel_hidden),
@@ -132,7 +139,18 @@ def reconstruct(image: np.ndarray, checkpoint: str = "vit-mae-base", *, ratio: f
         per_patch_mse=per_patch,
         hidden_mse=float(np.nanmean(per_patch)) if any_hidden else None,
         model_loss=float(loss) if any_hidden else None,
+        best_constant_mse=(constant_output_mse(hidden_pixels, hidden_pixels.mean(axis=0, dtype=np.float64))
+                           if any_hidden else None),
+        image_mean_colour_mse=(constant_output_mse(hidden_pixels, view01.reshape(-1, 3).mean(axis=0, dtype=np.float64))
+                               if any_hidden else None),
     )
+
+
+def constant_output_mse(pixels: np.ndarray, colour: np.ndarray) -> float:
+    """Mean squared error of (N, 3) pixels in 0..1 all painted one `colour`: what a collapsed output scores.
+    No colour does better than the pixels' own mean, whose error is their variance."""
+    pixels = pixels.astype(np.float64)  # float32 sums over a whole image drift by about 1e-8
+    return float(((pixels - np.asarray(colour, dtype=np.float64)) ** 2).mean())
 
 
 def masked_forward(model, pixel_values, hidden: np.ndarray, layouts: mae_positions.Layouts | None = None):
