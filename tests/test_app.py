@@ -67,6 +67,7 @@ def test_concept_pages_add_no_endpoints(client, running_app):
     import app
 
     named = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
-    assert sorted(named) == sorted(["/mae_reconstruct", "/compare_pixels_embeddings", "/tube_predict", "/tube_preview",
+    assert sorted(named) == sorted(["/mae_reconstruct", "/compare_pixels_embeddings", "/noise_sweep", "/tube_predict",
+                                    "/tube_preview",
                                     "/tube_prepare", "/classify_action", "/prepare_clip", "/answer_question"])
     assert [page for page, *_ in running_app.pages] == ["", *(concept.path for concept in app.CONCEPTS)]

@@ -9,10 +9,11 @@ def test_it_runs_end_to_end_on_the_replicas(tiny_hub, capsys):
     assert real_weights.main(["--random-weights"]) == 0
     out = capsys.readouterr().out
     for promise in ("6.1 vit-mae-base beats the best constant output", "6.1 vit-mae-huge", "bundled images", "bundled clips",
+                    "with grain 24, the JEPA target moves little where MAE's error grows",
                     "surprise curve peaks", "encoder is bit-identical", "every label name reads as text",
                     "Diving48 top-1", "cites the probes' labels"):
         assert promise in out
-    assert out.count(real_weights.NOT_APPLICABLE) == 9  # 3 MAE, 2 predictor, surprise, 2 top-1, LLM
+    assert out.count(real_weights.NOT_APPLICABLE) == 10  # 3 MAE, 2 predictor, noise, surprise, 2 top-1, LLM
     # What does not need trained weights is checked on the replicas too: 2 shared encoders, 2 label formats.
     assert out.count("| PASS |") == 4 and "| FAIL |" not in out
 
