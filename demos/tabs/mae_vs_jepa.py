@@ -59,10 +59,9 @@ def summary_markdown(result: mae_vs_jepa.Comparison) -> str:
 def sweep_markdown(result: noise_sweep.NoiseSweep) -> str:
     """What the noise did to each model's target, from the clean picture to the learner's level."""
     clean, last = result.levels[0], result.levels[-1]
-    mae_growth = (f"from {clean.mae_pixel_mse:.4f} (clean) to **{last.mae_pixel_mse:.4f}**"
-                  if clean.mae_pixel_mse is not None else "")
     unpredictable = NOISE_NOBODY_PREDICTS[result.noise.kind]
-    return (f"**{last.noise.label}**, same block. MAE's pixel error went {mae_growth}; the added noise alone "
+    return (f"**{last.noise.label}**, same block. MAE's pixel error went from {clean.mae_pixel_mse:.4f} (clean) to "
+            f"**{last.mae_pixel_mse:.4f}**; the added noise alone "
             f"accounts for {last.noise_mse:.4f} of its target ({unpredictable}). The JEPA target has cosine "
             f"**{last.target_cosine:.3f}** with the clean picture's (1: it did not move); the predictor's cosine "
             f"with its target went from {clean.predictor_cosine:+.3f} to {last.predictor_cosine:+.3f}.")
