@@ -101,16 +101,38 @@ def test_each_level_is_the_comparison_at_that_level(tiny_hub, example_image):
     jpeg = Noise(noise.JPEG, 20)
     result = noise_sweep.sweep(example_image, *BLOCK, jpeg, 3)
     assert [level.noise for level in result.levels] == jpeg.levels(3)
+    mae_vs_jepa.BLOCK_CACHE.clear()  # each comparison below runs its own context encoder, predictor and MAE
     clean = mae_vs_jepa.compare(example_image, *BLOCK)
     for level in result.levels:
+        mae_vs_jepa.BLOCK_CACHE.clear()
         same = mae_vs_jepa.compare(example_image, *BLOCK, noise=level.noise)
-        assert same.target_cache_hit  # the sweep cached this level's targets
+        assert same.target_cache_hit and not same.block_cache_hit  # the sweep cached this level's targets
         assert level.mae_pixel_mse == pytest.approx(same.reconstruction.hidden_mse, rel=1e-5)
         assert level.predictor_cosine == pytest.approx(float(same.cosines.mean()), abs=1e-5)
         assert level.target_cosine == pytest.approx(float(jepa.cosine_rows(same.actual, clean.actual).mean()), abs=1e-5)
         assert level.noise_mse == pytest.approx(same.block_noise_mse)
     assert result.levels[0].noise_mse == 0.0 and result.levels[0].target_cosine == pytest.approx(1.0)
     assert result.levels[-1].noise_mse > 0 and result.levels[-1].target_cosine < 1
+
+
+def test_the_sweep_after_a_comparison_does_not_run_its_level_again(tiny_hub, monkeypatch):
+    """The page compares at the learner's level, then sweeps: that level's model work comes from the block cache."""
+    image = np.random.default_rng(8).integers(0, 256, (120, 140, 3), dtype=np.uint8)
+    grain = Noise(noise.GRAIN, 24)
+    compared = mae_vs_jepa.compare(image, *BLOCK, noise=grain)
+    assert not compared.block_cache_hit
+    passes = []
+    real = jepa.context_features
+    monkeypatch.setattr(jepa, "context_features", lambda *a, **k: passes.append(1) or real(*a, **k))
+    result = noise_sweep.sweep(image, *BLOCK, grain, 3)
+    assert [level.block_cache_hit for level in result.levels] == [False, False, True] and len(passes) == 2
+    assert result.levels[-1].mae_pixel_mse == compared.reconstruction.hidden_mse
+    assert result.levels[-1].predictor_cosine == pytest.approx(float(compared.cosines.mean()), abs=1e-6)
+    again = mae_vs_jepa.compare(image, *BLOCK, noise=Noise(noise.GRAIN, 12))  # a level the sweep ran
+    assert again.block_cache_hit and len(passes) == 2
+    assert again.stats()["seconds"]["context_encoder"] == 0.0  # nothing ran now, and the times say so
+    moved = mae_vs_jepa.compare(image, 0, 0, 2, 2, noise=grain)  # another block: its own pass
+    assert not moved.block_cache_hit and moved.target_cache_hit and len(passes) == 3
 
 
 def test_targets_are_cached_per_image_and_level(tiny_hub, monkeypatch):

@@ -48,6 +48,9 @@ PUBLISHED_GRID = 16  # vjepa2-vitl-fpc64-256: 256 px / 16-px patches; sliders st
 # Pictures whose full-image features are kept (about 1 MB each for ViT-L, 1 tubelet): each image and each of
 # its noise levels is one, so a few images with their noise sweeps.
 TARGET_CACHE_SIZE = 24
+# Blocks whose model work is kept (the prediction and MAE's painting, about 1 MB each): the noise sweep that
+# follows a comparison on the page reuses the comparison's level instead of running it again.
+BLOCK_CACHE_SIZE = 8
 
 
 # ---------------------------------------------------------------------------------------------
@@ -193,6 +196,22 @@ def keep_targets(key: tuple, view: np.ndarray, device_pass: BlockPass, layout: j
     return features
 
 
+BLOCK_CACHE = LRUCache(BLOCK_CACHE_SIZE)  # per (picture's target key, block, MAE checkpoint), tied to the model
+
+
+def cached_pass(target_key: tuple, patch_ids, mae_checkpoint: str, model) -> BlockPass | None:
+    """The model work already done for this block of this picture, with its stage times zeroed (none ran now)."""
+    device_pass = BLOCK_CACHE.get((target_key, np.asarray(patch_ids).tobytes(), mae_checkpoint), owner=model)
+    if device_pass is None:
+        return None
+    return dataclasses.replace(device_pass, targets=None, seconds=dict.fromkeys(device_pass.seconds, 0.0))
+
+
+def keep_pass(target_key: tuple, patch_ids, mae_checkpoint: str, device_pass: BlockPass, model) -> None:
+    BLOCK_CACHE.put((target_key, np.asarray(patch_ids).tobytes(), mae_checkpoint),
+                    dataclasses.replace(device_pass, targets=None), owner=model)
+
+
 @dataclass
 class BlockPass:
     """What the GPU function returns: CPU tensors and MAE's result."""
@@ -259,6 +278,7 @@ class Comparison:
     target_cache_hit: bool
     seconds: dict
     num_frames: int = NUM_FRAMES
+    block_cache_hit: bool = False  # this block of this picture was computed before: no model ran now
     noise: Noise = Noise()  # what was added to the picture both models saw
     block_noise_mse: float = 0.0  # how far the noise moved the block's pixels (pixels in 0..1)
     images: dict = field(default_factory=dict)
@@ -295,6 +315,7 @@ class Comparison:
             "neighbour_is_own_patch": float(np.mean(self.neighbour_ids == ids)),
             "neighbour_in_block": float(np.mean(np.isin(self.neighbour_ids, ids))),
             "target_cache_hit": self.target_cache_hit,
+            "block_cache_hit": self.block_cache_hit,
             "seconds": {k: round(v, 4) for k, v in self.seconds.items()},
             "checkpoints": {"jepa": checkpoints.get(JEPA_CHECKPOINT).hub_id,
                             "mae": checkpoints.get(MAE_CHECKPOINT).hub_id},
@@ -320,9 +341,13 @@ def compare(image, top, left, height, width, *, noise: Noise = Noise(), num_fram
     clean = np.array(media.center_square(image, config.crop_size))  # writable copy
     view = features.view if hit else noise.apply(clean)
     start = time.perf_counter()
-    device_pass = predict_block(view, tokens.patch_ids, tokens.context_ids, tokens.target_ids, int(num_frames),
-                                targets=features.targets if hit else None, jepa_checkpoint=jepa_checkpoint,
-                                mae_checkpoint=mae_checkpoint)
+    device_pass = cached_pass(key, patch_ids, mae_checkpoint, model) if hit else None
+    block_hit = device_pass is not None
+    if not block_hit:
+        device_pass = predict_block(view, tokens.patch_ids, tokens.context_ids, tokens.target_ids, int(num_frames),
+                                    targets=features.targets if hit else None, jepa_checkpoint=jepa_checkpoint,
+                                    mae_checkpoint=mae_checkpoint)
+        keep_pass(key, patch_ids, mae_checkpoint, device_pass, model)
     seconds = {"gpu_call": time.perf_counter() - start, **device_pass.seconds}
     if not hit:
         features = keep_targets(key, view, device_pass, layout, model)
@@ -343,7 +368,7 @@ def compare(image, top, left, height, width, *, noise: Noise = Noise(), num_fram
                         f"V-JEPA 2 into {grid.patch_size}: the two cannot hide the same block.")
 
     result = Comparison(grid, block, tokens, features.view, predicted, actual, cosines, base_mean, base_copy,
-                        neighbour_ids, neighbour_cos, reconstruction, hit, seconds, int(num_frames), noise,
+                        neighbour_ids, neighbour_cos, reconstruction, hit, seconds, int(num_frames), block_hit, noise,
                         added_noise_mse(clean, features.view, block_pixels(grid, patch_ids)))
     start = time.perf_counter()
     result.images = viz.block_comparison_images(

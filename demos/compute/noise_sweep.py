@@ -8,7 +8,8 @@ For each level, from the clean picture to the learner's (`Noise.levels`), both m
 
 `sweep` is the computation (an image array, the block and a `Noise` in; a `NoiseSweep` out). Its model work
 is one GPU call for every level (`predict_levels`); the full-image targets are cached per image and level
-(`mae_vs_jepa.TARGET_CACHE`), so moving the block reruns only the context encoder, the predictor and MAE.
+(`mae_vs_jepa.TARGET_CACHE`), so moving the block reruns only the context encoder, the predictor and MAE, and
+a level the comparison just ran for this block (the page runs it first) is not run again (`BLOCK_CACHE`).
 The tab (`demos.tabs.mae_vs_jepa`) names the endpoint `/noise_sweep`.
 """
 
@@ -41,6 +42,7 @@ class SweepLevel:
     target_cosine: float  # the block's target embeddings, noisy vs clean picture (1: the target did not move)
     predictor_cosine: float  # the predictor's embeddings vs the noisy picture's targets
     target_cache_hit: bool
+    block_cache_hit: bool  # this level of this block was computed before (by the comparison): no model ran now
 
 
 @dataclass
@@ -53,7 +55,8 @@ class NoiseSweep:
     def stats(self) -> dict:
         """Plain numbers for the API: one list entry per level, the clean picture first."""
         series = {name: [getattr(level, name) for level in self.levels]
-                  for name in ("mae_pixel_mse", "noise_mse", "target_cosine", "predictor_cosine", "target_cache_hit")}
+                  for name in ("mae_pixel_mse", "noise_mse", "target_cosine", "predictor_cosine", "target_cache_hit",
+                               "block_cache_hit")}
         return {
             "noise": self.noise.kind,
             "block": dataclasses.asdict(self.block),
@@ -78,6 +81,28 @@ def predict_levels(views: list[np.ndarray], patch_ids, context_ids, target_ids, 
             for view, cached in zip(views, targets, strict=True)]
 
 
+def _level_passes(keys, cached, views, tokens, num_frames, model, jepa_checkpoint, mae_checkpoint):
+    """Each level's model work: from the block cache where this block of that picture ran before, the others in
+    one GPU call (and cached). Returns (passes, which came from the cache, seconds summed over the levels)."""
+    passes = [mae_vs_jepa.cached_pass(key, tokens.patch_ids, mae_checkpoint, model) if hit else None
+              for key, hit in zip(keys, cached, strict=True)]
+    block_hits = [device_pass is not None for device_pass in passes]
+    todo = [i for i, done in enumerate(block_hits) if not done]
+    start = time.perf_counter()
+    if todo:
+        computed = predict_levels([views[i] for i in todo], tokens.patch_ids, tokens.context_ids, tokens.target_ids,
+                                  num_frames, targets=[cached[i].targets if cached[i] else None for i in todo],
+                                  jepa_checkpoint=jepa_checkpoint, mae_checkpoint=mae_checkpoint)
+        for i, device_pass in zip(todo, computed, strict=True):
+            passes[i] = device_pass
+            mae_vs_jepa.keep_pass(keys[i], tokens.patch_ids, mae_checkpoint, device_pass, model)
+    seconds = {"gpu_call": time.perf_counter() - start}
+    for device_pass in passes:
+        for stage, value in device_pass.seconds.items():
+            seconds[stage] = seconds.get(stage, 0.0) + value
+    return passes, block_hits, seconds
+
+
 def sweep(image, top, left, height, width, noise: Noise, levels=DEFAULT_LEVELS, *,
           num_frames: int = mae_vs_jepa.NUM_FRAMES, jepa_checkpoint: str = mae_vs_jepa.JEPA_CHECKPOINT,
           mae_checkpoint: str = mae_vs_jepa.MAE_CHECKPOINT) -> NoiseSweep:
@@ -94,14 +119,8 @@ def sweep(image, top, left, height, width, noise: Noise, levels=DEFAULT_LEVELS, 
     cached = [mae_vs_jepa.TARGET_CACHE.get(key, owner=model) for key in keys]
     clean = np.array(media.center_square(image, config.crop_size))
     views = [hit.view if hit else step.apply(clean) for hit, step in zip(cached, steps, strict=True)]
-    start = time.perf_counter()
-    passes = predict_levels(views, tokens.patch_ids, tokens.context_ids, tokens.target_ids, int(num_frames),
-                            targets=[hit.targets if hit else None for hit in cached],
-                            jepa_checkpoint=jepa_checkpoint, mae_checkpoint=mae_checkpoint)
-    seconds = {"gpu_call": time.perf_counter() - start}
-    for device_pass in passes:
-        for stage, value in device_pass.seconds.items():
-            seconds[stage] = seconds.get(stage, 0.0) + value
+    passes, block_hits, seconds = _level_passes(keys, cached, views, tokens, int(num_frames), model,
+                                                jepa_checkpoint, mae_checkpoint)
     features = [hit or mae_vs_jepa.keep_targets(key, view, device_pass, tokens.layout, model)
                 for hit, key, view, device_pass in zip(cached, keys, views, passes, strict=True)]
 
@@ -110,6 +129,8 @@ def sweep(image, top, left, height, width, noise: Noise, levels=DEFAULT_LEVELS, 
     pixels = mae_vs_jepa.block_pixels(grid, tokens.patch_ids)
     results = [SweepLevel(step, device_pass.reconstruction.hidden_mse, added_noise_mse(clean, feats.view, pixels),
                           float(jepa.cosine_rows(feats.targets[ids], clean_targets).mean()),
-                          float(jepa.cosine_rows(device_pass.predicted, feats.targets[ids]).mean()), hit is not None)
-               for step, device_pass, feats, hit in zip(steps, passes, features, cached, strict=True)]
+                          float(jepa.cosine_rows(device_pass.predicted, feats.targets[ids]).mean()), hit is not None,
+                          block_hit)
+               for step, device_pass, feats, hit, block_hit in zip(steps, passes, features, cached, block_hits,
+                                                                   strict=True)]
     return NoiseSweep(block, noise, results, seconds)
