@@ -161,7 +161,8 @@ def nearest_patches(queries: torch.Tensor, keys: torch.Tensor) -> tuple[np.ndarr
 
 # ---------------------------------------------------------------------------------------------
 # Full-image target features: cached in this (the main) process per (image, noise, checkpoint, frames),
-# so that moving the block reruns only the context encoder, the predictor and MAE
+# so that moving the block reruns only the context encoder, the predictor and MAE; and each block's own
+# model work, so that a block already run (the noise sweep after a comparison) runs nothing again
 # ---------------------------------------------------------------------------------------------
 
 
