@@ -63,7 +63,7 @@ def lesson(learner: int) -> list[tuple[str, tuple]]:
     return [
         ("/mae_reconstruct", (image, 0.75, 0, "vit-mae-base")),
         ("/mae_reconstruct", (image, 0.75, learner + 1, "vit-mae-base")),
-        ("/compare_pixels_embeddings", (image, 6, 6, 4, 4)),
+        ("/compare_pixels_embeddings", (image, 2, 2, 3, 3)),  # fits the tiny replicas' 8x8 grid too
         ("/compare_pixels_embeddings", (image, learner % 5, learner % 4, 3, 3)),
         ("/tube_predict", (video, 0.0, 16, 4, 0, 9, 10, 4, 4, 0, 7)),
         ("/tube_predict", (video, 0.0, 16, 4, 0, learner % 6, 2, 3, 3, 0, 7)),

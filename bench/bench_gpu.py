@@ -162,7 +162,7 @@ def main() -> None:
 
     import checkpoints
     from bench import bench_heads, bench_mae, bench_mae_vs_jepa, bench_tubes, bench_vqa
-    from demos.compute import mae, mae_vs_jepa, probes, tubes, vqa
+    from demos.compute import mae, mae_vs_jepa, noise_sweep, probes, tubes, vqa
 
     if not torch.cuda.is_available() and common.REPLICA_SIZE != "tiny":
         raise SystemExit("bench_gpu measures a CUDA GPU; none is visible here.")
@@ -170,8 +170,9 @@ def main() -> None:
     print(f"GPU: {gpu}, torch {torch.__version__}, "
           f"dtype {checkpoints.device_and_dtype()[1]}", flush=True)
     recorder = GpuFunctionTimes()
-    for module, name in [(mae, "reconstruct"), (mae_vs_jepa, "predict_block"), (tubes, "encode_targets"),
-                         (tubes, "encode_and_predict"), (probes, "encode_and_classify"), (vqa, "answer_on_device")]:
+    for module, name in [(mae, "reconstruct"), (mae_vs_jepa, "predict_block"), (noise_sweep, "predict_levels"),
+                         (tubes, "encode_targets"), (tubes, "encode_and_predict"), (probes, "encode_and_classify"),
+                         (vqa, "answer_on_device")]:
         recorder.install(module, name)
 
     measurements = {f"mae {name}": functools.partial(bench_mae.measure_one, args.repeats, name)

@@ -230,6 +230,56 @@ def block_comparison_images(view, grid, block, *, actual, predicted, basis, patc
     }
 
 
+CHART_TEXT = (30, 30, 30)
+CHART_GRID = (215, 215, 215)
+MAE_COLOR, NOISE_COLOR = (214, 96, 27), (130, 130, 130)  # pixels: MAE orange, the noise grey
+TARGET_COLOR, PREDICTOR_COLOR = (33, 102, 172), (140, 45, 140)  # embeddings: the target blue, the predictor purple
+
+
+def line_chart(x_labels: list[str], series: dict[str, list[float]], colours: list[tuple], *, title: str,
+               y_range: tuple[float, float], size: tuple[int, int] = (330, 250)) -> np.ndarray:
+    """A small line chart: one line with dots per series over evenly spaced x labels, its legend below."""
+    from PIL import Image, ImageDraw
+
+    width, height = size
+    font = _font()
+    left, right, top, bottom = 52, width - 14, 26, height - 28 - 16 * len(series)
+    y0, y1 = y_range
+    y_of = lambda v: bottom - (v - y0) / max(y1 - y0, 1e-12) * (bottom - top)  # noqa: E731
+    x_of = lambda i: left + (i + 0.5) * (right - left) / len(x_labels)  # noqa: E731
+    canvas = Image.new("RGB", size, (255, 255, 255))
+    draw = ImageDraw.Draw(canvas)
+    draw.text((left, 5), title, fill=CHART_TEXT, font=font)
+    for value in np.linspace(y0, y1, 3):
+        draw.line([(left, y_of(value)), (right, y_of(value))], fill=CHART_GRID)
+        draw.text((4, y_of(value) - 7), f"{value:.3g}", fill=CHART_TEXT, font=font)
+    for i, label in enumerate(x_labels):
+        draw.text((x_of(i) - draw.textlength(label, font=font) / 2, bottom + 5), label, fill=CHART_TEXT, font=font)
+    for k, ((name, values), colour) in enumerate(zip(series.items(), colours, strict=True)):
+        points = [(x_of(i), y_of(v)) for i, v in enumerate(values)]
+        draw.line(points, fill=colour, width=2)
+        for x, y in points:
+            draw.ellipse([x - 3, y - 3, x + 3, y + 3], fill=colour)
+        legend_y = bottom + 24 + 16 * k
+        draw.line([(left, legend_y + 7), (left + 18, legend_y + 7)], fill=colour, width=3)
+        draw.text((left + 24, legend_y), name, fill=CHART_TEXT, font=font)
+    return np.asarray(canvas)
+
+
+def noise_sweep_plot(labels: list[str], mae_mse, noise_mse, target_cosine, predictor_cosine) -> np.ndarray:
+    """Side by side over the noise levels: MAE's pixel error and the noise in it; how far the JEPA target moves
+    and the predictor's cosine with it."""
+    pixel_top = max(max(mae_mse), max(noise_mse), 1e-4) * 1.15
+    pixels = line_chart(labels, {"MAE's error (its target is noisy)": mae_mse, "the added noise itself": noise_mse},
+                        [MAE_COLOR, NOISE_COLOR], title="Pixels: squared error in the block", y_range=(0, pixel_top))
+    lowest = min(min(target_cosine), min(predictor_cosine), 0.0)
+    embeddings = line_chart(labels, {"target, noisy vs clean": target_cosine, "predictor vs its target": predictor_cosine},
+                            [TARGET_COLOR, PREDICTOR_COLOR], title="Embeddings: cosine in the block",
+                            y_range=(-1.0 if lowest < 0 else 0.0, 1.0))
+    gap = np.full((pixels.shape[0], 8, 3), 255, np.uint8)
+    return np.concatenate([pixels, gap, embeddings], axis=1)
+
+
 # ---------------------------------------------------------------------------------------------
 # 6.4 Tube masking
 # ---------------------------------------------------------------------------------------------

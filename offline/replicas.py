@@ -12,6 +12,7 @@ Each replica is written as a Hugging Face cache entry (`models--org--name/refs/m
 from __future__ import annotations
 
 import hashlib
+import math
 from pathlib import Path
 
 IMAGENET_MEAN = [0.485, 0.456, 0.406]
@@ -53,7 +54,7 @@ TINY_CONFIGS = {
 
 # Bumped when a replica's recipe changes, so a cache written by the old one (bench/common.py keeps them) is
 # written again: the new snapshot gets another commit, and refs/main then names it.
-RECIPE_VERSIONS = {"qwen2.5-0.5b-instruct": 3}
+RECIPE_VERSIONS = {"qwen2.5-0.5b-instruct": 3, "vit-mae-base": 2, "vit-mae-large": 2, "vit-mae-huge": 2}
 
 
 def _is_commit(revision: str) -> bool:
@@ -108,6 +109,14 @@ def build_model(ckpt, size: str = "tiny"):
     if ckpt.model_class == "ViTMAEForPreTraining":
         config = transformers.ViTMAEConfig(**overrides)
         model = transformers.ViTMAEForPreTraining(config)
+        # The published tables are MAE's fixed 2-D sin-cos (get_2d_sincos_pos_embed, column first); transformers
+        # 5.23 leaves them zero when it builds a model, which would hide every position question from the tests.
+        from demos import mae_positions
+
+        with torch.no_grad():
+            for table in (model.vit.embeddings.position_embeddings, model.decoder.decoder_pos_embed):
+                side = math.isqrt(table.shape[1] - 1)
+                table[0, 1:] = mae_positions.sincos_table(side, side, table.shape[-1], mae_positions.COLUMN_FIRST)
         size_px = config.image_size
         processor = transformers.ViTImageProcessor(
             size={"height": size_px, "width": size_px}, image_mean=IMAGENET_MEAN, image_std=IMAGENET_STD,

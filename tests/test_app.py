@@ -13,6 +13,9 @@ def test_mae_reconstruct_endpoint(client):
     assert numbers["num_hidden"] == 196 - int(196 * 0.25) == 147
     assert numbers["grid"] == [14, 14] and numbers["patch_size"] == 16
     assert "147 of 196 patches hidden" in summary
+    # Beside MAE's error, what a constant output would score: the best colour can only do better than the mean one.
+    assert 0 <= numbers["best_constant_mse"] <= numbers["image_mean_colour_mse"]
+    assert f"**{numbers['best_constant_mse']:.4f}**" in summary
     images = [np.asarray(Image.open(path)) for path in (view, masked, raw, pasted, error_map)]
     assert all(img.shape == (224, 224, 3) for img in images)
     assert all(str(path).endswith(".png") for path in (view, masked, raw, pasted, error_map))
@@ -64,6 +67,7 @@ def test_concept_pages_add_no_endpoints(client, running_app):
     import app
 
     named = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
-    assert sorted(named) == sorted(["/mae_reconstruct", "/compare_pixels_embeddings", "/tube_predict", "/tube_preview",
+    assert sorted(named) == sorted(["/mae_reconstruct", "/compare_pixels_embeddings", "/noise_sweep", "/tube_predict",
+                                    "/tube_preview",
                                     "/tube_prepare", "/classify_action", "/prepare_clip", "/answer_question"])
     assert [page for page, *_ in running_app.pages] == ["", *(concept.path for concept in app.CONCEPTS)]

@@ -46,4 +46,10 @@ def test_click_places_the_block_and_outputs_follow(browser_page, artifacts_dir):
     page.wait_for_function("text => document.querySelector('#mvj-summary').innerText !== text", arg=nudged,
                            timeout=90_000)
     summary.get_by_text("at row 0, column 1").wait_for(timeout=90_000)
+
+    # Film grain on the picture both models see: the comparison runs again, then the plot over its levels follows.
+    page.locator("#mvj-noise").get_by_label("Film grain").check()
+    summary.get_by_text("Both models saw the picture with grain 24").wait_for(timeout=90_000)
+    page.locator("#mvj-noise-summary").get_by_text("grain 24, same block").wait_for(timeout=120_000)
+    assert page.locator("#mvj-noise-plot img").first.is_visible()
     page.screenshot(path=artifacts_dir / "mae_vs_jepa_tab.png", full_page=True)

@@ -318,6 +318,20 @@ def test_views_are_left_centre_and_right_crops_of_the_resized_clip():
     assert all(np.array_equal(square[0], v) for v in square)
 
 
+@pytest.mark.parametrize("height, width, axis", [(40, 45, 2), (47, 40, 1)])
+def test_view_offsets_are_floored_as_vjepa2_eval_does(height, width, axis):
+    """EvalVideoTransform: step = (long - short) // (views - 1), view i starts at i * step. With 5 or 7 pixels to
+    spare that is 0, 2, 4 and 0, 3, 6, not the rounded 0, 2, 5 and 0, 4, 7 (the right view stops short of the edge)."""
+    frames = np.zeros((1, height, width, 3), dtype=np.uint8)
+    index = np.arange(max(height, width), dtype=np.uint8)
+    frames[..., 0] = index[None, :, None] if axis == 1 else index[None, None, :]  # red = position on the long axis
+    views = probes.spatial_views(frames, 40)  # the short side is already 40: no resizing
+    spare = max(height, width) - 40
+    starts = [int(v[0, 0, 0, 0]) for v in views]
+    assert starts == [0, spare // 2, spare // 2 * 2]
+    assert [v.shape for v in views] == [(1, 40, 40, 3)] * 3
+
+
 def test_paper_protocol_concatenates_segments_and_averages_view_probabilities(heads, wide_video, monkeypatch):
     probes.TOKEN_CACHE.clear()
     calls = _record_sampling(monkeypatch)

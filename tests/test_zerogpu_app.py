@@ -91,6 +91,9 @@ ENDPOINT_CALLS = [
                                                   and first["seconds"]["target_encoder"] > 0
                                                   and second["seconds"]["target_encoder"] == 0.0
                                                   and _ran_on(first) == {"cpu"})),
+    EndpointCall("/noise_sweep", (_image(0), 1, 1, 2, 2, "grain", 24, 10, 3), (_image(0), 4, 5, 3, 3, "grain", 24, 10, 3),
+                 {"predict_levels"},
+                 cache_hit=lambda first, second: not any(first["target_cache_hit"]) and all(second["target_cache_hit"])),
     EndpointCall("/tube_predict", _tube_args(4, 4), _tube_args(1, 2), {"encode_and_predict"},
                  cache_hit=lambda first, second: (not first["target_cache_hit"] and second["target_cache_hit"]
                                                   and first["seconds"]["targets"] > 0

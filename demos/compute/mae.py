@@ -6,13 +6,18 @@ with `validate_checkpoint`, `masks.validate_ratio` and `masks.validate_seed`). T
 
 from __future__ import annotations
 
+import logging
+import threading
 from dataclasses import dataclass
 
 import numpy as np
 
 import checkpoints
-from demos import masks, media, viz
+from demos import mae_positions, masks, media, viz
 from demos.errors import UserError
+
+log = logging.getLogger(__name__)
+_check_lock = threading.Lock()
 
 # Per-patch mean squared error (pixels in 0..1) at which the heat map saturates. Fixed, so maps made
 # at different ratios or on different images can be compared by eye.
@@ -31,18 +36,43 @@ class Reconstruction:
     per_patch_mse: np.ndarray  # (rows, cols), pixels in 0..1; NaN on visible patches
     hidden_mse: float | None  # mean over hidden patches, pixels in 0..1; None when nothing is hidden
     model_loss: float | None  # MAE's own training loss on the hidden patches (ImageNet-normalised pixels)
+    # What a constant output (one colour in every hidden patch) would score there, same units as hidden_mse:
+    best_constant_mse: float | None = None  # the best colour there is, the hidden pixels' own mean
+    image_mean_colour_mse: float | None = None  # the image's mean colour
 
     def stats(self) -> dict:
         """Plain numbers for the API and the page."""
         return {
             "hidden_mse": self.hidden_mse,
             "model_loss": self.model_loss,
+            "best_constant_mse": self.best_constant_mse,
+            "image_mean_colour_mse": self.image_mean_colour_mse,
             "num_hidden": int(len(self.hidden_ids)),
             "num_patches": self.grid.num_patches,
             "grid": [self.grid.rows, self.grid.cols],
             "patch_size": self.grid.patch_size,
             "hidden_patch_ids": [int(i) for i in self.hidden_ids],
         }
+
+
+def load(name: str) -> checkpoints.Loaded:
+    """A ViT-MAE checkpoint, with the formula of its position tables checked once (`Loaded.position_layouts`)."""
+    loaded = checkpoints.load(name)
+    with _check_lock:
+        if loaded.position_layouts is None:
+            loaded.position_layouts = layouts = mae_positions.Layouts.of(loaded.model)
+            for part, layout in vars(layouts).items():
+                if layout == mae_positions.INTERPOLATED:
+                    log.warning("%s: the %s's stored position table follows neither 2-D sin-cos layout; on other "
+                                "image sizes it is interpolated in 2-D (an approximation)", name, part)
+                else:
+                    log.info("%s: the %s's position table is 2-D sin-cos (%s); other image sizes get the exact table",
+                             name, part, layout)
+    return loaded
+
+
+for _name in checkpoints.MAE_CHECKPOINTS:
+    checkpoints.use_loader(_name, load)  # ZeroGPU start-up checks the tables too (the weights are readable then)
 
 
 # Measured on an H200 in bf16 (bench_gpu): base 0.015 s, huge (632M) 0.020 s; about 3x that for huge, scaled
@@ -70,12 +100,12 @@ def reconstruct(image: np.ndarray, checkpoint: str = "vit-mae-base", *, ratio: f
     image: HxWx3 uint8 (see `media.load_image`); checkpoint, ratio and seed as validated by the caller.
     The hidden patches are `hidden_ids` when given (exact set, row-major), else the `ratio` of patches
     chosen by `seed` (same seed and ratio, same patches).
-    image_size: the side the model sees; defaults to the checkpoint's (224). Another size works through
-    ViT-MAE's position-embedding interpolation (the JEPA comparison uses V-JEPA 2's 256).
+    image_size: the side the model sees; defaults to the checkpoint's (224). At another size (the JEPA
+    comparison uses V-JEPA 2's 256) the position tables are computed for that grid (`mae_positions`).
     """
     import torch
 
-    loaded = checkpoints.load(checkpoint)
+    loaded = load(checkpoint)
     model, processor = loaded.model, loaded.processor
     config = model.config
     size = int(image_size or config.image_size)
@@ -88,7 +118,8 @@ def reconstruct(image: np.ndarray, checkpoint: str = "vit-mae-base", *, ratio: f
     pixel_values = processor(images=view, do_resize=False, return_tensors="pt")["pixel_values"]
     hidden = masks.hidden_mask(grid.num_patches, hidden_ids)
     with torch.inference_mode():
-        logits, loss = masked_forward(model, checkpoints.on_model(model, pixel_values), hidden)
+        logits, loss = masked_forward(model, checkpoints.on_model(model, pixel_values), hidden,
+                                      loaded.position_layouts)
         reconstructed = model.unpatchify(logits, (size, size))
 
     mean = torch.tensor(processor.image_mean).view(1, 3, 1, 1)
@@ -98,10 +129,12 @@ def reconstruct(image: np.ndarray, checkpoint: str = "vit-mae-base", *, ratio: f
     pixel_hidden = viz.patch_mask_image(hidden.reshape(grid.rows, grid.cols), grid.patch_size)
     pasted = np.where(pixel_hidden[..., None], recon_u8, view)
 
-    squared = ((recon01 - view.astype(np.float32) / 255) ** 2).mean(axis=2)
+    view01 = view.astype(np.float32) / 255
+    squared = ((recon01 - view01) ** 2).mean(axis=2)
     per_patch = squared.reshape(grid.rows, grid.patch_size, grid.cols, grid.patch_size).mean(axis=(1, 3))
     per_patch = np.where(hidden.reshape(grid.rows, grid.cols), per_patch, np.nan)
     any_hidden = bool(hidden.any())
+    hidden_pixels = view01[pixel_hidden]
     return Reconstruction(
         model_view=view,
         masked=viz.grey_out(view, pixel_hidden),
@@ -113,35 +146,51 @@ def reconstruct(image: np.ndarray, checkpoint: str = "vit-mae-base", *, ratio: f
         per_patch_mse=per_patch,
         hidden_mse=float(np.nanmean(per_patch)) if any_hidden else None,
         model_loss=float(loss) if any_hidden else None,
+        best_constant_mse=(constant_output_mse(hidden_pixels, hidden_pixels.mean(axis=0, dtype=np.float64))
+                           if any_hidden else None),
+        image_mean_colour_mse=(constant_output_mse(hidden_pixels, view01.reshape(-1, 3).mean(axis=0, dtype=np.float64))
+                               if any_hidden else None),
     )
 
 
-def masked_forward(model, pixel_values, hidden: np.ndarray):
+def constant_output_mse(pixels: np.ndarray, colour: np.ndarray) -> float:
+    """Mean squared error of (N, 3) pixels in 0..1 all painted one `colour`: what a collapsed output scores.
+    No colour does better than the pixels' own mean, whose error is their variance."""
+    pixels = pixels.astype(np.float64)  # float32 sums over a whole image drift by about 1e-8
+    return float(((pixels - np.asarray(colour, dtype=np.float64)) ** 2).mean())
+
+
+def masked_forward(model, pixel_values, hidden: np.ndarray, layouts: mae_positions.Layouts | None = None):
     """ViT-MAE's pre-training forward with the hidden patches given: (logits, loss).
 
     transformers draws the mask inside its embeddings and takes the number of kept patches from the
     shared `config.mask_ratio`; a request cannot set it without changing the model for every other
-    request. So the same modules run here in the same order, on our own kept ids: the encoder sees
-    the visible patches only, the decoder fills the hidden ones with its mask token, and the loss is
-    MAE's (mean squared error over the hidden patches).
+    request. So the same modules run here in the same order (`ViTMAEModel`, then `ViTMAEDecoder.forward`),
+    on our own kept ids: the encoder sees the visible patches only, the decoder fills the hidden ones
+    with its mask token, and the loss is MAE's (mean squared error over the hidden patches). Both add
+    the position tables of the input's own grid (`layouts.tables`; default: checked on `model` now), so
+    at any size this is MAE built for that size.
     """
     import torch
 
-    vit, size = model.vit, pixel_values.shape[-1]
-    interpolate = size != model.config.image_size
-    embeddings = vit.embeddings
-    tokens = embeddings.patch_embeddings(pixel_values)
-    positions = (embeddings.interpolate_pos_encoding(tokens, size, size) if interpolate
-                 else embeddings.position_embeddings)
-    tokens = tokens + positions[:, 1:, :]
+    vit, decoder, size = model.vit, model.decoder, pixel_values.shape[-1]
+    side = size // model.config.patch_size
+    encoder_positions, decoder_positions = (layouts or mae_positions.Layouts.of(model)).tables(model, side, side)
+    tokens = vit.embeddings.patch_embeddings(pixel_values) + encoder_positions[:, 1:, :]
     visible = torch.from_numpy(np.flatnonzero(~hidden)).to(tokens.device)
     ids_restore = torch.argsort(torch.cat([visible, torch.from_numpy(np.flatnonzero(hidden)).to(tokens.device)]))
-    cls = embeddings.cls_token + positions[:, :1, :]
+    cls = vit.embeddings.cls_token + encoder_positions[:, :1, :]
     states = torch.cat([cls, tokens[:, visible]], dim=1)
     for layer in vit.layers:
         states = layer(states)
-    logits = model.decoder(vit.layernorm(states), ids_restore[None], interpolate_pos_encoding=interpolate).logits
-    target = model.patchify(pixel_values, interpolate_pos_encoding=interpolate)
+    states = decoder.decoder_embed(vit.layernorm(states))
+    mask_tokens = decoder.mask_token.expand(1, len(ids_restore) - len(visible), -1)
+    patches = torch.cat([states[:, 1:], mask_tokens], dim=1)[:, ids_restore]  # back in grid order
+    states = torch.cat([states[:, :1], patches], dim=1) + decoder_positions
+    for layer in decoder.decoder_layers:
+        states = layer(states)
+    logits = decoder.decoder_pred(decoder.decoder_norm(states))[:, 1:]
+    target = model.patchify(pixel_values, interpolate_pos_encoding=size != model.config.image_size)
     if model.config.norm_pix_loss:
         target = (target - target.mean(dim=-1, keepdim=True)) / (target.var(dim=-1, keepdim=True) + 1.0e-6) ** 0.5
     mask = torch.from_numpy(hidden).to(logits.device)

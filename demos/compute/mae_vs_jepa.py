@@ -31,6 +31,7 @@ from demos import jepa, masks, media, viz
 from demos.cache import LRUCache
 from demos.compute import mae
 from demos.errors import UserError, whole_number
+from demos.noise import Noise, added_noise_mse
 
 JEPA_CHECKPOINT = jepa.CHECKPOINT  # "vjepa2-vitl"
 MAE_CHECKPOINT = "vit-mae-base"
@@ -44,7 +45,12 @@ MAE_CHECKPOINT = "vit-mae-base"
 NUM_FRAMES = 2
 DEFAULT_BLOCK = (6, 6, 4, 4)  # top row, left column, height, width in patches: the centre of a 16x16 grid
 PUBLISHED_GRID = 16  # vjepa2-vitl-fpc64-256: 256 px / 16-px patches; sliders start with this range
-TARGET_CACHE_SIZE = 8  # images whose full-image features are kept (about 1 MB each for ViT-L, 1 tubelet)
+# Pictures whose full-image features are kept (about 1 MB each for ViT-L, 1 tubelet): each image and each of
+# its noise levels is one, so a few images with their noise sweeps.
+TARGET_CACHE_SIZE = 24
+# Blocks whose model work is kept (the prediction and MAE's painting, about 1 MB each): the noise sweep that
+# follows a comparison on the page reuses the comparison's level instead of running it again.
+BLOCK_CACHE_SIZE = 8
 
 
 # ---------------------------------------------------------------------------------------------
@@ -78,6 +84,20 @@ class BlockTokens:
         patch_ids = np.asarray(patch_ids, dtype=np.int64)
         target = masks.spatiotemporal_ids(grid, patch_ids, range(layout.tubelets))
         return cls(layout, patch_ids, target, masks.complement(layout.num_tokens, target))
+
+
+def block_tokens(config, top, left, height, width, num_frames: int) -> tuple[masks.PatchGrid, masks.Block, BlockTokens]:
+    """V-JEPA 2's patch grid, the validated block on it, and the block as tokens of a `num_frames` still clip."""
+    grid = masks.PatchGrid.square(config.crop_size, config.patch_size)
+    patch_ids = block_patch_ids(grid, top, left, height, width)
+    block = masks.Block(int(top), int(left), int(height), int(width))
+    return grid, block, BlockTokens.of(jepa.TokenLayout.of(config, num_frames), patch_ids)
+
+
+def block_pixels(grid: masks.PatchGrid, patch_ids) -> np.ndarray:
+    """(S, S) bool: the pixels of the block's patches."""
+    hidden = masks.hidden_mask(grid.num_patches, patch_ids).reshape(grid.rows, grid.cols)
+    return viz.patch_mask_image(hidden, grid.patch_size)
 
 
 def nudge(direction: str, grid: masks.PatchGrid, top, left, height, width) -> tuple[int, int]:
@@ -140,8 +160,9 @@ def nearest_patches(queries: torch.Tensor, keys: torch.Tensor) -> tuple[np.ndarr
 
 
 # ---------------------------------------------------------------------------------------------
-# Full-image target features: cached in this (the main) process per (image, checkpoint, frames), so
-# that moving the block reruns only the context encoder, the predictor and MAE
+# Full-image target features: cached in this (the main) process per (image, noise, checkpoint, frames),
+# so that moving the block reruns only the context encoder, the predictor and MAE; and each block's own
+# model work, so that a block already run (the noise sweep after a comparison) runs nothing again
 # ---------------------------------------------------------------------------------------------
 
 
@@ -159,7 +180,37 @@ class ImageFeatures:
         return cls(view, targets, spatial, viz.pca_basis(spatial.numpy()), encode_seconds)
 
 
-TARGET_CACHE = LRUCache(TARGET_CACHE_SIZE)  # per (image, checkpoint, frames, dtype), tied to the model
+TARGET_CACHE = LRUCache(TARGET_CACHE_SIZE)  # per (image, noise, checkpoint, frames, dtype), tied to the model
+
+
+def target_key(image_digest: str, noise: Noise, loaded: checkpoints.Loaded, num_frames: int) -> tuple:
+    """The cache key of a picture's full-image targets: the image's content, its noise, the model and its dtype."""
+    dtype = next(loaded.model.parameters()).dtype
+    return (image_digest, noise, loaded.checkpoint.name, int(num_frames), str(dtype))
+
+
+def keep_targets(key: tuple, view: np.ndarray, device_pass: BlockPass, layout: jepa.TokenLayout,
+                 model) -> ImageFeatures:
+    """Cache the full-image targets a GPU call computed for `view`."""
+    features = ImageFeatures.of(view, device_pass.targets, layout, device_pass.seconds["target_encoder"])
+    TARGET_CACHE.put(key, features, owner=model)
+    return features
+
+
+BLOCK_CACHE = LRUCache(BLOCK_CACHE_SIZE)  # per (picture's target key, block, MAE checkpoint), tied to the model
+
+
+def cached_pass(target_key: tuple, patch_ids, mae_checkpoint: str, model) -> BlockPass | None:
+    """The model work already done for this block of this picture, with its stage times zeroed (none ran now)."""
+    device_pass = BLOCK_CACHE.get((target_key, np.asarray(patch_ids).tobytes(), mae_checkpoint), owner=model)
+    if device_pass is None:
+        return None
+    return dataclasses.replace(device_pass, targets=None, seconds=dict.fromkeys(device_pass.seconds, 0.0))
+
+
+def keep_pass(target_key: tuple, patch_ids, mae_checkpoint: str, device_pass: BlockPass, model) -> None:
+    BLOCK_CACHE.put((target_key, np.asarray(patch_ids).tobytes(), mae_checkpoint),
+                    dataclasses.replace(device_pass, targets=None), owner=model)
 
 
 @dataclass
@@ -180,19 +231,29 @@ GPU_SECONDS_PER_ENCODER_PASS = 0.15
 CPU_SECONDS_PER_ENCODER_PASS, CPU_SECONDS_PREDICTOR_AND_MAE = 0.55, 0.37
 
 
-def _passes(num_frames: int, targets) -> int:
+def _passes(num_frames: int, targets_cached: bool) -> int:
     """Encoder passes of one tubelet's size: two without cached targets, one with, per tubelet."""
-    return (1 if targets is not None else 2) * max(1, num_frames // 2)
+    return (1 if targets_cached else 2) * max(1, num_frames // 2)
+
+
+def gpu_work_seconds(num_frames: int, targets_cached: bool) -> float:
+    """One comparison's GPU work."""
+    return _passes(num_frames, targets_cached) * GPU_SECONDS_PER_ENCODER_PASS
+
+
+def cpu_work_seconds(num_frames: int, targets_cached: bool) -> float:
+    """One comparison's CPU work."""
+    return CPU_SECONDS_PREDICTOR_AND_MAE + _passes(num_frames, targets_cached) * CPU_SECONDS_PER_ENCODER_PASS
 
 
 def gpu_seconds(view, patch_ids, context_ids, target_ids, num_frames, *, targets=None, **_) -> float:
     """The GPU work `predict_block` is estimated at."""
-    return _passes(num_frames, targets) * GPU_SECONDS_PER_ENCODER_PASS
+    return gpu_work_seconds(num_frames, targets is not None)
 
 
 def cpu_seconds(view, patch_ids, context_ids, target_ids, num_frames, *, targets=None, **_) -> float:
     """The CPU work `predict_block` is estimated at."""
-    return CPU_SECONDS_PREDICTOR_AND_MAE + _passes(num_frames, targets) * CPU_SECONDS_PER_ENCODER_PASS
+    return cpu_work_seconds(num_frames, targets is not None)
 
 
 @checkpoints.gpu_task(gpu_seconds=gpu_seconds, cpu_seconds=cpu_seconds)
@@ -236,6 +297,9 @@ class Comparison:
     target_cache_hit: bool
     seconds: dict
     num_frames: int = NUM_FRAMES
+    block_cache_hit: bool = False  # this block of this picture was computed before: no model ran now
+    noise: Noise = Noise()  # what was added to the picture both models saw
+    block_noise_mse: float = 0.0  # how far the noise moved the block's pixels (pixels in 0..1)
     images: dict = field(default_factory=dict)
 
     @property
@@ -262,47 +326,50 @@ class Comparison:
                 "context_mean": float(self.baseline_context_mean.mean()),
                 "nearest_context_patch": float(self.baseline_nearest_patch.mean()),
             },
+            "noise": {"kind": self.noise.kind, "level": self.noise.level, "label": self.noise.label},
+            "block_noise_mse": self.block_noise_mse,
             "mae_pixel_mse": self.reconstruction.hidden_mse,
             "mae_pixel_mse_per_patch": [round(float(v), 6) for v in mse],
             "nearest_neighbour_ids": [int(i) for i in self.neighbour_ids],
             "neighbour_is_own_patch": float(np.mean(self.neighbour_ids == ids)),
             "neighbour_in_block": float(np.mean(np.isin(self.neighbour_ids, ids))),
             "target_cache_hit": self.target_cache_hit,
+            "block_cache_hit": self.block_cache_hit,
             "seconds": {k: round(v, 4) for k, v in self.seconds.items()},
             "checkpoints": {"jepa": checkpoints.get(JEPA_CHECKPOINT).hub_id,
                             "mae": checkpoints.get(MAE_CHECKPOINT).hub_id},
         }
 
 
-def compare(image, top, left, height, width, *, num_frames: int = NUM_FRAMES,
+def compare(image, top, left, height, width, *, noise: Noise = Noise(), num_frames: int = NUM_FRAMES,
             jepa_checkpoint: str = JEPA_CHECKPOINT, mae_checkpoint: str = MAE_CHECKPOINT) -> Comparison:
     """Hide the (top, left, height, width) block (in patches) of `image` from both MAE and V-JEPA 2.
 
-    image: an HxWx3 uint8 array (`media.load_image`). Raises `UserError` for a block a learner can fix
-    (outside the grid, no context left). The model work is the GPU function `predict_block`; the
-    full-image targets are cached here, in the main process.
+    image: an HxWx3 uint8 array (`media.load_image`); `noise` is added to the square both models see.
+    Raises `UserError` for a block a learner can fix (outside the grid, no context left). The model work
+    is the GPU function `predict_block`; the full-image targets are cached here, in the main process.
     """
     loaded = jepa.load(jepa_checkpoint)
     model, config = loaded.model, loaded.model.config
-    grid = masks.PatchGrid.square(config.crop_size, config.patch_size)
-    patch_ids = block_patch_ids(grid, top, left, height, width)
-    block = masks.Block(int(top), int(left), int(height), int(width))
-    layout = jepa.TokenLayout.of(config, num_frames)
-    tokens = BlockTokens.of(layout, patch_ids)
+    grid, block, tokens = block_tokens(config, top, left, height, width, num_frames)
+    layout, patch_ids = tokens.layout, tokens.patch_ids
 
-    dtype = next(model.parameters()).dtype
-    key = (media.image_digest(image), loaded.checkpoint.name, int(num_frames), str(dtype))
+    key = target_key(media.image_digest(image), noise, loaded, num_frames)
     features = TARGET_CACHE.get(key, owner=model)
     hit = features is not None
-    view = features.view if hit else np.array(media.center_square(image, config.crop_size))  # writable copy
+    clean = np.array(media.center_square(image, config.crop_size))  # writable copy
+    view = features.view if hit else noise.apply(clean)
     start = time.perf_counter()
-    device_pass = predict_block(view, tokens.patch_ids, tokens.context_ids, tokens.target_ids, int(num_frames),
-                                targets=features.targets if hit else None, jepa_checkpoint=jepa_checkpoint,
-                                mae_checkpoint=mae_checkpoint)
+    device_pass = cached_pass(key, patch_ids, mae_checkpoint, model) if hit else None
+    block_hit = device_pass is not None
+    if not block_hit:
+        device_pass = predict_block(view, tokens.patch_ids, tokens.context_ids, tokens.target_ids, int(num_frames),
+                                    targets=features.targets if hit else None, jepa_checkpoint=jepa_checkpoint,
+                                    mae_checkpoint=mae_checkpoint)
+        keep_pass(key, patch_ids, mae_checkpoint, device_pass, model)
     seconds = {"gpu_call": time.perf_counter() - start, **device_pass.seconds}
     if not hit:
-        features = ImageFeatures.of(view, device_pass.targets, layout, device_pass.seconds["target_encoder"])
-        TARGET_CACHE.put(key, features, owner=model)
+        features = keep_targets(key, view, device_pass, layout, model)
     predicted, reconstruction = device_pass.predicted, device_pass.reconstruction
 
     start = time.perf_counter()
@@ -320,7 +387,8 @@ def compare(image, top, left, height, width, *, num_frames: int = NUM_FRAMES,
                         f"V-JEPA 2 into {grid.patch_size}: the two cannot hide the same block.")
 
     result = Comparison(grid, block, tokens, features.view, predicted, actual, cosines, base_mean, base_copy,
-                        neighbour_ids, neighbour_cos, reconstruction, hit, seconds, int(num_frames))
+                        neighbour_ids, neighbour_cos, reconstruction, hit, seconds, int(num_frames), block_hit, noise,
+                        added_noise_mse(clean, features.view, block_pixels(grid, patch_ids)))
     start = time.perf_counter()
     result.images = viz.block_comparison_images(
         features.view, grid, block, actual=features.spatial.numpy(), predicted=predicted_spatial.numpy(),

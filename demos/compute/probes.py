@@ -411,8 +411,10 @@ def encode(encoder: torch.nn.Module, pixel_values_videos: torch.Tensor, digest: 
 
 def spatial_views(frames: np.ndarray, size: int, count: int = NUM_VIEWS) -> list[np.ndarray]:
     """The paper protocol's views: short side resized to `size`, then `count` size x size crops spread
-    along the long side (left, centre, right; vjepa2 `evals/video_classification_frozen/utils.py`).
-    A square video has `count` identical views (the encoder cache then runs one pass for them)."""
+    along the long side (left, centre, right), at offsets `i * (spare // (count - 1))` as vjepa2's
+    `EvalVideoTransform` (`evals/video_classification_frozen/utils.py`) floors them: the right-hand view
+    may stop a few pixels short of the edge. A square video has `count` identical views (the encoder
+    cache then runs one pass for them)."""
     clip = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float()
     height, width = clip.shape[-2:]
     scale = size / min(height, width)
@@ -421,7 +423,7 @@ def spatial_views(frames: np.ndarray, size: int, count: int = NUM_VIEWS) -> list
     clip = clip.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
     long_axis = 1 if new_size[0] > new_size[1] else 2
     spare = clip.shape[long_axis] - size
-    offsets = [round(spare * i / (count - 1)) for i in range(count)] if count > 1 else [spare // 2]
+    offsets = [i * (spare // (count - 1)) for i in range(count)] if count > 1 else [spare // 2]
     return [np.ascontiguousarray(clip[:, o:o + size] if long_axis == 1 else clip[:, :, o:o + size])
             for o in offsets]
 

@@ -19,7 +19,25 @@ def summary_markdown(result: mae.Reconstruction, checkpoint: str) -> str:
         return head + " Nothing is hidden, so there is nothing to reconstruct: raise the ratio."
     return (head + f"\n\nMean squared error on the hidden patches: **{result.hidden_mse:.4f}** (pixels in 0–1; "
             f"RMSE {result.hidden_mse ** 0.5:.3f}). MAE's own training loss there (normalised pixels): "
-            f"{result.model_loss:.3f}.")
+            f"{result.model_loss:.3f}.\n\n" + constant_output_markdown(result))
+
+
+# Below this (an RMSE under 1 % of the range) the hidden patches are, to the eye, all one colour.
+CONSTANT_IS_PERFECT_MSE = 1e-4
+
+
+def constant_output_markdown(result: mae.Reconstruction) -> str:
+    """MAE's error beside a collapsed model's: one colour painted into every hidden patch."""
+    best, image_mean = result.best_constant_mse, result.image_mean_colour_mse
+    line = (f"A **constant output**, one colour in every hidden patch, would score **{best:.4f}** with the best "
+            f"colour there is (the hidden patches' own mean, which no model could know) and {image_mean:.4f} with "
+            f"the image's mean colour. ")
+    if best < CONSTANT_IS_PERFECT_MSE:
+        return line + ("Here the hidden patches are all one colour, so a constant would do: hide patches that "
+                       "differ from each other to see why MAE cannot collapse.")
+    return line + (f"MAE's error is **{result.hidden_mse / best:.0%}** of the best constant's. *Collapse isn't the "
+                   f"danger here: a constant output can't possibly rebuild different patches.*")
+
 
 
 EXPLANATION = """
@@ -32,7 +50,9 @@ see, its guesses where it could not.
 ### Why a high ratio still works, and what the real danger is
 At 75% and beyond, the hidden patches all differ from each other, so a model that output one constant
 colour would score badly everywhere: the task cannot be "solved" trivially, the encoder has to learn
-about objects and shapes. The subtler danger is the *target*: pixels. Every hidden patch is scored on
+about objects and shapes. The summary puts a number on it: MAE's error beside the error of the best
+single colour for those patches, which no constant output can beat. The subtler danger is the
+*target*: pixels. Every hidden patch is scored on
 exact colours, so capacity goes into texture, lighting and noise that no one could predict, which is
 why reconstructions look **blurry** exactly where detail is unpredictable (compare the error map with
 the image). The next tab asks: what if we predicted a *representation* of the hidden region instead?
@@ -61,7 +81,8 @@ def build_tab(endpoints: bool = True) -> common.ReadyExample:
 
         Returns the image as the model sees it, the masked input, the raw reconstruction, the
         reconstruction with the visible patches pasted back, the per-patch error heat map, a summary,
-        and the numbers (hidden_mse, model_loss, num_hidden, grid, patch_size, hidden_patch_ids).
+        and the numbers (hidden_mse, model_loss, best_constant_mse, image_mean_colour_mse, num_hidden, grid,
+        patch_size, hidden_patch_ids).
         """
         image = media.load_image(image_path)
         ratio, seed = masks.validate_ratio(mask_ratio), masks.validate_seed(mask_seed)

@@ -1,13 +1,26 @@
 """6.2-6.3 tab: place a block on a still image, MAE paints it, V-JEPA 2 predicts its embeddings.
 
-Endpoint `/compare_pixels_embeddings(image, top, left, height, width)`. A click on the model view,
-the nudge buttons and the sliders only set the block's position; the computation follows.
+Endpoints `/compare_pixels_embeddings(image, top, left, height, width, noise, grain_level, jpeg_quality)` and
+`/noise_sweep(image, top, left, height, width, noise, grain_level, jpeg_quality, levels)`. A click on the
+model view, the nudge buttons and the sliders only set the block's position; the computation follows, and
+with noise picked the sweep over its levels follows that.
 """
 
 import gradio as gr
 
-from demos import examples, jepa, masks, media
-from demos.compute import mae_vs_jepa
+from demos import examples, jepa, masks, media, viz
+from demos.compute import mae_vs_jepa, noise_sweep
+from demos.noise import (
+    DEFAULT_GRAIN_LEVEL,
+    DEFAULT_JPEG_QUALITY,
+    GRAIN,
+    JPEG,
+    MAX_GRAIN_LEVEL,
+    MAX_JPEG_QUALITY,
+    MIN_JPEG_QUALITY,
+    NONE,
+    Noise,
+)
 from demos.tabs import common
 
 CHECKPOINTS = [mae_vs_jepa.JEPA_CHECKPOINT, mae_vs_jepa.MAE_CHECKPOINT]
@@ -28,6 +41,9 @@ def summary_markdown(result: mae_vs_jepa.Comparison) -> str:
     mae_line = ("" if s["mae_pixel_mse"] is None else
                 f"MAE pixel error in the block: **MSE {s['mae_pixel_mse']:.4f}** (pixels in 0–1, "
                 f"RMSE {s['mae_pixel_mse'] ** 0.5:.3f}).")
+    if not result.noise.is_clean:
+        mae_line += (f" Both models saw the picture with **{result.noise.label}**: in the block it differs from the "
+                     f"clean picture by MSE {s['block_noise_mse']:.4f}.")
     return (
         f"**Block**: {b['height']}×{b['width']} patches at row {b['top']}, column {b['left']} "
         f"({len(s['block_patch_ids'])} of {s['grid'][0] * s['grid'][1]} patches hidden; V-JEPA 2 sees the image as "
@@ -39,6 +55,23 @@ def summary_markdown(result: mae_vs_jepa.Comparison) -> str:
         f"actual patch, {s['neighbour_in_block']:.0%} land inside the block. {mae_line}"
     )
 
+
+def sweep_markdown(result: noise_sweep.NoiseSweep) -> str:
+    """What the noise did to each model's target, from the clean picture to the learner's level."""
+    clean, last = result.levels[0], result.levels[-1]
+    unpredictable = NOISE_NOBODY_PREDICTS[result.noise.kind]
+    return (f"**{last.noise.label}**, same block. MAE's pixel error went from {clean.mae_pixel_mse:.4f} (clean) to "
+            f"**{last.mae_pixel_mse:.4f}**; the added noise alone "
+            f"accounts for {last.noise_mse:.4f} of its target ({unpredictable}). The JEPA target has cosine "
+            f"**{last.target_cosine:.3f}** with the clean picture's (1: it did not move); the predictor's cosine "
+            f"with its target went from {clean.predictor_cosine:+.3f} to {last.predictor_cosine:+.3f}.")
+
+
+NOISE_NOBODY_PREDICTS = {
+    GRAIN: "fresh random values in every pixel, which no context can tell",
+    JPEG: "artefacts of the hidden pixels' own compression, which the context cannot show",
+}
+NOISE_HINT = "Pick film grain or JPEG compression above to compare the two targets over noise levels."
 
 CALL_TO_ACTION = "Drag the target block"
 EXAMPLE_IMAGE = str(examples.IMAGES_DIR / "chelsea.jpg")  # the image the tab opens with, its result in place
@@ -84,6 +117,15 @@ the blur on the left. JEPA's target is the *target encoder's* embedding of the b
 free to leave unpredictable detail out, so the predictor is scored on what can be known (what object,
 which part, how it continues). That is the chapter's claim: **predict, don't reconstruct**.
 
+### Add noise, and watch which target moves
+Pick **film grain** (its level is the grain's standard deviation, in 8-bit levels) or **JPEG compression**
+(a quality; lower is coarser). Both models then see the noisy picture, and the plot follows the same
+block from the clean picture to your level. Left, pixels: MAE's error against its target, which now
+carries the noise, beside the noise itself, which no model could predict from the context. Right,
+embeddings: how far V-JEPA 2's target moves (the cosine of the block's target embeddings in the noisy and
+the clean picture) and the predictor's cosine with it. The chapter: "Force a model to predict every
+pixel and it burns capacity on textures, noise, even JPEG artifacts ... JEPA predicts the gist."
+
 ### What is computed, honestly
 - The context encoder runs on the visible tokens only; the hidden tokens never enter its attention
   (transformers' `VJEPA2Model.forward` with masks would let them leak; we do not use it).
@@ -102,21 +144,44 @@ def build_tab(endpoints: bool = True) -> common.ReadyExample:
 
     @common.action("compare_pixels_embeddings", numbers=-2)
     def compare_pixels_embeddings(image_path, top: float, left: float, height: float, width: float,
-                                  progress=gr.Progress()):
+                                  noise: str = NONE, grain_level: float = DEFAULT_GRAIN_LEVEL,
+                                  jpeg_quality: float = DEFAULT_JPEG_QUALITY, progress=gr.Progress()):
         """Hide the block (top row, left column, height, width, in patches of V-JEPA 2's 16x16 grid) from
         MAE and from V-JEPA 2; MAE paints its pixels, V-JEPA 2 predicts its embeddings from the context.
+        Both see the picture with `noise` ("none", "grain" at `grain_level`, "jpeg" at `jpeg_quality`).
 
         Returns 7 PNG images (model view with the block, MAE pasted, MAE close-up real|MAE, PCA of the
         actual embeddings, PCA with the predicted ones pasted, per-patch cosine map, nearest
         neighbours), a markdown summary and the numbers (cosine_per_patch, mean_cosine, baselines,
-        mae_pixel_mse, block_patch_ids, target_token_ids, nearest_neighbour_ids, ...).
+        mae_pixel_mse, noise, block_noise_mse, block_patch_ids, target_token_ids, nearest_neighbour_ids, ...).
         """
         image = media.load_image(image_path)
+        added = Noise.of(noise, grain_level, jpeg_quality)
         common.ensure_loaded(CHECKPOINTS, progress)
         progress(0.9, desc="Predicting the block…")
-        result = mae_vs_jepa.compare(image, top, left, height, width)
+        result = mae_vs_jepa.compare(image, top, left, height, width, noise=added)
         return (*[result.images[k] for k in mae_vs_jepa.IMAGE_ORDER], summary_markdown(result) + common.device_note(),
                 {**result.stats(), **common.device_numbers()}, result.grid)
+
+    @common.action("noise_sweep")
+    def noise_sweep_levels(image_path, top: float, left: float, height: float, width: float, noise: str,
+                           grain_level: float, jpeg_quality: float, levels: float, progress=gr.Progress()):
+        """The same block at `levels` levels of `noise` ("grain" up to `grain_level`, or "jpeg" down to
+        `jpeg_quality`), the clean picture first: MAE's pixel error and the added noise in it, the cosine of
+        V-JEPA 2's noisy and clean targets and the predictor's cosine with its target.
+
+        Returns a PNG plot, a markdown summary and the numbers (one list entry per level: levels,
+        mae_pixel_mse, noise_mse, target_cosine, predictor_cosine, target_cache_hit; seconds).
+        """
+        image = media.load_image(image_path)
+        added = Noise.of(noise, grain_level, jpeg_quality)
+        common.ensure_loaded(CHECKPOINTS, progress)
+        progress(0.5, desc="Hiding the block at each noise level…")
+        result = noise_sweep.sweep(image, top, left, height, width, added, levels)
+        stats = result.stats()
+        plot = viz.noise_sweep_plot([level["label"] for level in stats["levels"]], stats["mae_pixel_mse"],
+                                    stats["noise_mse"], stats["target_cosine"], stats["predictor_cosine"])
+        return plot, sweep_markdown(result) + common.device_note(), {**stats, **common.device_numbers()}
 
     top0, left0, height0, width0 = mae_vs_jepa.DEFAULT_BLOCK
     common.call_to_action(CALL_TO_ACTION)
@@ -140,6 +205,15 @@ def build_tab(endpoints: bool = True) -> common.ReadyExample:
                 go_left = gr.Button("←", size="sm", min_width=40)
                 go_right = gr.Button("→", size="sm", min_width=40)
             run = gr.Button("Hide the block and predict", variant="primary", elem_id="mvj-run")
+            with gr.Group():
+                noise_kind = gr.Radio([("No noise", NONE), ("Film grain", GRAIN), ("JPEG compression", JPEG)],
+                                      value=NONE, label="Noise added to the picture both models see",
+                                      elem_id="mvj-noise")
+                grain_level = gr.Slider(1, MAX_GRAIN_LEVEL, value=DEFAULT_GRAIN_LEVEL, step=1,
+                                        label="Film grain level (its standard deviation, 8-bit levels)",
+                                        elem_id="mvj-grain")
+                jpeg_quality = gr.Slider(MIN_JPEG_QUALITY, MAX_JPEG_QUALITY, value=DEFAULT_JPEG_QUALITY, step=1,
+                                         label="JPEG quality (lower: coarser)", elem_id="mvj-jpeg")
         with gr.Column(scale=1, min_width=300):
             view_out = common.output_image("What both models see: click to move the block", elem_id="mvj-view",
                                        height=300)
@@ -159,24 +233,57 @@ def build_tab(endpoints: bool = True) -> common.ReadyExample:
             gr.Markdown(COSINE_TEXT + "\n\n" + NEIGHBOUR_TEXT)
             gr.Markdown(BASELINE_TEXT)
             summary = gr.Markdown(elem_id="mvj-summary")
+            sweep_plot = common.output_image("Noise levels: MAE's pixels and V-JEPA 2's embeddings, same block",
+                                             elem_id="mvj-noise-plot", height=260)
+            sweep_summary = gr.Markdown(NOISE_HINT, elem_id="mvj-noise-summary")
+            with gr.Row():
+                sweep_levels = gr.Slider(2, noise_sweep.MAX_LEVELS, value=noise_sweep.DEFAULT_LEVELS, step=1,
+                                         label="Levels in the plot (the clean picture counts; each costs time)")
+                sweep_run = gr.Button("Compare the noise levels", size="sm", elem_id="mvj-noise-run")
             with gr.Accordion("All numbers (what the API returns)", open=False):
                 numbers = gr.JSON(label="Numbers")
+                sweep_numbers = gr.JSON(label="Noise levels")
     gr.Markdown(EXPLANATION)
     grid = gr.State(None)  # V-JEPA 2's patch grid, once known: clicks and nudges move the block on it
 
     outputs = [view_out, mae_out, closeup_out, pca_actual, pca_predicted, cosine_out, neighbours_out,
                summary, numbers, grid]
-    block_inputs = [image, top, left, height, width]
-    run.click(compare_pixels_embeddings, block_inputs, outputs, api_name=common.endpoint("compare_pixels_embeddings", endpoints),
-              concurrency_id=common.MODEL_CONCURRENCY_ID)
+    block_inputs = [image, top, left, height, width, noise_kind, grain_level, jpeg_quality]
+    sweep_inputs = [*block_inputs, sweep_levels]
+    sweep_outputs = [sweep_plot, sweep_summary, sweep_numbers]
 
-    def rerun_if_image(image_path, top, left, height, width, progress=gr.Progress()):
+    def sweep_if_noise(image_path, top, left, height, width, noise, grain_level, jpeg_quality, levels,
+                       progress=gr.Progress()):
+        """After each comparison: the sweep over the noise levels, or the hint when no noise is picked."""
+        if image_path is None:
+            return [gr.skip()] * len(sweep_outputs)
+        if noise == NONE:
+            return None, NOISE_HINT, None
+        return noise_sweep_levels(image_path, top, left, height, width, noise, grain_level, jpeg_quality, levels,
+                                  progress)
+
+    def then_sweep(event):
+        event.success(sweep_if_noise, sweep_inputs, sweep_outputs, api_name=False,
+                      concurrency_id=common.MODEL_CONCURRENCY_ID)
+
+    then_sweep(run.click(compare_pixels_embeddings, block_inputs, outputs,
+                         api_name=common.endpoint("compare_pixels_embeddings", endpoints),
+                         concurrency_id=common.MODEL_CONCURRENCY_ID))
+    sweep_run.click(noise_sweep_levels, sweep_inputs, sweep_outputs, api_name=common.endpoint("noise_sweep", endpoints),
+                    concurrency_id=common.MODEL_CONCURRENCY_ID)
+    sweep_levels.release(sweep_if_noise, sweep_inputs, sweep_outputs, api_name=False,
+                         concurrency_id=common.MODEL_CONCURRENCY_ID)
+
+    def rerun_if_image(image_path, top, left, height, width, noise, grain_level, jpeg_quality,
+                       progress=gr.Progress()):
         if image_path is None:
             return [gr.skip()] * len(outputs)
-        return compare_pixels_embeddings(image_path, top, left, height, width, progress)
+        return compare_pixels_embeddings(image_path, top, left, height, width, noise, grain_level, jpeg_quality,
+                                         progress)
 
     def rerun(event):
-        event.then(rerun_if_image, block_inputs, outputs, api_name=False, concurrency_id=common.MODEL_CONCURRENCY_ID)
+        then_sweep(event.then(rerun_if_image, block_inputs, outputs, api_name=False,
+                              concurrency_id=common.MODEL_CONCURRENCY_ID))
 
     def sliders_on(grid, block):
         return (gr.Slider(maximum=grid.rows - 1, value=block.top), gr.Slider(maximum=grid.cols - 1, value=block.left),
@@ -216,7 +323,7 @@ def build_tab(endpoints: bool = True) -> common.ReadyExample:
         return block.top, block.left
 
     controls = [top, left, height, width]
-    rerun(image.change(fit_controls, block_inputs, [*controls, grid], api_name=False,
+    rerun(image.change(fit_controls, block_inputs[:5], [*controls, grid], api_name=False,
                        concurrency_id=common.MODEL_CONCURRENCY_ID))
     rerun(view_out.select(place_block, [grid, height, width], controls, api_name=False))
     for button, direction in [(up, "up"), (down, "down"), (go_left, "left"), (go_right, "right")]:
@@ -224,12 +331,16 @@ def build_tab(endpoints: bool = True) -> common.ReadyExample:
     for slider in (height, width):
         rerun(slider.release(resize_block, [grid, *controls], [top, left], api_name=False))
     for slider in (top, left):
-        slider.release(rerun_if_image, block_inputs, outputs, api_name=False, concurrency_id=common.MODEL_CONCURRENCY_ID)
+        then_sweep(slider.release(rerun_if_image, block_inputs, outputs, api_name=False,
+                                  concurrency_id=common.MODEL_CONCURRENCY_ID))
+    for event in (noise_kind.change, grain_level.release, jpeg_quality.release):
+        then_sweep(event(rerun_if_image, block_inputs, outputs, api_name=False,
+                         concurrency_id=common.MODEL_CONCURRENCY_ID))
 
     def example_result(progress):
         *sliders, grid = fit_controls(EXAMPLE_IMAGE, *mae_vs_jepa.DEFAULT_BLOCK, progress)
         block = masks.fit_block(grid, *mae_vs_jepa.DEFAULT_BLOCK)
         return (*sliders, *compare_pixels_embeddings(EXAMPLE_IMAGE, block.top, block.left, block.height, block.width,
-                                                     progress))
+                                                     progress=progress))
 
     return common.ReadyExample("mae_vs_jepa", [*controls, *outputs], example_result)
