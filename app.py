@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import gradio as gr
 
 import checkpoints  # first of ours: on ZeroGPU it imports `spaces` before anything can touch CUDA
-from demos.tabs import common, heads, mae, mae_vs_jepa, tubes
+from demos.tabs import common, heads, mae, mae_vs_jepa, mcp_results, tubes
 
 TITLE = "Predict, Don't Reconstruct"
 QUEUE_MAX_SIZE = 32  # waiting requests beyond this are turned away instead of piling up on 2 vCPUs
@@ -64,7 +64,10 @@ CSS = """
    hide it in gradio 6.31 (gradio-app/gradio#12532). */
 .nav-holder { display: none !important; }
 """
-LAUNCH_OPTIONS = {"css": CSS}  # gradio 6 takes page styling at launch(), not in gr.Blocks()
+LAUNCH_OPTIONS = {
+    "css": CSS,  # gradio 6 takes page styling at launch(), not in gr.Blocks()
+    "mcp_server": True,  # every documented endpoint is also an MCP tool, at /gradio_api/mcp (README: "Use from an assistant")
+}
 
 
 def _banner() -> None:
@@ -74,6 +77,7 @@ def _banner() -> None:
 
 def build_app() -> gr.Blocks:
     """`/`: the header and the four tabs (they own the named endpoints); `/<concept.path>`: one concept."""
+    mcp_results.keep_outputs_apart()  # gradio 6.31's MCP server would merge a tool's outputs into one text
     with gr.Blocks(title=TITLE) as demo:
         gr.Markdown(HEADER)
         _banner()

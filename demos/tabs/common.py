@@ -68,6 +68,19 @@ def gradio_errors(fn):
     return wrapper
 
 
+def api_doc(**limits):
+    """Fill the placeholders of a handler's docstring (`{max_ratio}`) with the limits the code enforces.
+
+    The docstring is the endpoint's description on the API page and its MCP tool's description for an
+    assistant, so the ranges it states come from the same constants as the checks. Put it closest to the
+    `def`: wrappers copy the docstring when they wrap.
+    """
+    def fill(fn):
+        fn.__doc__ = inspect.cleandoc(fn.__doc__).format(**limits)
+        return fn
+    return fill
+
+
 def _explained_upload_error(error: Exception, payload, check, fallback: str) -> gr.Error:
     """Let `check` (a `demos.media` reader) say what is wrong with an upload that gradio could not take."""
     if isinstance(error, gr.Error):
@@ -172,9 +185,12 @@ def prepare_on(triggers: list, fn, inputs: list, output, api_name: str) -> None:
     One per session: `always_last` keeps only the newest trigger waiting, and the newest cancels the running
     one (gradio lets its thread finish its step; `checkpoints` runs one GPU function at a time, and
     `LatestPerSession` makes it keep nothing). Quiet on the page: no progress, its numbers in a hidden output.
+
+    Undocumented: it only warms the cache for the page's next click, so it is no assistant's tool, and gradio
+    serves every documented endpoint as an MCP tool. Scripts still call it by name, every argument in order.
     """
     event = gr.on(triggers, fn, inputs, [output], api_name=api_name, concurrency_id=MODEL_CONCURRENCY_ID,
-                  trigger_mode="always_last", show_progress="hidden")
+                  trigger_mode="always_last", show_progress="hidden", api_visibility="undocumented")
     gr.on(triggers, None, cancels=[event], api_visibility="private")
 
 

@@ -55,13 +55,31 @@ def build_tab(endpoints: bool = True) -> common.ReadyExample:
     """
 
     @common.gradio_errors
+    @common.api_doc(max_ratio=masks.MAX_MASK_RATIO, max_seed=masks.MAX_SEED, error_max=mae.ERROR_MAP_MAX,
+                    checkpoints=", ".join(f'"{name}"' for name in checkpoints.MAE_CHECKPOINTS))
     def mae_reconstruct(image_path, mask_ratio: float, mask_seed: int, checkpoint: str,
                         progress=gr.Progress()):
-        """Hide `mask_ratio` of the image's patches (chosen by `mask_seed`) and reconstruct them with ViT-MAE.
+        """Masked autoencoder (ViT-MAE): hide most of an image's patches and see the model paint their pixels back.
 
-        Returns the image as the model sees it, the masked input, the raw reconstruction, the
-        reconstruction with the visible patches pasted back, the per-patch error heat map, a summary,
-        and the numbers (hidden_mse, model_loss, num_hidden, grid, patch_size, hidden_patch_ids).
+        The image is centre-cropped to a square and resized to the model's input (224 px, cut into 16-pixel
+        patches, a 14x14 grid; vit-mae-huge: 14-pixel patches, 16x16). The encoder sees only the visible patches;
+        the decoder reconstructs every pixel of the hidden ones. Reconstructions blur where detail cannot be
+        known from the context: that is the cost of a pixel target.
+
+        Args:
+            image_path: the image, as an http(s) URL (PNG, JPEG or WebP, any size).
+            mask_ratio: share of the patches hidden, 0 to {max_ratio} (MAE trains at 0.75: 147 of 196 patches hidden).
+            mask_seed: whole number, 0 to {max_seed}; the same seed and ratio hide the same patches.
+            checkpoint: which ViT-MAE: {checkpoints} (larger ones reconstruct better).
+
+        Returns:
+            the image as the model sees it (PNG, 224x224 pixels)
+            the masked input, hidden patches grey (PNG)
+            the raw reconstruction of every patch (PNG)
+            the reconstruction with the visible patches pasted back, as the MAE paper shows it (PNG)
+            the squared error on each hidden patch, bright = {error_max} or more (PNG)
+            a markdown summary
+            the numbers: hidden_mse (pixel MSE on the hidden patches, 0-1), model_loss, num_hidden, grid, hidden_patch_ids, ...
         """
         image = media.load_image(image_path)
         ratio, seed = masks.validate_ratio(mask_ratio), masks.validate_seed(mask_seed)

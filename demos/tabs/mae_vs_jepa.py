@@ -101,15 +101,33 @@ def build_tab(endpoints: bool = True) -> common.ReadyExample:
     """
 
     @common.gradio_errors
+    @common.api_doc(grid=mae_vs_jepa.PUBLISHED_GRID, last=mae_vs_jepa.PUBLISHED_GRID - 1, frames=mae_vs_jepa.NUM_FRAMES)
     def compare_pixels_embeddings(image_path, top: float, left: float, height: float, width: float,
                                   progress=gr.Progress()):
-        """Hide the block (top row, left column, height, width, in patches of V-JEPA 2's 16x16 grid) from
-        MAE and from V-JEPA 2; MAE paints its pixels, V-JEPA 2 predicts its embeddings from the context.
+        """Pixels vs embeddings: hide one block of an image; MAE paints its pixels, V-JEPA 2 predicts its embeddings.
 
-        Returns 7 PNG images (model view with the block, MAE pasted, MAE close-up real|MAE, PCA of the
-        actual embeddings, PCA with the predicted ones pasted, per-patch cosine map, nearest
-        neighbours), a markdown summary and the numbers (cosine_per_patch, mean_cosine, baselines,
-        mae_pixel_mse, block_patch_ids, target_token_ids, nearest_neighbour_ids, ...).
+        Both models see the same 256x256 centre square, cut into a {grid}x{grid} grid of 16-pixel patches. MAE
+        (vit-mae-base) reconstructs the block's pixels. V-JEPA 2 (vjepa2-vitl, the image as a static clip of {frames}
+        frames) encodes the visible patches alone and its predictor guesses the block's embeddings; they are scored
+        by cosine against the full image's embeddings, beside two baselines that need no learning.
+
+        Args:
+            image_path: the image, as an http(s) URL (PNG, JPEG or WebP, any size).
+            top: the block's top row, in patches from the top, 0 to {last}.
+            left: the block's left column, in patches from the left, 0 to {last}.
+            height: the block's height in patches, 1 to {grid} (the block must fit the grid and leave some context).
+            width: the block's width in patches, 1 to {grid}.
+
+        Returns:
+            the model view with the hidden block outlined (PNG)
+            MAE's pixels pasted into the block (PNG)
+            a close-up of the block, real | MAE (PNG)
+            the actual embeddings as colours (PNG; each patch's embedding projected on its 3 main directions)
+            the same, with V-JEPA 2's predicted embeddings pasted into the block (PNG)
+            the cosine of each predicted embedding with the actual one, red 1, white 0, blue -1 (PNG)
+            for each predicted embedding, the patch whose actual embedding is nearest (PNG)
+            a markdown summary
+            the numbers: mean_cosine, baselines, cosine_per_patch, mae_pixel_mse, block_patch_ids, target_token_ids, ...
         """
         image = media.load_image(image_path)
         common.ensure_loaded(CHECKPOINTS, progress)
