@@ -137,9 +137,28 @@ def image_input(label: str = "Image", **kwargs) -> ImageInput:
                       sources=kwargs.pop("sources", ["upload", "clipboard", "webcam"]), **kwargs)
 
 
+# The class of the result a concept is about: in a course page's 800-pixel column or on a phone its picture fills
+# its box's width (app.py's CSS); the layout gives that box the most room on the page.
+RESULT = "result"
+
+
 def output_image(label: str, **kwargs) -> gr.Image:
     """Output images go out as PNG: learners and scripts compare pixels, WebP would blur them."""
     return gr.Image(label=label, format="png", type="numpy", interactive=False, **kwargs)
+
+
+def describe_pictures(numbers: gr.JSON, pictures: list[gr.Image], describe: Callable[[dict], list[str]]) -> None:
+    """Give each output picture a text alternative that says what it shows, whenever a new result's numbers arrive.
+
+    `describe(numbers)` returns one sentence per picture ("The image with 147 of 196 patches hidden, in grey.").
+    gradio shows an output picture as a button around the <img>: its alt text is also the button's name. A private,
+    unqueued event: the pictures are described as soon as they arrive, on every page that shows them.
+    """
+    def alt_texts(values: dict | None):
+        updates = [gr.update(alt_text=text) for text in describe(values)] if values else [gr.skip()] * len(pictures)
+        return updates if len(pictures) > 1 else updates[0]  # gradio takes one output's value bare
+
+    numbers.change(alt_texts, numbers, pictures, api_name=False, queue=False, show_progress="hidden")
 
 
 def ensure_loaded(names: list[str], progress: gr.Progress | None) -> None:
@@ -204,8 +223,8 @@ def endpoint(name: str, public: bool) -> str | bool:
 
 
 def call_to_action(text: str) -> gr.Markdown:
-    """The line a tab (and its concept page) leads with: what to do first."""
-    return gr.Markdown(f"### {text}", elem_classes=["call-to-action"])
+    """The line a tab (and its concept page) leads with: what to do first. The heading below the page's title."""
+    return gr.Markdown(f"## {text}", elem_classes=["call-to-action"])
 
 
 READY_FOLDER = Path(tempfile.gettempdir()) / "pdr-ready"  # files of the opening examples' results, kept for the process

@@ -157,6 +157,8 @@ def sharing_markdown() -> str:
     return (f"**Encoders in memory: {count}** for {len(heads)} heads and the other V-JEPA tabs.\n" + "\n".join(lines))
 
 
+LABELS_MIN_WIDTH = 320  # px: each probe's labels, readable; in an 800-pixel column the two no longer fit side by side
+
 # The ranges the endpoints' descriptions state (API page, MCP tools), from the checks' own constants.
 REQUEST_LIMITS = dict(max_start=probes.MAX_START_S, top_k=probes.TOP_K, max_chars=vqa.MAX_QUESTION_CHARS,
                       max_tokens=vqa.MAX_NEW_TOKENS)
@@ -248,9 +250,11 @@ def build_tab(endpoints: bool = True) -> common.ReadyExample:
         with gr.Column(scale=2):
             gr.Markdown(INTRO)
             with gr.Row():
+                # Side by side where there is room for both; one above the other in an 800-pixel column.
                 ssv2 = gr.Label(num_top_classes=probes.TOP_K, label="Something-Something v2 (174 actions)",
-                                elem_id="heads-ssv2")
-                diving = gr.Label(num_top_classes=probes.TOP_K, label="Diving48 (48 dives)", elem_id="heads-diving48")
+                                elem_id="heads-ssv2", elem_classes=[common.RESULT], min_width=LABELS_MIN_WIDTH)
+                diving = gr.Label(num_top_classes=probes.TOP_K, label="Diving48 (48 dives)", elem_id="heads-diving48",
+                                  elem_classes=[common.RESULT], min_width=LABELS_MIN_WIDTH)
             timings = gr.Markdown(elem_id="heads-timings")
             sharing = gr.Markdown(sharing_markdown(), elem_id="heads-sharing")
             numbers = gr.JSON(label="Numbers", visible=False)

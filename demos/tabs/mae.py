@@ -22,6 +22,21 @@ def summary_markdown(result: mae.Reconstruction, checkpoint: str) -> str:
             f"{result.model_loss:.3f}.")
 
 
+def picture_descriptions(numbers: dict) -> list[str]:
+    """What each output picture shows, in words (their alt texts), in the order of the outputs."""
+    hidden, total, (rows, cols), patch = numbers["num_hidden"], numbers["num_patches"], numbers["grid"], numbers["patch_size"]
+    visible = total - hidden
+    error = ("No patch is hidden, so there is no error to show." if numbers["hidden_mse"] is None else
+             f"The squared error on each of the {hidden} hidden patches, from dark (none) to bright ({mae.ERROR_MAP_MAX} "
+             f"or more); the mean is {numbers['hidden_mse']:.4f}.")
+    return [f"The image as the model sees it: a square cut into {rows}×{cols} patches of {patch} pixels.",
+            f"The image with {hidden} of {total} patches hidden, in grey.",
+            f"MAE's raw reconstruction: its guess for every one of the {total} patches, the visible ones included.",
+            f"The reconstruction: the {visible} visible patches of the image, and MAE's guesses painted into the "
+            f"{hidden} hidden ones.",
+            error]
+
+
 EXPLANATION = """
 ### What you are looking at
 MAE cuts the image into patches, **hides most of them**, and trains a ViT to paint the hidden pixels
@@ -110,7 +125,8 @@ def build_tab(endpoints: bool = True) -> common.ReadyExample:
             with gr.Row():
                 view_out = common.output_image("What the model sees")
                 masked_out = common.output_image("Masked input (grey = hidden)")
-                pasted_out = common.output_image("Reconstruction + visible patches", elem_id="mae-pasted")
+                pasted_out = common.output_image("Reconstruction + visible patches", elem_id="mae-pasted",
+                                                 elem_classes=[common.RESULT])
             with gr.Row():
                 raw_out = common.output_image("Raw reconstruction (every patch)")
                 error_out = common.output_image(f"Error on hidden patches (bright = {mae.ERROR_MAP_MAX} or more)")
@@ -119,6 +135,7 @@ def build_tab(endpoints: bool = True) -> common.ReadyExample:
     gr.Markdown(EXPLANATION)
 
     outputs = [view_out, masked_out, raw_out, pasted_out, error_out, summary, numbers]
+    common.describe_pictures(numbers, outputs[:5], picture_descriptions)
     run.click(mae_reconstruct, [image, ratio, seed, checkpoint], outputs, concurrency_id=common.MODEL_CONCURRENCY_ID,
               api_name=common.endpoint("mae_reconstruct", endpoints))
     # A new mask only means something once there is an image; with one, show it straight away.

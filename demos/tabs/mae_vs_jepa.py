@@ -40,6 +40,26 @@ def summary_markdown(result: mae_vs_jepa.Comparison) -> str:
     )
 
 
+def picture_descriptions(numbers: dict) -> list[str]:
+    """What each output picture shows, in words (their alt texts), in the order of `mae_vs_jepa.IMAGE_ORDER`."""
+    b, (rows, cols), base = numbers["block"], numbers["grid"], numbers["baselines"]
+    block = f"{b['height']}×{b['width']} block"
+    mae_error = "" if numbers["mae_pixel_mse"] is None else f" (pixel error {numbers['mae_pixel_mse']:.4f})"
+    return [f"The image as both models see it, cut into {rows}×{cols} patches; the hidden {block}, outlined in yellow, "
+            f"starts at row {b['top']}, column {b['left']}.",
+            f"MAE's pixels painted into the hidden {block}{mae_error}.",
+            "A close-up of the block: the real pixels on the left, MAE's on the right.",
+            "The image's actual embeddings as colours, one per patch: similar colours, similar embeddings.",
+            f"The same colours with V-JEPA 2's predicted embeddings pasted into the {block}: mean cosine "
+            f"{numbers['mean_cosine']:+.2f} with the actual ones, against {base['context_mean']:+.2f} and "
+            f"{base['nearest_context_patch']:+.2f} for the two baselines.",
+            f"The cosine of each predicted embedding with the actual one over the {block}, red 1, white 0, blue -1; "
+            f"the mean is {numbers['mean_cosine']:+.2f}.",
+            f"For each predicted embedding, the patch whose actual embedding is nearest, lit up: "
+            f"{numbers['neighbour_is_own_patch']:.0%} find their own patch, {numbers['neighbour_in_block']:.0%} land "
+            f"inside the block."]
+
+
 CALL_TO_ACTION = "Drag the target block"
 EXAMPLE_IMAGE = str(examples.IMAGES_DIR / "chelsea.jpg")  # the image the tab opens with, its result in place
 
@@ -167,9 +187,10 @@ def build_tab(endpoints: bool = True) -> common.ReadyExample:
             gr.Markdown(MAE_TEXT)
         with gr.Column(scale=2, min_width=400):
             with gr.Row():
-                pca_actual = common.output_image("(a) Actual embeddings (PCA colours)", height=280)
+                pca_actual = common.output_image("(a) Actual embeddings (PCA colours)", elem_id="mvj-pca-actual",
+                                                 height=280, elem_classes=[common.RESULT])
                 pca_predicted = common.output_image("(a) Predicted pasted into the block",
-                                                elem_id="mvj-pca-predicted", height=280)
+                                                elem_id="mvj-pca-predicted", height=280, elem_classes=[common.RESULT])
             gr.Markdown(PCA_TEXT)
             with gr.Row():
                 cosine_out = common.output_image("(b) Cosine: predicted vs actual", height=280)
@@ -184,6 +205,7 @@ def build_tab(endpoints: bool = True) -> common.ReadyExample:
 
     outputs = [view_out, mae_out, closeup_out, pca_actual, pca_predicted, cosine_out, neighbours_out,
                summary, numbers, grid]
+    common.describe_pictures(numbers, outputs[:len(mae_vs_jepa.IMAGE_ORDER)], picture_descriptions)
     block_inputs = [image, top, left, height, width]
     run.click(compare_pixels_embeddings, block_inputs, outputs, api_name=common.endpoint("compare_pixels_embeddings", endpoints),
               concurrency_id=common.MODEL_CONCURRENCY_ID)

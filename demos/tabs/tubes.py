@@ -49,6 +49,16 @@ def summary_markdown(result: tubes.TubeResult) -> str:
     return "\n".join(lines)
 
 
+def features_description(numbers: dict) -> list[str]:
+    """What the features picture shows, in words (its alt text)."""
+    tubelets, mean = len(numbers["tubelets"]), numbers["mean_cosine"][tubes.SERIES_PREDICTED]
+    return [f"For each of the {tubelets} tubelets the tube hides: its pixels, then its actual and its predicted "
+            f"features as colours (the more alike the colours, the better the guess; mean cosine {mean:.2f})."]
+
+
+PREVIEW_DESCRIPTION = ("The first frame the tube hides, as the model sees it, with the patch grid and the tube in "
+                       "yellow; the text below says which frame. The Top row and Left column controls move the tube.")
+
 CALL_TO_ACTION = "Play the clip: the shaded tube is hidden"
 EXAMPLE_VIDEO = str(examples.VIDEOS_DIR / "ball_behind_wall.mp4")  # the clip the tab opens with, its result in place
 EXAMPLE_TUBE = (9, 10, 4, 4)  # top, left, height, width in patches: where the ball comes out from behind the wall
@@ -241,6 +251,9 @@ def build_tab(endpoints: bool = True) -> common.ReadyExample:
                     sample_fps = gr.Number(value=0, minimum=0, maximum=media.MAX_SAMPLE_FPS, label="Or fps",
                                            info="Above 0: sample at this rate instead of the frame step.")
             with gr.Accordion("The tube (in patches and tubelets)", open=True):
+                preview = gr.Image(label="Click to place the tube", type="numpy", format="png",
+                                   interactive=False, height=300, elem_id="tubes-preview", alt_text=PREVIEW_DESCRIPTION)
+                preview_text = gr.Markdown(elem_id="tubes-preview-text")
                 with gr.Row():
                     top = gr.Slider(0, tubes.GRID_SLIDER_MAX - 1, value=example_top, step=1, label="Top row", elem_id="tubes-top")
                     left = gr.Slider(0, tubes.GRID_SLIDER_MAX - 1, value=example_left, step=1, label="Left column",
@@ -254,13 +267,9 @@ def build_tab(endpoints: bool = True) -> common.ReadyExample:
                                              label="to tubelet", info="Both included; tubelet t = frames 2t, 2t+1.")
             run = gr.Button("Hide the tube and predict", variant="primary", elem_id="tubes-run")
         with gr.Column(scale=2):
-            with gr.Row():
-                preview = gr.Image(label="Click to place the tube", type="numpy", format="png",
-                                   interactive=False, height=300, elem_id="tubes-preview")
-                shaded = gr.Video(label="The clip, tube hidden; beside it: actual vs predicted features, cosine",
-                                  autoplay=True, loop=True, height=300,
-                                  interactive=False, elem_id="tubes-shaded")
-            preview_text = gr.Markdown(elem_id="tubes-preview-text")
+            shaded = gr.Video(label="The clip, tube hidden; beside it: actual vs predicted features, cosine",
+                              autoplay=True, loop=True, height=300, interactive=False, elem_id="tubes-shaded",
+                              elem_classes=[common.RESULT])
             with gr.Row():
                 cosine_plot = gr.LinePlot(x="tubelet", y="cosine", color="series", y_lim=[-1, 1],
                                           label="Cosine with the actual features, per tubelet",
@@ -277,6 +286,7 @@ def build_tab(endpoints: bool = True) -> common.ReadyExample:
     sampling_inputs = [video, start_s, num_frames, frame_step, sample_fps]
     tube_inputs = [top, left, height, width, first_tubelet, last_tubelet]
     outputs = [shaded, cosine_plot, surprise_plot, features, summary, numbers]
+    common.describe_pictures(numbers, [features], features_description)
     run.click(tube_predict, sampling_inputs + tube_inputs, outputs, concurrency_id=common.MODEL_CONCURRENCY_ID,
               api_name=common.endpoint("tube_predict", endpoints))
 
