@@ -111,7 +111,7 @@ def build_tab(endpoints: bool = True) -> common.ReadyExample:
             image = common.image_input("Image", value=EXAMPLE_IMAGE, height=320, elem_id="mae-image")
             gr.Examples(examples=examples.images(), inputs=image, cache_examples=False)
             ratio = gr.Slider(0.0, masks.MAX_MASK_RATIO, value=EXAMPLE_RATIO, step=0.05, label="Mask ratio",
-                              info="Share of patches hidden from the encoder (MAE trains at 0.75).")
+                              info="Share of patches hidden from the encoder (MAE trains at 0.75).", elem_id="mae-ratio")
             with gr.Row():
                 seed = gr.Number(value=EXAMPLE_SEED, precision=0, minimum=0, maximum=masks.MAX_SEED,
                                  label="Mask seed", info="Same seed and ratio, same hidden patches.")

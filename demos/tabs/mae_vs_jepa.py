@@ -249,10 +249,15 @@ def build_tab(endpoints: bool = True) -> common.ReadyExample:
 
     @common.gradio_errors
     def resize_block(grid, top, left, height, width):
-        """A new size keeps the block inside the grid by moving it, instead of failing."""
+        """A new size keeps the block inside the grid by moving it, instead of failing.
+
+        A block that fits is left alone: leaving the size's number box with the keyboard fires this too, and
+        its answer must not undo the position the learner sets next."""
         if grid is None:
             return [gr.skip()] * 2
         block = masks.fit_block(grid, top, left, height, width)
+        if (block.top, block.left) == (top, left):
+            return [gr.skip()] * 2
         return block.top, block.left
 
     controls = [top, left, height, width]

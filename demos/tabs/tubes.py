@@ -251,8 +251,10 @@ def build_tab(endpoints: bool = True) -> common.ReadyExample:
                     sample_fps = gr.Number(value=0, minimum=0, maximum=media.MAX_SAMPLE_FPS, label="Or fps",
                                            info="Above 0: sample at this rate instead of the frame step.")
             with gr.Accordion("The tube (in patches and tubelets)", open=True):
-                preview = gr.Image(label="Click to place the tube", type="numpy", format="png",
-                                   interactive=False, height=300, elem_id="tubes-preview", alt_text=PREVIEW_DESCRIPTION)
+                # A control, not a result: no download or share buttons (three fewer stops for the keyboard).
+                preview = gr.Image(label="Click to place the tube", type="numpy", format="png", interactive=False,
+                                   height=300, elem_id="tubes-preview", alt_text=PREVIEW_DESCRIPTION,
+                                   buttons=["fullscreen"])
                 preview_text = gr.Markdown(elem_id="tubes-preview-text")
                 with gr.Row():
                     top = gr.Slider(0, tubes.GRID_SLIDER_MAX - 1, value=example_top, step=1, label="Top row", elem_id="tubes-top")
