@@ -32,3 +32,14 @@ def wait_for_example(frame, tab_id: str) -> None:
     """Until the concept's example result is on `frame` (a page or an iframe's frame)."""
     selector, text = READY_RESULT[tab_id]
     frame.locator(selector).get_by_text(text).first.wait_for(timeout=RESULT_TIMEOUT_MS)
+
+
+def result_text(tab_id: str) -> str:
+    """The selector of the text of the concept's result, without gradio's progress timer beside it."""
+    return f"{READY_RESULT[tab_id][0]} [data-testid=markdown]"
+
+
+def wait_for_new_text(frame, selector: str, before: str, timeout_ms: int = RESULT_TIMEOUT_MS) -> None:
+    """Until the text of `selector` on `frame` differs from `before`: a new result has arrived."""
+    frame.wait_for_function("([selector, before]) => document.querySelector(selector).innerText !== before",
+                            arg=[selector, before], timeout=timeout_ms)

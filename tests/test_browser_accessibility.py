@@ -9,7 +9,7 @@ import json
 import gradio as gr
 import pytest
 from axe_playwright_python.sync_playwright import Axe
-from concept_pages import CONCEPTS, MAIN_ACTION, READY_RESULT, RESULT_TIMEOUT_MS, wait_for_example
+from concept_pages import CONCEPTS, MAIN_ACTION, result_text, wait_for_example, wait_for_new_text
 
 from demos import examples
 
@@ -103,7 +103,7 @@ KEYBOARD = {
 def test_the_keyboard_places_and_runs(browser, running_app, tab_id):
     """From the top of the page, Tab to the control and set it, Tab on to the main action and press Enter."""
     control, keys, value, expected = KEYBOARD[tab_id]
-    text = f"{READY_RESULT[tab_id][0]} [data-testid=markdown]"  # the result's text, without gradio's progress timer
+    text = result_text(tab_id)
     page = browser.new_page(viewport={"width": 1280, "height": 1000})
     try:
         page.goto(f"{running_app.local_url}{CONCEPTS[tab_id].path}")
@@ -116,8 +116,7 @@ def test_the_keyboard_places_and_runs(browser, running_app, tab_id):
         assert page.locator(control).input_value() == value
         to_action = _tab_to(page, MAIN_ACTION[tab_id])
         page.keyboard.press("Enter")
-        page.wait_for_function("([selector, before]) => document.querySelector(selector).innerText !== before",
-                               arg=[text, before], timeout=RESULT_TIMEOUT_MS)
+        wait_for_new_text(page, text, before)
         if expected:
             assert expected in page.locator(text).inner_text()
         print(f"{tab_id}: {to_control} Tab presses to the control, {to_action} more to the main action")

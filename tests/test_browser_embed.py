@@ -9,7 +9,7 @@ import re
 import time
 
 import pytest
-from concept_pages import CONCEPTS, MAIN_ACTION, READY_RESULT, console_errors, wait_for_example
+from concept_pages import CONCEPTS, MAIN_ACTION, console_errors, result_text, wait_for_example, wait_for_new_text
 from conftest import ROOT
 
 pytestmark = pytest.mark.browser
@@ -21,7 +21,7 @@ FIT_TIMEOUT_S = 15
 # What the learner does for a new result, on the page in the iframe.
 NEW_RESULT = {
     "mae": lambda frame: frame.get_by_role("button", name="New random mask").click(),
-    "mae-vs-jepa": lambda frame: frame.get_by_role("button", name="→", exact=True).click(),
+    "mae-vs-jepa": lambda frame: frame.get_by_role("button", name="←", exact=True).click(),
     "tubes": lambda frame: (frame.locator("#tubes-top input[type=number]").fill("0"),
                             frame.locator("#tubes-top input[type=number]").press("Tab"),
                             frame.locator(MAIN_ACTION["tubes"]).click()),
@@ -102,11 +102,10 @@ def test_the_iframe_follows_its_content(browser, running_app, artifacts_dir, tab
             widest_other = max(drawn for _, drawn in widths["others"])
             assert min(widths["results"]) >= widest_other - 1, widths
 
-        selector, _ = READY_RESULT[tab_id]
+        selector = result_text(tab_id)
         before = iframe.locator(selector).inner_text()
         NEW_RESULT[tab_id](iframe)
-        frame.wait_for_function("([selector, before]) => document.querySelector(selector).innerText !== before",
-                                arg=[selector, before], timeout=120_000)
+        wait_for_new_text(frame, selector, before)
         after = _wait_until_it_fits(page, frame)
         assert after["content"] <= after["window"] and after["window"] - after["footer"] <= FOOTER_MARGIN_PX, after
         page.screenshot(path=artifacts_dir / f"embed_{concept.path}_{width}.png", full_page=True)
