@@ -73,15 +73,21 @@ def _measure(page, frame) -> dict:
     return {"iframe": iframe, **inner}
 
 
+def _fits(sizes: dict) -> bool:
+    """The iframe shows the whole page (no scrollbar inside) and nothing below it (no blank band)."""
+    return (sizes["content"] <= sizes["window"] and sizes["window"] - sizes["footer"] <= FOOTER_MARGIN_PX
+            and abs(sizes["iframe"] - sizes["window"]) <= 1)
+
+
 def _wait_until_it_fits(page, frame) -> dict:
-    """Until the iframe shows the whole page (no scrollbar inside) and nothing below it (no blank band)."""
-    deadline = time.monotonic() + FIT_TIMEOUT_S
+    """Until the iframe fits its content and keeps fitting (pictures and videos still loading move it)."""
+    deadline, previous = time.monotonic() + FIT_TIMEOUT_S, None
     while True:
         sizes = _measure(page, frame)
-        fits = sizes["content"] <= sizes["window"] and sizes["window"] - sizes["footer"] <= FOOTER_MARGIN_PX
-        if fits or time.monotonic() > deadline:
+        if (_fits(sizes) and sizes == previous) or time.monotonic() > deadline:
             return sizes
-        time.sleep(0.25)
+        previous = sizes
+        time.sleep(0.5)
 
 
 @pytest.mark.parametrize("width", [800, 390])
@@ -96,7 +102,7 @@ def test_the_iframe_follows_its_content(browser, running_app, artifacts_dir, tab
         loaded = _wait_until_it_fits(page, frame)
         assert loaded["content"] <= loaded["window"], f"a scrollbar inside the page: {loaded}"
         assert loaded["window"] - loaded["footer"] <= FOOTER_MARGIN_PX, f"a blank band below the page: {loaded}"
-        assert abs(loaded["iframe"] - loaded["window"]) <= 1 and loaded["iframe"] != HEIGHT_WRITTEN
+        assert _fits(loaded) and loaded["iframe"] != HEIGHT_WRITTEN, loaded
         if width == 800:
             widths = frame.evaluate(DRAWN_WIDTHS, RESULTS[tab_id])
             widest_other = max(drawn for _, drawn in widths["others"])
@@ -107,7 +113,7 @@ def test_the_iframe_follows_its_content(browser, running_app, artifacts_dir, tab
         NEW_RESULT[tab_id](iframe)
         wait_for_new_text(frame, selector, before)
         after = _wait_until_it_fits(page, frame)
-        assert after["content"] <= after["window"] and after["window"] - after["footer"] <= FOOTER_MARGIN_PX, after
+        assert _fits(after), after
         page.screenshot(path=artifacts_dir / f"embed_{concept.path}_{width}.png", full_page=True)
         assert errors == []
     finally:

@@ -6,6 +6,7 @@ use without the page; images in as http(s) URLs, images and numbers out.
 
 import ast
 import asyncio
+import concurrent.futures
 import functools
 import http.server
 import threading
@@ -21,6 +22,12 @@ CONCEPT_TOOLS = {"mae_reconstruct", "compare_pixels_embeddings", "tube_predict",
                  "answer_question"}
 
 
+def _run(coroutine):
+    """asyncio.run in a thread of its own: Playwright's sync API (the browser tests) keeps a loop in this one."""
+    with concurrent.futures.ThreadPoolExecutor(1) as thread:
+        return thread.submit(asyncio.run, coroutine).result()
+
+
 def _mcp(running_app, work):
     """Run `work(session)` in an MCP session with the running app's server; return what it returns."""
     async def session():
@@ -28,7 +35,7 @@ def _mcp(running_app, work):
             async with ClientSession(read, write) as mcp:
                 await mcp.initialize()
                 return await work(mcp)
-    return asyncio.run(session())
+    return _run(session())
 
 
 @pytest.fixture(scope="module")
@@ -89,8 +96,8 @@ def test_gradio_merges_a_tools_outputs_without_the_workaround():
         def result(self):
             return ("a picture", {"a": 1})
 
-    upstream = asyncio.run(mcp_results.UPSTREAM_EXECUTE(None, TwoOutputJob()))
+    upstream = _run(mcp_results.UPSTREAM_EXECUTE(None, TwoOutputJob()))
     assert upstream == [("a picture", {"a": 1})]  # one item; when gradio returns two, drop the workaround
     mcp_results.keep_outputs_apart()
     from gradio.mcp import GradioMCPServer
-    assert asyncio.run(GradioMCPServer._execute_tool_without_progress(None, TwoOutputJob())) == ["a picture", {"a": 1}]
+    assert _run(GradioMCPServer._execute_tool_without_progress(None, TwoOutputJob())) == ["a picture", {"a": 1}]
