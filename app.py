@@ -66,7 +66,7 @@ CSS = """
    box's width, its picture scaled up to fit (at most 480 px tall): the widest thing on the page. */
 @media (max-width: 900px) {
     .result { height: auto !important; }
-    .result .image-container, .result .image-frame, .result button { width: 100%; height: auto; }
+    .result .image-container, .result .image-frame, .result .image-container > button { width: 100%; height: auto; }
     .result img, .result video { width: 100%; height: auto; max-height: 480px; object-fit: contain; }
 }
 .call-to-action h2 { margin: 0.2em 0; border-left: 4px solid var(--color-accent); padding-left: 0.6em;
