@@ -16,12 +16,13 @@ import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import gradio as gr
 
 import checkpoints  # first of ours: on ZeroGPU it imports `spaces` before anything can touch CUDA
 from demos import media
-from demos.tabs import common, heads, mae, mae_vs_jepa, tubes
+from demos.tabs import common, heads, mae, mae_vs_jepa, mcp_results, theme, tubes
 
 TITLE = "Predict, Don't Reconstruct"
 # Off ZeroGPU the models' events run one at a time (two at once only thrash a 2-vCPU Space), and the queue turns
@@ -57,6 +58,8 @@ CONCEPTS = (
 
 # Embedded in an iframe 800 px wide or on a 390 px phone, nothing may push the page sideways: rows wrap,
 # columns may shrink below gradio's default minimum, pictures, plots and wide tables scale or scroll inside.
+# gradio copies each rule and prefixes it with its container's classes, but keeps only the prefixed copy of a
+# rule inside @media: there, selectors name no .gradio-container and list no alternatives inside :is().
 CSS = """
 .gradio-container { max-width: 100% !important; }
 .gradio-container .row { flex-wrap: wrap; }
@@ -66,15 +69,34 @@ CSS = """
 .gradio-container .prose table { display: block; max-width: 100%; overflow-x: auto; }
 .gradio-container .prose th, .gradio-container .prose td { word-break: normal; overflow-wrap: normal; }
 .gradio-container .prose pre, .gradio-container .prose code { white-space: pre-wrap; overflow-wrap: anywhere; }
-@media (max-width: 480px) { .gradio-container .prose th, .gradio-container .prose td { padding: 0.3em 0.45em; } }
-.call-to-action h3 { margin: 0.2em 0; border-left: 4px solid var(--color-accent); padding-left: 0.6em; }
+@media (max-width: 480px) { .prose th, .prose td { padding: 0.3em 0.45em; } }
+/* In a course page's 800-pixel column or on a phone, the result a concept is about (class "result") fills its
+   box's width, its picture scaled up to fit (at most 480 px tall): the widest thing on the page. */
+@media (max-width: 900px) {
+    .result { height: auto !important; }
+    .result .image-container, .result .image-frame, .result .image-container > button { width: 100%; height: auto; }
+    .result img, .result video { width: 100%; height: auto; max-height: 480px; object-fit: contain; }
+}
+.call-to-action h2 { margin: 0.2em 0; border-left: 4px solid var(--color-accent); padding-left: 0.6em;
+    font-size: var(--text-lg); }
+/* For screen readers only: a concept page's title (the course page around it shows its own). */
+.visually-hidden { position: absolute !important; width: 1px; height: 1px; overflow: hidden; clip-path: inset(50%);
+    white-space: nowrap; }
 /* The navbar would only link "Home" (concept pages are left out of it); gr.Navbar(visible=False) does not
    hide it in gradio 6.31 (gradio-app/gradio#12532). */
 .nav-holder { display: none !important; }
 """
-# gradio 6 takes page styling at launch(), not in gr.Blocks(). An upload over the limit is refused while it arrives
-# (gradio's multipart parser stops and deletes the part), so it never fills the disk.
-LAUNCH_OPTIONS = {"css": CSS, "max_file_size": media.MAX_UPLOAD_BYTES}
+HEAD_DIR = Path(__file__).parent / "demos" / "tabs" / "head"  # scripts every page runs
+LAUNCH_OPTIONS = {
+    "css": CSS + theme.CSS,  # gradio 6 takes page styling at launch(), not in gr.Blocks()
+    "theme": theme.THEME,
+    "head_paths": [HEAD_DIR / "embed_height.html",  # tells an iframe's host how tall the content is
+                   HEAD_DIR / "example_names.html"],  # names for gradio's nameless example buttons
+    "mcp_server": True,  # every documented endpoint is also an MCP tool, at /gradio_api/mcp (README: "Use from an assistant")
+    # An upload over the limit is refused while it arrives (gradio's multipart parser stops and deletes the part),
+    # so it never fills the disk.
+    "max_file_size": media.MAX_UPLOAD_BYTES,
+}
 
 
 def _banner() -> None:
@@ -84,6 +106,7 @@ def _banner() -> None:
 
 def build_app() -> gr.Blocks:
     """`/`: the header and the four tabs (they own the named endpoints); `/<concept.path>`: one concept."""
+    mcp_results.keep_outputs_apart()  # gradio 6.31's MCP server would merge a tool's outputs into one text
     # Every upload and result file gradio writes is deleted once no page can still ask for it: the disk a Space
     # uses stays bounded however long it serves.
     with gr.Blocks(title=TITLE, delete_cache=(media.FILES_SWEEP_S, media.FILES_KEPT_S)) as demo:
@@ -96,6 +119,7 @@ def build_app() -> gr.Blocks:
                     concept.build().show_on([demo.load] if index == 0 else [tab.select])
     for concept in CONCEPTS:
         with demo.route(concept.title, concept.path, show_in_navbar=False):
+            gr.Markdown(f"# {concept.title}: {TITLE}", elem_classes=["visually-hidden"])
             _banner()
             concept.build(endpoints=False).show_on([demo.load])
     if checkpoints.ON_ZERO_GPU:

@@ -63,11 +63,16 @@ def test_no_image_is_a_clear_error(client):
 
 
 def test_concept_pages_add_no_endpoints(client, running_app):
-    """The concept pages repeat the tabs; their events stay private, so the API keeps its eight names."""
+    """The concept pages repeat the tabs; their events stay private, so the API keeps its eight names. The two
+    prepares are served but undocumented (no MCP tools either: they only warm the page's cache)."""
+    import httpx
+
     import app
 
     named = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
     assert sorted(named) == sorted(["/mae_reconstruct", "/compare_pixels_embeddings", "/noise_sweep", "/tube_predict",
-                                    "/tube_preview",
-                                    "/tube_prepare", "/classify_action", "/prepare_clip", "/answer_question"])
+                                    "/tube_preview", "/classify_action", "/answer_question"])
+    served = httpx.get(f"{running_app.local_url}gradio_api/info", params={"all_endpoints": "true"}).json()
+    for prepare in ("/tube_prepare", "/prepare_clip"):
+        assert served["named_endpoints"][prepare]["api_visibility"] == "undocumented"
     assert [page for page, *_ in running_app.pages] == ["", *(concept.path for concept in app.CONCEPTS)]

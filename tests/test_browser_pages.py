@@ -5,46 +5,24 @@ page. Screenshots go to the artifacts folder (conftest.py `artifacts_dir`).
 """
 
 import pytest
+from concept_pages import CONCEPTS, OWN_ELEMENTS, RESULT_TIMEOUT_MS, console_errors, wait_for_example
 
 import app
 
 pytestmark = pytest.mark.browser
 
-# Per concept: the elements only its page has, and where its example's result appears (selector, text).
-OWN_ELEMENTS = {
-    "mae": ["#mae-image", "#mae-run"],
-    "mae-vs-jepa": ["#mvj-image", "#mvj-run"],
-    "tubes": ["#tubes-video", "#tubes-run"],
-    "heads": ["#heads-video", "#heads-run", "#heads-ask"],
-}
-READY_RESULT = {
-    "mae": ("#mae-summary", "147 of 196 patches hidden"),
-    "mae-vs-jepa": ("#mvj-summary", "patches at row"),
-    "tubes": ("#tubes-summary", "Tube:"),
-    "heads": ("#heads-timings", "encoder pass 1"),
-}
 READY_PICTURES = {  # results that are pictures or media, present without a click
     "mae": ["#mae-pasted img"],
     "mae-vs-jepa": ["#mvj-pca-predicted img", "#mvj-mae img"],
     "tubes": ["#tubes-shaded video", "#tubes-features img", "#tubes-preview img"],
     "heads": [],
 }
-RESULT_TIMEOUT_MS = 180_000  # the first visit computes the example (and loads its models) on a busy 2-core machine
 NO_SIDEWAYS_SCROLL = "() => document.scrollingElement.scrollWidth <= window.innerWidth"
-CONCEPTS = {concept.tab_id: concept for concept in app.CONCEPTS}
-
-
-def _console_errors(page) -> list[str]:
-    errors = []
-    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    return errors
 
 
 def _check_concept_page(frame, tab_id: str) -> None:
     """On `frame` (a page or an iframe's frame): only this concept's controls, and its example's result."""
-    selector, text = READY_RESULT[tab_id]
-    frame.locator(selector).get_by_text(text).first.wait_for(timeout=RESULT_TIMEOUT_MS)
+    wait_for_example(frame, tab_id)
     for picture in READY_PICTURES[tab_id]:  # attached, not visible: pictures below the fold load lazily
         frame.locator(picture).first.wait_for(state="attached", timeout=30_000)
         assert "/file=" in frame.locator(picture).first.get_attribute("src")
@@ -67,7 +45,7 @@ def _call_to_action(tab_id: str) -> str:
 def test_concept_page_on_a_phone(browser, running_app, artifacts_dir, tab_id, theme):
     concept = CONCEPTS[tab_id]
     page = browser.new_page(viewport={"width": 390, "height": 844}, device_scale_factor=1)
-    errors = _console_errors(page)
+    errors = console_errors(page)
     try:
         page.goto(f"{running_app.local_url}{concept.path}?__theme={theme}")
         _check_concept_page(page, tab_id)
@@ -85,7 +63,7 @@ def test_concept_page_in_an_800px_iframe(browser, running_app, artifacts_dir, ta
     """As a course page embeds it (the README's snippet): the concept URL in an iframe on another page."""
     concept = CONCEPTS[tab_id]
     page = browser.new_page(viewport={"width": 840, "height": 1000}, device_scale_factor=1)
-    errors = _console_errors(page)
+    errors = console_errors(page)
     try:
         src = f"{running_app.local_url}{concept.path}"
         page.set_content(f'<h1>Course page</h1><iframe src="{src}" width="800" height="1600" '

@@ -208,6 +208,19 @@ def device_numbers() -> dict:
                         "why": run.why, "fallback": run.fallback} for run in checkpoints.runs()]}
 
 
+def api_doc(**limits):
+    """Fill the placeholders of a handler's docstring (`{max_ratio}`) with the limits the code enforces.
+
+    The docstring is the endpoint's description on the API page and its MCP tool's description for an
+    assistant, so the ranges it states come from the same constants as the checks. Put it closest to the
+    `def`: wrappers copy the docstring when they wrap.
+    """
+    def fill(fn):
+        fn.__doc__ = inspect.cleandoc(fn.__doc__).format(**limits)
+        return fn
+    return fill
+
+
 def _explained_upload_error(error: Exception, payload, check, fallback: str) -> gr.Error:
     """Let `check` (a `demos.media` reader) say what is wrong with an upload that gradio could not take."""
     if isinstance(error, gr.Error):
@@ -303,9 +316,28 @@ def save_png(array: np.ndarray, cache_dir: str) -> str:
     return str(path)
 
 
+# The class of the result a concept is about: in a course page's 800-pixel column or on a phone its picture fills
+# its box's width (app.py's CSS); the layout gives that box the most room on the page.
+RESULT = "result"
+
+
 def output_image(label: str, **kwargs) -> OutputImage:
     """Output images go out as PNG: learners and scripts compare pixels, WebP would blur them."""
     return OutputImage(label=label, format="png", type="numpy", interactive=False, **kwargs)
+
+
+def describe_pictures(numbers: gr.JSON, pictures: list[gr.Image], describe: Callable[[dict], list[str]]) -> None:
+    """Give each output picture a text alternative that says what it shows, whenever a new result's numbers arrive.
+
+    `describe(numbers)` returns one sentence per picture ("The image with 147 of 196 patches hidden, in grey.").
+    gradio shows an output picture as a button around the <img>: its alt text is also the button's name. A private,
+    unqueued event: the pictures are described as soon as they arrive, on every page that shows them.
+    """
+    def alt_texts(values: dict | None):
+        updates = [gr.update(alt_text=text) for text in describe(values)] if values else [gr.skip()] * len(pictures)
+        return updates if len(pictures) > 1 else updates[0]  # gradio takes one output's value bare
+
+    numbers.change(alt_texts, numbers, pictures, api_name=False, queue=False, show_progress="hidden")
 
 
 def ensure_loaded(names: list[str], progress: gr.Progress | None) -> None:
@@ -351,9 +383,12 @@ def prepare_on(triggers: list, fn, inputs: list, output, api_name: str) -> None:
     One per session: `always_last` keeps only the newest trigger waiting, and the newest cancels the running
     one (gradio lets its thread finish its step; `checkpoints` runs one GPU function at a time, and
     `LatestPerSession` makes it keep nothing). Quiet on the page: no progress, its numbers in a hidden output.
+
+    Undocumented: it only warms the cache for the page's next click, so it is no assistant's tool, and gradio
+    serves every documented endpoint as an MCP tool. Scripts still call it by name, every argument in order.
     """
     event = gr.on(triggers, fn, inputs, [output], api_name=api_name, concurrency_id=MODEL_CONCURRENCY_ID,
-                  trigger_mode="always_last", show_progress="hidden")
+                  trigger_mode="always_last", show_progress="hidden", api_visibility="undocumented")
     gr.on(triggers, None, cancels=[event], api_visibility="private")
 
 
@@ -367,8 +402,8 @@ def endpoint(name: str, public: bool) -> str | bool:
 
 
 def call_to_action(text: str) -> gr.Markdown:
-    """The line a tab (and its concept page) leads with: what to do first."""
-    return gr.Markdown(f"### {text}", elem_classes=["call-to-action"])
+    """The line a tab (and its concept page) leads with: what to do first. The heading below the page's title."""
+    return gr.Markdown(f"## {text}", elem_classes=["call-to-action"])
 
 
 READY_FOLDER = Path(tempfile.gettempdir()) / "pdr-ready"  # files of the opening examples' results, kept for the process

@@ -157,6 +157,13 @@ def sharing_markdown() -> str:
     return (f"**Encoders in memory: {count}** for {len(heads)} heads and the other V-JEPA tabs.\n" + "\n".join(lines))
 
 
+LABELS_MIN_WIDTH = 320  # px: each probe's labels, readable; in an 800-pixel column the two no longer fit side by side
+
+# The ranges the endpoints' descriptions state (API page, MCP tools), from the checks' own constants.
+REQUEST_LIMITS = dict(max_start=probes.MAX_START_S, top_k=probes.TOP_K, max_chars=vqa.MAX_QUESTION_CHARS,
+                      max_tokens=vqa.MAX_NEW_TOKENS)
+
+
 def build_tab(endpoints: bool = True) -> common.ReadyExample:
     """The 6.5 tab: video, probes, VQA panel; endpoints /classify_action and /answer_question (named when
     `endpoints`). Returns the example it opens with, for the page to show on load.
@@ -166,18 +173,29 @@ def build_tab(endpoints: bool = True) -> common.ReadyExample:
         common.ensure_loaded(["vjepa2-vitl", *probes.PROBE_NAMES], progress)
 
     @common.action("classify_action")
+    @common.api_doc(**REQUEST_LIMITS)
     def classify_action(video, start_s: float, sampling: str = probes.SAMPLING_AUTO,
                         progress=gr.Progress()):
-        """Top-5 actions from both attentive probes on one frozen V-JEPA 2 encoder.
+        """One frozen encoder, many tasks: two attentive probes on the same frozen V-JEPA 2 encoder name the action.
 
-        `start_s`: where the clip starts (seconds). `sampling`: "auto" (the device's default: "per_probe" on a
-        GPU, "shared" on a CPU), "shared" (one clip, one encoder pass: 16 frames step 4 on a GPU, 8 frames
-        step 8 on a CPU), "per_probe" (SSv2 16 frames step 4, Diving48 32 frames step 2, one segment) or
-        "paper" (segments x 3 views, as evaluated).
-        Returns the SSv2 labels, the Diving48 labels (readable label -> probability, top 5), a timing table
-        (markdown), the encoder-sharing report (markdown) and the numbers (sampling used and why; encoder
-        passes with their seconds, frames, blocks and timestamps; per head its seconds, blocks, pooler tokens
-        and top 5 with each raw hub label; notes).
+        Something-Something v2 (174 hand-object actions, e.g. "Putting something on a surface") and Diving48 (48
+        dives: take-off, somersaults, twists, position) each read the encoder's features of the clip through a small
+        attentive pooler and a linear layer. Each gives its top {top_k} labels with probabilities: a guess among its
+        own classes, never a description of everything in the clip. Frame sampling: "shared" reads one clip with one
+        encoder pass for both probes, "per_probe" each probe's own evaluation clip, "paper" segments x 3 views as the
+        published accuracies were measured (minutes on a CPU).
+
+        Args:
+            video: the clip, as an http(s) URL (MP4, WebM, MOV or MKV; up to an hour).
+            start_s: where the sampled clip starts, in seconds from the beginning, 0 to {max_start}.
+            sampling: "auto" (the default: "per_probe" on a GPU, "shared" on a CPU), "shared", "per_probe" or "paper" (see below).
+
+        Returns:
+            Something-Something v2: readable label -> probability, top {top_k}
+            Diving48: readable label -> probability, top {top_k}
+            a markdown table of the encoder passes and heads that ran, with their times
+            a markdown report of the load-time check that both probes share the base encoder's weights
+            the numbers: sampling used and why, encoder passes and heads with their seconds, each head's top {top_k} as hub labels
         """
         video, start_s, sampling = probes.validate_request(video, start_s, sampling)
         load_models(progress)
@@ -188,15 +206,27 @@ def build_tab(endpoints: bool = True) -> common.ReadyExample:
                 sharing_markdown(), {**result.timings(), **common.device_numbers()})
 
     @common.action("answer_question")
+    @common.api_doc(**REQUEST_LIMITS)
     def answer_question(video, start_s: float, question: str, sampling: str = probes.SAMPLING_AUTO,
                         progress=gr.Progress()):
-        """Answer a question about the clip (streams, one update per generated token). `sampling`: the probes'
-        frame sampling in grounded mode, as for /classify_action (so a clip prepared or classified with it runs
-        no encoder pass and no head again). Returns the growing answer, the mode (markdown: which mode answered
-        and what it can know), the prompt shown (exactly what the LLM was told) and the numbers (mode; grounded:
-        sampling, encoder passes and heads run and reused from the cache; projected: whether the clip's encoder
-        tokens were cached; seconds to the inputs, to the first generated token and to the first visible text;
-        tokens generated so far; the token and time limits)."""
+        """Ask a small language model (Qwen2.5-0.5B-Instruct) a question about a clip, on the same frozen V-JEPA 2 encoder.
+
+        In probe-grounded mode (the default) the language model never sees the video: it reads only the two probes'
+        top labels and probabilities as text, so it can name actions they know and nothing else (not colours, counts
+        or objects). The answer streams; at most {max_tokens} new tokens.
+
+        Args:
+            video: the clip, as an http(s) URL (MP4, WebM, MOV or MKV; up to an hour).
+            start_s: where the sampled clip starts, in seconds from the beginning, 0 to {max_start}.
+            question: the question, 1 to {max_chars} characters.
+            sampling: the probes' frame sampling in grounded mode, as for classify_action: "auto", "shared", "per_probe" or "paper".
+
+        Returns:
+            the answer (text)
+            the mode that answered and what it can know (markdown)
+            exactly what the language model was told
+            the numbers: mode, passes and heads run or reused, seconds to the first token, tokens generated, limits
+        """
         question = vqa.validate_question(question)  # a bad question fails before any model loads
         video, start_s, sampling = probes.validate_request(video, start_s, sampling)
         load_models(progress)
@@ -221,9 +251,11 @@ def build_tab(endpoints: bool = True) -> common.ReadyExample:
         with gr.Column(scale=2):
             gr.Markdown(INTRO)
             with gr.Row():
+                # Side by side where there is room for both; one above the other in an 800-pixel column.
                 ssv2 = gr.Label(num_top_classes=probes.TOP_K, label="Something-Something v2 (174 actions)",
-                                elem_id="heads-ssv2")
-                diving = gr.Label(num_top_classes=probes.TOP_K, label="Diving48 (48 dives)", elem_id="heads-diving48")
+                                elem_id="heads-ssv2", elem_classes=[common.RESULT], min_width=LABELS_MIN_WIDTH)
+                diving = gr.Label(num_top_classes=probes.TOP_K, label="Diving48 (48 dives)", elem_id="heads-diving48",
+                                  elem_classes=[common.RESULT], min_width=LABELS_MIN_WIDTH)
             timings = gr.Markdown(elem_id="heads-timings")
             sharing = gr.Markdown(sharing_markdown(), elem_id="heads-sharing")
             numbers = gr.JSON(label="Numbers", visible=False)

@@ -40,6 +40,21 @@ def constant_output_markdown(result: mae.Reconstruction) -> str:
 
 
 
+def picture_descriptions(numbers: dict) -> list[str]:
+    """What each output picture shows, in words (their alt texts), in the order of the outputs."""
+    hidden, total, (rows, cols), patch = numbers["num_hidden"], numbers["num_patches"], numbers["grid"], numbers["patch_size"]
+    visible = total - hidden
+    error = ("No patch is hidden, so there is no error to show." if numbers["hidden_mse"] is None else
+             f"The squared error on each of the {hidden} hidden patches, from dark (none) to bright ({mae.ERROR_MAP_MAX} "
+             f"or more); the mean is {numbers['hidden_mse']:.4f}.")
+    return [f"The image as the model sees it: a square cut into {rows}×{cols} patches of {patch} pixels.",
+            f"The image with {hidden} of {total} patches hidden, in grey.",
+            f"MAE's raw reconstruction: its guess for every one of the {total} patches, the visible ones included.",
+            f"The reconstruction: the {visible} visible patches of the image, and MAE's guesses painted into the "
+            f"{hidden} hidden ones.",
+            error]
+
+
 EXPLANATION = """
 ### What you are looking at
 MAE cuts the image into patches, **hides most of them**, and trains a ViT to paint the hidden pixels
@@ -75,14 +90,34 @@ def build_tab(endpoints: bool = True) -> common.ReadyExample:
     """
 
     @common.action("mae_reconstruct")
+    @common.api_doc(max_ratio=masks.MAX_MASK_RATIO, max_seed=masks.MAX_SEED, error_max=mae.ERROR_MAP_MAX,
+                    checkpoints=", ".join(f'"{name}"' for name in checkpoints.MAE_CHECKPOINTS))
     def mae_reconstruct(image_path, mask_ratio: float, mask_seed: int, checkpoint: str,
                         progress=gr.Progress()):
-        """Hide `mask_ratio` of the image's patches (chosen by `mask_seed`) and reconstruct them with ViT-MAE.
+        """Masked autoencoder (ViT-MAE): hide most of an image's patches and see the model paint their pixels back.
 
-        Returns the image as the model sees it, the masked input, the raw reconstruction, the
-        reconstruction with the visible patches pasted back, the per-patch error heat map, a summary,
-        and the numbers (hidden_mse, model_loss, best_constant_mse, image_mean_colour_mse, num_hidden, grid,
-        patch_size, hidden_patch_ids).
+        The image is centre-cropped to a square and resized to the model's input (224 px, cut into 16-pixel
+        patches, a 14x14 grid; vit-mae-huge: 14-pixel patches, 16x16). The encoder sees only the visible patches;
+        the decoder reconstructs every pixel of the hidden ones. Reconstructions blur where detail cannot be
+        known from the context: that is the cost of a pixel target. Beside MAE's error, what a constant output
+        (one colour in every hidden patch) would score: a collapsed model cannot rebuild different patches.
+
+        Args:
+            image_path: the image, as an http(s) URL (PNG, JPEG or WebP, any size).
+            mask_ratio: share of the patches hidden, 0 to {max_ratio} (MAE trains at 0.75: 147 of 196 patches hidden).
+            mask_seed: whole number, 0 to {max_seed}; the same seed and ratio hide the same patches.
+            checkpoint: which ViT-MAE: {checkpoints} (larger ones reconstruct better).
+
+        Returns:
+            the image as the model sees it (PNG, 224x224 pixels)
+            the masked input, hidden patches grey (PNG)
+            the raw reconstruction of every patch (PNG)
+            the reconstruction with the visible patches pasted back, as the MAE paper shows it (PNG)
+            the squared error on each hidden patch, bright = {error_max} or more (PNG)
+            a markdown summary
+            the numbers: hidden_mse (pixel MSE on the hidden patches, 0-1), model_loss, best_constant_mse and
+            image_mean_colour_mse (what one colour in every hidden patch would score), num_hidden, grid,
+            hidden_patch_ids, ...
         """
         image = media.load_image(image_path)
         ratio, seed = masks.validate_ratio(mask_ratio), masks.validate_seed(mask_seed)
@@ -99,7 +134,7 @@ def build_tab(endpoints: bool = True) -> common.ReadyExample:
             image = common.image_input("Image", value=EXAMPLE_IMAGE, height=320, elem_id="mae-image")
             gr.Examples(examples=examples.images(), inputs=image, cache_examples=False)
             ratio = gr.Slider(0.0, masks.MAX_MASK_RATIO, value=EXAMPLE_RATIO, step=0.05, label="Mask ratio",
-                              info="Share of patches hidden from the encoder (MAE trains at 0.75).")
+                              info="Share of patches hidden from the encoder (MAE trains at 0.75).", elem_id="mae-ratio")
             with gr.Row():
                 seed = gr.Number(value=EXAMPLE_SEED, precision=0, minimum=0, maximum=masks.MAX_SEED,
                                  label="Mask seed", info="Same seed and ratio, same hidden patches.")
@@ -113,7 +148,8 @@ def build_tab(endpoints: bool = True) -> common.ReadyExample:
             with gr.Row():
                 view_out = common.output_image("What the model sees")
                 masked_out = common.output_image("Masked input (grey = hidden)")
-                pasted_out = common.output_image("Reconstruction + visible patches", elem_id="mae-pasted")
+                pasted_out = common.output_image("Reconstruction + visible patches", elem_id="mae-pasted",
+                                                 elem_classes=[common.RESULT])
             with gr.Row():
                 raw_out = common.output_image("Raw reconstruction (every patch)")
                 error_out = common.output_image(f"Error on hidden patches (bright = {mae.ERROR_MAP_MAX} or more)")
@@ -122,6 +158,7 @@ def build_tab(endpoints: bool = True) -> common.ReadyExample:
     gr.Markdown(EXPLANATION)
 
     outputs = [view_out, masked_out, raw_out, pasted_out, error_out, summary, numbers]
+    common.describe_pictures(numbers, outputs[:5], picture_descriptions)
     run.click(mae_reconstruct, [image, ratio, seed, checkpoint], outputs, concurrency_id=common.MODEL_CONCURRENCY_ID,
               api_name=common.endpoint("mae_reconstruct", endpoints))
     # A new mask only means something once there is an image; with one, show it straight away.

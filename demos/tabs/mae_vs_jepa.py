@@ -73,6 +73,35 @@ NOISE_NOBODY_PREDICTS = {
 }
 NOISE_HINT = "Pick film grain or JPEG compression above to compare the two targets over noise levels."
 
+def picture_descriptions(numbers: dict) -> list[str]:
+    """What each output picture shows, in words (their alt texts), in the order of `mae_vs_jepa.IMAGE_ORDER`."""
+    b, (rows, cols), base = numbers["block"], numbers["grid"], numbers["baselines"]
+    block = f"{b['height']}×{b['width']} block"
+    mae_error = "" if numbers["mae_pixel_mse"] is None else f" (pixel error {numbers['mae_pixel_mse']:.4f})"
+    return [f"The image as both models see it, cut into {rows}×{cols} patches; the hidden {block}, outlined in yellow, "
+            f"starts at row {b['top']}, column {b['left']}.",
+            f"MAE's pixels painted into the hidden {block}{mae_error}.",
+            "A close-up of the block: the real pixels on the left, MAE's on the right.",
+            "The image's actual embeddings as colours, one per patch: similar colours, similar embeddings.",
+            f"The same colours with V-JEPA 2's predicted embeddings pasted into the {block}: mean cosine "
+            f"{numbers['mean_cosine']:+.2f} with the actual ones, against {base['context_mean']:+.2f} and "
+            f"{base['nearest_context_patch']:+.2f} for the two baselines.",
+            f"The cosine of each predicted embedding with the actual one over the {block}, red 1, white 0, blue -1; "
+            f"the mean is {numbers['mean_cosine']:+.2f}.",
+            f"For each predicted embedding, the patch whose actual embedding is nearest, lit up: "
+            f"{numbers['neighbour_is_own_patch']:.0%} find their own patch, {numbers['neighbour_in_block']:.0%} land "
+            f"inside the block."]
+
+
+def sweep_description(numbers: dict) -> list[str]:
+    """What the noise-levels plot shows, in words (its alt text)."""
+    labels = [level["label"] for level in numbers["levels"]]
+    return [f"A plot over {len(labels)} noise levels, from {labels[0]} to {labels[-1]}: MAE's pixel error in the block "
+            f"goes from {numbers['mae_pixel_mse'][0]:.4f} to {numbers['mae_pixel_mse'][-1]:.4f}, of which the added noise "
+            f"is {numbers['noise_mse'][-1]:.4f}; the JEPA target's cosine with the clean one ends at "
+            f"{numbers['target_cosine'][-1]:.3f}, the predictor's cosine at {numbers['predictor_cosine'][-1]:+.3f}."]
+
+
 CALL_TO_ACTION = "Drag the target block"
 EXAMPLE_IMAGE = str(examples.IMAGES_DIR / "chelsea.jpg")  # the image the tab opens with, its result in place
 
@@ -143,17 +172,40 @@ def build_tab(endpoints: bool = True) -> common.ReadyExample:
     """
 
     @common.action("compare_pixels_embeddings", numbers=-2)
+    @common.api_doc(grid=mae_vs_jepa.PUBLISHED_GRID, last=mae_vs_jepa.PUBLISHED_GRID - 1, frames=mae_vs_jepa.NUM_FRAMES,
+                    max_grain=MAX_GRAIN_LEVEL, min_quality=MIN_JPEG_QUALITY, max_quality=MAX_JPEG_QUALITY)
     def compare_pixels_embeddings(image_path, top: float, left: float, height: float, width: float,
                                   noise: str = NONE, grain_level: float = DEFAULT_GRAIN_LEVEL,
                                   jpeg_quality: float = DEFAULT_JPEG_QUALITY, progress=gr.Progress()):
-        """Hide the block (top row, left column, height, width, in patches of V-JEPA 2's 16x16 grid) from
-        MAE and from V-JEPA 2; MAE paints its pixels, V-JEPA 2 predicts its embeddings from the context.
-        Both see the picture with `noise` ("none", "grain" at `grain_level`, "jpeg" at `jpeg_quality`).
+        """Pixels vs embeddings: hide one block of an image; MAE paints its pixels, V-JEPA 2 predicts its embeddings.
 
-        Returns 7 PNG images (model view with the block, MAE pasted, MAE close-up real|MAE, PCA of the
-        actual embeddings, PCA with the predicted ones pasted, per-patch cosine map, nearest
-        neighbours), a markdown summary and the numbers (cosine_per_patch, mean_cosine, baselines,
-        mae_pixel_mse, noise, block_noise_mse, block_patch_ids, target_token_ids, nearest_neighbour_ids, ...).
+        Both models see the same 256x256 centre square, cut into a {grid}x{grid} grid of 16-pixel patches, with
+        film grain or JPEG compression added if asked. MAE (vit-mae-base) reconstructs the block's pixels. V-JEPA 2
+        (vjepa2-vitl, the image as a static clip of {frames} frames) encodes the visible patches alone and its
+        predictor guesses the block's embeddings; they are scored by cosine against the full image's embeddings,
+        beside two baselines that need no learning.
+
+        Args:
+            image_path: the image, as an http(s) URL (PNG, JPEG or WebP, any size).
+            top: the block's top row, in patches from the top, 0 to {last}.
+            left: the block's left column, in patches from the left, 0 to {last}.
+            height: the block's height in patches, 1 to {grid} (the block must fit the grid and leave some context).
+            width: the block's width in patches, 1 to {grid}.
+            noise: "none" (the default), "grain" (film grain) or "jpeg" (JPEG compression), added to the picture both see.
+            grain_level: the film grain's standard deviation in 8-bit levels, 1 to {max_grain} (with "grain").
+            jpeg_quality: the JPEG quality, {min_quality} (coarsest) to {max_quality} (with "jpeg").
+
+        Returns:
+            the model view with the hidden block outlined (PNG)
+            MAE's pixels pasted into the block (PNG)
+            a close-up of the block, real | MAE (PNG)
+            the actual embeddings as colours (PNG; each patch's embedding projected on its 3 main directions)
+            the same, with V-JEPA 2's predicted embeddings pasted into the block (PNG)
+            the cosine of each predicted embedding with the actual one, red 1, white 0, blue -1 (PNG)
+            for each predicted embedding, the patch whose actual embedding is nearest (PNG)
+            a markdown summary
+            the numbers: mean_cosine, baselines, cosine_per_patch, mae_pixel_mse, noise, block_noise_mse,
+            block_patch_ids, target_token_ids, ...
         """
         image = media.load_image(image_path)
         added = Noise.of(noise, grain_level, jpeg_quality)
@@ -164,14 +216,32 @@ def build_tab(endpoints: bool = True) -> common.ReadyExample:
                 {**result.stats(), **common.device_numbers()}, result.grid)
 
     @common.action("noise_sweep")
+    @common.api_doc(grid=mae_vs_jepa.PUBLISHED_GRID, last=mae_vs_jepa.PUBLISHED_GRID - 1, max_grain=MAX_GRAIN_LEVEL,
+                    min_quality=MIN_JPEG_QUALITY, max_quality=MAX_JPEG_QUALITY, max_levels=noise_sweep.MAX_LEVELS)
     def noise_sweep_levels(image_path, top: float, left: float, height: float, width: float, noise: str,
                            grain_level: float, jpeg_quality: float, levels: float, progress=gr.Progress()):
-        """The same block at `levels` levels of `noise` ("grain" up to `grain_level`, or "jpeg" down to
-        `jpeg_quality`), the clean picture first: MAE's pixel error and the added noise in it, the cosine of
-        V-JEPA 2's noisy and clean targets and the predictor's cosine with its target.
+        """Noise nobody can predict: the same hidden block at a few levels of film grain or JPEG compression.
 
-        Returns a PNG plot, a markdown summary and the numbers (one list entry per level: levels,
-        mae_pixel_mse, noise_mse, target_cosine, predictor_cosine, target_cache_hit; seconds).
+        From the clean picture to the level given: MAE's pixel error in the block against its (noisy) target and how
+        much of it is the added noise itself, beside how far V-JEPA 2's target embeddings move (cosine of the noisy
+        and the clean ones) and the predictor's cosine with its target. The chapter's claim made measurable: a pixel
+        target must chase the noise, an embedding target can leave it out.
+
+        Args:
+            image_path: the image, as an http(s) URL (PNG, JPEG or WebP, any size).
+            top: the block's top row, in patches of the {grid}x{grid} grid, 0 to {last}.
+            left: the block's left column, 0 to {last}.
+            height: the block's height in patches, 1 to {grid}.
+            width: the block's width in patches, 1 to {grid}.
+            noise: "grain" (film grain) or "jpeg" (JPEG compression).
+            grain_level: the strongest film grain, its standard deviation in 8-bit levels, 1 to {max_grain}.
+            jpeg_quality: the coarsest JPEG quality, {min_quality} to {max_quality}.
+            levels: how many levels, the clean picture included, 2 to {max_levels}.
+
+        Returns:
+            a plot of the four measures over the levels (PNG)
+            a markdown summary
+            the numbers: per level its label, mae_pixel_mse, noise_mse, target_cosine, predictor_cosine and cache hits
         """
         image = media.load_image(image_path)
         added = Noise.of(noise, grain_level, jpeg_quality)
@@ -223,9 +293,10 @@ def build_tab(endpoints: bool = True) -> common.ReadyExample:
             gr.Markdown(MAE_TEXT)
         with gr.Column(scale=2, min_width=400):
             with gr.Row():
-                pca_actual = common.output_image("(a) Actual embeddings (PCA colours)", height=280)
+                pca_actual = common.output_image("(a) Actual embeddings (PCA colours)", elem_id="mvj-pca-actual",
+                                                 height=280, elem_classes=[common.RESULT])
                 pca_predicted = common.output_image("(a) Predicted pasted into the block",
-                                                elem_id="mvj-pca-predicted", height=280)
+                                                elem_id="mvj-pca-predicted", height=280, elem_classes=[common.RESULT])
             gr.Markdown(PCA_TEXT)
             with gr.Row():
                 cosine_out = common.output_image("(b) Cosine: predicted vs actual", height=280)
@@ -248,6 +319,8 @@ def build_tab(endpoints: bool = True) -> common.ReadyExample:
 
     outputs = [view_out, mae_out, closeup_out, pca_actual, pca_predicted, cosine_out, neighbours_out,
                summary, numbers, grid]
+    common.describe_pictures(numbers, outputs[:len(mae_vs_jepa.IMAGE_ORDER)], picture_descriptions)
+    common.describe_pictures(sweep_numbers, [sweep_plot], sweep_description)
     block_inputs = [image, top, left, height, width, noise_kind, grain_level, jpeg_quality]
     sweep_inputs = [*block_inputs, sweep_levels]
     sweep_outputs = [sweep_plot, sweep_summary, sweep_numbers]
@@ -316,10 +389,15 @@ def build_tab(endpoints: bool = True) -> common.ReadyExample:
 
     @common.gradio_errors
     def resize_block(grid, top, left, height, width):
-        """A new size keeps the block inside the grid by moving it, instead of failing."""
+        """A new size keeps the block inside the grid by moving it, instead of failing.
+
+        A block that fits is left alone: leaving the size's number box with the keyboard fires this too, and
+        its answer must not undo the position the learner sets next."""
         if grid is None:
             return [gr.skip()] * 2
         block = masks.fit_block(grid, top, left, height, width)
+        if (block.top, block.left) == (top, left):
+            return [gr.skip()] * 2
         return block.top, block.left
 
     controls = [top, left, height, width]

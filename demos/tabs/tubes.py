@@ -49,6 +49,16 @@ def summary_markdown(result: tubes.TubeResult) -> str:
     return "\n".join(lines)
 
 
+def features_description(numbers: dict) -> list[str]:
+    """What the features picture shows, in words (its alt text)."""
+    tubelets, mean = len(numbers["tubelets"]), numbers["mean_cosine"][tubes.SERIES_PREDICTED]
+    return [f"For each of the {tubelets} tubelets the tube hides: its pixels, then its actual and its predicted "
+            f"features as colours (the more alike the colours, the better the guess; mean cosine {mean:.2f})."]
+
+
+PREVIEW_DESCRIPTION = ("The first frame the tube hides, as the model sees it, with the patch grid and the tube in "
+                       "yellow; the text below says which frame. The Top row and Left column controls move the tube.")
+
 CALL_TO_ACTION = "Play the clip: the shaded tube is hidden"
 EXAMPLE_VIDEO = str(examples.VIDEOS_DIR / "ball_behind_wall.mp4")  # the clip the tab opens with, its result in place
 EXAMPLE_TUBE = (9, 10, 4, 4)  # top, left, height, width in patches: where the ball comes out from behind the wall
@@ -88,6 +98,11 @@ def frames_info(frames: int) -> str:
             "under a second.")
 
 
+# The ranges the endpoints' descriptions state (API page, MCP tools), from the checks' own constants.
+TUBE_LIMITS = dict(grid=tubes.GRID_SLIDER_MAX, last=tubes.GRID_SLIDER_MAX - 1, max_frames=media.MAX_FRAMES,
+                   max_step=media.MAX_FRAME_STEP, max_fps=media.MAX_SAMPLE_FPS)
+
+
 def build_tab(endpoints: bool = True) -> common.ReadyExample:
     """The 6.4 tab: video and tube controls, outputs, explanation; endpoints /tube_predict and /tube_preview
     (named when `endpoints`). Returns the example it opens with, for the page to show on load.
@@ -106,15 +121,38 @@ def build_tab(endpoints: bool = True) -> common.ReadyExample:
         return clip, patch, tubelet
 
     @common.action("tube_predict")
+    @common.api_doc(**TUBE_LIMITS)
     def tube_predict(video, start_s: float, num_frames: int, frame_step: int, sample_fps: float, top: int,
                      left: int, height: int, width: int, first_tubelet: int, last_tubelet: int,
                      progress=gr.Progress()):
-        """Hide a tube (patches top/left/height/width, tubelets first..last inclusive) and predict its features.
+        """Tube masking (V-JEPA 2 on video): hide a region of a clip through time and predict its features.
 
-        Samples `num_frames` frames from `start_s` seconds, every `frame_step`-th frame (or at
-        `sample_fps` frames per second when it is above 0). Returns the clip with the tube shaded (mp4),
-        the cosine-over-time table, the surprise (L1 error) table, the actual-vs-predicted feature image,
-        a summary and the numbers (cosine and l1 per series and tubelet, tube, grid, notes, ...).
+        The clip is sampled and centre-cropped to 256x256, cut into tubelets: 16-pixel patches over 2 frames (a
+        {grid}x{grid} grid per tubelet). The context encoder sees only the tokens outside the tube; the predictor
+        guesses the tube's features, which are compared by cosine with the full clip's features, per tubelet,
+        beside two baselines. The error over time is a surprise signal: it spikes where the scene did not do what
+        the model expected. Call tube_preview first to see a frame, the patch grid and where the tube lies.
+
+        Args:
+            video: the clip, as an http(s) URL (MP4, WebM, MOV or MKV; up to an hour).
+            start_s: where sampling starts, in seconds from the beginning (0 or more).
+            num_frames: frames to sample, 2 to {max_frames}, rounded up to whole tubelets of 2 (8 on a CPU, 16 on a GPU by default).
+            frame_step: take every n-th frame, 1 to {max_step} (4 by default); ignored when sample_fps is above 0.
+            sample_fps: sample at this many frames per second, 0 to {max_fps}; 0 uses frame_step.
+            top: the tube's top row, in patches, 0 to {last} (moved inside the grid if it reaches past an edge).
+            left: the tube's left column, in patches, 0 to {last}.
+            height: the tube's height in patches, 1 to {grid}.
+            width: the tube's width in patches, 1 to {grid}.
+            first_tubelet: first hidden tubelet (tubelet t = frames 2t and 2t+1), 0 or more.
+            last_tubelet: last hidden tubelet, included; first 0 and last num_frames/2 - 1 hide the region in every frame.
+
+        Returns:
+            the clip with the tube shaded, and beside each frame the tube's actual and predicted features and their cosine (MP4)
+            cosine with the actual features per tubelet, for the predictor and the baselines (table: tubelet, cosine, series)
+            the predictor's L1 error per tubelet, the surprise curve (table: tubelet, L1 error, series)
+            the hidden pixels, actual and predicted features of each hidden tubelet as colours (PNG)
+            a markdown summary
+            the numbers: tube, tubelets, frames, cosine and l1 per series and tubelet, mean_cosine, grid, notes, seconds, ...
         """
         clip, patch, tubelet = clip_for(video, start_s, num_frames, frame_step, sample_fps, progress)
         result = tubes.predict_tube(clip, top, left, height, width, first_tubelet, last_tubelet,
@@ -128,10 +166,32 @@ def build_tab(endpoints: bool = True) -> common.ReadyExample:
                 summary_markdown(result) + common.device_note(), {**result.numbers(), **common.device_numbers()})
 
     @common.gradio_errors
+    @common.api_doc(**TUBE_LIMITS)
     def tube_preview(video, start_s: float, num_frames: int, frame_step: int, sample_fps: float, top: int,
                      left: int, height: int, width: int, first_tubelet: int, last_tubelet: int,
                      progress=gr.Progress()):
-        """The first frame the tube hides, as the model sees it, with the patch grid and the tube; and notes."""
+        """See where a tube lies before predicting it: the first frame it hides, with the patch grid and the tube.
+
+        Runs no model, only decodes the sampled frames: a quick way to choose top, left, height and width for
+        tube_predict, which takes the same arguments.
+
+        Args:
+            video: the clip, as an http(s) URL (MP4, WebM, MOV or MKV; up to an hour).
+            start_s: where sampling starts, in seconds from the beginning (0 or more).
+            num_frames: frames to sample, 2 to {max_frames}, rounded up to whole tubelets of 2.
+            frame_step: take every n-th frame, 1 to {max_step}; ignored when sample_fps is above 0.
+            sample_fps: sample at this many frames per second, 0 to {max_fps}; 0 uses frame_step.
+            top: the tube's top row, in patches, 0 to {last}.
+            left: the tube's left column, in patches, 0 to {last}.
+            height: the tube's height in patches, 1 to {grid}.
+            width: the tube's width in patches, 1 to {grid}.
+            first_tubelet: first hidden tubelet (tubelet t = frames 2t and 2t+1), 0 or more.
+            last_tubelet: last hidden tubelet, included.
+
+        Returns:
+            the first hidden frame as the model sees it, with the patch grid and the tube in yellow (PNG)
+            a markdown note: frames, frame rate, time span, grid and tubelets, and any adjustment made to the request
+        """
         if video is None:
             return None, ""
         clip, patch, tubelet = clip_for(video, start_s, num_frames, frame_step, sample_fps, progress)
@@ -191,6 +251,10 @@ def build_tab(endpoints: bool = True) -> common.ReadyExample:
                     sample_fps = gr.Number(value=0, minimum=0, maximum=media.MAX_SAMPLE_FPS, label="Or fps",
                                            info="Above 0: sample at this rate instead of the frame step.")
             with gr.Accordion("The tube (in patches and tubelets)", open=True):
+                # A control, not a result: no download or share buttons (three fewer stops for the keyboard).
+                preview = common.output_image("Click to place the tube", height=300, elem_id="tubes-preview",
+                                              alt_text=PREVIEW_DESCRIPTION, buttons=["fullscreen"])
+                preview_text = gr.Markdown(elem_id="tubes-preview-text")
                 with gr.Row():
                     top = gr.Slider(0, tubes.GRID_SLIDER_MAX - 1, value=example_top, step=1, label="Top row", elem_id="tubes-top")
                     left = gr.Slider(0, tubes.GRID_SLIDER_MAX - 1, value=example_left, step=1, label="Left column",
@@ -204,12 +268,9 @@ def build_tab(endpoints: bool = True) -> common.ReadyExample:
                                              label="to tubelet", info="Both included; tubelet t = frames 2t, 2t+1.")
             run = gr.Button("Hide the tube and predict", variant="primary", elem_id="tubes-run")
         with gr.Column(scale=2):
-            with gr.Row():
-                preview = common.output_image("Click to place the tube", height=300, elem_id="tubes-preview")
-                shaded = gr.Video(label="The clip, tube hidden; beside it: actual vs predicted features, cosine",
-                                  autoplay=True, loop=True, height=300,
-                                  interactive=False, elem_id="tubes-shaded")
-            preview_text = gr.Markdown(elem_id="tubes-preview-text")
+            shaded = gr.Video(label="The clip, tube hidden; beside it: actual vs predicted features, cosine",
+                              autoplay=True, loop=True, height=300, interactive=False, elem_id="tubes-shaded",
+                              elem_classes=[common.RESULT])
             with gr.Row():
                 cosine_plot = gr.LinePlot(x="tubelet", y="cosine", color="series", y_lim=[-1, 1],
                                           label="Cosine with the actual features, per tubelet",
@@ -226,6 +287,7 @@ def build_tab(endpoints: bool = True) -> common.ReadyExample:
     sampling_inputs = [video, start_s, num_frames, frame_step, sample_fps]
     tube_inputs = [top, left, height, width, first_tubelet, last_tubelet]
     outputs = [shaded, cosine_plot, surprise_plot, features, summary, numbers]
+    common.describe_pictures(numbers, [features], features_description)
     run.click(tube_predict, sampling_inputs + tube_inputs, outputs, concurrency_id=common.MODEL_CONCURRENCY_ID,
               api_name=common.endpoint("tube_predict", endpoints))
 
