@@ -128,16 +128,23 @@ def _stream(fn, args, kwargs):
         context.run(items.close)
 
 
-def _marked(value, hit: bool, numbers: int | None):
-    """The result with `from_result_cache` in its numbers (the output at index `numbers`, a dict)."""
-    if numbers is None or not isinstance(value, tuple) or not isinstance(value[numbers], dict):
+SHARED_RESULT_NOTE = "\n\n♻️ *Someone asked exactly this before: the Space's shared result, computed once.*"
+
+
+def _marked(value, hit: bool, numbers: int | None, summary: int | None):
+    """The result with `from_result_cache` in its numbers (the output at index `numbers`, a dict) and, when it came
+    from the cache, a line saying so under its summary (the text at index `summary`)."""
+    if not isinstance(value, tuple):
         return value
     value = list(value)
-    value[numbers] = {**value[numbers], "from_result_cache": hit}
+    if numbers is not None and isinstance(value[numbers], dict):
+        value[numbers] = {**value[numbers], "from_result_cache": hit}
+    if hit and summary is not None and isinstance(value[summary], str):
+        value[summary] += SHARED_RESULT_NOTE
     return tuple(value)
 
 
-def action(name: str | None = None, *, numbers: int | None = -1):
+def action(name: str | None = None, *, numbers: int | None = -1, summary: int | None = -2):
     """Decorate a tab's action (a handler that runs models, a plain function or a stream).
 
     - Every failure reaches the page and gradio_client as a gr.Error (`gradio_errors`).
@@ -145,7 +152,8 @@ def action(name: str | None = None, *, numbers: int | None = -1):
       a call, the action runs again on the Space's CPU (`device_note` says so on the page).
     - With `name`, identical requests (the same action, the same files, the same values) are answered from the
       shared `RESULTS`, running once however many visitors send them at once; `numbers` is the index of the
-      result's numbers (a dict), which then say `from_result_cache`.
+      result's numbers (a dict), which then say `from_result_cache`, and `summary` the index of the markdown
+      under which a result from the cache says so.
 
     The signature is kept, so gradio still injects `gr.Progress` and `gr.Request`.
     """
@@ -165,7 +173,7 @@ def action(name: str | None = None, *, numbers: int | None = -1):
                         yield from _stream(fn, args, kwargs)
                         return
                     for value, hit in RESULTS.stream_or_compute(cache_key, lambda: _stream(fn, args, kwargs)):
-                        yield _marked(value, hit, numbers)
+                        yield _marked(value, hit, numbers, summary)
                 except Exception as error:
                     raise _as_gradio_error(error) from error
 
@@ -178,7 +186,7 @@ def action(name: str | None = None, *, numbers: int | None = -1):
                 if cache_key is None:
                     return _run(fn, args, kwargs)
                 value, hit = RESULTS.get_or_compute(cache_key, lambda: _run(fn, args, kwargs))
-                return _marked(value, hit, numbers)
+                return _marked(value, hit, numbers, summary)
             except Exception as error:
                 raise _as_gradio_error(error) from error
 

@@ -172,7 +172,7 @@ def build_tab(endpoints: bool = True) -> common.ReadyExample:
     def load_models(progress) -> None:
         common.ensure_loaded(["vjepa2-vitl", *probes.PROBE_NAMES], progress)
 
-    @common.action("classify_action")
+    @common.action("classify_action", summary=-3)
     @common.api_doc(**REQUEST_LIMITS)
     def classify_action(video, start_s: float, sampling: str = probes.SAMPLING_AUTO,
                         progress=gr.Progress()):
@@ -205,7 +205,7 @@ def build_tab(endpoints: bool = True) -> common.ReadyExample:
         return (labels[probes.PROBE_NAMES[0]], labels[probes.PROBE_NAMES[1]], timings_markdown(result) + common.device_note(),
                 sharing_markdown(), {**result.timings(), **common.device_numbers()})
 
-    @common.action("answer_question")
+    @common.action("answer_question", summary=-3)
     @common.api_doc(**REQUEST_LIMITS)
     def answer_question(video, start_s: float, question: str, sampling: str = probes.SAMPLING_AUTO,
                         progress=gr.Progress()):

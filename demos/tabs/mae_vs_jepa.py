@@ -9,7 +9,8 @@ with noise picked the sweep over its levels follows that.
 import gradio as gr
 
 from demos import examples, jepa, masks, media, viz
-from demos.compute import mae_vs_jepa, noise_sweep
+from demos.compute import mae_vs_jepa
+from demos.compute import noise_sweep as sweeps
 from demos.noise import (
     DEFAULT_GRAIN_LEVEL,
     DEFAULT_JPEG_QUALITY,
@@ -56,7 +57,7 @@ def summary_markdown(result: mae_vs_jepa.Comparison) -> str:
     )
 
 
-def sweep_markdown(result: noise_sweep.NoiseSweep) -> str:
+def sweep_markdown(result: sweeps.NoiseSweep) -> str:
     """What the noise did to each model's target, from the clean picture to the learner's level."""
     clean, last = result.levels[0], result.levels[-1]
     unpredictable = NOISE_NOBODY_PREDICTS[result.noise.kind]
@@ -171,7 +172,7 @@ def build_tab(endpoints: bool = True) -> common.ReadyExample:
     Returns the example it opens with, for the page to show on load.
     """
 
-    @common.action("compare_pixels_embeddings", numbers=-2)
+    @common.action("compare_pixels_embeddings", numbers=-2, summary=-3)
     @common.api_doc(grid=mae_vs_jepa.PUBLISHED_GRID, last=mae_vs_jepa.PUBLISHED_GRID - 1, frames=mae_vs_jepa.NUM_FRAMES,
                     max_grain=MAX_GRAIN_LEVEL, min_quality=MIN_JPEG_QUALITY, max_quality=MAX_JPEG_QUALITY)
     def compare_pixels_embeddings(image_path, top: float, left: float, height: float, width: float,
@@ -217,8 +218,8 @@ def build_tab(endpoints: bool = True) -> common.ReadyExample:
 
     @common.action("noise_sweep")
     @common.api_doc(grid=mae_vs_jepa.PUBLISHED_GRID, last=mae_vs_jepa.PUBLISHED_GRID - 1, max_grain=MAX_GRAIN_LEVEL,
-                    min_quality=MIN_JPEG_QUALITY, max_quality=MAX_JPEG_QUALITY, max_levels=noise_sweep.MAX_LEVELS)
-    def noise_sweep_levels(image_path, top: float, left: float, height: float, width: float, noise: str,
+                    min_quality=MIN_JPEG_QUALITY, max_quality=MAX_JPEG_QUALITY, max_levels=sweeps.MAX_LEVELS)
+    def noise_sweep(image_path, top: float, left: float, height: float, width: float, noise: str,
                            grain_level: float, jpeg_quality: float, levels: float, progress=gr.Progress()):
         """Noise nobody can predict: the same hidden block at a few levels of film grain or JPEG compression.
 
@@ -247,7 +248,7 @@ def build_tab(endpoints: bool = True) -> common.ReadyExample:
         added = Noise.of(noise, grain_level, jpeg_quality)
         common.ensure_loaded(CHECKPOINTS, progress)
         progress(0.5, desc="Hiding the block at each noise level…")
-        result = noise_sweep.sweep(image, top, left, height, width, added, levels)
+        result = sweeps.sweep(image, top, left, height, width, added, levels)
         stats = result.stats()
         plot = viz.noise_sweep_plot([level["label"] for level in stats["levels"]], stats["mae_pixel_mse"],
                                     stats["noise_mse"], stats["target_cosine"], stats["predictor_cosine"])
@@ -304,13 +305,14 @@ def build_tab(endpoints: bool = True) -> common.ReadyExample:
             gr.Markdown(COSINE_TEXT + "\n\n" + NEIGHBOUR_TEXT)
             gr.Markdown(BASELINE_TEXT)
             summary = gr.Markdown(elem_id="mvj-summary")
-            sweep_plot = common.output_image("Noise levels: MAE's pixels and V-JEPA 2's embeddings, same block",
-                                             elem_id="mvj-noise-plot", height=260)
             sweep_summary = gr.Markdown(NOISE_HINT, elem_id="mvj-noise-summary")
-            with gr.Row():
-                sweep_levels = gr.Slider(2, noise_sweep.MAX_LEVELS, value=noise_sweep.DEFAULT_LEVELS, step=1,
-                                         label="Levels in the plot (the clean picture counts; each costs time)")
-                sweep_run = gr.Button("Compare the noise levels", size="sm", elem_id="mvj-noise-run")
+            with gr.Column(visible=False) as sweep_box:  # shown once noise is picked: no empty plot before
+                sweep_plot = common.output_image("Noise levels: MAE's pixels and V-JEPA 2's embeddings, same block",
+                                                 elem_id="mvj-noise-plot", height=260)
+                with gr.Row():
+                    sweep_levels = gr.Slider(2, sweeps.MAX_LEVELS, value=sweeps.DEFAULT_LEVELS, step=1,
+                                             label="Levels in the plot (the clean picture counts; each costs time)")
+                    sweep_run = gr.Button("Compare the noise levels", size="sm", elem_id="mvj-noise-run")
             with gr.Accordion("All numbers (what the API returns)", open=False):
                 numbers = gr.JSON(label="Numbers")
                 sweep_numbers = gr.JSON(label="Noise levels")
@@ -332,7 +334,7 @@ def build_tab(endpoints: bool = True) -> common.ReadyExample:
             return [gr.skip()] * len(sweep_outputs)
         if noise == NONE:
             return None, NOISE_HINT, None
-        return noise_sweep_levels(image_path, top, left, height, width, noise, grain_level, jpeg_quality, levels,
+        return noise_sweep(image_path, top, left, height, width, noise, grain_level, jpeg_quality, levels,
                                   progress)
 
     def then_sweep(event):
@@ -342,7 +344,7 @@ def build_tab(endpoints: bool = True) -> common.ReadyExample:
     then_sweep(run.click(compare_pixels_embeddings, block_inputs, outputs,
                          api_name=common.endpoint("compare_pixels_embeddings", endpoints),
                          concurrency_id=common.MODEL_CONCURRENCY_ID))
-    sweep_run.click(noise_sweep_levels, sweep_inputs, sweep_outputs, api_name=common.endpoint("noise_sweep", endpoints),
+    sweep_run.click(noise_sweep, sweep_inputs, sweep_outputs, api_name=common.endpoint("noise_sweep", endpoints),
                     concurrency_id=common.MODEL_CONCURRENCY_ID)
     sweep_levels.release(sweep_if_noise, sweep_inputs, sweep_outputs, api_name=False,
                          concurrency_id=common.MODEL_CONCURRENCY_ID)
@@ -411,6 +413,8 @@ def build_tab(endpoints: bool = True) -> common.ReadyExample:
     for slider in (top, left):
         then_sweep(slider.release(rerun_if_image, block_inputs, outputs, api_name=False,
                                   concurrency_id=common.MODEL_CONCURRENCY_ID))
+    noise_kind.change(lambda kind: gr.Column(visible=kind != NONE), noise_kind, sweep_box, api_name=False, queue=False,
+                      show_progress="hidden")
     for event in (noise_kind.change, grain_level.release, jpeg_quality.release):
         then_sweep(event(rerun_if_image, block_inputs, outputs, api_name=False,
                          concurrency_id=common.MODEL_CONCURRENCY_ID))
