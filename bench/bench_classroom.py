@@ -15,7 +15,7 @@ Learners are gradio_client sessions without a ZeroGPU token, calling the named e
   starting within 30 s of each other, on one anonymous day's quota (120 s); once charged what each call asks,
   once charged what it held the GPU;
 - lecture hall: HALL learners click once each within one minute, spread over the four concepts, half of them
-  sending the page's example, on a fresh quota;
+  sending the page's example, on a fresh quota; burst: the same clicks all at once ("now click!");
 - cpu-fallback (not by default): full-size replicas and no quota at all, one learner's lesson: what each action
   takes when it runs on the Space's CPU, from the click, and what the CPU copies cost at start-up.
 
@@ -54,7 +54,8 @@ CALL_TIMEOUT_S = 600
 
 
 def lesson(learner: int) -> list[tuple[str, tuple]]:
-    """One learner's lesson: each concept's example, as the page opens it, then a request of their own."""
+    """One learner's lesson: each concept's example, as the page opens it, then a request of their own (a seed, a
+    block, a tube and a question no other learner sends; blocks and tubes fit the tiny replicas' 8x8 grid too)."""
     from gradio_client import handle_file
 
     image = handle_file(str(EXAMPLES / "images" / "chelsea.jpg"))
@@ -63,12 +64,12 @@ def lesson(learner: int) -> list[tuple[str, tuple]]:
     return [
         ("/mae_reconstruct", (image, 0.75, 0, "vit-mae-base")),
         ("/mae_reconstruct", (image, 0.75, learner + 1, "vit-mae-base")),
-        ("/compare_pixels_embeddings", (image, 2, 2, 3, 3)),  # fits the tiny replicas' 8x8 grid too
-        ("/compare_pixels_embeddings", (image, learner % 5, learner % 4, 3, 3)),
+        ("/compare_pixels_embeddings", (image, 2, 2, 3, 3)),
+        ("/compare_pixels_embeddings", (image, learner % 6, learner // 6 % 6, 2, 2)),
         ("/tube_predict", (video, 0.0, 16, 4, 0, 9, 10, 4, 4, 0, 7)),
-        ("/tube_predict", (video, 0.0, 16, 4, 0, learner % 6, 2, 3, 3, 0, 7)),
+        ("/tube_predict", (video, 0.0, 16, 4, 0, learner % 6, learner // 6 % 6, 2, 2, 0, 7)),
         ("/classify_action", (clip, 0.0, "auto")),
-        ("/answer_question", (clip, 0.0, QUESTION, "auto")),
+        ("/answer_question", (clip, 0.0, f"{QUESTION} ({learner + 1})", "auto")),
     ]
 
 
@@ -136,15 +137,16 @@ def tiny_replicas() -> Path:
 
 
 def run_learners(url: str, plans: list[tuple[float, list[tuple[str, tuple]]]]) -> list[dict]:
-    """Each plan (start delay, actions) in its own session; a record per action: seconds, outputs or error."""
+    """Each plan (start delay, actions) in its own session, the pages open before the first delay starts; a record per
+    action: seconds, outputs or error."""
     from gradio_client import Client
 
     records: list[dict] = []
     lock = threading.Lock()
+    clients = [Client(url, verbose=False) for _ in plans]  # the learners' pages, opened one after another
 
-    def learner(delay: float, actions) -> None:
+    def learner(client, delay: float, actions) -> None:
         time.sleep(delay)
-        client = Client(url, verbose=False)
         for endpoint, args in actions:
             start = time.perf_counter()
             try:
@@ -155,7 +157,7 @@ def run_learners(url: str, plans: list[tuple[float, list[tuple[str, tuple]]]]) -
             with lock:
                 records.append(record)
 
-    threads = [threading.Thread(target=learner, args=plan) for plan in plans]
+    threads = [threading.Thread(target=learner, args=(client, *plan)) for client, plan in zip(clients, plans, strict=True)]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -220,7 +222,8 @@ def scene(name: str, folder: Path, learners: int, hall: int) -> dict:
         plans = [(rng.uniform(0, 30), lesson(i)) for i in range(learners)]
     else:
         rules = {"quota_s": ANONYMOUS_DAY_S, "abort": 1, "charge": "used"}
-        plans = [(rng.uniform(0, 60), [one_click(i)]) for i in range(hall)]
+        spread = 60 if name == "hall" else 0
+        plans = [(rng.uniform(0, spread), [one_click(i)]) for i in range(hall)]
     app = App(folder, rules, work)
     try:
         records = run_learners(app.url, plans)
@@ -231,8 +234,8 @@ def scene(name: str, folder: Path, learners: int, hall: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--scenes", nargs="*", default=["lesson", "lesson-used", "hall"],
-                        choices=["lesson", "lesson-used", "hall", "cpu-fallback"])
+    parser.add_argument("--scenes", nargs="*", default=["lesson", "lesson-used", "hall", "burst"],
+                        choices=["lesson", "lesson-used", "hall", "burst", "cpu-fallback"])
     parser.add_argument("--learners", type=int, default=LEARNERS)
     parser.add_argument("--hall", type=int, default=HALL)
     parser.add_argument("--baseline", type=Path, help="another checkout whose app.py runs the same scenes beside this one")
