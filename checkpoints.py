@@ -75,6 +75,7 @@ ENV_PROJECTOR_REPO = "PDR_PROJECTOR_REPO"  # hub id of a trained VQA projector (
 ENV_CPU_INT8 = "PDR_CPU_INT8"  # "0": keep the LLM's linear layers in floating point on a CPU
 ENV_ZERO_GPU = "SPACES_ZERO_GPU"  # set by Hugging Face on a ZeroGPU Space ("1"/"t"/"true", as `spaces` reads it)
 ENV_PRELOAD = "PDR_PRELOAD"  # ZeroGPU: comma-separated names to load at start-up (default: every checkpoint)
+ENV_CPU_PACE = "PDR_CPU_PACE"  # ZeroGPU: this CPU's pace against the estimates' CPU (default: measured at start-up)
 ENV_CPU_COPIES = "PDR_CPU_COPIES"  # ZeroGPU: names that also get a CPU copy at start-up (default: the same; "none")
 
 ON_ZERO_GPU = os.environ.get(ENV_ZERO_GPU, "").lower() in ("1", "t", "true")
@@ -317,9 +318,10 @@ CPU_PATIENCE_S = 30.0
 # ZeroGPU has refused one of them, their actions plan for the CPU for this long before a GPU is asked again.
 # Signed-in visitors have quotas of their own and always ask.
 REFUSED_BACKOFF_S = 300.0
-# The compute modules' CPU estimates (`cpu_seconds`) were measured in bf16 on a CPU that computes it natively;
-# in fp32 (the policy on other CPUs) the same work measured 1.5-2x slower.
-CPU_FP32_SLOWDOWN = 1.7
+# The compute modules' CPU estimates (`cpu_seconds`) were measured in bf16 on a 2-core CPU that computes it natively,
+# whose linear layers ran at about this pace in a ViT-L pass (torch profiler). Other CPUs, and fp32 (the policy on
+# CPUs without native bf16), differ by several times: `cpu_pace` measures this one.
+REFERENCE_CPU_GFLOPS = 395.0
 
 
 @dataclass(frozen=True)
@@ -434,10 +436,33 @@ def requested_seconds(function: str, work_s: float) -> int:
 
 
 def on_this_cpu(seconds: float) -> float:
-    """A CPU estimate measured in bf16 (`cpu_seconds` of a compute module), for the dtype this CPU runs."""
+    """A CPU estimate of the development CPU (`cpu_seconds` of a compute module), for this CPU and its dtype."""
+    return seconds * cpu_pace()
+
+
+@functools.cache
+def cpu_pace() -> float:
+    """How many times longer model work takes on this CPU, in the dtype its models run in, than on the CPU the
+    estimates come from: a matmul of a ViT-L linear layer's shape, timed once on every core (a few tenths of a
+    second; on ZeroGPU in the thread that runs the Space's CPU work), unless `PDR_CPU_PACE` sets it."""
+    if os.environ.get(ENV_CPU_PACE):
+        return float(os.environ[ENV_CPU_PACE])
+    measure = _cpu_pool().submit(_matmul_gflops).result() if ON_ZERO_GPU else _matmul_gflops()
+    pace = min(10.0, max(0.5, REFERENCE_CPU_GFLOPS / measure))
+    log.info("This CPU multiplies in %s at %.0f GFLOP/s: CPU estimates x %.1f", cpu_dtype(), measure, pace)
+    return pace
+
+
+def _matmul_gflops(tokens: int = 1024, width: int = 1024, hidden: int = 4096) -> float:
     import torch
 
-    return seconds * (1.0 if cpu_dtype() == torch.bfloat16 else CPU_FP32_SLOWDOWN)
+    dtype = cpu_dtype()
+    a, b = torch.randn(tokens, width, dtype=dtype), torch.randn(width, hidden, dtype=dtype)
+    a @ b  # oneDNN's first call picks its kernels
+    repeats, started = 4, time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    return 2 * tokens * width * hidden * repeats / (time.perf_counter() - started) / 1e9
 
 
 def _placed_on_cpu(function: str, gpu_work_s: float, cpu_s: float) -> bool:
@@ -585,7 +610,7 @@ def gpu_task(fn=None, *, gpu_seconds, cpu_seconds):
       ZeroGPU refuses or fails the call it raises `GpuUnavailable`, and the tab runs the action again on the CPU.
 
     `gpu_seconds` and `cpu_seconds` estimate the work on each (seconds, or callables of the call's own
-    arguments); `cpu_seconds` is in bf16 on the development CPU (`on_this_cpu` adjusts it). Each call records a
+    arguments); `cpu_seconds` is of the development CPU (`on_this_cpu` adjusts it to this one). Each call records a
     `Run`. `wrapper.plain` is the undecorated function (for calls from inside another GPU function),
     `wrapper.duration` the duration as asked of ZeroGPU on a cold worker (a callable), for `bench.bench_gpu`.
     """
@@ -999,6 +1024,7 @@ def preload_all() -> dict[tuple[str, bool], float]:
     _resident_only = True
     if ON_ZERO_GPU and any(copy for _, copy in seconds):
         _cpu_pool()  # its thread takes every core now, before anything else runs in parallel
+        cpu_pace()  # and the placement of the first click knows this CPU's pace
     device_gb = sum(_parameter_bytes(_loaded[key].model) for key in seconds if not key[1]) / 2**30
     cpu_gb = sum(_parameter_bytes(_loaded[key].model) for key in seconds if key[1]) / 2**30
     memory = _resident_memory_mb()

@@ -21,12 +21,13 @@ Learners are gradio_client sessions without a ZeroGPU token, calling the named e
 
 Per scene it prints: actions answered of those sent, errors by message ("Queue is full", ZeroGPU's refusals),
 actions answered on the Space's CPU after a refusal, answers from the shared result cache, GPU calls admitted and
-refused, the quota they were charged, and the seconds from the click to the answer (median, 95th percentile,
-slowest).
+refused, the quota they were charged, the seconds from the click to the answer (median, 95th percentile,
+slowest), and per GPU function the durations its calls asked (before the 1.5 factor) with the longest it held a GPU.
 
 Tiny random-weight replicas: the models take milliseconds here, so these figures measure how the Space handles a
-class (queue, caches, quota, fallbacks), not the models. What each action takes on a CPU or a GPU is in bench_app
-and bench_gpu; the README's "Deploy" turns both into what a class can expect.
+class (queue, caches, quota, fallbacks), not the models; the Space's CPU is given the tests' fixed pace
+(`PDR_CPU_PACE=1.7`), so actions are placed as on a CPU without native bf16. What each action takes on a CPU or
+a GPU is in bench_app and bench_gpu; the README's "Deploy" turns both into what a class can expect.
 """
 
 from __future__ import annotations
@@ -82,7 +83,7 @@ def one_click(learner: int) -> tuple[str, tuple]:
 class App:
     """`python app.py` from `folder`, as on ZeroGPU with the fake `spaces`, logging every GPU request."""
 
-    def __init__(self, folder: Path, rules: dict, work: Path, hf_cache: Path | None = None):
+    def __init__(self, folder: Path, rules: dict, work: Path, hf_cache: Path | None = None, cpu_pace: str = "1.7"):
         from bench.bench_app import _free_port
 
         self.requests = work / "gpu-requests.jsonl"
@@ -92,6 +93,8 @@ class App:
                "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False", "FAKE_SPACES_LOG": str(self.requests),
                "PYTHONPATH": os.pathsep.join([str(common.ROOT / "tests" / "fake_spaces"), str(folder)]),
                **{f"FAKE_SPACES_{name.upper()}": str(value) for name, value in rules.items()}}
+        if cpu_pace:  # where actions run, as the tests decide it (tiny replicas take no real CPU time to measure)
+            env["PDR_CPU_PACE"] = cpu_pace
         self.log = open(self.output, "w")  # noqa: SIM115 (closed in stop)
         self.server = subprocess.Popen([sys.executable, "app.py", "--port", str(self.port)], cwd=folder, env=env,
                                        stdout=self.log, stderr=subprocess.STDOUT)
@@ -177,10 +180,21 @@ def summary(records: list[dict], requests: list[dict]) -> dict:
         "from_result_cache": sum(bool(n.get("from_result_cache")) for n in numbers),
         "gpu_calls": len(admitted), "gpu_refused": len(requests) - len(admitted),
         "quota_charged_s": round(sum(r.get("charged", 0.0) for r in requests), 1),
+        # per GPU function: the seconds each call asked (before ZeroGPU's 1.5 factor) -> calls, and the most it held
+        "asks": {function: {"asked_s": dict(sorted(Counter(r["seconds"] for r in calls).items())),
+                            "held_max_s": max(r.get("held", 0.0) for r in calls)}
+                 for function, calls in _by_function(requests).items()},
         "seconds_median": round(statistics.median(seconds), 2) if seconds else None,
         "seconds_p95": round(seconds[int(0.95 * (len(seconds) - 1))], 2) if seconds else None,
         "seconds_max": round(seconds[-1], 2) if seconds else None,
     }
+
+
+def _by_function(requests: list[dict]) -> dict[str, list[dict]]:
+    calls: dict[str, list[dict]] = {}
+    for request in requests:
+        calls.setdefault(request["function"], []).append(request)
+    return calls
 
 
 def _error_kind(message: str) -> str:
@@ -198,7 +212,7 @@ def cpu_fallback(folder: Path) -> dict:
     cache = common.use_full_size_replicas([name for name, ckpt in checkpoints.REGISTRY.items() if ckpt.hub_id])
     work = Path(tempfile.mkdtemp(prefix="pdr-classroom-fallback-"))
     started = time.perf_counter()
-    app = App(folder, {"quota_s": 0}, work, hf_cache=cache)
+    app = App(folder, {"quota_s": 0}, work, hf_cache=cache, cpu_pace="")  # this CPU's own pace, measured
     up_s = time.perf_counter() - started
     try:
         records = run_learners(app.url, [(0.0, lesson(0))])

@@ -165,8 +165,21 @@ def test_on_the_cpu_an_action_runs_there_unless_it_would_take_too_long(zero_gpu)
     with checkpoints.request_scope() as runs, checkpoints.on_cpu("no GPU was free within a minute"):
         assert work(2.0) == "no GPU was free within a minute"
         with pytest.raises(UserError, match="longer than the 30 s .* sign in"):
-            work(checkpoints.CPU_PATIENCE_S + 1)
+            work((checkpoints.CPU_PATIENCE_S + 1) / checkpoints.cpu_pace())  # an estimate for this CPU's pace
     assert [(run.device, run.fallback) for run in runs] == [("cpu", True)] and zero_gpu.requested == []
+
+
+def test_cpu_estimates_follow_this_cpus_measured_pace(monkeypatch):
+    pace = checkpoints.cpu_pace()
+    assert 0.5 <= pace <= 10 and checkpoints.on_this_cpu(3.0) == pytest.approx(3.0 * pace)
+    try:  # measured against the estimates' reference CPU, within bounds
+        for reference, bound in ((1e9, 10.0), (1e-9, 0.5)):
+            monkeypatch.setattr(checkpoints, "REFERENCE_CPU_GFLOPS", reference)
+            checkpoints.cpu_pace.cache_clear()
+            assert checkpoints.on_this_cpu(3.0) == pytest.approx(3.0 * bound)
+    finally:
+        monkeypatch.undo()
+        checkpoints.cpu_pace.cache_clear()
 
 
 def test_an_aborted_stream_asks_for_the_cpu(zero_gpu, monkeypatch):
