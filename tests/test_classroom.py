@@ -91,8 +91,12 @@ def test_every_learner_gets_every_answer_on_one_small_quota(classroom):
     # The examples every learner sent were computed once and served from the shared result cache.
     from_cache = [n.get("from_result_cache") for n in numbers]
     assert from_cache.count(True) >= 4 * (LEARNERS - 1), from_cache
-    # 6.1 and 6.2-6.3 never asked a GPU: the Space's CPU does them in a second or two.
-    assert not [r for r in requests if r["function"].rsplit(".", 1)[-1] in ("reconstruct", "predict_block")]
+    # 6.1 and 6.2-6.3 run on the Space's CPU, which does them in a second or two; one goes to a GPU only while the
+    # CPU is busy with other learners' work (their refused actions).
+    quick = [run for results in answers.values() for endpoint, outputs in results
+             if endpoint in ("/mae_reconstruct", "/compare_pixels_embeddings") for run in outputs[-1].get("ran_on", [])]
+    placed_on_cpu = [run for run in quick if run["device"] == "cpu" and not run["fallback"]]
+    assert len(placed_on_cpu) > len(quick) / 2, quick
 
 
 @pytest.fixture(scope="module")
