@@ -33,6 +33,7 @@ def measure(repeats: int) -> dict:
     import torch
 
     import checkpoints
+    from demos import devices
     from demos.compute import mae_vs_jepa
 
     image = np.random.default_rng(0).integers(0, 256, (480, 640, 3), dtype=np.uint8)
@@ -85,7 +86,7 @@ def measure(repeats: int) -> dict:
                           "page_moved_median_s": round(statistics.median(page), 3),
                           "moved_stages": moved().stats()["seconds"]}
     return {
-        "dtype": str(checkpoints.device_and_dtype()[1]).replace("torch.", ""),
+        "dtype": str(devices.device_and_dtype()[1]).replace("torch.", ""),
         "threads": torch.get_num_threads(), "load_s": round(load_s, 1),
         "first_median_s": round(statistics.median(first), 3), "first_min_s": round(min(first), 3),
         "later_median_s": round(statistics.median(later), 3), "later_min_s": round(min(later), 3),
