@@ -151,10 +151,12 @@ def sampling_for(probe: ProbeSpec, sampling: str) -> tuple[int, int]:
     return shared_clip() if sampling == SAMPLING_SHARED else (probe.num_frames, probe.frame_step)
 
 
-def protocol_cost(sampling: str, views: int = NUM_VIEWS, crop: int = 256, patch: int = 16, tubelet: int = 2) -> dict:
-    """Encoder passes and tokens a (resolved) sampling costs for both probes at the published 256-pixel crop,
-    and the most tokens one pooler reads. `views` distinct views: 3 for a non-square video, 1 for a square one."""
-    per_tubelet = (crop // patch) ** 2
+def protocol_cost(sampling: str, views: int = NUM_VIEWS) -> dict:
+    """Encoder passes and tokens a (resolved) sampling costs for both probes at the published geometry (256-pixel
+    crop, 16-pixel patches, tubelets of 2), and the most tokens one pooler reads. `views` distinct views: 3 for a
+    non-square video, 1 for a square one."""
+    encoder = checkpoints.get(jepa.CHECKPOINT)
+    per_tubelet, tubelet = encoder.patches_per_side ** 2, encoder.tubelet_size
     passes: dict[tuple[int, int], int] = {}
     pooler = 0
     for probe in PROBES:
@@ -636,7 +638,8 @@ CPU_SECONDS_POOLER_4096_TOKENS, CPU_POOLER_POWER = 2.8, 1.55
 def published_tokens(frames: int) -> int:
     """A clip's tokens for the published ViT-L (256 px, 16-pixel patches, tubelets of 2), whatever the model loaded
     here: the estimates below are of the published checkpoints' work, the work a Space does."""
-    return max(1, frames // 2) * (256 // 16) ** 2
+    encoder = checkpoints.get(jepa.CHECKPOINT)
+    return max(1, frames // encoder.tubelet_size) * encoder.patches_per_side ** 2
 
 
 def pass_seconds(item: PassInput) -> float:
