@@ -6,7 +6,7 @@
   `from_pretrained(hub_id)` path, on the device and dtype chosen by `devices.device_and_dtype()`.
 - `preload_all()`: ZeroGPU start-up, every checkpoint resident before `launch()`, with a CPU copy.
 - `enable_offline_demo()`: the explicit offline demo mode (tiny random-weight models, see `offline/replicas.py`).
-- `reset()`: forget every loaded model and what start-up decided.
+- `reset()`: lazy loading again, as a process starts (tests).
 
 CLI: `python checkpoints.py list` and `python checkpoints.py download [names]`.
 No gradio here: a checkpoint that cannot be fetched raises `CheckpointUnavailable`, a `UserError`.
@@ -15,9 +15,9 @@ On ZeroGPU (`demos.zerogpu`) every checkpoint is loaded and moved to the device 
 `launch()`: app.py calls `preload_all()`. A model check that touches weights (a mask token, an encoder comparison)
 belongs in that checkpoint's loader, registered with `use_loader(name, fn)`, so it runs then too. Afterwards
 `load()` of a checkpoint that is not resident raises a `UserError`: nothing loads inside a GPU function
-(`demos.gpu_functions`). Elsewhere (CPU, local GPU) loading stays lazy. ZeroGPU packs the device copies away at launch,
-so the main process keeps a CPU copy of each (`cpu_copy_names`) for the work that runs there: `load()` returns it
-inside `zerogpu.on_cpu`.
+(`demos.gpu_functions`). Elsewhere (CPU, local GPU) loading stays lazy. ZeroGPU packs the device copies away at
+launch, so the main process keeps a CPU copy of each (`cpu_copy_names`) for the work that runs there: `load()`
+returns it inside `zerogpu.on_cpu`.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from pathlib import Path
 
 import psutil
 
-from demos import devices, zerogpu  # first: on ZeroGPU `zerogpu` imports `spaces` before anything touches CUDA
+from demos import devices, zerogpu  # on ZeroGPU `zerogpu` imports `spaces` before anything touches CUDA
 from demos.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -148,7 +148,6 @@ def get(name: str) -> Checkpoint:
         return REGISTRY[name]
     except KeyError:
         raise UserError(f"Unknown checkpoint '{name}'. Choose one of: {', '.join(REGISTRY)}.") from None
-
 
 
 # ---------------------------------------------------------------------------------------------
