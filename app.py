@@ -20,14 +20,14 @@ from pathlib import Path
 
 import gradio as gr
 
-import checkpoints  # first of ours: on ZeroGPU it imports `spaces` before anything can touch CUDA
-from demos import media
+import checkpoints  # first of ours: through `demos.zerogpu`, on ZeroGPU it imports `spaces` before anything touches CUDA
+from demos import media, zerogpu
 from demos.tabs import common, heads, mae, mae_vs_jepa, mcp_results, theme, tubes
 
 TITLE = "Predict, Don't Reconstruct"
 # Off ZeroGPU the models' events run one at a time (two at once only thrash a 2-vCPU Space), and the queue turns
 # away what minutes of such work could not answer. On ZeroGPU each GPU call has a worker of its own, scheduled by
-# ZeroGPU, and the Space's CPU work runs one computation at a time in its own thread (`checkpoints.gpu_task`): the
+# ZeroGPU, and the Space's CPU work runs one computation at a time in its own thread (`gpu_functions.gpu_task`): the
 # events run side by side, and the queue holds a lecture hall (100 learners, each with a page, a pick, a click and
 # a prepare waiting at once).
 QUEUE_MAX_SIZE = 32
@@ -122,7 +122,7 @@ def build_app() -> gr.Blocks:
             gr.Markdown(f"# {concept.title}: {TITLE}", elem_classes=["visually-hidden"])
             _banner()
             concept.build(endpoints=False).show_on([demo.load])
-    if checkpoints.ON_ZERO_GPU:
+    if zerogpu.ON_ZERO_GPU:
         demo.queue(max_size=ZEROGPU_QUEUE_MAX_SIZE, default_concurrency_limit=ZEROGPU_CONCURRENCY)
     else:
         demo.queue(max_size=QUEUE_MAX_SIZE, default_concurrency_limit=1)
@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.offline_demo:
         where = checkpoints.enable_offline_demo()
         logging.getLogger(__name__).warning("Offline demo mode: tiny random-weight models in %s", where)
-    if checkpoints.ON_ZERO_GPU:  # every model resident before launch(); see checkpoints' docstring
+    if zerogpu.ON_ZERO_GPU:  # every model resident before launch(); see checkpoints' docstring
         checkpoints.preload_all()
     build_app().launch(server_name=args.host, server_port=args.port, **LAUNCH_OPTIONS)
 

@@ -9,10 +9,10 @@ clips' decoding is CPU work and left out), bench_heads (shared, per-probe and th
 bench_vqa on full-size random-weight replicas, in the app's dtype policy (bf16 on a GPU), one after the
 other in this process, so each model loads once. One failing measurement is reported and the others go on.
 
-Meanwhile every GPU function (`checkpoints.gpu_task`) is timed on each call, and the duration it would ask
+Meanwhile every GPU function (`gpu_functions.gpu_task`) is timed on each call, and the duration it would ask
 ZeroGPU for on the same arguments is worked out from its `duration`. The table at the end shows, per
 function, the first call (kernels and caches still cold, as in a fresh ZeroGPU worker), the median and the
-slowest call, against the work the duration estimates (the duration less `checkpoints.GPU_COLD_START_S`).
+slowest call, against the work the duration estimates (the duration less `zerogpu.GPU_COLD_START_S`).
 Then the time to copy every resident model's weights from the CPU to the GPU, which a fresh ZeroGPU worker
 pays before its first call.
 
@@ -160,15 +160,15 @@ def main() -> None:
     common.use_full_size_replicas(EVERY_MODEL)
     import torch
 
-    import checkpoints
     from bench import bench_heads, bench_mae, bench_mae_vs_jepa, bench_tubes, bench_vqa
+    from demos import devices, zerogpu
     from demos.compute import mae, mae_vs_jepa, noise_sweep, probes, tubes, vqa
 
     if not torch.cuda.is_available() and common.REPLICA_SIZE != "tiny":
         raise SystemExit("bench_gpu measures a CUDA GPU; none is visible here.")
     gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else "none (a tiny check)"
     print(f"GPU: {gpu}, torch {torch.__version__}, "
-          f"dtype {checkpoints.device_and_dtype()[1]}", flush=True)
+          f"dtype {devices.device_and_dtype()[1]}", flush=True)
     recorder = GpuFunctionTimes()
     for module, name in [(mae, "reconstruct"), (mae_vs_jepa, "predict_block"), (noise_sweep, "predict_levels"),
                          (tubes, "encode_targets"), (tubes, "encode_and_predict"), (probes, "encode_and_classify"),
@@ -201,7 +201,7 @@ def main() -> None:
         with open(args.json, "w") as out:
             json.dump(results, out, indent=1)
     print()
-    print("\n".join(recorder.report(checkpoints.GPU_COLD_START_S)))
+    print("\n".join(recorder.report(zerogpu.GPU_COLD_START_S)))
     print(f"every model's weights CPU -> GPU: {copy_s:.2f} s for {size_gb:.2f} GB; "
           f"peak GPU memory allocated {results['gpu_memory_peak_gb']} GB")
 

@@ -43,7 +43,7 @@ def measure(repeats: int, samplings: tuple = ("shared", "per_probe")) -> dict:
     common.use_full_size_replicas(NAMES)
     import torch
 
-    import checkpoints
+    from demos import devices
     from demos.compute import probes
 
     start = time.perf_counter()
@@ -73,7 +73,7 @@ def measure(repeats: int, samplings: tuple = ("shared", "per_probe")) -> dict:
     started = time.perf_counter()
     cached = probes.classify(clip, 0.0, sampling=probes.SAMPLING_SHARED)
     out = {
-        "dtype": str(checkpoints.device_and_dtype()[1]).replace("torch.", ""),
+        "dtype": str(devices.device_and_dtype()[1]).replace("torch.", ""),
         "threads": torch.get_num_threads(),
         "load_and_compare_s": round(load_s, 2),
         "shared": [h.shares_encoder for h in heads],

@@ -22,12 +22,13 @@ def measure_one(repeats: int, name: str) -> dict:
     import torch
 
     import checkpoints
+    from demos import devices
     from demos.compute import mae
 
     image = np.random.default_rng(0).integers(0, 256, (512, 512, 3), dtype=np.uint8)
     load = checkpoints.load(name)
     times = common.time_calls(lambda: mae.reconstruct(image, name, ratio=0.75, seed=0), repeats, warmup=2)
-    return {"checkpoint": name, "dtype": str(checkpoints.device_and_dtype()[1]).replace("torch.", ""),
+    return {"checkpoint": name, "dtype": str(devices.device_and_dtype()[1]).replace("torch.", ""),
             "threads": torch.get_num_threads(), "load_s": round(load.load_seconds, 2),
             "median_s": round(common.median_s(times), 4), "min_s": round(min(times), 4),
             "peak_rss_mb": round(common.peak_rss_mb())}

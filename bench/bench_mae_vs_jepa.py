@@ -33,11 +33,12 @@ def measure(repeats: int) -> dict:
     import torch
 
     import checkpoints
+    from demos import devices, jepa
     from demos.compute import mae_vs_jepa
 
     image = np.random.default_rng(0).integers(0, 256, (480, 640, 3), dtype=np.uint8)
     load_s = sum(checkpoints.load(name).load_seconds for name in NAMES)
-    grid = checkpoints.load("vjepa2-vitl").model.config.crop_size // 16
+    grid = jepa.TokenLayout.of(jepa.load().model.config, 1).rows  # 16 on the published 256 px
     positions = [(r, c) for r in range(0, grid - 4, 3) for c in range(0, grid - 4, 3)]
     centre = (grid // 2 - 2, grid // 2 - 2)  # a 4x4 block in the middle: (6, 6) on V-JEPA 2's 16x16 grid
 
@@ -85,7 +86,7 @@ def measure(repeats: int) -> dict:
                           "page_moved_median_s": round(statistics.median(page), 3),
                           "moved_stages": moved().stats()["seconds"]}
     return {
-        "dtype": str(checkpoints.device_and_dtype()[1]).replace("torch.", ""),
+        "dtype": str(devices.device_and_dtype()[1]).replace("torch.", ""),
         "threads": torch.get_num_threads(), "load_s": round(load_s, 1),
         "first_median_s": round(statistics.median(first), 3), "first_min_s": round(min(first), 3),
         "later_median_s": round(statistics.median(later), 3), "later_min_s": round(min(later), 3),

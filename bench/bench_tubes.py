@@ -68,8 +68,7 @@ def measure(repeats: int, decode: bool = True) -> dict:
     common.use_full_size_replicas([CHECKPOINT])
     import torch
 
-    import checkpoints
-    from demos import jepa
+    from demos import devices, jepa
     from demos.compute import tubes
 
     small = bench_clip("tubes-640x360-8s.mp4", 8, 360, 640)
@@ -123,7 +122,7 @@ def measure(repeats: int, decode: bool = True) -> dict:
         return {k: round(common.median_s([r[k] for r in rows]), 3) for k in keys}
 
     row = {
-        "dtype": str(checkpoints.device_and_dtype()[1]).replace("torch.", ""),
+        "dtype": str(devices.device_and_dtype()[1]).replace("torch.", ""),
         "threads": torch.get_num_threads(),
         "load_s": round(loaded.load_seconds, 1),
         "cold_s": round(common.median_s(cold), 2),

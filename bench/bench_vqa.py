@@ -63,10 +63,11 @@ def _measure(repeats: int, anonymous) -> dict:
     import torch
 
     import checkpoints
+    from demos import devices
     from demos.compute import probes, vqa
     from demos.projector import VideoProjector
 
-    device, dtype = checkpoints.device_and_dtype()
+    device, dtype = devices.device_and_dtype()
     for name in EVERY_MODEL:
         checkpoints.load(name)
     probes.load_heads()  # shares the probes' encoder with V-JEPA 2's when equal
@@ -96,11 +97,11 @@ def _measure(repeats: int, anonymous) -> dict:
         for _ in range(repeats + 1):  # the first run warms up (a GPU's kernels)
             start = time.perf_counter()
             llm(**encoded)  # prefill alone
-            checkpoints.wait_for(llm)
+            devices.wait_for(llm)
             prefill = time.perf_counter() - start
             start = time.perf_counter()
             out = llm.generate(**encoded, max_new_tokens=NEW_TOKENS, min_new_tokens=NEW_TOKENS, do_sample=False)
-            checkpoints.wait_for(llm)
+            devices.wait_for(llm)
             generated = out.shape[1] - encoded["input_ids"].shape[1]
             decode_rates.append(generated / max(time.perf_counter() - start - prefill, 1e-6))
     # The app's path: `stream_answer`, one `StreamedText` per generated token.

@@ -14,6 +14,8 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
+
 ROOT = Path(__file__).resolve().parent.parent
 # Replicas are large (a ViT-L is 1.3 GB in fp32) and deterministic: keep them between runs.
 REPLICA_CACHE = Path(os.environ.get("PDR_BENCH_CACHE", Path.home() / ".cache" / "pdr-bench-replicas"))
@@ -89,10 +91,8 @@ class AnonymousMemoryPeak:
 
     @staticmethod
     def current_mb() -> float:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("RssAnon:"):
-                return int(line.split()[1]) / 1024
-        return 0.0
+        memory = psutil.Process().memory_info()
+        return (memory.rss - memory.shared) / 2**20  # on Linux `shared` is RssFile + RssShmem: the rest is RssAnon
 
     def _run(self) -> None:
         while not self._stop.is_set():

@@ -66,7 +66,7 @@ def mae_rows() -> list[Row]:
 
 
 def jepa_rows() -> list[Row]:
-    grid = jepa.load().model.config.crop_size // 16
+    grid = jepa.TokenLayout.of(jepa.load().model.config, 1).rows
     image_scores = []
     for path in examples.images():
         stats = mae_vs_jepa.compare(media.load_image(path), *_scaled(IMAGE_BLOCK, grid)).stats()
@@ -86,7 +86,7 @@ def jepa_rows() -> list[Row]:
 
 
 def noise_rows() -> list[Row]:
-    grid = jepa.load().model.config.crop_size // 16
+    grid = jepa.TokenLayout.of(jepa.load().model.config, 1).rows
     measured = []
     for path in examples.images():
         clean, grainy = noise_sweep.sweep(media.load_image(path), *_scaled(IMAGE_BLOCK, grid), GRAIN, 2).levels
@@ -109,7 +109,7 @@ def vanish_tubelet(frame_step: int = 4, num_frames: int = 16) -> int:
 
 
 def surprise_rows() -> list[Row]:
-    grid = jepa.load().model.config.crop_size // 16
+    grid = jepa.TokenLayout.of(jepa.load().model.config, 1).rows
     path = next(p for p in examples.videos() if p.endswith("ball_vanishes.mp4"))
     clip = tubes.load_clip(path, num_frames=16, frame_step=4, size=grid * 16)
     result = tubes.predict_tube(clip, *_scaled(VANISH_TUBE, grid))

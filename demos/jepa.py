@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 import checkpoints
+from demos import devices
 
 log = logging.getLogger(__name__)
 
@@ -94,16 +95,16 @@ def clip_tensor(processor, frames: np.ndarray) -> torch.Tensor:
 @torch.inference_mode()
 def target_features(model, pixel_values_videos: torch.Tensor) -> torch.Tensor:
     """(1, N, D) float32: the full clip's encoder output, layer-normalised without affine (the training target)."""
-    hidden = model.encoder(pixel_values_videos=checkpoints.on_model(model, pixel_values_videos)).last_hidden_state
+    hidden = model.encoder(pixel_values_videos=devices.on_model(model, pixel_values_videos)).last_hidden_state
     return F.layer_norm(hidden.float(), (hidden.shape[-1],))
 
 
 @torch.inference_mode()
 def context_features(model, pixel_values_videos: torch.Tensor, context_ids) -> torch.Tensor:
     """(1, K, D): the encoder run on the context tokens alone; hidden tokens never enter attention."""
-    ids = checkpoints.on_model(model, torch.as_tensor(np.asarray(context_ids), dtype=torch.long))[None]
+    ids = devices.on_model(model, torch.as_tensor(np.asarray(context_ids), dtype=torch.long))[None]
     encoder = model.encoder
-    hidden = encoder.embeddings(checkpoints.on_model(model, pixel_values_videos))
+    hidden = encoder.embeddings(devices.on_model(model, pixel_values_videos))
     hidden = torch.gather(hidden, 1, ids[..., None].expand(-1, -1, hidden.shape[-1]))
     for layer in encoder.layer:
         hidden = layer(hidden, position_mask=ids)[0]  # true positions for RoPE
@@ -117,8 +118,8 @@ def predict(model, context: torch.Tensor, context_ids, target_ids, num_tokens: i
     The predictor gathers its context from a full-length sequence by `context_mask`, so the context
     features are scattered back to their ids first (the other slots stay zero and are never read).
     """
-    ctx_ids = checkpoints.on_model(model, torch.as_tensor(np.asarray(context_ids), dtype=torch.long))[None]
-    tgt_ids = checkpoints.on_model(model, torch.as_tensor(np.asarray(target_ids), dtype=torch.long))[None]
+    ctx_ids = devices.on_model(model, torch.as_tensor(np.asarray(context_ids), dtype=torch.long))[None]
+    tgt_ids = devices.on_model(model, torch.as_tensor(np.asarray(target_ids), dtype=torch.long))[None]
     full = context.new_zeros(1, num_tokens, context.shape[-1])
     full[:, ctx_ids[0]] = context
     out = model.predictor(encoder_hidden_states=full, context_mask=[ctx_ids], target_mask=[tgt_ids])
@@ -140,7 +141,7 @@ def targets_context_predict(model, pixel_values_videos: torch.Tensor, context_id
         seconds["targets"] = time.perf_counter() - start
     start = time.perf_counter()
     context = context_features(model, pixel_values_videos, context_ids)
-    checkpoints.wait_for(model)  # the context stays on the device: stop its timer when it is done
+    devices.wait_for(model)  # the context stays on the device: stop its timer when it is done
     seconds["context_encoder"] = time.perf_counter() - start
     start = time.perf_counter()
     num_tokens = TokenLayout.of(model.config, pixel_values_videos.shape[1]).num_tokens

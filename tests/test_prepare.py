@@ -13,6 +13,7 @@ from heads_video import write_counting_video
 
 import app
 import checkpoints
+from demos import devices
 from demos.compute import probes, tubes
 from demos.tabs import common
 from demos.tabs import tubes as tubes_tab
@@ -159,11 +160,11 @@ def test_latest_per_session():
 
 @pytest.mark.parametrize("on_gpu, frames", [(False, 8), (True, 16)])
 def test_frames_per_clip_follow_the_device_without_loading_a_model(monkeypatch, on_gpu, frames):
-    monkeypatch.setattr(checkpoints, "models_on_gpu", lambda: on_gpu)
-    monkeypatch.setattr(checkpoints, "_loaded", {})  # nothing loaded: building the page must not load a model
+    monkeypatch.setattr(devices, "models_on_gpu", lambda: on_gpu)
+    checkpoints.reset()  # nothing loaded: building the page must not load a model
     assert tubes.default_frames() == frames
     demo = app.build_app()
-    assert checkpoints._loaded == {}
+    assert not any(checkpoints.is_loaded(name) for name in checkpoints.REGISTRY)
     parameters = demo.get_api_info()["named_endpoints"]["/tube_predict"]["parameters"]
     assert next(p for p in parameters if p["label"] == "Frames")["parameter_default"] == frames
     info = tubes_tab.frames_info(frames)

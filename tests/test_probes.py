@@ -8,7 +8,7 @@ import torch
 from heads_video import write_counting_video
 
 import checkpoints
-from demos import jepa
+from demos import devices, gpu_functions, jepa, zerogpu
 from demos.compute import probes
 from demos.labels import readable_label
 from demos.tabs import heads as heads_tab
@@ -362,9 +362,9 @@ def test_paper_protocol_concatenates_segments_and_averages_view_probabilities(he
 
 
 def test_auto_sampling_follows_the_device(monkeypatch):
-    monkeypatch.setenv(checkpoints.ENV_DEVICE, "cpu")
+    monkeypatch.setenv(devices.ENV_DEVICE, "cpu")
     assert probes.resolve_sampling(probes.SAMPLING_AUTO)[0] == probes.SAMPLING_SHARED
-    monkeypatch.setenv(checkpoints.ENV_DEVICE, "cuda")
+    monkeypatch.setenv(devices.ENV_DEVICE, "cuda")
     sampling, reason = probes.resolve_sampling(probes.SAMPLING_AUTO)
     assert sampling == probes.SAMPLING_PER_PROBE and "GPU" in reason
     for kept in (probes.SAMPLING_SHARED, probes.SAMPLING_PER_PROBE, probes.SAMPLING_PAPER):
@@ -384,15 +384,14 @@ def test_protocol_costs():
 # --- the ZeroGPU pattern: set-up at start-up, the cache in the main process, one GPU function per click ----
 
 
-def test_start_up_loading_compares_and_shares_the_probes_encoders(tiny_hub, monkeypatch):
+def test_start_up_loading_compares_and_shares_the_probes_encoders(tiny_hub, monkeypatch, request):
     """On ZeroGPU `preload_all` loads every checkpoint before launch: the probes' loader runs the comparison then."""
     base = jepa.load().model
     loaded = [checkpoints.load(name) for name in probes.PROBE_NAMES]
     for entry in loaded:
         monkeypatch.setattr(entry, "encoder_comparison", None)
     monkeypatch.setenv(checkpoints.ENV_PRELOAD, ",".join(probes.PROBE_NAMES))
-    monkeypatch.setattr(checkpoints, "_resident_only", False)  # preload_all sets it; restored afterwards
-    monkeypatch.setattr(checkpoints, "_not_resident", {})
+    request.addfinalizer(lambda: checkpoints.reset(forget_models=False))  # lazy loading again afterwards
     checkpoints.preload_all()
     assert all(entry.encoder_comparison.equal and entry.model.vjepa2 is base for entry in loaded)
 
@@ -490,7 +489,7 @@ def _real_size_work(sampling: str, runs: bool) -> "probes.HeadsInput":
 
 @pytest.mark.parametrize("sampling, first, cached", [("shared", 7, 7), ("per_probe", 7, 7), ("paper", 14, 8)])
 def test_gpu_durations_are_sized_to_the_passes_still_missing_and_the_heads(sampling, first, cached):
-    seconds = [checkpoints.requested_seconds("a cold worker", probes.heads_seconds(_real_size_work(sampling, runs)))
+    seconds = [zerogpu.requested_seconds("a cold worker", probes.heads_seconds(_real_size_work(sampling, runs)))
                for runs in (True, False)]
     assert seconds == [first, cached] and all(s < 60 for s in seconds)
 
@@ -500,5 +499,5 @@ def test_on_a_cpu_only_the_shared_clip_answers_within_a_learners_patience():
     protocol minutes: on ZeroGPU's CPU fallback only the first runs, the others say when to retry."""
     shared, per_probe, paper = (probes.heads_cpu_seconds(_real_size_work(sampling, True))
                                 for sampling in ("shared", "per_probe", "paper"))
-    assert shared < checkpoints.CPU_PATIENCE_S < per_probe < paper
+    assert shared < gpu_functions.CPU_PATIENCE_S < per_probe < paper
     assert probes.heads_cpu_seconds(_real_size_work("shared", False)) < shared  # a prepared clip: the heads only

@@ -177,7 +177,7 @@ def test_every_llm_pass_of_an_answer_runs_inside_the_pass_context(llm, tokenizer
 def test_the_system_prompt_is_prefilled_once_and_answers_stay_the_same(llm, tokenizer, monkeypatch):
     """Off ZeroGPU the system prompt's keys and values are kept per model (`vqa.PREFIX_CACHE`): a later answer
     prefills only the rest of its prompt, and says exactly what a full prefill says."""
-    import checkpoints
+    from demos import zerogpu
 
     messages = grounded_prompt("What is the person doing?", PROBES).messages
     prompt = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt",
@@ -188,10 +188,10 @@ def test_the_system_prompt_is_prefilled_once_and_answers_stay_the_same(llm, toke
     handle = llm.register_forward_pre_hook(lambda module, args, kwargs: lengths.append(kwargs["input_ids"].shape[1]),
                                            with_kwargs=True)
     try:
-        monkeypatch.setattr(checkpoints, "ON_ZERO_GPU", True)  # ZeroGPU: the whole prompt every time
+        monkeypatch.setattr(zerogpu, "ON_ZERO_GPU", True)  # ZeroGPU: the whole prompt every time
         full = list(stream_answer(llm, tokenizer, messages=messages, max_new_tokens=5))
         assert lengths[0] == prompt
-        monkeypatch.setattr(checkpoints, "ON_ZERO_GPU", False)
+        monkeypatch.setattr(zerogpu, "ON_ZERO_GPU", False)
         vqa.PREFIX_CACHE.clear()
         lengths.clear()
         first = list(stream_answer(llm, tokenizer, messages=messages, max_new_tokens=5))
@@ -294,18 +294,18 @@ def test_an_error_in_generation_reaches_the_caller(llm, tokenizer):
 
 
 def test_on_zerogpu_generation_stops_within_the_gpu_duration_it_asked_for(monkeypatch):
-    import checkpoints
+    from demos import zerogpu
     from demos.compute import probes, vqa
 
-    monkeypatch.setattr(checkpoints, "ON_ZERO_GPU", True)
+    monkeypatch.setattr(zerogpu, "ON_ZERO_GPU", True)
     limit = vqa.generation_time_s()
     assert limit == vqa.MAX_NEW_TOKENS * vqa.GPU_SECONDS_PER_TOKEN < vqa.MAX_GENERATION_SECONDS
     cached = probes.PassInput("vjepa2-vitl", (23,), 16, None, {})
     missing = probes.PassInput("vjepa2-vitl", (23,), 16, torch.zeros(1))
     work = [vqa.gpu_seconds("q", vqa.MODE_PROJECTED, clip=clip, max_time_s=limit) for clip in (cached, missing)]
-    asked = [checkpoints.requested_seconds("answer_on_device", seconds) for seconds in work]
-    assert limit < work[0] < work[1] and checkpoints.GPU_COLD_START_S + limit < asked[0] <= asked[1] < 60
-    with checkpoints.on_cpu("no GPU was free within a minute"):  # the Space's CPU: no GPU duration to stay within
+    asked = [zerogpu.requested_seconds("answer_on_device", seconds) for seconds in work]
+    assert limit < work[0] < work[1] and zerogpu.GPU_COLD_START_S + limit < asked[0] <= asked[1] < 60
+    with zerogpu.on_cpu("no GPU was free within a minute"):  # the Space's CPU: no GPU duration to stay within
         assert vqa.generation_time_s() == vqa.MAX_GENERATION_SECONDS
-    monkeypatch.setattr(checkpoints, "ON_ZERO_GPU", False)
+    monkeypatch.setattr(zerogpu, "ON_ZERO_GPU", False)
     assert vqa.generation_time_s() == vqa.MAX_GENERATION_SECONDS

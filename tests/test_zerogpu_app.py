@@ -17,6 +17,7 @@ from conftest import EXAMPLE_IMAGES, ROOT, start_app, stop_app, zerogpu_env
 from gradio_client import handle_file
 
 import checkpoints
+from demos import zerogpu
 
 CALL_TIMEOUT_S = 240  # a hang fails the test instead of stalling it (the fake kills a child after 300 s)
 NOT_PRELOADED = "vit-mae-large"  # left out of PDR_PRELOAD: loading it inside a GPU function must be refused
@@ -80,7 +81,7 @@ def _ran_on(numbers) -> set[str]:
 
 
 # --- Every model endpoint. ---------------------------------------------------------------------------
-# Where each runs follows from the estimates (checkpoints.gpu_task): 6.1 and 6.2-6.3 take a second or two on the
+# Where each runs follows from the estimates (gpu_task): 6.1 and 6.2-6.3 take a second or two on the
 # Space's CPU, so they run there and ask no GPU; 6.4 and 6.5 ask one. A prepare asks none on ZeroGPU.
 ENDPOINT_CALLS = [
     EndpointCall("/mae_reconstruct", (_image(0), 0.75, 0, "vit-mae-base"), (_image(0), 0.5, 1, "vit-mae-huge"),
@@ -131,7 +132,7 @@ def test_every_model_endpoint_answers_twice_where_it_pays_and_moves_are_served_f
     # Exactly these GPU functions asked a GPU, each for a whole-second duration sized to its work, the callers on one
     # torch thread (they fork the workers).
     assert {r["function"].rsplit(".", 1)[-1] for r in requests} == call.gpu_functions, requests
-    assert all(checkpoints.GPU_WARM_START_S <= r["seconds"] < 60 and r["size"] == "large" for r in requests), requests
+    assert all(zerogpu.GPU_WARM_START_S <= r["seconds"] < 60 and r["size"] == "large" for r in requests), requests
     assert all(r["parent_torch_threads"] == 1 and r["outcome"] == "ok" for r in requests), requests
 
 
@@ -140,7 +141,7 @@ def test_a_gpu_function_asks_a_cold_start_first_and_less_once_its_worker_is_warm
     for top in (2, 3):
         _call(client, "/tube_predict", _tube_args(top, 5))
     asked = [r["seconds"] for r in _requests(log_path) if r["function"].endswith("encode_and_predict")]
-    assert asked[0] >= checkpoints.GPU_COLD_START_S and asked[-1] <= asked[0] - 4, asked
+    assert asked[0] >= zerogpu.GPU_COLD_START_S and asked[-1] <= asked[0] - 4, asked
 
 
 def test_a_checkpoint_left_out_at_start_up_is_a_clear_message(zerogpu_app):

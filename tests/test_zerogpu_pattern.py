@@ -1,4 +1,4 @@
-"""The ZeroGPU boundary in checkpoints: gpu_task (where a call runs, what it asks, what a refusal becomes),
+"""The ZeroGPU boundary: gpu_task (where a call runs, what it asks, what a refusal becomes),
 resident-only loading and the CPU copies, with the fake `spaces` in-process."""
 
 import importlib
@@ -11,7 +11,9 @@ import pytest
 from conftest import FAKE_SPACES
 
 import checkpoints
+from demos import devices, gpu_functions, zerogpu
 from demos.errors import UserError
+from demos.gpu_functions import gpu_task
 
 SLOW_ON_CPU = 15.0  # seconds a test function's CPU estimate says: beyond CPU_QUICK_S and a GPU call, so it asks a GPU
 
@@ -22,18 +24,19 @@ class TubeTooLarge(UserError):
 
 @pytest.fixture
 def zero_gpu(monkeypatch, tmp_path):
-    """checkpoints as on a ZeroGPU Space (fake `spaces`), decorating from now on; the fake's log in tmp_path."""
+    """A ZeroGPU Space (fake `spaces`), decorating from now on, no warm worker nor refusal yet; the fake's log in
+    tmp_path."""
     monkeypatch.syspath_prepend(str(FAKE_SPACES))
     monkeypatch.delitem(sys.modules, "spaces", raising=False)
     monkeypatch.setenv("SPACES_ZERO_GPU", "1")
     monkeypatch.setenv("FAKE_SPACES_LOG", str(tmp_path / "requests.jsonl"))
-    monkeypatch.setattr(checkpoints, "ON_ZERO_GPU", True)
-    monkeypatch.setattr(checkpoints, "_warm_until", {})
-    monkeypatch.setattr(checkpoints, "_refused", {"until": 0.0, "why": ""})
+    monkeypatch.setattr(zerogpu, "ON_ZERO_GPU", True)
+    zerogpu.reset()
     spaces = importlib.import_module("spaces")
     spaces.requested.clear()
     spaces.reset_quotas()
-    return spaces
+    yield spaces
+    zerogpu.reset()
 
 
 def _logged(tmp_path) -> list[dict]:
@@ -42,29 +45,29 @@ def _logged(tmp_path) -> list[dict]:
 
 
 def test_elsewhere_a_gpu_task_runs_in_process_one_call_at_a_time(monkeypatch):
-    monkeypatch.setattr(checkpoints, "ON_ZERO_GPU", False)
+    monkeypatch.setattr(zerogpu, "ON_ZERO_GPU", False)
 
     def work(x):
-        return x + 1, checkpoints._device_lock.locked(), os.getpid()
+        return x + 1, gpu_functions.device_busy(), os.getpid()
 
     def stream(n):
         for i in range(n):
-            yield i, checkpoints._device_lock.locked()
+            yield i, gpu_functions.device_busy()
 
-    task = checkpoints.gpu_task(gpu_seconds=5, cpu_seconds=5)(work)
+    task = gpu_task(gpu_seconds=5, cpu_seconds=5)(work)
     assert task.plain is work and task(1) == (2, True, os.getpid())
-    assert not checkpoints._device_lock.locked()
+    assert not gpu_functions.device_busy()
     # A stream holds the lock until it ends or is closed (a cancelled prepare's thread finishes first).
-    items = checkpoints.gpu_task(gpu_seconds=5, cpu_seconds=5)(stream)(3)
-    assert next(items) == (0, True) and checkpoints._device_lock.locked()
+    items = gpu_task(gpu_seconds=5, cpu_seconds=5)(stream)(3)
+    assert next(items) == (0, True) and gpu_functions.device_busy()
     items.close()
-    assert not checkpoints._device_lock.locked()
-    assert list(checkpoints.gpu_task(gpu_seconds=5, cpu_seconds=5)(stream)(2)) == [(0, True), (1, True)]
-    assert not checkpoints._device_lock.locked()
+    assert not gpu_functions.device_busy()
+    assert list(gpu_task(gpu_seconds=5, cpu_seconds=5)(stream)(2)) == [(0, True), (1, True)]
+    assert not gpu_functions.device_busy()
 
 
 def test_a_user_error_inside_keeps_its_message_and_class(zero_gpu):
-    @checkpoints.gpu_task(gpu_seconds=0.1, cpu_seconds=SLOW_ON_CPU)
+    @gpu_task(gpu_seconds=0.1, cpu_seconds=SLOW_ON_CPU)
     def refuse(size):
         raise TubeTooLarge(f"A {size}x{size} tube hides the whole clip.")
 
@@ -75,12 +78,12 @@ def test_a_user_error_inside_keeps_its_message_and_class(zero_gpu):
 def test_work_the_cpu_does_quickly_runs_there_in_its_own_thread_and_asks_no_gpu(zero_gpu):
     import torch
 
-    @checkpoints.gpu_task(gpu_seconds=0.02, cpu_seconds=0.2)
+    @gpu_task(gpu_seconds=0.02, cpu_seconds=0.2)
     def reconstruct():
-        return os.getpid(), threading.current_thread().name, torch.get_num_threads(), checkpoints.cpu_reason()
+        return os.getpid(), threading.current_thread().name, torch.get_num_threads(), zerogpu.cpu_reason()
 
     callers_threads = torch.get_num_threads()
-    with checkpoints.request_scope() as runs:
+    with zerogpu.request_scope() as runs:
         pid, thread, threads, why = reconstruct()
     assert pid == os.getpid() and zero_gpu.requested == [] and "spends no GPU quota" in why
     # One CPU thread with every core; the threads that call GPU functions (they fork workers) keep theirs.
@@ -92,23 +95,23 @@ def test_work_the_cpu_does_quickly_runs_there_in_its_own_thread_and_asks_no_gpu(
 def test_work_that_pays_on_a_gpu_runs_in_a_worker_with_every_core(zero_gpu):
     import torch
 
-    @checkpoints.gpu_task(gpu_seconds=0.1, cpu_seconds=SLOW_ON_CPU)
+    @gpu_task(gpu_seconds=0.1, cpu_seconds=SLOW_ON_CPU)
     def where():
         return os.getpid(), torch.get_num_threads()
 
-    with checkpoints.request_scope() as runs:
+    with zerogpu.request_scope() as runs:
         pid, threads = where()
     assert pid != os.getpid() and threads == (os.cpu_count() or 1)
     assert [run.device for run in runs] == ["gpu"]
 
 
 def test_a_call_asks_its_work_and_a_cold_start_then_a_warm_one(zero_gpu, tmp_path):
-    @checkpoints.gpu_task(gpu_seconds=lambda frames, checkpoint="base": 1.2 + frames / 10, cpu_seconds=SLOW_ON_CPU)
+    @gpu_task(gpu_seconds=lambda frames, checkpoint="base": 1.2 + frames / 10, cpu_seconds=SLOW_ON_CPU)
     def predict(frames, checkpoint="base"):
         return frames
 
     assert predict(16, checkpoint="large") == 16 and predict(16) == 16
-    cold, warm = (checkpoints.GPU_COLD_START_S + 2.8, checkpoints.GPU_WARM_START_S + 2.8)
+    cold, warm = (zerogpu.GPU_COLD_START_S + 2.8, zerogpu.GPU_WARM_START_S + 2.8)
     assert [r.seconds for r in zero_gpu.requested] == [int(-(-cold // 1)), int(-(-warm // 1))]  # rounded up
     logged = _logged(tmp_path)
     assert [r["asked"] for r in logged] == [round(r.seconds * 1.5) for r in zero_gpu.requested]  # x the factor
@@ -116,7 +119,7 @@ def test_a_call_asks_its_work_and_a_cold_start_then_a_warm_one(zero_gpu, tmp_pat
 
 
 def test_generators_stream_and_a_user_error_ends_them_with_its_message(zero_gpu):
-    @checkpoints.gpu_task(gpu_seconds=0.5, cpu_seconds=SLOW_ON_CPU)
+    @gpu_task(gpu_seconds=0.5, cpu_seconds=SLOW_ON_CPU)
     def count(n):
         yield from range(n)
         raise UserError(f"Stopped after {n}.")
@@ -129,11 +132,11 @@ def test_generators_stream_and_a_user_error_ends_them_with_its_message(zero_gpu)
 
 
 def test_a_failed_gpu_call_hides_its_error_and_asks_for_the_cpu(zero_gpu):
-    @checkpoints.gpu_task(gpu_seconds=0.1, cpu_seconds=SLOW_ON_CPU)
+    @gpu_task(gpu_seconds=0.1, cpu_seconds=SLOW_ON_CPU)
     def crash():
         raise RuntimeError("internal detail")
 
-    with pytest.raises(checkpoints.GpuUnavailable) as caught:
+    with pytest.raises(zerogpu.GpuUnavailable) as caught:
         crash()
     assert "internal detail" not in str(caught.value) and caught.value.why == "the GPU call failed"
 
@@ -141,51 +144,51 @@ def test_a_failed_gpu_call_hides_its_error_and_asks_for_the_cpu(zero_gpu):
 def test_a_quota_refusal_is_remembered_for_visitors_who_are_not_signed_in(zero_gpu, monkeypatch, tmp_path):
     monkeypatch.setenv("FAKE_SPACES_QUOTA_S", "5")  # less than a cold start's request x 1.5
 
-    @checkpoints.gpu_task(gpu_seconds=0.1, cpu_seconds=SLOW_ON_CPU)
+    @gpu_task(gpu_seconds=0.1, cpu_seconds=SLOW_ON_CPU)
     def work():
         return "on a GPU"
 
-    with checkpoints.request_scope(signed_in=False), pytest.raises(checkpoints.GpuUnavailable) as caught:
+    with zerogpu.request_scope(signed_in=False), pytest.raises(zerogpu.GpuUnavailable) as caught:
         work()
     assert "Space app has reached its GPU limit" in caught.value.detail and caught.value.kind == "quota"
     assert "not signed in" in caught.value.why
     assert _logged(tmp_path)[-1]["outcome"] == "refused"
     # The next visitor without a token plans for the CPU at once; a signed-in one still asks a GPU.
-    with checkpoints.request_scope(signed_in=False):
-        assert checkpoints.cpu_reason() == caught.value.why and not checkpoints.models_on_gpu()
-    with checkpoints.request_scope(signed_in=True):
-        assert checkpoints.cpu_reason() is None
+    with zerogpu.request_scope(signed_in=False):
+        assert zerogpu.cpu_reason() == caught.value.why and not devices.models_on_gpu()
+    with zerogpu.request_scope(signed_in=True):
+        assert zerogpu.cpu_reason() is None
 
 
 def test_on_the_cpu_an_action_runs_there_unless_it_would_take_too_long(zero_gpu):
-    @checkpoints.gpu_task(gpu_seconds=0.1, cpu_seconds=lambda seconds: seconds)
+    @gpu_task(gpu_seconds=0.1, cpu_seconds=lambda seconds: seconds)
     def work(seconds):
-        return checkpoints.cpu_reason()
+        return zerogpu.cpu_reason()
 
-    with checkpoints.request_scope() as runs, checkpoints.on_cpu("no GPU was free within a minute"):
+    with zerogpu.request_scope() as runs, zerogpu.on_cpu("no GPU was free within a minute"):
         assert work(2.0) == "no GPU was free within a minute"
         with pytest.raises(UserError, match="longer than the 30 s .* sign in"):
-            work((checkpoints.CPU_PATIENCE_S + 1) / checkpoints.cpu_pace())  # an estimate for this CPU's pace
+            work((gpu_functions.CPU_PATIENCE_S + 1) / devices.cpu_pace())  # an estimate for this CPU's pace
     assert [(run.device, run.fallback) for run in runs] == [("cpu", True)] and zero_gpu.requested == []
 
 
 def test_cpu_estimates_follow_this_cpus_measured_pace(monkeypatch):
-    pace = checkpoints.cpu_pace()
-    assert 0.5 <= pace <= 10 and checkpoints.on_this_cpu(3.0) == pytest.approx(3.0 * pace)
+    pace = devices.cpu_pace()
+    assert 0.5 <= pace <= 10 and devices.on_this_cpu(3.0) == pytest.approx(3.0 * pace)
     try:  # measured against the estimates' reference CPU, within bounds
         for reference, bound in ((1e9, 10.0), (1e-9, 0.5)):
-            monkeypatch.setattr(checkpoints, "REFERENCE_CPU_GFLOPS", reference)
-            checkpoints.cpu_pace.cache_clear()
-            assert checkpoints.on_this_cpu(3.0) == pytest.approx(3.0 * bound)
+            monkeypatch.setattr(devices, "REFERENCE_CPU_GFLOPS", reference)
+            devices.cpu_pace.cache_clear()
+            assert devices.on_this_cpu(3.0) == pytest.approx(3.0 * bound)
     finally:
         monkeypatch.undo()
-        checkpoints.cpu_pace.cache_clear()
+        devices.cpu_pace.cache_clear()
 
 
 def test_an_aborted_stream_asks_for_the_cpu(zero_gpu, monkeypatch):
     monkeypatch.setenv("FAKE_SPACES_ABORT", "1")
 
-    @checkpoints.gpu_task(gpu_seconds=0.1, cpu_seconds=SLOW_ON_CPU)
+    @gpu_task(gpu_seconds=0.1, cpu_seconds=SLOW_ON_CPU)
     def slow():
         yield 1
         import time
@@ -195,20 +198,19 @@ def test_an_aborted_stream_asks_for_the_cpu(zero_gpu, monkeypatch):
 
     items = slow()
     assert next(items) == 1
-    with pytest.raises(checkpoints.GpuUnavailable, match="ran out of its time"):
+    with pytest.raises(zerogpu.GpuUnavailable, match="ran out of its time"):
         next(items)
 
 
-def test_after_preload_only_resident_checkpoints_load_and_the_cpu_copy_is_apart(tiny_hub, monkeypatch):
+def test_after_preload_only_resident_checkpoints_load_and_the_cpu_copy_is_apart(tiny_hub, monkeypatch, request):
     monkeypatch.setenv(checkpoints.ENV_PRELOAD, "vit-mae-base")
-    monkeypatch.setenv(checkpoints.ENV_DEVICE, "cpu")
-    monkeypatch.setattr(checkpoints, "ON_ZERO_GPU", True)
-    monkeypatch.setattr(checkpoints, "_resident_only", False)
-    monkeypatch.setattr(checkpoints, "_not_resident", {})
+    monkeypatch.setenv(devices.ENV_DEVICE, "cpu")
+    monkeypatch.setattr(zerogpu, "ON_ZERO_GPU", True)
+    request.addfinalizer(checkpoints.reset)  # lazy loading again after this start-up
     loaded = checkpoints.preload_all()
     assert list(loaded) == [("vit-mae-base", False), ("vit-mae-base", True)] and checkpoints.is_loaded("vit-mae-base")
     device_copy = checkpoints.load("vit-mae-base").model
-    with checkpoints.on_cpu("a test"):
+    with zerogpu.on_cpu("a test"):
         cpu_copy = checkpoints.load("vit-mae-base").model
     assert cpu_copy is not device_copy and next(cpu_copy.parameters()).device.type == "cpu"
     if not checkpoints.is_loaded("vit-mae-large"):
@@ -220,7 +222,7 @@ def test_a_call_that_asked_for_a_warm_worker_and_ran_out_of_time_asks_again_cold
     """A fresh worker where a warm one was expected: its start outlasts the warm margin. One more try, cold."""
     monkeypatch.setenv("FAKE_SPACES_ABORT", "1")
 
-    @checkpoints.gpu_task(gpu_seconds=0.1, cpu_seconds=SLOW_ON_CPU)
+    @gpu_task(gpu_seconds=0.1, cpu_seconds=SLOW_ON_CPU)
     def encode(start_s):
         import time
 

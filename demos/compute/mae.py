@@ -13,8 +13,9 @@ from dataclasses import dataclass
 import numpy as np
 
 import checkpoints
-from demos import mae_positions, masks, media, viz
+from demos import devices, mae_positions, masks, media, viz
 from demos.errors import UserError
+from demos.gpu_functions import gpu_task
 
 log = logging.getLogger(__name__)
 _check_lock = threading.Lock()
@@ -92,7 +93,7 @@ def cpu_seconds(image, checkpoint: str = "vit-mae-base", **_) -> float:
     return CPU_SECONDS_BASE + checkpoints.get(checkpoint).params_millions / 100 * CPU_SECONDS_PER_100M_PARAMS
 
 
-@checkpoints.gpu_task(gpu_seconds=gpu_seconds, cpu_seconds=cpu_seconds)
+@gpu_task(gpu_seconds=gpu_seconds, cpu_seconds=cpu_seconds)
 def reconstruct(image: np.ndarray, checkpoint: str = "vit-mae-base", *, ratio: float = 0.75, seed: int = 0,
                 hidden_ids=None, image_size: int | None = None) -> Reconstruction:
     """Hide patches and reconstruct them with ViT-MAE.
@@ -118,7 +119,7 @@ def reconstruct(image: np.ndarray, checkpoint: str = "vit-mae-base", *, ratio: f
     pixel_values = processor(images=view, do_resize=False, return_tensors="pt")["pixel_values"]
     hidden = masks.hidden_mask(grid.num_patches, hidden_ids)
     with torch.inference_mode():
-        logits, loss = masked_forward(model, checkpoints.on_model(model, pixel_values), hidden,
+        logits, loss = masked_forward(model, devices.on_model(model, pixel_values), hidden,
                                       loaded.position_layouts)
         reconstructed = model.unpatchify(logits, (size, size))
 

@@ -11,7 +11,7 @@ and the MAE mask is exactly the JEPA block.
 
 `compare` is the computation (an image array and the block as plain numbers in, a `Comparison` out);
 its model work is the GPU function `predict_block`, and the full-image targets are cached in the main
-process (see checkpoints: ZeroGPU).
+process (see `demos.gpu_functions`).
 The tab (`demos.tabs.mae_vs_jepa`) names the endpoint `/compare_pixels_embeddings(image, top, left,
 height, width)`, so clicks, nudge buttons, sliders and `gradio_client` all end in the same call.
 """
@@ -31,6 +31,7 @@ from demos import jepa, masks, media, viz
 from demos.cache import LRUCache
 from demos.compute import mae
 from demos.errors import UserError, whole_number
+from demos.gpu_functions import gpu_task
 from demos.noise import Noise, added_noise_mse
 
 JEPA_CHECKPOINT = jepa.CHECKPOINT  # "vjepa2-vitl"
@@ -256,7 +257,7 @@ def cpu_seconds(view, patch_ids, context_ids, target_ids, num_frames, *, targets
     return cpu_work_seconds(num_frames, targets is not None)
 
 
-@checkpoints.gpu_task(gpu_seconds=gpu_seconds, cpu_seconds=cpu_seconds)
+@gpu_task(gpu_seconds=gpu_seconds, cpu_seconds=cpu_seconds)
 def predict_block(view: np.ndarray, patch_ids, context_ids, target_ids, num_frames: int, *,
                   targets: torch.Tensor | None = None, jepa_checkpoint: str = JEPA_CHECKPOINT,
                   mae_checkpoint: str = MAE_CHECKPOINT) -> BlockPass:

@@ -22,10 +22,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-import checkpoints
 from demos import jepa, masks, media
 from demos.compute import mae_vs_jepa
 from demos.errors import whole_number
+from demos.gpu_functions import gpu_task
 from demos.noise import Noise, added_noise_mse
 
 MAX_LEVELS = 6  # the clean picture and up to 5 noisy ones: each costs a context pass, the predictor and MAE
@@ -78,7 +78,7 @@ def cpu_seconds(views, patch_ids, context_ids, target_ids, num_frames, *, target
     return sum(mae_vs_jepa.cpu_work_seconds(num_frames, t is not None) for t in targets)
 
 
-@checkpoints.gpu_task(gpu_seconds=gpu_seconds, cpu_seconds=cpu_seconds)
+@gpu_task(gpu_seconds=gpu_seconds, cpu_seconds=cpu_seconds)
 def predict_levels(views: list[np.ndarray], patch_ids, context_ids, target_ids, num_frames: int, *,
                    targets: list, jepa_checkpoint: str = mae_vs_jepa.JEPA_CHECKPOINT,
                    mae_checkpoint: str = mae_vs_jepa.MAE_CHECKPOINT) -> list[mae_vs_jepa.BlockPass]:

@@ -18,7 +18,7 @@ passes are cached per encoder and per preprocessed clip (digest of the pixel ten
 a second question or the VQA panel never re-encode a clip that was already seen. The heads' probabilities are
 cached with them (`HEAD_CACHE`): asking about a clip that was classified, or asking again, runs no head either.
 
-ZeroGPU (see checkpoints): the comparison runs when the probe loads (`use_loader`: at start-up there);
+ZeroGPU (see `checkpoints.preload_all`): the comparison runs when the probe loads (`use_loader`: at start-up there);
 frames, preprocessing and the feature cache stay in the main process (`prepare`, `finish`), and one GPU
 function per click (`encode_and_classify`) receives the pixels of the passes still missing and the cached
 features of the others, and returns the new features and the heads' probabilities, on the CPU.
@@ -46,9 +46,10 @@ import torch
 import torch.nn.functional as F
 
 import checkpoints
-from demos import jepa, labels, media
+from demos import devices, jepa, labels, media, zerogpu
 from demos.cache import LRUCache
 from demos.errors import UserError, number
+from demos.gpu_functions import gpu_task
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +134,7 @@ def resolve_sampling(sampling: str) -> tuple[str, str]:
     (the setting the published accuracies hold for) stays a choice."""
     if sampling != SAMPLING_AUTO:
         return sampling, "chosen"
-    if checkpoints.models_on_gpu():
+    if devices.models_on_gpu():
         return SAMPLING_PER_PROBE, ("automatic: on a GPU each probe's own clip answers within a second; the "
                                     "paper protocol takes about 2 s")
     return SAMPLING_SHARED, ("automatic: on a CPU one shared encoder pass keeps a click within seconds; "
@@ -141,8 +142,8 @@ def resolve_sampling(sampling: str) -> tuple[str, str]:
 
 
 def shared_clip() -> tuple[int, int]:
-    """(frames, step) of the shared clip on this device (`checkpoints.models_on_gpu`: known without loading)."""
-    return GPU_SHARED_CLIP if checkpoints.models_on_gpu() else CPU_SHARED_CLIP
+    """(frames, step) of the shared clip on this device (`devices.models_on_gpu`: known without loading)."""
+    return GPU_SHARED_CLIP if devices.models_on_gpu() else CPU_SHARED_CLIP
 
 
 def sampling_for(probe: ProbeSpec, sampling: str) -> tuple[int, int]:
@@ -150,10 +151,12 @@ def sampling_for(probe: ProbeSpec, sampling: str) -> tuple[int, int]:
     return shared_clip() if sampling == SAMPLING_SHARED else (probe.num_frames, probe.frame_step)
 
 
-def protocol_cost(sampling: str, views: int = NUM_VIEWS, crop: int = 256, patch: int = 16, tubelet: int = 2) -> dict:
-    """Encoder passes and tokens a (resolved) sampling costs for both probes at the published 256-pixel crop,
-    and the most tokens one pooler reads. `views` distinct views: 3 for a non-square video, 1 for a square one."""
-    per_tubelet = (crop // patch) ** 2
+def protocol_cost(sampling: str, views: int = NUM_VIEWS) -> dict:
+    """Encoder passes and tokens a (resolved) sampling costs for both probes at the published geometry (256-pixel
+    crop, 16-pixel patches, tubelets of 2), and the most tokens one pooler reads. `views` distinct views: 3 for a
+    non-square video, 1 for a square one."""
+    encoder = checkpoints.get(jepa.CHECKPOINT)
+    per_tubelet, tubelet = encoder.patches_per_side ** 2, encoder.tubelet_size
     passes: dict[tuple[int, int], int] = {}
     pooler = 0
     for probe in PROBES:
@@ -358,7 +361,7 @@ def _normed_blocks(encoder: torch.nn.Module, pixel_values_videos: torch.Tensor, 
 
     Stops after the deepest listed block; `layers[last]` equals `encoder(...).last_hidden_state`.
     """
-    hidden = encoder.embeddings(checkpoints.on_model(encoder, pixel_values_videos))
+    hidden = encoder.embeddings(devices.on_model(encoder, pixel_values_videos))
     kept = {}
     for index, layer in enumerate(encoder.layer[: max(blocks) + 1]):
         hidden = layer(hidden, None)[0]
@@ -453,7 +456,7 @@ def top_labels(probs: torch.Tensor, id2label: dict[int, str], k: int = TOP_K) ->
 def head_logits(head: Head, features: torch.Tensor) -> torch.Tensor:
     """The probe's attentive pooler and linear classifier on its features: what the probe adds."""
     model = head.model
-    return model.classifier(model.pooler(checkpoints.on_model(model.pooler, features)))
+    return model.classifier(model.pooler(devices.on_model(model.pooler, features)))
 
 
 @dataclass
@@ -635,7 +638,8 @@ CPU_SECONDS_POOLER_4096_TOKENS, CPU_POOLER_POWER = 2.8, 1.55
 def published_tokens(frames: int) -> int:
     """A clip's tokens for the published ViT-L (256 px, 16-pixel patches, tubelets of 2), whatever the model loaded
     here: the estimates below are of the published checkpoints' work, the work a Space does."""
-    return max(1, frames // 2) * (256 // 16) ** 2
+    encoder = checkpoints.get(jepa.CHECKPOINT)
+    return max(1, frames // encoder.tubelet_size) * encoder.patches_per_side ** 2
 
 
 def pass_seconds(item: PassInput) -> float:
@@ -685,7 +689,7 @@ def run_heads(work: HeadsInput) -> HeadsPass:
             new_layers[index], encoder_seconds[index] = encoder_pass(encoder, item.pixels, item.blocks)
         layers = new_layers[index] if item.runs else item.layers
         if index in read:
-            on_device[index] = {block: checkpoints.on_model(encoder, tensor) for block, tensor in layers.items()}
+            on_device[index] = {block: devices.on_model(encoder, tensor) for block, tensor in layers.items()}
     probs, head_seconds, pooler_tokens = dict(work.cached_probs), {}, {}
     for name, plan in work.plans.items():
         head = heads[name]
@@ -702,7 +706,7 @@ def run_heads(work: HeadsInput) -> HeadsPass:
     return HeadsPass(new_layers, encoder_seconds, probs, head_seconds, pooler_tokens)
 
 
-@checkpoints.gpu_task(gpu_seconds=heads_seconds, cpu_seconds=heads_cpu_seconds)
+@gpu_task(gpu_seconds=heads_seconds, cpu_seconds=heads_cpu_seconds)
 def encode_and_classify(work: HeadsInput) -> HeadsPass:
     """The model work of one click (see `run_heads`)."""
     return run_heads(work)
@@ -884,11 +888,11 @@ def prefetch(video_path, start_s: float = 0.0, *, sampling: str = SAMPLING_AUTO,
                "encoder_passes": len(missing), "encoder_passes_run": 0,
                "encoder_passes_reused": len(request.work.passes) - len(missing), "heads_run": 0, "stale": False,
                "skipped": "", "seconds": 0.0}
-    if missing and request.sampling == SAMPLING_PAPER and not checkpoints.models_on_gpu():
+    if missing and request.sampling == SAMPLING_PAPER and not devices.models_on_gpu():
         return {**numbers, "skipped": "the paper protocol takes minutes on a CPU; it runs when you click"}
-    if missing and not checkpoints.worth_preparing():
+    if missing and not zerogpu.worth_preparing():
         return {**numbers, "skipped": "on ZeroGPU the click encodes the clip in its own GPU call"}
-    batches = [missing] if checkpoints.ON_ZERO_GPU else [[index] for index in missing]
+    batches = [missing] if zerogpu.ON_ZERO_GPU else [[index] for index in missing]
     for batch in batches if missing else []:
         if not still_wanted():
             return {**numbers, "stale": True}
@@ -900,7 +904,7 @@ def prefetch(video_path, start_s: float = 0.0, *, sampling: str = SAMPLING_AUTO,
             store(plan.encoder, plan.digest, result.layers[position], result.encoder_seconds[position])
             numbers["seconds"] = round(numbers["seconds"] + result.encoder_seconds[position], 4)
         numbers["encoder_passes_run"] += len(batch)
-    if checkpoints.models_on_gpu() or request.sampling == SAMPLING_PAPER:
+    if devices.models_on_gpu() or request.sampling == SAMPLING_PAPER:
         return numbers
     request = prepare(video_path, start_s, sampling=sampling)  # the passes come from the cache now
     for head in request.heads:

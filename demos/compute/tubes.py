@@ -12,7 +12,7 @@ The computation (no gradio in it):
 - `predict_tube(clip, tube)` encodes the context (every token outside the tube) alone, predicts the
   tube's tokens (`demos.jepa`), and scores them against the layer-normalised features of the full clip,
   which are cached per clip (`TARGET_CACHE`): moving the tube reruns only context encoder + predictor.
-  The model work is the GPU function `encode_and_predict` (see checkpoints: ZeroGPU); the cache and
+  The model work is the GPU function `encode_and_predict` (see `demos.gpu_functions`); the cache and
   the progress reports stay in the main process.
 - `prepare_targets(clip)` fills that cache ahead of the click (the GPU function `encode_targets`): the tab
   runs it when a clip is picked or resampled (`/tube_prepare`), so the click finds the targets there.
@@ -38,9 +38,10 @@ from pathlib import Path
 import numpy as np
 
 import checkpoints
-from demos import jepa, masks, media, viz
+from demos import devices, jepa, masks, media, viz, zerogpu
 from demos.cache import LRUCache
 from demos.errors import UserError, number, whole_number
+from demos.gpu_functions import gpu_task
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +54,7 @@ GPU_FRAMES = 16
 CPU_FRAMES = 8
 DEFAULT_FRAME_STEP = 4
 FRAME_STEP_SLIDER_MAX = 32  # the API accepts up to media.MAX_FRAME_STEP
-GRID_SLIDER_MAX = 16  # the real checkpoint's grid: 256 px / 16-pixel patches; other grids are clamped
+GRID_SLIDER_MAX = checkpoints.get(CHECKPOINT).patches_per_side  # the published grid, 16; smaller grids are clamped
 TARGET_CACHE_SIZE = 8  # full-clip target features kept (ViT-L, 16 frames: 8 MB each): prepared clips of a few visitors
 CLIP_CACHE_SIZE = 4  # decoded clips kept (16 frames at 256 px: 3 MB each)
 DISPLAY_MIN_SIDE = 256  # the output video and preview are upscaled to at least this (tiny models: 128 px)
@@ -70,8 +71,8 @@ CLIP_CACHE = LRUCache(CLIP_CACHE_SIZE)  # decoded clips per (file, sampling)
 
 
 def default_frames() -> int:
-    """Frames per clip on this device (`checkpoints.models_on_gpu`: known without loading a model)."""
-    return GPU_FRAMES if checkpoints.models_on_gpu() else CPU_FRAMES
+    """Frames per clip on this device (`devices.models_on_gpu`: known without loading a model)."""
+    return GPU_FRAMES if devices.models_on_gpu() else CPU_FRAMES
 
 
 # ---------------------------------------------------------------------------------------------
@@ -410,7 +411,7 @@ def _pixels(loaded, frames: np.ndarray):
     return jepa.clip_tensor(loaded.processor, np.array(frames))  # a writable copy: cached frames are read-only
 
 
-@checkpoints.gpu_task(gpu_seconds=targets_gpu_seconds, cpu_seconds=targets_cpu_seconds)
+@gpu_task(gpu_seconds=targets_gpu_seconds, cpu_seconds=targets_cpu_seconds)
 def encode_targets(frames: np.ndarray, *, checkpoint: str = CHECKPOINT) -> tuple:
     """The model work of preparing a clip: its full-clip targets (N, D) on the CPU, and the seconds they took."""
     loaded = jepa.load(checkpoint)
@@ -419,7 +420,7 @@ def encode_targets(frames: np.ndarray, *, checkpoint: str = CHECKPOINT) -> tuple
     return targets, time.perf_counter() - start
 
 
-@checkpoints.gpu_task(gpu_seconds=gpu_seconds, cpu_seconds=cpu_seconds)
+@gpu_task(gpu_seconds=gpu_seconds, cpu_seconds=cpu_seconds)
 def encode_and_predict(frames: np.ndarray, context_ids, target_ids, *, checkpoint: str = CHECKPOINT,
                        targets=None) -> TubePass:
     """The model work: full-clip targets (only when `targets` is None), the context encoder on the
@@ -459,7 +460,7 @@ def prepare_targets(clip: Clip, *, checkpoint: str = CHECKPOINT, still_wanted: C
 
     Returns plain numbers: `target_cache_hit` (the clip was cached), `targets_computed` (kept now),
     `stale` (given up because no longer wanted), `skipped` (why nothing ran: where a prepare does not pay,
-    `checkpoints.worth_preparing`), `seconds` of the pass, frames and digest.
+    `zerogpu.worth_preparing`), `seconds` of the pass, frames and digest.
     """
     loaded = jepa.load(checkpoint)
     if clip.size != loaded.model.config.crop_size:
@@ -468,7 +469,7 @@ def prepare_targets(clip: Clip, *, checkpoint: str = CHECKPOINT, still_wanted: C
                "targets_computed": False, "stale": False, "skipped": "", "seconds": 0.0}
     if _cached_targets(loaded, clip) is not None:
         return {**numbers, "target_cache_hit": True}
-    if not checkpoints.worth_preparing():
+    if not zerogpu.worth_preparing():
         return {**numbers, "skipped": "on ZeroGPU the click encodes the clip in its own GPU call"}
     if not still_wanted():
         return {**numbers, "stale": True}

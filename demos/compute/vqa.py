@@ -11,7 +11,7 @@ Two ways to let a language model talk about a clip (concept 6.5):
 
 `vqa_mode` decides which mode can honestly answer; `answer_stream` answers a question about a clip in
 that mode, streaming: frames, preprocessing and the encoder cache in the main process, the model work in
-one GPU generator (`answer_on_device`, see checkpoints: ZeroGPU) that yields the LLM's inputs first.
+one GPU generator (`answer_on_device`, see `demos.gpu_functions`) that yields the LLM's inputs first.
 Questions are validated once, by the caller, with `validate_question`; every function here takes the
 validated text. No gradio here: learner-facing problems raise `UserError`.
 """
@@ -33,10 +33,11 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from transformers import DynamicCache, RepetitionPenaltyLogitsProcessor
 
 import checkpoints
-from demos import jepa, media
+from demos import devices, jepa, media, zerogpu
 from demos.cache import LRUCache
 from demos.compute import probes
 from demos.errors import UserError
+from demos.gpu_functions import gpu_task
 
 log = logging.getLogger(__name__)
 
@@ -251,7 +252,7 @@ def _prompt_state(llm, model_inputs: dict, prefix_len: int):
     which may or may not outlive a call (and a GPU prefills the whole prompt in a few hundredths of a second); on
     the Space's CPU, which is this process, it does."""
     ids = model_inputs.get("input_ids")
-    in_a_worker = checkpoints.ON_ZERO_GPU and checkpoints.cpu_reason() is None
+    in_a_worker = zerogpu.ON_ZERO_GPU and zerogpu.cpu_reason() is None
     if not prefix_len or ids is None or in_a_worker or prefix_len >= ids.shape[1]:
         cache = DynamicCache(config=llm.config)
         with _llm_pass(llm):
@@ -413,7 +414,7 @@ CPU_SECONDS_PROMPT = 1.5
 def generation_time_s() -> float:
     """The time limit of one answer: the budget's share of the GPU duration on ZeroGPU (unless the answer runs on
     the Space's CPU), else `MAX_GENERATION_SECONDS`."""
-    if checkpoints.ON_ZERO_GPU and checkpoints.cpu_reason() is None:
+    if zerogpu.ON_ZERO_GPU and zerogpu.cpu_reason() is None:
         return min(MAX_GENERATION_SECONDS, MAX_NEW_TOKENS * GPU_SECONDS_PER_TOKEN)
     return MAX_GENERATION_SECONDS
 
@@ -453,7 +454,7 @@ def _projected_inputs(clip: probes.PassInput, grid, clip_text: str, question: st
     layers, seconds = (probes.encoder_pass(encoder, clip.pixels, clip.blocks) if clip.runs else (clip.layers, 0.0))
     tokens = layers[probes.depth(encoder) - 1]
     with torch.inference_mode():
-        visual = projector(checkpoints.on_model(projector, tokens), grid)
+        visual = projector(devices.on_model(projector, tokens), grid)
     inputs_embeds, attention_mask = build_inputs_embeds(llm, tokenizer, visual, question, VQA_SYSTEM_PROMPT)
     messages = [{"role": "system", "content": VQA_SYSTEM_PROMPT},
                 {"role": "user", "content": f"{VISUAL_PLACEHOLDER}\n{question}"}]
@@ -465,7 +466,7 @@ def _projected_inputs(clip: probes.PassInput, grid, clip_text: str, question: st
     return prepared, inputs_embeds, attention_mask
 
 
-@checkpoints.gpu_task(gpu_seconds=gpu_seconds, cpu_seconds=cpu_seconds)
+@gpu_task(gpu_seconds=gpu_seconds, cpu_seconds=cpu_seconds)
 def answer_on_device(question: str, mode: str, *, heads: probes.HeadsInput | None = None,
                      clip: probes.PassInput | None = None, grid=None, clip_text: str = "",
                      max_time_s: float = MAX_GENERATION_SECONDS) -> Iterator[PreparedInputs | StreamedText]:

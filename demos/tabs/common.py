@@ -23,7 +23,7 @@ from gradio import processing_utils
 from gradio.context import LocalContext
 
 import checkpoints
-from demos import media, results
+from demos import media, results, zerogpu
 from demos.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -93,23 +93,23 @@ def _signed_in() -> bool:
 
 def _run(fn, args, kwargs):
     """`fn` for one visitor's action: where ZeroGPU refuses or fails a GPU call, the whole action again on the
-    Space's CPU, planned for it (`checkpoints.on_cpu`)."""
-    with checkpoints.request_scope(signed_in=_signed_in()) as runs:
+    Space's CPU, planned for it (`zerogpu.on_cpu`)."""
+    with zerogpu.request_scope(signed_in=_signed_in()) as runs:
         try:
             return fn(*args, **kwargs)
-        except checkpoints.GpuUnavailable as refusal:
+        except zerogpu.GpuUnavailable as refusal:
             runs.clear()
-            with checkpoints.on_cpu(refusal.why):
+            with zerogpu.on_cpu(refusal.why):
                 return fn(*args, **kwargs)
 
 
 def _scoped_stream(fn, args, kwargs):
-    with checkpoints.request_scope(signed_in=_signed_in()) as runs:
+    with zerogpu.request_scope(signed_in=_signed_in()) as runs:
         try:
             yield from fn(*args, **kwargs)
-        except checkpoints.GpuUnavailable as refusal:
+        except zerogpu.GpuUnavailable as refusal:
             runs.clear()
-            with checkpoints.on_cpu(refusal.why):
+            with zerogpu.on_cpu(refusal.why):
                 yield from fn(*args, **kwargs)  # the page shows this stream in place of the refused one
 
 
@@ -148,7 +148,7 @@ def action(name: str | None = None, *, numbers: int | None = -1, summary: int | 
     """Decorate a tab's action (a handler that runs models, a plain function or a stream).
 
     - Every failure reaches the page and gradio_client as a gr.Error (`gradio_errors`).
-    - On ZeroGPU each GPU function runs where it pays (`checkpoints.gpu_task`), and when ZeroGPU refuses or fails
+    - On ZeroGPU each GPU function runs where it pays (`gpu_functions.gpu_task`), and when ZeroGPU refuses or fails
       a call, the action runs again on the Space's CPU (`device_note` says so on the page).
     - With `name`, identical requests (the same action, the same files, the same values) are answered from the
       shared `RESULTS`, running once however many visitors send them at once; `numbers` is the index of the
@@ -198,10 +198,10 @@ def action(name: str | None = None, *, numbers: int | None = -1, summary: int | 
 def device_note() -> str:
     """One line for the page when this action runs on the Space's CPU because ZeroGPU could not run it (ZeroGPU
     only; else empty)."""
-    why = checkpoints.cpu_reason()
+    why = zerogpu.cpu_reason()
     if why is None:
         return ""
-    seconds = sum(run.seconds for run in checkpoints.runs() if run.device == "cpu")
+    seconds = sum(run.seconds for run in zerogpu.runs() if run.device == "cpu")
     took = f" ({seconds:.1f} s)" if seconds else ""
     where = ("" if _signed_in() else
              " Signed-in visitors have GPU time of their own: open this Space on huggingface.co and sign in there.")
@@ -210,10 +210,10 @@ def device_note() -> str:
 
 def device_numbers() -> dict:
     """Where each model computation of this action ran, for its numbers (ZeroGPU only; else nothing)."""
-    if not checkpoints.ON_ZERO_GPU:
+    if not zerogpu.ON_ZERO_GPU:
         return {}
     return {"ran_on": [{"function": run.function, "device": run.device, "seconds": round(run.seconds, 3),
-                        "why": run.why, "fallback": run.fallback} for run in checkpoints.runs()]}
+                        "why": run.why, "fallback": run.fallback} for run in zerogpu.runs()]}
 
 
 def api_doc(**limits):
@@ -353,7 +353,7 @@ def ensure_loaded(names: list[str], progress: gr.Progress | None) -> None:
 
     Not on ZeroGPU: there every checkpoint is resident from start-up, or refused by the GPU function.
     """
-    if checkpoints.ON_ZERO_GPU:
+    if zerogpu.ON_ZERO_GPU:
         return
     for i, name in enumerate(names):
         if not checkpoints.is_loaded(name) and progress is not None:
@@ -389,7 +389,7 @@ def prepare_on(triggers: list, fn, inputs: list, output, api_name: str) -> None:
 
     The model events' concurrency_id: a prepare never runs beside a click, a load or another visitor's work.
     One per session: `always_last` keeps only the newest trigger waiting, and the newest cancels the running
-    one (gradio lets its thread finish its step; `checkpoints` runs one GPU function at a time, and
+    one (gradio lets its thread finish its step; `gpu_functions` runs one GPU function at a time, and
     `LatestPerSession` makes it keep nothing). Quiet on the page: no progress, its numbers in a hidden output.
 
     Undocumented: it only warms the cache for the page's next click, so it is no assistant's tool, and gradio

@@ -7,7 +7,7 @@ Endpoints `/classify_action` (`demos.compute.probes`), `/answer_question` (`demo
 import gradio as gr
 
 import checkpoints
-from demos import examples
+from demos import devices, examples
 from demos.compute import probes, vqa
 from demos.errors import UserError
 from demos.tabs import common
@@ -102,7 +102,7 @@ SAMPLING_INFO = ("Cost on a 2-core CPU: one shared clip (8 frames there) about 6
 def sampling_info() -> str:
     """The radio's info: what Automatic means on this machine, and what each sampling costs."""
     sampling, _ = probes.resolve_sampling(probes.SAMPLING_AUTO)
-    device = "GPU" if checkpoints.models_on_gpu() else "CPU"
+    device = "GPU" if devices.models_on_gpu() else "CPU"
     return f"Automatic on this {device}: {SAMPLING_NAMES[sampling]}. {SAMPLING_INFO}"
 
 

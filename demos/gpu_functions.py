@@ -1,0 +1,339 @@
+"""GPU functions: `@gpu_task(gpu_seconds=..., cpu_seconds=...)` puts a compute function behind the ZeroGPU boundary.
+
+Off ZeroGPU a GPU function runs in this process, one call at a time, on this machine's device. On ZeroGPU each
+call runs where it pays, the Space's CPU or a `spaces.GPU` worker (see `gpu_task`). A worker is a forked process
+(reused while idle, never reliably); its arguments and result are pickled across. So a GPU function:
+1. is a module-level function. It takes CPU values only (numpy arrays, CPU tensors, plain values, checkpoint
+   *names*, dataclasses of those; no models, no lambdas or progress callbacks: they do not pickle) and returns CPU
+   tensors/arrays. It calls `checkpoints.load(name)` itself (a lookup of the resident model, or of its CPU copy on
+   the Space's CPU) and moves inputs with `devices.on_model`.
+2. leaves caches (`demos.cache.LRUCache`) to the main process: the parent looks the cache up, passes the cached
+   intermediate in (`targets=None` or a tensor), and stores what the GPU function returns. Progress is reported
+   by the parent, before and after the call.
+3. estimates its work: `gpu_seconds` and `cpu_seconds`, in seconds or callables of the call's own arguments. They
+   decide where a call runs, and what it asks ZeroGPU for (`zerogpu.requested_seconds`); the default size
+   ("large"). A `UserError` raised inside keeps its message across the process boundary (ZeroGPU would hide it);
+   generator functions stream. When ZeroGPU refuses or fails a call, `GpuUnavailable` tells the tab to run the
+   action again `on_cpu`.
+4. never calls another GPU function: it calls that one's undecorated `.plain` function.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import inspect
+import logging
+import pickle
+import threading
+import time
+from dataclasses import dataclass
+
+from demos import devices, zerogpu
+from demos.errors import UserError
+from demos.zerogpu import GpuUnavailable, Run
+
+log = logging.getLogger(__name__)
+
+# What a GPU call costs a learner beyond its work: ZeroGPU's scheduling round trip and the hand-off to the worker
+# (an estimate; the log of a ZeroGPU Space gives the real figure).
+ZEROGPU_CALL_S = 1.0
+# An action the Space's CPU finishes within this runs there even where a GPU would be faster: a learner barely
+# notices, and the class keeps its shared GPU quota for the actions that need a GPU.
+CPU_QUICK_S = 1.5
+# The longest a learner is asked to wait for an action on the Space's CPU when ZeroGPU cannot run it; a longer
+# one ends with a message saying when to retry.
+CPU_PATIENCE_S = 30.0
+
+
+@dataclass(frozen=True)
+class _Failure:
+    """A UserError raised inside a GPU function, carried back as a plain value (ZeroGPU hides exceptions)."""
+
+    kind: type
+    message: str
+
+    def error(self) -> UserError:
+        try:
+            return self.kind(self.message)
+        except Exception:  # a subclass with another constructor: the message is what matters
+            return UserError(self.message)
+
+
+def _estimate(seconds, args, kwargs) -> float:
+    return float(seconds(*args, **kwargs) if callable(seconds) else seconds)
+
+
+_cpu_backlog = {"seconds": 0.0}  # estimated CPU seconds of the work queued or running in the CPU thread
+_backlog_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def _queued_on_the_cpu(seconds: float):
+    with _backlog_lock:
+        _cpu_backlog["seconds"] += seconds
+    try:
+        yield
+    finally:
+        with _backlog_lock:
+            _cpu_backlog["seconds"] -= seconds
+
+
+def _placed_on_cpu(function: str, gpu_work_s: float, cpu_s: float) -> bool:
+    """The GPU only where it pays: the CPU takes an action it finishes quickly, or sooner than a GPU call would
+    (ZeroGPU's scheduling, and a fresh worker's start, included), counting the CPU work already waiting: in a
+    lecture hall the GPU takes what the one CPU thread would only queue."""
+    warm = zerogpu.worker_is_warm(function)
+    with _backlog_lock:
+        cpu_s += _cpu_backlog["seconds"]
+    gpu_s = ZEROGPU_CALL_S + gpu_work_s + (0.0 if warm else zerogpu.GPU_COLD_START_S - zerogpu.GPU_WARM_START_S)
+    return cpu_s <= max(CPU_QUICK_S, gpu_s)
+
+
+_REFUSALS = (  # (what ZeroGPU's message says, what the learner reads, its kind)
+    ("Space app has reached its GPU limit", "the GPU time this Space shares among visitors who are not signed in "
+     "on huggingface.co is used up for now", "quota"),
+    ("No GPU was available after", "no GPU was free within a minute", "quota"),
+    ("exceeded your", "your ZeroGPU quota is used up for now", "quota"),
+    ("No GPU was available", "no GPU was available", "quota"),
+    ("GPU task aborted", "the GPU call ran out of its time", "aborted"),
+    ("illegal duration", "ZeroGPU refused the GPU time this asked for", "failed"),
+)
+
+
+def _as_refusal(error: Exception) -> GpuUnavailable | None:
+    """What `spaces` raised, as a `GpuUnavailable`; None for an error that is the caller's (a value that does not
+    pickle, a visitor who left while queued)."""
+    if isinstance(error, pickle.PicklingError) or "closed by visitor" in str(error):
+        return None
+    detail = " ".join(str(part) for part in (getattr(error, "title", ""), getattr(error, "message", error)) if part)
+    for marker, why, kind in _REFUSALS:
+        if marker.lower() in detail.lower():
+            return GpuUnavailable(why, detail, kind)
+    return GpuUnavailable("the GPU call failed", detail or type(error).__name__, "failed")
+
+
+def too_slow_on_cpu(why: str, seconds: float) -> UserError:
+    return UserError(
+        f"No GPU can run this right now ({why}), and on the Space's CPU it would take about {seconds:.0f} s, longer "
+        f"than the {CPU_PATIENCE_S:.0f} s a learner should wait. Lighter settings (fewer frames, one shared clip) "
+        "run on the CPU; or try again in a few minutes. Signed-in visitors have GPU time of their own: open this "
+        "Space on huggingface.co and sign in there."
+    )
+
+
+def _on_the_cpu(fn, args, kwargs, why: str, seconds: float):
+    """Run `fn` on the Space's CPU copies (its result, or for a generator function a generator), in the CPU thread;
+    `seconds` is its estimate, counted in the CPU's backlog until it is done."""
+    context = zerogpu.cpu_context(why)
+    pool = zerogpu.cpu_thread()
+    if not inspect.isgeneratorfunction(fn):
+        with _queued_on_the_cpu(seconds):
+            return pool.submit(context.run, fn, *args, **kwargs).result()
+
+    def stream():
+        items = context.run(fn, *args, **kwargs)
+        with _queued_on_the_cpu(seconds):
+            try:
+                while True:
+                    try:  # each step in the CPU thread: other learners' CPU work can run between two tokens
+                        yield pool.submit(context.run, next, items).result()
+                    except StopIteration:
+                        return
+            finally:
+                pool.submit(context.run, items.close).result()
+
+    return stream()
+
+
+# One GPU function runs at a time in this process, off ZeroGPU. The queue's concurrency_id bounds the events, but
+# gradio cancels an event (a stale clip's prepare) by abandoning its thread, which runs on: the next GPU function
+# waits for it here instead of running beside it. A plain Lock: a stream holds it across the threads that gradio
+# runs its steps in, until it ends or is closed. On ZeroGPU each call has a worker of its own (ZeroGPU schedules
+# them), and the Space's CPU work runs in `zerogpu.cpu_thread()`.
+_device_lock = threading.Lock()
+
+
+def device_busy() -> bool:
+    """Whether a GPU function is running (or a stream of one is open) in this process, off ZeroGPU."""
+    return _device_lock.locked()
+
+
+def _one_at_a_time(call):
+    if inspect.isgeneratorfunction(call):
+
+        @functools.wraps(call)
+        def stream(*args, **kwargs):
+            with _device_lock:
+                yield from call(*args, **kwargs)
+
+        return stream
+
+    @functools.wraps(call)
+    def locked(*args, **kwargs):
+        with _device_lock:
+            return call(*args, **kwargs)
+
+    return locked
+
+
+def gpu_task(fn=None, *, gpu_seconds, cpu_seconds):
+    """Mark a compute function as a GPU function. Elsewhere than ZeroGPU it runs in this process, one call at a
+    time, on this machine's device. On ZeroGPU each call runs where it pays:
+
+    - on the Space's CPU (its CPU copies of the models) when the CPU finishes it within `CPU_QUICK_S` or sooner
+      than a GPU call would, or when the action runs on the CPU already (`zerogpu.on_cpu`); one that would take
+      longer than `CPU_PATIENCE_S` there raises a UserError saying when to retry;
+    - else in a `spaces.GPU` worker, asking `zerogpu.requested_seconds` (a warm or cold start margin plus the work).
+      When ZeroGPU refuses or fails the call it raises `GpuUnavailable`, and the tab runs the action again on the
+      CPU.
+
+    `gpu_seconds` and `cpu_seconds` estimate the work on each (seconds, or callables of the call's own
+    arguments); `cpu_seconds` is of the development CPU (`devices.on_this_cpu` adjusts it to this one). Each call
+    records a `Run`. `wrapper.plain` is the undecorated function (for calls from inside another GPU function),
+    `wrapper.duration` the duration as asked of ZeroGPU (a callable), for `bench.bench_gpu`.
+    """
+    if fn is None:
+        return functools.partial(gpu_task, gpu_seconds=gpu_seconds, cpu_seconds=cpu_seconds)
+    name = fn.__qualname__
+
+    def duration(*args, **kwargs) -> int:
+        return zerogpu.requested_seconds(name, _estimate(gpu_seconds, args, kwargs))
+
+    if not zerogpu.ON_ZERO_GPU:
+        return _as_task(_recording(fn, name), fn, duration)
+    import spaces
+
+    streams = inspect.isgeneratorfunction(fn)
+    if streams:
+
+        def stream_in_worker(*args, **kwargs):
+            zerogpu.use_all_cores()
+            try:
+                yield from fn(*args, **kwargs)
+            except UserError as error:
+                yield _Failure(type(error), str(error))
+
+        on_gpu = spaces.GPU(functools.wraps(fn)(stream_in_worker), duration=duration)
+    else:
+
+        def run_in_worker(*args, **kwargs):
+            zerogpu.use_all_cores()
+            try:
+                return fn(*args, **kwargs)
+            except UserError as error:
+                return _Failure(type(error), str(error))
+
+        on_gpu = spaces.GPU(functools.wraps(fn)(run_in_worker), duration=duration)
+
+    def where(args, kwargs) -> tuple[str | None, bool, float]:
+        """(why it runs on the CPU, or None for a GPU; whether that is a fallback; its CPU estimate)."""
+        cpu_s = devices.on_this_cpu(_estimate(cpu_seconds, args, kwargs))
+        why = zerogpu.cpu_reason()
+        if why is not None:
+            if cpu_s > CPU_PATIENCE_S:
+                raise too_slow_on_cpu(why, cpu_s)
+            return why, True, cpu_s
+        if _placed_on_cpu(name, _estimate(gpu_seconds, args, kwargs), cpu_s):
+            return f"the Space's CPU does this in about {cpu_s:.1f} s, and it spends no GPU quota", False, cpu_s
+        return None, False, cpu_s
+
+    def refused(error: Exception, started: float) -> GpuUnavailable:
+        refusal = _as_refusal(error)
+        if refusal is None:
+            raise error
+        zerogpu.worker_lost(name)
+        zerogpu.remember_refusal(refusal)
+        log.warning("GPU call %s refused or failed after %.2f s: %s", name, time.perf_counter() - started,
+                    refusal.detail)
+        return refusal
+
+    def ran_on_gpu(started: float, asked: int) -> None:
+        seconds = time.perf_counter() - started
+        zerogpu.worker_ran(name)
+        log.info("GPU call %s: asked %d s, returned after %.2f s", name, asked, seconds)
+        zerogpu.record(Run(name, "gpu", "", False, seconds))
+
+    if streams:
+
+        @functools.wraps(fn)
+        def call(*args, **kwargs):
+            why, fallback, cpu_s = where(args, kwargs)
+            started = time.perf_counter()
+            if why is not None:
+                yield from _on_the_cpu(fn, args, kwargs, why, cpu_s)
+                zerogpu.record(Run(name, "cpu", why, fallback, time.perf_counter() - started))
+                return
+            asked = duration(*args, **kwargs)
+            try:
+                for item in on_gpu(*args, **kwargs):
+                    if isinstance(item, _Failure):
+                        raise item.error()
+                    yield item
+            except UserError:
+                raise
+            except Exception as error:
+                raise refused(error, started) from error
+            ran_on_gpu(started, asked)
+    else:
+
+        @functools.wraps(fn)
+        def call(*args, **kwargs):
+            why, fallback, cpu_s = where(args, kwargs)
+            started = time.perf_counter()
+            if why is not None:
+                result = _on_the_cpu(fn, args, kwargs, why, cpu_s)
+                zerogpu.record(Run(name, "cpu", why, fallback, time.perf_counter() - started))
+                return result
+            asked = duration(*args, **kwargs)
+            try:
+                result = on_gpu(*args, **kwargs)
+            except Exception as error:
+                refusal = refused(error, started)
+                cold = duration(*args, **kwargs)  # `refused` forgot the warm worker
+                if refusal.kind != "aborted" or cold <= asked:
+                    raise refusal from error
+                # Asked for a warm worker and got a fresh one, which ran out of time starting: once more, cold.
+                log.warning("GPU call %s: asking again with a cold start's margin (%d s)", name, cold)
+                started, asked = time.perf_counter(), cold
+                try:
+                    result = on_gpu(*args, **kwargs)
+                except Exception as error_again:
+                    raise refused(error_again, started) from error_again
+            if isinstance(result, _Failure):
+                raise result.error()
+            ran_on_gpu(started, asked)
+            return result
+
+    call.plain, call.duration = fn, duration
+    return call
+
+
+def _recording(fn, name: str):
+    """`fn` that records a `Run` on this machine's device for each call (off ZeroGPU)."""
+    if inspect.isgeneratorfunction(fn):
+
+        @functools.wraps(fn)
+        def stream(*args, **kwargs):
+            started = time.perf_counter()
+            yield from fn(*args, **kwargs)
+            zerogpu.record(Run(name, "gpu" if devices.models_on_gpu() else "cpu", "", False,
+                               time.perf_counter() - started))
+
+        return stream
+
+    @functools.wraps(fn)
+    def call(*args, **kwargs):
+        started = time.perf_counter()
+        result = fn(*args, **kwargs)
+        zerogpu.record(Run(name, "gpu" if devices.models_on_gpu() else "cpu", "", False, time.perf_counter() - started))
+        return result
+
+    return call
+
+
+def _as_task(call, fn, duration):
+    """`call` run one at a time, with the undecorated function (`.plain`) and its duration (`.duration`)."""
+    call = _one_at_a_time(call)
+    call.plain, call.duration = fn, duration
+    return call

@@ -1,0 +1,220 @@
+"""ZeroGPU, and where one visitor's action runs.
+
+- `ON_ZERO_GPU` (from SPACES_ZERO_GPU): on ZeroGPU, `spaces` is imported here, at import, before anything touches
+  CUDA: import this module before any that might (app.py imports `checkpoints`, which imports it, first). The
+  parent keeps torch at one thread, so that a forked GPU worker never inherits a used OpenMP pool.
+- `request_scope()`, `on_cpu(why)`, `cpu_reason()`, `runs()`: one visitor's action, whether it runs on the Space's
+  CPU and why, and where its GPU functions ran (`Run`).
+- `GpuUnavailable`: ZeroGPU refused or failed a call; the tab runs the action again `on_cpu`. After a refusal of a
+  visitor who is not signed in, their actions plan for the CPU for `REFUSED_BACKOFF_S`.
+- `requested_seconds(function, work_s)`: what a GPU call asks ZeroGPU for, with a warm or a cold worker's margin.
+- `cpu_thread()`: the one thread, with every core, that runs the Space's own model work.
+- `reset()`: forget warm workers and refusals.
+
+The decorator that sends a compute function across this boundary is `demos.gpu_functions`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import math
+import os
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from contextvars import ContextVar
+from dataclasses import dataclass
+
+ENV_ZERO_GPU = "SPACES_ZERO_GPU"  # set by Hugging Face on a ZeroGPU Space ("1"/"t"/"true", as `spaces` reads it)
+
+ON_ZERO_GPU = os.environ.get(ENV_ZERO_GPU, "").lower() in ("1", "t", "true")
+if ON_ZERO_GPU:
+    import spaces  # noqa: F401  before anything touches CUDA (it refuses to start otherwise)
+    import torch
+
+    torch.set_num_threads(1)  # the parent never fills an OpenMP pool that a forked worker would inherit
+
+# What a GPU call asks ZeroGPU for: a start margin plus the function's own work estimate (`gpu_seconds` of each
+# compute module: about 3x what `python -m bench.bench_gpu` measured on an H200). A worker that ran the same
+# function a moment ago is kept and reused while idle; a fresh one first starts CUDA, reads ZeroGPU's packed
+# weights and copies them to the GPU (every resident model: 0.6 s measured on an H200), and runs its first
+# kernels (0.7-1.1 s measured). CUDA's start and the packed-weights read could not be measured here (1-3 s
+# elsewhere): the Space's log says what each call asked and how long it held the GPU.
+GPU_COLD_START_S = 6.0
+GPU_WARM_START_S = 1.0
+GPU_WARM_FOR_S = 30.0  # a function's worker counts as warm this long after a call of it returned
+# Visitors who are not signed in on huggingface.co (every learner on a course site) share one ZeroGPU quota. Once
+# ZeroGPU has refused one of them, their actions plan for the CPU for this long before a GPU is asked again.
+# Signed-in visitors have quotas of their own and always ask.
+REFUSED_BACKOFF_S = 300.0
+
+
+@dataclass(frozen=True)
+class Run:
+    """Where one call of a GPU function ran, for the page's note and the numbers."""
+
+    function: str
+    device: str  # "gpu" (a ZeroGPU worker, or this machine's device off ZeroGPU) or "cpu" (the Space's CPU)
+    why: str  # why it ran where it did ("" off ZeroGPU)
+    fallback: bool  # ZeroGPU could not run it (quota, no GPU, a failed call), so the Space's CPU did
+    seconds: float
+
+
+class GpuUnavailable(Exception):
+    """ZeroGPU refused or failed a call (quota, no GPU free, queue timeout, an aborted or failed task).
+
+    Not a UserError: the caller runs the whole action again on the Space's CPU (`on_cpu(error.why)`), planned for
+    the CPU. `why` says what happened in words a learner reads; `detail` is ZeroGPU's own message; `kind` is
+    "quota" (the visitor's quota, or no GPU free for them), "aborted" (the call ran past its duration) or "failed".
+    """
+
+    def __init__(self, why: str, detail: str, kind: str):
+        super().__init__(f"{why} ({detail})")
+        self.why, self.detail, self.kind = why, detail, kind
+
+
+# Per request (set by the tabs' handler wrapper, `request_scope`): the runs so far, whether the visitor is signed
+# in, and, when the request runs on the Space's CPU, why (`on_cpu`). Inside a CPU run it also tells
+# `checkpoints.load` to return the CPU copy of a checkpoint.
+_runs: ContextVar[list | None] = ContextVar("pdr_runs", default=None)
+_signed_in: ContextVar[bool] = ContextVar("pdr_signed_in", default=False)
+_cpu_reason: ContextVar[str | None] = ContextVar("pdr_cpu_reason", default=None)
+
+_warm_until: dict[str, float] = {}  # GPU function -> until when its worker counts as warm
+_refused: dict = {"until": 0.0, "why": ""}  # the last refusal of a visitor who was not signed in
+_state_lock = threading.Lock()
+
+
+def reset() -> None:
+    """Forget which GPU workers are warm and any refusal: the state a process starts in (tests call it between
+    scenarios)."""
+    with _state_lock:
+        _warm_until.clear()
+        _refused.update(until=0.0, why="")
+
+
+@contextlib.contextmanager
+def request_scope(*, signed_in: bool = False):
+    """One visitor's action: collects its `Run`s (yielded list) and, on ZeroGPU, plans it for the Space's CPU
+    while ZeroGPU refuses visitors who are not signed in (`REFUSED_BACKOFF_S`)."""
+    runs: list[Run] = []
+    tokens = [_runs.set(runs), _signed_in.set(signed_in)]
+    why = None if signed_in or not ON_ZERO_GPU else _refusal_backoff()
+    tokens.append(_cpu_reason.set(why))
+    try:
+        yield runs
+    finally:
+        for var, token in zip((_runs, _signed_in, _cpu_reason), tokens, strict=True):
+            var.reset(token)
+
+
+@contextlib.contextmanager
+def on_cpu(why: str):
+    """Run the rest of this action on the Space's CPU (its CPU copies of the models), planned for the CPU
+    (`devices.models_on_gpu()` is False inside), for the reason given."""
+    token = _cpu_reason.set(why)
+    try:
+        yield
+    finally:
+        _cpu_reason.reset(token)
+
+
+def cpu_context(why: str) -> contextvars.Context:
+    """A copy of the current context in which the action runs on the Space's CPU for `why`: to run its work in
+    another thread (`cpu_thread`)."""
+    context = contextvars.copy_context()
+    context.run(_cpu_reason.set, why)
+    return context
+
+
+def cpu_reason() -> str | None:
+    """Why this action runs on the Space's CPU, or None (ZeroGPU only)."""
+    return _cpu_reason.get()
+
+
+def worth_preparing() -> bool:
+    """Whether model work done ahead of a click (a clip's prepare) pays here. Off ZeroGPU it does: the click then
+    runs less on this machine. On ZeroGPU only on the Space's CPU: a GPU call of its own costs a prepare more
+    (ZeroGPU's scheduling, a start margin of quota) than it saves the click's GPU call (an encoder pass there takes
+    a few hundredths of a second)."""
+    return not ON_ZERO_GPU or _cpu_reason.get() is not None
+
+
+def runs() -> list[Run]:
+    """Where this action's GPU functions ran so far (see `request_scope`)."""
+    return list(_runs.get() or [])
+
+
+def record(run: Run) -> None:
+    """Add `run` to this action's runs (nothing outside a `request_scope`)."""
+    runs = _runs.get()
+    if runs is not None:
+        runs.append(run)
+
+
+def _refusal_backoff() -> str | None:
+    with _state_lock:
+        if time.monotonic() < _refused["until"]:
+            return _refused["why"]
+    return None
+
+
+def remember_refusal(refusal: GpuUnavailable) -> None:
+    """A quota refusal of a visitor who is not signed in plans their actions for the CPU for a while."""
+    if refusal.kind == "quota" and not _signed_in.get():
+        with _state_lock:
+            _refused.update(until=time.monotonic() + REFUSED_BACKOFF_S, why=refusal.why)
+
+
+def worker_is_warm(function: str) -> bool:
+    """Whether a call of `function` returned from a GPU worker within `GPU_WARM_FOR_S`."""
+    with _state_lock:
+        return time.monotonic() < _warm_until.get(function, 0.0)
+
+
+def worker_ran(function: str) -> None:
+    """A call of `function` returned from its GPU worker just now: the worker stays warm a while."""
+    with _state_lock:
+        _warm_until[function] = time.monotonic() + GPU_WARM_FOR_S
+
+
+def worker_lost(function: str) -> None:
+    """ZeroGPU refused or failed a call of `function`: its next call may get a fresh worker."""
+    with _state_lock:
+        _warm_until.pop(function, None)
+
+
+def requested_seconds(function: str, work_s: float) -> int:
+    """The whole seconds a GPU call asks ZeroGPU for: its work estimate and the start margin of a warm or a cold
+    worker (ZeroGPU drops fractions of a second, so round up)."""
+    margin = GPU_WARM_START_S if worker_is_warm(function) else GPU_COLD_START_S
+    return max(1, math.ceil(margin + work_s))
+
+
+def use_all_cores() -> None:
+    """Torch in this thread uses every core (the ZeroGPU parent keeps one; a GPU worker and the CPU thread all)."""
+    import torch
+
+    torch.set_num_threads(os.cpu_count() or 1)
+
+
+# One model computation at a time on the Space's CPU, in one thread that uses every core and never starts a GPU
+# worker: ZeroGPU forks its workers from the threads that call GPU functions, and a fork must not inherit a used
+# OpenMP pool (those threads stay at one torch thread, as the whole parent does).
+_cpu_worker: ThreadPoolExecutor | None = None
+_cpu_worker_lock = threading.Lock()
+
+
+def cpu_thread() -> ThreadPoolExecutor:
+    """The Space's CPU thread (started on first use, with every core): submit model work on the CPU copies to it."""
+    global _cpu_worker
+    with _cpu_worker_lock:
+        if _cpu_worker is None:
+            import torch
+
+            others = torch.get_num_threads()  # one in a ZeroGPU parent
+            _cpu_worker = ThreadPoolExecutor(1, thread_name_prefix="pdr-cpu-models", initializer=use_all_cores)
+            _cpu_worker.submit(int).result()  # its thread now keeps every core...
+            torch.set_num_threads(others)  # ...and the threads that start later as many as before
+    return _cpu_worker
