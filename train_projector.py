@@ -50,8 +50,8 @@ def frames_from_video(video: Any, *, num_frames: int, frame_step: int, dataset_i
     dataset's Hub repo, or a `{"path", "bytes"}` dict (a `datasets.Video(decode=False)` cell)."""
     if isinstance(video, np.ndarray):
         return video
-    # demos.media decodes with PyAV; imported here so that training on cached features needs no decoder.
-    from demos.media import sample_frames
+    # demos.videos decodes with PyAV; imported here so that training on cached features needs no decoder.
+    from demos.videos import sample_frames
 
     if isinstance(video, dict):
         if video.get("bytes"):

@@ -31,10 +31,10 @@ MOVED_TUBE = dict(top=8, left=3, height=4, width=4, first_tubelet=2, last_tubele
 def _write_h264(path: Path, frames, fps: int) -> Path:
     """Stream the frames into H.264 (x264's default keyframe interval, 250 frames, as many files in the wild
     have), fast and small; written beside the target first, so an interrupted run leaves no half file."""
-    from demos import media
+    from demos import mp4
 
     tmp = path.with_suffix(".partial.mp4")
-    media.write_mp4(frames, tmp, fps, crf=28, preset="ultrafast")
+    mp4.write_mp4(frames, tmp, fps, crf=28, preset="ultrafast")
     tmp.rename(path)
     return path
 
@@ -108,12 +108,12 @@ def measure(repeats: int, decode: bool = True) -> dict:
         assert parts["hit"]
 
     def decode_s(start_s: float, clip: Path) -> float:
-        from demos import media
+        from demos import videos
 
         times = []
         for _ in range(repeats):
             start = time.perf_counter()
-            sample = media.sample_frames(str(clip), start_s=start_s, num_frames=16, frame_step=4)
+            sample = videos.sample_frames(str(clip), start_s=start_s, num_frames=16, frame_step=4)
             times.append(time.perf_counter() - start)
             assert len(sample.frames) == 16
         return round(common.median_s(times), 3)

@@ -31,3 +31,9 @@ def whole_number(name: str, value, *, minimum: int | None = None, maximum: int |
     if result != int(result):
         raise UserError(f"{name} must be a whole number; got {result:g}.")
     return int(result)
+
+
+def brief(error: Exception) -> str:
+    """An exception's message, cut short enough to quote inside a sentence for the learner."""
+    text = str(error).strip() or type(error).__name__
+    return text if len(text) <= 120 else text[:117] + "..."
