@@ -1,4 +1,4 @@
-"""Benchmark the running app the way a learner or a script meets it (issue 11): pick a clip, click.
+"""Benchmark the running app the way a learner or a script meets it: pick a clip, click.
 
     python -m bench.bench_app                                  # every row, the tab's frames, wait 5 s
     python -m bench.bench_app --rows tube --frames 8 --repeats 1 --wait 2   # a quick run

@@ -6,7 +6,7 @@
 Measures, on a synthetic 256x256 clip (values do not matter for speed):
 - load: the base V-JEPA 2 model and both probes, including the encoder comparison;
 - classification with one 16-frame clip (step 4) for both heads: preprocessing, ONE encoder pass,
-  each head (attentive pooler + linear) — the issue's target is <= 5 s per call on the 2-core CPU;
+  each head (attentive pooler + linear) — the target is <= 5 s per call on the 2-core CPU;
 - classification as each probe was evaluated (16x4 and 32x2: two encoder passes);
 - the encoder cache hit (second call on the same clip);
 - peak resident memory of the process with every loaded model resident.

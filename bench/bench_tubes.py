@@ -11,7 +11,7 @@ tube (5x5 patches, all 16 frames):
   context encoder, predictor and rendering run.
 Decode: 16 frames at frame step 4 from a generated 60-second 1080p H.264 clip (x264's default keyframe
 interval, 250 frames), from the start and from the middle (a seek), and from the middle of a
-10-minute 4K clip (2 fps). Targets (issue 4): end to end
+10-minute 4K clip (2 fps). Targets: end to end
 <= 6 s, decode <= 2 s. Peak RSS is the child process's. Random weights: speed and memory only.
 """
 
@@ -133,7 +133,7 @@ def measure(repeats: int, decode: bool = True) -> dict:
     }
     if decode:
         long_hd = bench_clip("tubes-1080p-60s.mp4", 60, 1080, 1920)
-        # The issue's "4K 10-minute video", at 2 fps so that generating it once takes about a minute.
+        # A 10-minute 4K video, at 2 fps so that generating it once takes about a minute.
         long_4k = bench_clip("tubes-4k-600s-2fps.mp4", 600, 2160, 3840, fps=2)
         row.update(decode_1080p_start0_s=decode_s(0.0, long_hd), decode_1080p_start30_s=decode_s(30.0, long_hd),
                    decode_4k_10min_start300_s=decode_s(300.0, long_4k))

@@ -48,7 +48,7 @@ CHECKPOINT = jepa.CHECKPOINT
 
 # Frames per clip by device (`default_frames`): 16 is what V-JEPA 2's probes were evaluated on (SSv2: 16
 # frames, frame step 4). On a CPU 8 frames (4 tubelets) keep a click within seconds: half the tokens, and the
-# encoder took 2.6 s instead of 6.6 s on the 2-core development CPU (issue 11; attention grows faster).
+# encoder takes 2.6 s instead of 6.6 s on the 2-core development CPU (attention grows faster than the tokens).
 GPU_FRAMES = 16
 CPU_FRAMES = 8
 DEFAULT_FRAME_STEP = 4
