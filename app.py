@@ -21,7 +21,7 @@ from pathlib import Path
 import gradio as gr
 
 import checkpoints  # first of ours: through `demos.zerogpu`, on ZeroGPU it imports `spaces` before anything touches CUDA
-from demos import media, zerogpu
+from demos import uploads, zerogpu
 from demos.tabs import common, heads, mae, mae_vs_jepa, mcp_results, theme, tubes
 
 TITLE = "Predict, Don't Reconstruct"
@@ -95,7 +95,7 @@ LAUNCH_OPTIONS = {
     "mcp_server": True,  # every documented endpoint is also an MCP tool, at /gradio_api/mcp (README: "Use from an assistant")
     # An upload over the limit is refused while it arrives (gradio's multipart parser stops and deletes the part),
     # so it never fills the disk.
-    "max_file_size": media.MAX_UPLOAD_BYTES,
+    "max_file_size": uploads.MAX_UPLOAD_BYTES,
 }
 
 
@@ -109,7 +109,7 @@ def build_app() -> gr.Blocks:
     mcp_results.keep_outputs_apart()  # gradio 6.31's MCP server would merge a tool's outputs into one text
     # Every upload and result file gradio writes is deleted once no page can still ask for it: the disk a Space
     # uses stays bounded however long it serves.
-    with gr.Blocks(title=TITLE, delete_cache=(media.FILES_SWEEP_S, media.FILES_KEPT_S)) as demo:
+    with gr.Blocks(title=TITLE, delete_cache=(uploads.FILES_SWEEP_S, uploads.FILES_KEPT_S)) as demo:
         gr.Markdown(HEADER)
         _banner()
         with gr.Tabs():

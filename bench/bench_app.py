@@ -1,4 +1,4 @@
-"""Benchmark the running app the way a learner or a script meets it (issue 11): pick a clip, click.
+"""Benchmark the running app the way a learner or a script meets it: pick a clip, click.
 
     python -m bench.bench_app                                  # every row, the tab's frames, wait 5 s
     python -m bench.bench_app --rows tube --frames 8 --repeats 1 --wait 2   # a quick run
@@ -210,9 +210,9 @@ class Recipe:
     def pixels(processor, clip: str, num_frames: int, frame_step: int):
         import torch
 
-        from demos import media
+        from demos import videos
 
-        frames = media.sample_frames(clip, start_s=0.0, num_frames=num_frames, frame_step=frame_step).frames
+        frames = videos.sample_frames(clip, start_s=0.0, num_frames=num_frames, frame_step=frame_step).frames
         video = torch.from_numpy(frames).permute(0, 3, 1, 2)  # (T, C, H, W), as the model card's decoder returns
         return processor(video, return_tensors="pt")["pixel_values_videos"]
 

@@ -1,6 +1,6 @@
 """Every benchmark on one GPU, in one process, and each GPU function's time against the duration it asks for.
 
-    python -m bench.bench_gpu                 # on a machine with a CUDA GPU (issue 10)
+    python -m bench.bench_gpu                 # on a machine with a CUDA GPU
     python -m bench.bench_gpu --repeats 2     # quicker
     PDR_BENCH_SIZE=tiny python -m bench.bench_gpu --repeats 1   # check the code on tiny replicas, any machine
 

@@ -6,7 +6,7 @@
 Measures, on a synthetic 256x256 clip (values do not matter for speed):
 - load: the base V-JEPA 2 model and both probes, including the encoder comparison;
 - classification with one 16-frame clip (step 4) for both heads: preprocessing, ONE encoder pass,
-  each head (attentive pooler + linear) — the issue's target is <= 5 s per call on the 2-core CPU;
+  each head (attentive pooler + linear) — the target is <= 5 s per call on the 2-core CPU;
 - classification as each probe was evaluated (16x4 and 32x2: two encoder passes);
 - the encoder cache hit (second call on the same clip);
 - peak resident memory of the process with every loaded model resident.
@@ -29,13 +29,13 @@ def write_clip(path: Path, seconds: float = 4.0, fps: int = 30, seed: int = 0) -
     """A moving square on noise (a new `seed`, a new clip), H.264, 320x256: long enough for 32 frames at step 2."""
     import numpy as np
 
-    from demos import media
+    from demos import mp4
 
     background = np.random.default_rng(seed).integers(0, 256, (256, 320, 3), dtype=np.uint8)
     frames = np.repeat(background[None], int(seconds * fps), axis=0)
     for i, frame in enumerate(frames):
         frame[100:160, 10 + i * 2:70 + i * 2] = (255, 40, 40)
-    return media.write_mp4(frames, path, fps)
+    return mp4.write_mp4(frames, path, fps)
 
 
 def measure(repeats: int, samplings: tuple = ("shared", "per_probe")) -> dict:

@@ -5,7 +5,7 @@
 
 Each (checkpoint, dtype) runs in its own process so peak memory is its own. Prints the median latency
 of `demos.compute.mae.reconstruct` (preprocessing, encoder, decoder, unpatchify, error map, images) on a
-512x512 image at mask ratio 0.75, and the process's peak resident memory. Target (issue 2):
+512x512 image at mask ratio 0.75, and the process's peak resident memory. Target:
 <= 0.3 s per call for base on the 2-core CPU.
 """
 

@@ -11,7 +11,7 @@ tube (5x5 patches, all 16 frames):
   context encoder, predictor and rendering run.
 Decode: 16 frames at frame step 4 from a generated 60-second 1080p H.264 clip (x264's default keyframe
 interval, 250 frames), from the start and from the middle (a seek), and from the middle of a
-10-minute 4K clip (2 fps). Targets (issue 4): end to end
+10-minute 4K clip (2 fps). Targets: end to end
 <= 6 s, decode <= 2 s. Peak RSS is the child process's. Random weights: speed and memory only.
 """
 
@@ -31,10 +31,10 @@ MOVED_TUBE = dict(top=8, left=3, height=4, width=4, first_tubelet=2, last_tubele
 def _write_h264(path: Path, frames, fps: int) -> Path:
     """Stream the frames into H.264 (x264's default keyframe interval, 250 frames, as many files in the wild
     have), fast and small; written beside the target first, so an interrupted run leaves no half file."""
-    from demos import media
+    from demos import mp4
 
     tmp = path.with_suffix(".partial.mp4")
-    media.write_mp4(frames, tmp, fps, crf=28, preset="ultrafast")
+    mp4.write_mp4(frames, tmp, fps, crf=28, preset="ultrafast")
     tmp.rename(path)
     return path
 
@@ -107,12 +107,12 @@ def measure(repeats: int, decode: bool = True) -> dict:
         assert parts["hit"]
 
     def decode_s(start_s: float, clip: Path) -> float:
-        from demos import media
+        from demos import videos
 
         times = []
         for _ in range(repeats):
             start = time.perf_counter()
-            sample = media.sample_frames(str(clip), start_s=start_s, num_frames=16, frame_step=4)
+            sample = videos.sample_frames(str(clip), start_s=start_s, num_frames=16, frame_step=4)
             times.append(time.perf_counter() - start)
             assert len(sample.frames) == 16
         return round(common.median_s(times), 3)
@@ -132,7 +132,7 @@ def measure(repeats: int, decode: bool = True) -> dict:
     }
     if decode:
         long_hd = bench_clip("tubes-1080p-60s.mp4", 60, 1080, 1920)
-        # The issue's "4K 10-minute video", at 2 fps so that generating it once takes about a minute.
+        # A 10-minute 4K video, at 2 fps so that generating it once takes about a minute.
         long_4k = bench_clip("tubes-4k-600s-2fps.mp4", 600, 2160, 3840, fps=2)
         row.update(decode_1080p_start0_s=decode_s(0.0, long_hd), decode_1080p_start30_s=decode_s(30.0, long_hd),
                    decode_4k_10min_start300_s=decode_s(300.0, long_4k))

@@ -12,7 +12,7 @@ Prints, for the app's dtype policy and fp32 (each in its own process):
   the LLM, a projector) and the LLM run: resident once loaded, the process's peak resident memory
   (which also counts pages of memory-mapped checkpoint files read while loading) and its peak
   anonymous memory (tensors and heap: what can exhaust a Space's RAM).
-Targets (issue 5): first token <= 3 s after the video features exist, >= 10 tokens/s, every model
+Targets: first token <= 3 s after the video features exist, >= 10 tokens/s, every model
 resident <= 8 GB.
 
 The LLM replica has Qwen2.5-0.5B-Instruct's architecture and vocabulary size; its tokenizer is the

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 import checkpoints
-from demos import examples, jepa, labels, media, noise
+from demos import examples, images, jepa, labels, noise, videos
 from demos.compute import mae, mae_vs_jepa, noise_sweep, probes, tubes, vqa
 
 NOT_APPLICABLE = "n/a (random weights)"
@@ -55,7 +55,7 @@ def mae_rows() -> list[Row]:
     for name in checkpoints.MAE_CHECKPOINTS:
         results = []
         for path in examples.images():
-            reconstruction = mae.reconstruct(media.load_image(path), name, ratio=0.75, seed=0)
+            reconstruction = mae.reconstruct(images.load_image(path), name, ratio=0.75, seed=0)
             results.append((reconstruction.hidden_mse, reconstruction.best_constant_mse))
         wins = sum(model < constant for model, constant in results)
         worst = max(results, key=lambda r: r[0] / r[1])
@@ -69,7 +69,7 @@ def jepa_rows() -> list[Row]:
     grid = jepa.TokenLayout.of(jepa.load().model.config, 1).rows
     image_scores = []
     for path in examples.images():
-        stats = mae_vs_jepa.compare(media.load_image(path), *_scaled(IMAGE_BLOCK, grid)).stats()
+        stats = mae_vs_jepa.compare(images.load_image(path), *_scaled(IMAGE_BLOCK, grid)).stats()
         image_scores.append((stats["mean_cosine"], *stats["baselines"].values()))
     clip_scores = []
     for path in examples.videos():
@@ -89,7 +89,7 @@ def noise_rows() -> list[Row]:
     grid = jepa.TokenLayout.of(jepa.load().model.config, 1).rows
     measured = []
     for path in examples.images():
-        clean, grainy = noise_sweep.sweep(media.load_image(path), *_scaled(IMAGE_BLOCK, grid), GRAIN, 2).levels
+        clean, grainy = noise_sweep.sweep(images.load_image(path), *_scaled(IMAGE_BLOCK, grid), GRAIN, 2).levels
         measured.append((grainy.target_cosine, grainy.mae_pixel_mse / max(clean.mae_pixel_mse, 1e-12)))
     holds = sum(cosine >= TARGET_STEADY_COSINE and growth >= MAE_ERROR_GROWTH for cosine, growth in measured)
     return [Row(f"6.2-6.3 with {GRAIN.label}, the JEPA target moves little where MAE's error grows, bundled images",
@@ -102,7 +102,7 @@ def noise_rows() -> list[Row]:
 def vanish_tubelet(frame_step: int = 4, num_frames: int = 16) -> int:
     """The first tubelet whose frames differ between ball_behind_wall and ball_vanishes: where the ball vanishes."""
     paths = {p.split("/")[-1]: p for p in examples.videos()}
-    clips = [media.sample_frames(paths[name], num_frames=num_frames, frame_step=frame_step).frames.astype(int)
+    clips = [videos.sample_frames(paths[name], num_frames=num_frames, frame_step=frame_step).frames.astype(int)
              for name in ("ball_behind_wall.mp4", "ball_vanishes.mp4")]
     changed = (np.abs(clips[0] - clips[1]).max(axis=-1) > 60).mean(axis=(1, 2)) > 1e-3  # a ball, not codec noise
     return int(np.argmax(changed)) // 2

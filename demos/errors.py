@@ -1,7 +1,7 @@
 """The one exception type a learner is meant to read, and the checks of numbers that raise it.
 
-Compute code raises `UserError` with a sentence a learner understands; the UI layer
-(`demos.ui.gradio_errors`) turns it into a `gr.Error`. Keeping gradio out of here lets the
+Compute code raises `UserError` with a sentence a learner understands; the page's handlers
+(`demos.tabs.common`) turn it into a `gr.Error`. Keeping gradio out of here lets the
 compute modules run and be tested without a UI.
 """
 
@@ -31,3 +31,9 @@ def whole_number(name: str, value, *, minimum: int | None = None, maximum: int |
     if result != int(result):
         raise UserError(f"{name} must be a whole number; got {result:g}.")
     return int(result)
+
+
+def brief(error: Exception) -> str:
+    """An exception's message, cut short enough to quote inside a sentence for the learner."""
+    text = str(error).strip() or type(error).__name__
+    return text if len(text) <= 120 else text[:117] + "..."

@@ -85,7 +85,7 @@ def use_trained_mask_token(model) -> bool:
 def clip_tensor(processor, frames: np.ndarray) -> torch.Tensor:
     """(T, S, S, 3) uint8 frames, already cropped to the model's square, -> normalised (1, T, 3, S, S).
 
-    Resizing and cropping happen before (`media.center_square`), so that the picture the learner
+    Resizing and cropping happen before (`images.center_square`), so that the picture the learner
     clicks on is exactly the picture the model sees; the processor only normalises.
     """
     batch = processor(videos=[frames], do_resize=False, do_center_crop=False, return_tensors="pt")

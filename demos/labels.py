@@ -97,7 +97,7 @@ def _without_placeholders(text: str) -> str:
 
 # The 48 Diving48 classes in class-id order. Codes and order: the dataset's Diving48_vocab.json (class id =
 # position in that list), as a public copy of the file holds it. DIVING48_LABELS writes each as Python's str()
-# of the list, the form issue 12 reports in the probe's hub config (not checked here: no Hub access).
+# of the list, the form the probe's hub config is reported to hold (not checked here: no Hub access).
 DIVING48_VOCABULARY: tuple[tuple[str, str, str, str], ...] = (
     ("Back", "15som", "05Twis", "FREE"),
     ("Back", "15som", "15Twis", "FREE"),

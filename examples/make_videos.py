@@ -2,7 +2,7 @@
 
     python examples/make_videos.py            # writes examples/videos/*.mp4
 
-Everything is drawn with numpy and PIL and written as H.264 with `demos.media.write_mp4`, so the clips
+Everything is drawn with numpy and PIL and written as H.264 with `demos.mp4.write_mp4`, so the clips
 are ours (licence: CC0, see examples/README.md) and small. Deterministic: same code, same pixels.
 
 - ball_behind_wall.mp4:  a ball rolls across a room and passes behind a wall; it comes out the other side.
@@ -103,11 +103,11 @@ CLIPS = {
 
 def main() -> int:
     sys.path.insert(0, str(ROOT))
-    from demos import media
+    from demos import mp4
 
     OUT.mkdir(parents=True, exist_ok=True)
     for name, render in CLIPS.items():
-        path = media.write_mp4(render(), str(OUT / name), FPS)
+        path = mp4.write_mp4(render(), str(OUT / name), FPS)
         print(f"{path}: {Path(path).stat().st_size / 1024:.0f} KB")
     return 0
 

@@ -83,9 +83,9 @@ def llm(tokenizer):
 
 @pytest.fixture
 def example_image():
-    from demos import media
+    from demos import images
 
-    return media.load_image(EXAMPLE_IMAGES[0])
+    return images.load_image(EXAMPLE_IMAGES[0])
 
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

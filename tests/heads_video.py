@@ -7,9 +7,9 @@ def write_counting_video(path: Path, num_frames: int = 80, fps: int = 20, size: 
     """Lossless H.264 clip whose frame i is a uniform grey of level 20 + 2*i (frames can be identified after decoding)."""
     import numpy as np
 
-    from demos import media
+    from demos import mp4
 
     width, height = size
     levels = (20 + 2 * np.arange(num_frames)).astype(np.uint8)
     frames = np.broadcast_to(levels[:, None, None, None], (num_frames, height, width, 3))
-    return media.write_mp4(frames, path, fps, crf=0)
+    return mp4.write_mp4(frames, path, fps, crf=0)

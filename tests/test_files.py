@@ -15,7 +15,7 @@ from conftest import EXAMPLE_IMAGES
 from gradio import processing_utils
 from gradio_client import Client, handle_file
 
-from demos import media
+from demos import images, uploads, videos
 from demos.errors import UserError
 from demos.tabs import common
 
@@ -71,8 +71,8 @@ def test_uploads_and_results_are_deleted_once_older_than_their_age(tiny_hub, mon
 
     upload = tmp_path / "a-learners-photo.png"
     PIL.Image.fromarray(np.random.default_rng(1).integers(0, 255, (96, 128, 3), dtype=np.uint8)).save(upload)
-    monkeypatch.setattr(media, "FILES_KEPT_S", 1)
-    monkeypatch.setattr(media, "FILES_SWEEP_S", 1)
+    monkeypatch.setattr(uploads, "FILES_KEPT_S", 1)
+    monkeypatch.setattr(uploads, "FILES_SWEEP_S", 1)
     demo = app.build_app()
     demo.launch(prevent_thread_lock=True, quiet=True, **app.LAUNCH_OPTIONS)
     try:
@@ -120,7 +120,7 @@ def test_an_upload_over_the_limit_is_refused_while_it_arrives_and_never_stored(r
     head = (f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="huge.mp4"\r\n'
             "Content-Type: video/mp4\r\n\r\n").encode()
     tail = f"\r\n--{boundary}--\r\n".encode()
-    size, chunk = media.MAX_UPLOAD_BYTES + 100 * 2**20, b"\0" * 2**20
+    size, chunk = uploads.MAX_UPLOAD_BYTES + 100 * 2**20, b"\0" * 2**20
     connection = http.client.HTTPConnection(url.hostname, url.port, timeout=60)
     connection.putrequest("POST", "/gradio_api/upload")
     connection.putheader("Content-Type", f"multipart/form-data; boundary={boundary}")
@@ -139,11 +139,11 @@ def test_an_upload_over_the_limit_is_refused_while_it_arrives_and_never_stored(r
         uploading.clear()
         watcher.join()
     assert status == 413
-    assert peak[0] <= media.MAX_UPLOAD_BYTES + 16 * 2**20  # never more than the limit on disk
+    assert peak[0] <= uploads.MAX_UPLOAD_BYTES + 16 * 2**20  # never more than the limit on disk
     assert _folder_bytes(folder) - before < 2**20  # and nothing of it left
 
 
-@pytest.mark.parametrize("what, check", [("image", media.load_image), ("video", media.probe_video)])
+@pytest.mark.parametrize("what, check", [("image", images.load_image), ("video", videos.probe_video)])
 def test_an_upload_that_expired_says_so(tmp_path, what, check):
     with pytest.raises(UserError, match=f"{what} file is no longer on the server .* 60 minutes"):
         check(str(tmp_path / "gone.png"))

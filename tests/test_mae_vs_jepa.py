@@ -6,7 +6,7 @@ import torch
 from conftest import EXAMPLE_IMAGES
 from PIL import Image
 
-from demos import jepa, masks, media
+from demos import images, jepa, masks
 from demos.compute import mae_vs_jepa
 from demos.errors import UserError
 from demos.tabs import mae_vs_jepa as mae_vs_jepa_tab
@@ -229,7 +229,7 @@ def test_odd_shapes_give_a_full_square_view(tiny_hub, crop, shape):
 def test_image_files_in_other_modes(tiny_hub, tmp_path, mode):
     path = tmp_path / f"picture-{mode.replace(';', '')}.png"
     Image.open(EXAMPLE_IMAGES[0]).convert("RGB").convert(mode if mode != "I;16" else "I").resize((90, 70)).save(path)
-    result = mae_vs_jepa.compare(media.load_image(str(path)), 0, 0, 2, 2)
+    result = mae_vs_jepa.compare(images.load_image(str(path)), 0, 0, 2, 2)
     assert result.view.shape[2] == 3
 
 
@@ -237,7 +237,7 @@ def test_not_an_image_is_a_clear_error(tiny_hub, tmp_path):
     fake = tmp_path / "photo.jpg"
     fake.write_bytes(b"definitely not a jpeg")
     with pytest.raises(UserError):
-        media.load_image(str(fake))
+        images.load_image(str(fake))
 
 
 # --- end to end through gradio_client ------------------------------------------------------------

@@ -6,7 +6,7 @@ import torch
 from conftest import EXAMPLE_IMAGES
 from PIL import Image
 
-from demos import jepa, media, noise, viz
+from demos import images, jepa, noise, viz
 from demos.compute import mae_vs_jepa, noise_sweep
 from demos.errors import UserError
 from demos.noise import Noise
@@ -224,5 +224,5 @@ def test_the_clean_target_is_the_cached_comparison(tiny_hub, example_image):
     result = noise_sweep.sweep(example_image, *BLOCK, Noise(noise.GRAIN, 8), 2)
     assert [level.target_cache_hit for level in result.levels] == [True, False]
     assert torch.is_tensor(mae_vs_jepa.TARGET_CACHE.get(
-        mae_vs_jepa.target_key(media.image_digest(example_image), Noise(noise.GRAIN, 8.0), jepa.load(), 2),
+        mae_vs_jepa.target_key(images.image_digest(example_image), Noise(noise.GRAIN, 8.0), jepa.load(), 2),
         owner=jepa.load().model).targets)

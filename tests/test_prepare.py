@@ -1,4 +1,4 @@
-"""Start early (issue 11): `/tube_prepare` and `/prepare_clip` fill the caches a click reads, and per-device defaults.
+"""Start early: `/tube_prepare` and `/prepare_clip` fill the caches a click reads, and per-device defaults.
 
 The app runs in-process (gradio_client, tiny checkpoints). Each test samples the clip in a way no other test
 does (start, frames, step), so what it finds in the caches is what it put there.

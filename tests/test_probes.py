@@ -178,13 +178,13 @@ def test_a_pass_that_lacks_a_block_runs_again_and_keeps_what_it_had(heads):
 
 def _record_sampling(monkeypatch):
     calls = []
-    real = probes.media.sample_frames
+    real = probes.videos.sample_frames
 
     def recording(path, **kwargs):
         calls.append(kwargs)
         return real(path, **kwargs)
 
-    monkeypatch.setattr(probes.media, "sample_frames", recording)
+    monkeypatch.setattr(probes.videos, "sample_frames", recording)
     return calls
 
 
@@ -205,14 +205,14 @@ def test_each_probe_gets_the_clip_it_was_evaluated_on(heads, video, monkeypatch)
 
 def test_sampled_frames_are_the_right_frames(heads, video, monkeypatch):
     seen = []
-    real = probes.media.sample_frames
+    real = probes.videos.sample_frames
 
     def keep(path, **kwargs):
         sample = real(path, **kwargs)
         seen.append(sample)
         return sample
 
-    monkeypatch.setattr(probes.media, "sample_frames", keep)
+    monkeypatch.setattr(probes.videos, "sample_frames", keep)
     probes.classify(video, 1.0, sampling=probes.SAMPLING_PER_PROBE)
     for sample, step in zip(seen, (4, 2), strict=False):
         index = np.round((sample.frames.reshape(len(sample.frames), -1).mean(axis=1) - 20) / 2).astype(int)
@@ -299,12 +299,12 @@ def test_unknown_sampling_is_clear(video):
 @pytest.fixture(scope="module")
 def wide_video(tmp_path_factory):
     """A 3:2 clip whose columns differ (a ramp) and whose level tells the frame: its three views differ."""
-    from demos import media
+    from demos import mp4
 
     levels = 10 + np.arange(200)  # 10 s at 20 fps
     ramp = np.linspace(0, 30, 96)
     frames = (levels[:, None, None, None] + ramp[None, None, :, None] + np.zeros((1, 64, 1, 3))).astype(np.uint8)
-    return media.write_mp4(frames, tmp_path_factory.mktemp("wide") / "wide.mp4", 20, crf=0)
+    return mp4.write_mp4(frames, tmp_path_factory.mktemp("wide") / "wide.mp4", 20, crf=0)
 
 
 def test_views_are_left_centre_and_right_crops_of_the_resized_clip():

@@ -10,10 +10,10 @@ import torch
 from accelerate import Accelerator
 from transformers import VJEPA2Config, VJEPA2Model, VJEPA2VideoProcessor
 
-import train_projector
 from demos.compute.vqa import build_inputs_embeds, stream_answer, vqa_token_ids
 from demos.projector import VideoProjector, pool_video_tokens
 from offline.tiny_llm import build_tiny_llm, build_tiny_tokenizer
+from training import train_projector
 
 
 def test_projector_maps_encoder_tokens_to_a_fixed_number_of_llm_tokens():

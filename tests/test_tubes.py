@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from demos import examples, jepa, masks, media
+from demos import examples, jepa, masks, mp4, videos
 from demos.compute import tubes
 from demos.errors import UserError
 
@@ -106,7 +106,7 @@ def test_sampling_rounds_to_whole_tubelets_and_rejects_absurd_counts():
     count, step, fps, notes = tubes.sampling(15, 2, None)
     assert (count, step, fps) == (16, 2, None) and "15 frames became 16" in notes[0]
     assert tubes.sampling(8, 4, 12.5)[:3] == (8, None, 12.5)
-    for bad in (0, -3, media.MAX_FRAMES + 1, 10**9, float("inf"), "many"):
+    for bad in (0, -3, videos.MAX_FRAMES + 1, 10**9, float("inf"), "many"):
         with pytest.raises(UserError, match="number of frames"):
             tubes.sampling(bad, 4, 0)
     with pytest.raises(UserError, match="frame step"):
@@ -231,7 +231,7 @@ def test_example_clips_are_small_and_sample_to_16_frames():
 
 
 def test_sampling_by_fps_start_and_odd_counts(tmp_path):
-    path = media.write_mp4(_moving_square(48, 96, 128), str(tmp_path / "clip.mp4"), 24)
+    path = mp4.write_mp4(_moving_square(48, 96, 128), str(tmp_path / "clip.mp4"), 24)
     clip = tubes.load_clip(path, start_s=0.5, num_frames=7, sample_fps=6, size=64)
     assert clip.num_frames == 8 and any("7 frames became 8" in n for n in clip.notes)
     assert clip.timestamps_s[0] == pytest.approx(0.5, abs=0.05)
@@ -239,7 +239,7 @@ def test_sampling_by_fps_start_and_odd_counts(tmp_path):
 
 
 def test_short_clip_is_padded_and_says_so(tmp_path):
-    path = media.write_mp4(_moving_square(6, 64, 64), str(tmp_path / "short.mp4"), 24)
+    path = mp4.write_mp4(_moving_square(6, 64, 64), str(tmp_path / "short.mp4"), 24)
     clip = tubes.load_clip(path, num_frames=16, frame_step=4, size=64)
     assert clip.num_frames % 2 == 0 and clip.num_frames >= 2
     assert clip.notes  # what was trimmed or padded is said
@@ -260,7 +260,7 @@ def _bad_files(tmp_path: Path) -> dict[str, Path]:
     from PIL import Image
 
     Image.new("RGB", (32, 32), (255, 0, 0)).save(png, format="PNG")
-    good = media.write_mp4(_moving_square(24, 64, 64), str(tmp_path / "good.mp4"), 24)
+    good = mp4.write_mp4(_moving_square(24, 64, 64), str(tmp_path / "good.mp4"), 24)
     truncated = tmp_path / "truncated.mp4"
     truncated.write_bytes(Path(good).read_bytes()[:1500])
     audio = tmp_path / "audio.m4a"
@@ -286,7 +286,7 @@ def test_bad_files_are_clear_errors(tmp_path):
 
 
 def test_one_frame_and_one_pixel_videos_give_a_result(tmp_path, vjepa):
-    one_frame = media.write_mp4(_moving_square(1, 64, 64), str(tmp_path / "one.mp4"), 24)
+    one_frame = mp4.write_mp4(_moving_square(1, 64, 64), str(tmp_path / "one.mp4"), 24)
     clip = tubes.load_clip(one_frame, num_frames=16, size=vjepa.model.config.crop_size)
     assert clip.num_frames >= 2 and clip.notes
     assert tubes.predict_tube(clip, 0, 0, 2, 2).numbers()["num_hidden_tokens"] == 4 * (clip.num_frames // 2)
@@ -303,7 +303,7 @@ def test_one_frame_and_one_pixel_videos_give_a_result(tmp_path, vjepa):
 def test_4k_video_is_downscaled_before_the_model(tmp_path):
     frames = np.zeros((4, 2160, 3840, 3), np.uint8)
     frames[:, 1000:1200, 1800:2000] = 255
-    path = media.write_mp4(frames, str(tmp_path / "uhd.mp4"), 2)
+    path = mp4.write_mp4(frames, str(tmp_path / "uhd.mp4"), 2)
     clip = tubes.load_clip(path, num_frames=4, frame_step=1, size=64)
     assert clip.frames.shape == (4, 64, 64, 3) and clip.frames[:, 30:34, 30:34].mean() > 200
 
@@ -332,7 +332,7 @@ def test_tube_predict_endpoint(client):
 
 
 # Out-of-range slider values are refused by gradio itself ("Value -5 is less than minimum value 0.").
-@pytest.mark.parametrize("frames, top, message", [(10**9, 0, f"maximum value {media.MAX_FRAMES}"), (-2, 0, "minimum value 2"),
+@pytest.mark.parametrize("frames, top, message", [(10**9, 0, f"maximum value {videos.MAX_FRAMES}"), (-2, 0, "minimum value 2"),
                                                   (16, -5, "minimum value 0"), (16, 2.5, "whole number")])
 def test_absurd_numbers_through_the_api(client, frames, top, message):
     from gradio_client import handle_file

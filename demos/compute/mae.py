@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 import checkpoints
-from demos import devices, mae_positions, masks, media, viz
+from demos import devices, images, mae_positions, masks, viz
 from demos.errors import UserError
 from demos.gpu_functions import gpu_task
 
@@ -98,7 +98,7 @@ def reconstruct(image: np.ndarray, checkpoint: str = "vit-mae-base", *, ratio: f
                 hidden_ids=None, image_size: int | None = None) -> Reconstruction:
     """Hide patches and reconstruct them with ViT-MAE.
 
-    image: HxWx3 uint8 (see `media.load_image`); checkpoint, ratio and seed as validated by the caller.
+    image: HxWx3 uint8 (see `images.load_image`); checkpoint, ratio and seed as validated by the caller.
     The hidden patches are `hidden_ids` when given (exact set, row-major), else the `ratio` of patches
     chosen by `seed` (same seed and ratio, same patches).
     image_size: the side the model sees; defaults to the checkpoint's (224). At another size (the JEPA
@@ -115,7 +115,7 @@ def reconstruct(image: np.ndarray, checkpoint: str = "vit-mae-base", *, ratio: f
         hidden_ids = masks.random_hidden_ids(grid.num_patches, ratio, seed)
     hidden_ids = np.sort(np.asarray(hidden_ids, dtype=np.int64))
 
-    view = media.center_square(image, size)
+    view = images.center_square(image, size)
     pixel_values = processor(images=view, do_resize=False, return_tensors="pt")["pixel_values"]
     hidden = masks.hidden_mask(grid.num_patches, hidden_ids)
     with torch.inference_mode():

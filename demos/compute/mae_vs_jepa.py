@@ -5,7 +5,7 @@ Left, MAE (`facebook/vit-mae-base`) paints the block's pixels. Right, V-JEPA 2
 conditioned on where the block is (the predictor's mask tokens carry the block's positions: the
 "z" of the chapter). The prediction is scored against the actual embeddings of the full image.
 
-Both models see the same square view (`media.center_square(image, crop)`, crop = V-JEPA 2's
+Both models see the same square view (`images.center_square(image, crop)`, crop = V-JEPA 2's
 `config.crop_size`, 256 px); MAE runs at that size too, so its 16x16 patch grid is V-JEPA 2's grid
 and the MAE mask is exactly the JEPA block.
 
@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 
 import checkpoints
-from demos import jepa, masks, media, viz
+from demos import images, jepa, masks, viz
 from demos.cache import LRUCache
 from demos.compute import mae
 from demos.errors import UserError, whole_number
@@ -346,7 +346,7 @@ def compare(image, top, left, height, width, *, noise: Noise = Noise(), num_fram
             jepa_checkpoint: str = JEPA_CHECKPOINT, mae_checkpoint: str = MAE_CHECKPOINT) -> Comparison:
     """Hide the (top, left, height, width) block (in patches) of `image` from both MAE and V-JEPA 2.
 
-    image: an HxWx3 uint8 array (`media.load_image`); `noise` is added to the square both models see.
+    image: an HxWx3 uint8 array (`images.load_image`); `noise` is added to the square both models see.
     Raises `UserError` for a block a learner can fix (outside the grid, no context left). The model work
     is the GPU function `predict_block`; the full-image targets are cached here, in the main process.
     """
@@ -355,10 +355,10 @@ def compare(image, top, left, height, width, *, noise: Noise = Noise(), num_fram
     grid, block, tokens = block_tokens(config, top, left, height, width, num_frames)
     layout, patch_ids = tokens.layout, tokens.patch_ids
 
-    key = target_key(media.image_digest(image), noise, loaded, num_frames)
+    key = target_key(images.image_digest(image), noise, loaded, num_frames)
     features = TARGET_CACHE.get(key, owner=model)
     hit = features is not None
-    clean = np.array(media.center_square(image, config.crop_size))  # writable copy
+    clean = np.array(images.center_square(image, config.crop_size))  # writable copy
     view = features.view if hit else noise.apply(clean)
     start = time.perf_counter()
     device_pass = cached_pass(key, patch_ids, mae_checkpoint, model) if hit else None

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from demos import jepa, masks, media
+from demos import images, jepa, masks
 from demos.compute import mae_vs_jepa
 from demos.errors import whole_number
 from demos.gpu_functions import gpu_task
@@ -121,10 +121,10 @@ def sweep(image, top, left, height, width, noise: Noise, levels=DEFAULT_LEVELS, 
     model, config = loaded.model, loaded.model.config
     grid, block, tokens = mae_vs_jepa.block_tokens(config, top, left, height, width, num_frames)
 
-    digest = media.image_digest(image)
+    digest = images.image_digest(image)
     keys = [mae_vs_jepa.target_key(digest, step, loaded, num_frames) for step in steps]
     cached = [mae_vs_jepa.TARGET_CACHE.get(key, owner=model) for key in keys]
-    clean = np.array(media.center_square(image, config.crop_size))
+    clean = np.array(images.center_square(image, config.crop_size))
     views = [hit.view if hit else step.apply(clean) for hit, step in zip(cached, steps, strict=True)]
     passes, block_hits, seconds = _level_passes(keys, cached, views, tokens, int(num_frames), model,
                                                 jepa_checkpoint, mae_checkpoint)

@@ -46,7 +46,7 @@ import torch
 import torch.nn.functional as F
 
 import checkpoints
-from demos import devices, jepa, labels, media, zerogpu
+from demos import devices, jepa, labels, videos, zerogpu
 from demos.cache import LRUCache
 from demos.errors import UserError, number
 from demos.gpu_functions import gpu_task
@@ -558,7 +558,7 @@ def segment_starts(video_path, start_s: float, probe: ProbeSpec, sampling: str) 
     evaluation loader does without random sampling. Clips overlap when a part is shorter than a clip."""
     if sampling != SAMPLING_PAPER or probe.segments == 1:
         return [start_s]
-    info = media.probe_video(video_path)
+    info = videos.probe_video(video_path)
     window = min(max(info.duration_s - start_s, 0.0), MAX_SEGMENT_WINDOW_S)
     return [start_s + window * i / probe.segments for i in range(probe.segments)]
 
@@ -719,7 +719,7 @@ class _PassPlan:
     encoder: torch.nn.Module
     digest: str
     clip: str
-    sample: media.FrameSample
+    sample: videos.FrameSample
     step: int
     heads: list[str]
     blocks: set[int]
@@ -751,7 +751,7 @@ def prepare(video_path, start_s: float = 0.0, *, sampling: str = SAMPLING_AUTO,
     features is cached does not run again."""
     sampling, reason = resolve_sampling(sampling)
     heads = load_heads(names)
-    samples: dict[tuple, media.FrameSample] = {}
+    samples: dict[tuple, videos.FrameSample] = {}
     views_of: dict[tuple, list[np.ndarray]] = {}
     clips: dict[tuple, ClipToEncode] = {}
     notes: list[str] = []
@@ -766,7 +766,7 @@ def prepare(video_path, start_s: float = 0.0, *, sampling: str = SAMPLING_AUTO,
         for segment, segment_start in enumerate(starts):
             sample_key = (frames, step, round(segment_start, 6))
             if sample_key not in samples:
-                samples[sample_key] = media.sample_frames(video_path, start_s=segment_start, num_frames=frames,
+                samples[sample_key] = videos.sample_frames(video_path, start_s=segment_start, num_frames=frames,
                                                           frame_step=step)
                 notes.extend(note for note in samples[sample_key].notes if note not in notes)
             sample = samples[sample_key]

@@ -5,7 +5,7 @@ random masks a model could copy a hidden patch from the next frame; a tube takes
 so the predictor has to carry objects and motion through time from what it can see.
 
 The computation (no gradio in it):
-- `load_clip(path, ...)` decodes only the frames asked for (`media.sample_frames`), crops them to the
+- `load_clip(path, ...)` decodes only the frames asked for (`videos.sample_frames`), crops them to the
   model's square and caches the result per file and sampling, so moving the tube does not decode again.
 - `make_tube(...)` turns plain numbers (patches, tubelets) into a `Tube` that fits the clip, with notes
   saying what was adjusted.
@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 
 import checkpoints
-from demos import devices, jepa, masks, media, viz, zerogpu
+from demos import devices, images, jepa, masks, mp4, videos, viz, zerogpu
 from demos.cache import LRUCache
 from demos.errors import UserError, number, whole_number
 from demos.gpu_functions import gpu_task
@@ -49,11 +49,11 @@ CHECKPOINT = jepa.CHECKPOINT
 
 # Frames per clip by device (`default_frames`): 16 is what V-JEPA 2's probes were evaluated on (SSv2: 16
 # frames, frame step 4). On a CPU 8 frames (4 tubelets) keep a click within seconds: half the tokens, and the
-# encoder took 2.6 s instead of 6.6 s on the 2-core development CPU (issue 11; attention grows faster).
+# encoder takes 2.6 s instead of 6.6 s on the 2-core development CPU (attention grows faster than the tokens).
 GPU_FRAMES = 16
 CPU_FRAMES = 8
 DEFAULT_FRAME_STEP = 4
-FRAME_STEP_SLIDER_MAX = 32  # the API accepts up to media.MAX_FRAME_STEP
+FRAME_STEP_SLIDER_MAX = 32  # the API accepts up to videos.MAX_FRAME_STEP
 GRID_SLIDER_MAX = checkpoints.get(CHECKPOINT).patches_per_side  # the published grid, 16; smaller grids are clamped
 TARGET_CACHE_SIZE = 8  # full-clip target features kept (ViT-L, 16 frames: 8 MB each): prepared clips of a few visitors
 CLIP_CACHE_SIZE = 4  # decoded clips kept (16 frames at 256 px: 3 MB each)
@@ -87,18 +87,18 @@ def sampling(num_frames, frame_step, sample_fps, tubelet_size: int = 2):
     The frame count is rounded up to a whole number of tubelets (V-JEPA 2 reads frames in pairs).
     """
     notes = []
-    count = whole_number("The number of frames", num_frames, minimum=1, maximum=media.MAX_FRAMES)
+    count = whole_number("The number of frames", num_frames, minimum=1, maximum=videos.MAX_FRAMES)
     if count % tubelet_size:
         rounded = count + tubelet_size - count % tubelet_size
-        if rounded > media.MAX_FRAMES:
+        if rounded > videos.MAX_FRAMES:
             rounded -= tubelet_size
         notes.append(f"V-JEPA 2 reads frames in tubelets of {tubelet_size}, so {count} frames became {rounded}.")
         count = rounded
     fps = None if sample_fps in (None, "") else number("The sampling rate (fps)", sample_fps, minimum=0,
-                                                         maximum=media.MAX_SAMPLE_FPS)
+                                                         maximum=videos.MAX_SAMPLE_FPS)
     if fps:
         return count, None, fps, notes
-    step = whole_number("The frame step", frame_step, minimum=1, maximum=media.MAX_FRAME_STEP)
+    step = whole_number("The frame step", frame_step, minimum=1, maximum=videos.MAX_FRAME_STEP)
     return count, step, None, notes
 
 
@@ -141,7 +141,7 @@ def clip_from_frames(frames: np.ndarray, size: int, *, timestamps_s=None, notes=
     if frames.ndim != 4 or frames.shape[-1] != 3 or len(frames) == 0:
         raise UserError("The video gave no frames that could be read.")
     notes = list(notes)
-    square = np.stack([media.center_square(frame, size) for frame in frames])
+    square = np.stack([images.center_square(frame, size) for frame in frames])
     timestamps = list(timestamps_s) if timestamps_s is not None else [i / 8.0 for i in range(len(frames))]
     if len(square) % tubelet_size:
         missing = tubelet_size - len(square) % tubelet_size
@@ -150,7 +150,7 @@ def clip_from_frames(frames: np.ndarray, size: int, *, timestamps_s=None, notes=
         notes.append(f"The last frame was repeated {missing} time(s) to complete a tubelet of {tubelet_size} frames.")
     square = np.ascontiguousarray(square)
     square.setflags(write=False)
-    return Clip(square, tuple(float(t) for t in timestamps), tuple(notes), media.image_digest(square))
+    return Clip(square, tuple(float(t) for t in timestamps), tuple(notes), images.image_digest(square))
 
 
 def load_clip(path, *, start_s=0.0, num_frames=None, frame_step=DEFAULT_FRAME_STEP, sample_fps=None,
@@ -170,7 +170,7 @@ def load_clip(path, *, start_s=0.0, num_frames=None, frame_step=DEFAULT_FRAME_ST
     key = (path, stat.st_size, stat.st_mtime_ns, start, count, step, fps, size, tubelet_size)
 
     def decode() -> Clip:
-        sample = media.sample_frames(path, start_s=start, num_frames=count, frame_step=step, fps=fps)
+        sample = videos.sample_frames(path, start_s=start, num_frames=count, frame_step=step, fps=fps)
         return clip_from_frames(sample.frames, size, timestamps_s=sample.timestamps_s,
                                 notes=[*notes, *sample.notes], tubelet_size=tubelet_size)
 
@@ -543,7 +543,7 @@ def render_video(result: TubeResult, path: str | os.PathLike) -> str:
     frames = np.stack([viz.upscale(frame, scale) for frame in frames])
     frames = viz.tube_panel_frames(frames, result.tube, result.layout.tubelet_size, result.actual, result.predicted,
                                    result.basis, result.cosine[SERIES_PREDICTED])
-    return media.write_mp4(frames, str(path), result.clip.playback_fps)
+    return mp4.write_mp4(frames, str(path), result.clip.playback_fps)
 
 
 def output_video_path(result: TubeResult) -> Path:

@@ -33,7 +33,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from transformers import DynamicCache, RepetitionPenaltyLogitsProcessor
 
 import checkpoints
-from demos import devices, jepa, media, zerogpu
+from demos import devices, jepa, videos, zerogpu
 from demos.cache import LRUCache
 from demos.compute import probes
 from demos.errors import UserError
@@ -492,7 +492,7 @@ def answer_on_device(question: str, mode: str, *, heads: probes.HeadsInput | Non
 def _projector_clip(video_path, start_s: float):
     """Main process: the projector's clip preprocessed, and its cached encoder tokens when there are some."""
     base = jepa.load()
-    sample = media.sample_frames(video_path, start_s=start_s, num_frames=PROJECTED_CLIP[0],
+    sample = videos.sample_frames(video_path, start_s=start_s, num_frames=PROJECTED_CLIP[0],
                                  frame_step=PROJECTED_CLIP[1])
     to_encode = probes.clip_to_encode(sample.frames, base.processor)  # the key the probes' shared clip has too
     encoder, config = base.model.encoder, base.model.config

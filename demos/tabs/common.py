@@ -23,7 +23,7 @@ from gradio import processing_utils
 from gradio.context import LocalContext
 
 import checkpoints
-from demos import media, results, zerogpu
+from demos import images, results, videos, zerogpu
 from demos.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -230,7 +230,7 @@ def api_doc(**limits):
 
 
 def _explained_upload_error(error: Exception, payload, check, fallback: str) -> gr.Error:
-    """Let `check` (a `demos.media` reader) say what is wrong with an upload that gradio could not take."""
+    """Let `check` (a reader from `demos.images` or `demos.videos`) say what is wrong with an upload that gradio could not take."""
     if isinstance(error, gr.Error):
         return error
     try:
@@ -246,7 +246,7 @@ class ImageInput(gr.Image):
     """`gr.Image` that explains unreadable uploads. Use it through `image_input`.
 
     gr.Image opens every upload in `preprocess`; a file that is not an image would otherwise end as an
-    unexplained ComponentProcessingError. Here `demos.media` says what was wrong, as a gr.Error (which
+    unexplained ComponentProcessingError. Here `demos.images` says what was wrong, as a gr.Error (which
     gradio passes through to the page and to gradio_client).
     """
 
@@ -257,7 +257,7 @@ class ImageInput(gr.Image):
         try:
             return super().preprocess(payload)
         except Exception as error:
-            raise _explained_upload_error(error, payload, media.load_image,
+            raise _explained_upload_error(error, payload, images.load_image,
                                           "This file could not be opened as an image. Try a PNG or JPEG.") from error
 
 
@@ -265,7 +265,7 @@ class VideoInput(gr.Video):
     """`gr.Video` whose unreadable uploads reach the learner as a sentence, not a bare error.
 
     Keep "upload" among its sources and set no `format`, so gradio never needs an ffmpeg binary
-    (see the design notes); decode with `demos.media`.
+    (see the design notes); decode with `demos.videos`.
     """
 
     is_template = True  # gradio's convention for subclasses: render with the parent's (Video) frontend
@@ -275,12 +275,12 @@ class VideoInput(gr.Video):
             return super().preprocess(payload)
         except Exception as error:
             raise _explained_upload_error(
-                error, payload, media.probe_video,
+                error, payload, videos.probe_video,
                 "This file could not be read as a video. Try an MP4, WebM, MOV or MKV file.") from error
 
 
 def image_input(label: str = "Image", **kwargs) -> ImageInput:
-    """An image upload that hands the handler the file's path, as uploaded (media converts modes itself)."""
+    """An image upload that hands the handler the file's path, as uploaded (`demos.images` converts modes itself)."""
     return ImageInput(label=label, type="filepath", image_mode=None,
                       sources=kwargs.pop("sources", ["upload", "clipboard", "webcam"]), **kwargs)
 

@@ -5,7 +5,7 @@ import random
 import gradio as gr
 
 import checkpoints
-from demos import examples, masks, media
+from demos import examples, images, masks
 from demos.compute import mae
 from demos.tabs import common
 
@@ -119,7 +119,7 @@ def build_tab(endpoints: bool = True) -> common.ReadyExample:
             image_mean_colour_mse (what one colour in every hidden patch would score), num_hidden, grid,
             hidden_patch_ids, ...
         """
-        image = media.load_image(image_path)
+        image = images.load_image(image_path)
         ratio, seed = masks.validate_ratio(mask_ratio), masks.validate_seed(mask_seed)
         checkpoint = mae.validate_checkpoint(checkpoints.get(checkpoint).name)
         common.ensure_loaded([checkpoint], progress)

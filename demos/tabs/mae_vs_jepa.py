@@ -8,7 +8,7 @@ with noise picked the sweep over its levels follows that.
 
 import gradio as gr
 
-from demos import examples, jepa, masks, media, viz
+from demos import examples, images, jepa, masks, viz
 from demos.compute import mae_vs_jepa
 from demos.compute import noise_sweep as sweeps
 from demos.noise import (
@@ -208,7 +208,7 @@ def build_tab(endpoints: bool = True) -> common.ReadyExample:
             the numbers: mean_cosine, baselines, cosine_per_patch, mae_pixel_mse, noise, block_noise_mse,
             block_patch_ids, target_token_ids, ...
         """
-        image = media.load_image(image_path)
+        image = images.load_image(image_path)
         added = Noise.of(noise, grain_level, jpeg_quality)
         common.ensure_loaded(CHECKPOINTS, progress)
         progress(0.9, desc="Predicting the block…")
@@ -244,7 +244,7 @@ def build_tab(endpoints: bool = True) -> common.ReadyExample:
             a markdown summary
             the numbers: per level its label, mae_pixel_mse, noise_mse, target_cosine, predictor_cosine and cache hits
         """
-        image = media.load_image(image_path)
+        image = images.load_image(image_path)
         added = Noise.of(noise, grain_level, jpeg_quality)
         common.ensure_loaded(CHECKPOINTS, progress)
         progress(0.5, desc="Hiding the block at each noise level…")

@@ -10,7 +10,7 @@ import gradio as gr
 import numpy as np
 
 import checkpoints
-from demos import examples, jepa, masks, media, viz
+from demos import examples, jepa, masks, videos, viz
 from demos.compute import tubes
 from demos.errors import UserError
 from demos.tabs import common
@@ -99,8 +99,8 @@ def frames_info(frames: int) -> str:
 
 
 # The ranges the endpoints' descriptions state (API page, MCP tools), from the checks' own constants.
-TUBE_LIMITS = dict(grid=tubes.GRID_SLIDER_MAX, last=tubes.GRID_SLIDER_MAX - 1, max_frames=media.MAX_FRAMES,
-                   max_step=media.MAX_FRAME_STEP, max_fps=media.MAX_SAMPLE_FPS)
+TUBE_LIMITS = dict(grid=tubes.GRID_SLIDER_MAX, last=tubes.GRID_SLIDER_MAX - 1, max_frames=videos.MAX_FRAMES,
+                   max_step=videos.MAX_FRAME_STEP, max_fps=videos.MAX_SAMPLE_FPS)
 
 
 def build_tab(endpoints: bool = True) -> common.ReadyExample:
@@ -243,12 +243,12 @@ def build_tab(endpoints: bool = True) -> common.ReadyExample:
             with gr.Accordion("Sampling", open=False):  # closed: on a phone the video comes sooner
                 with gr.Row():
                     start_s = gr.Number(value=0.0, minimum=0, label="Start (s)", precision=2)
-                    num_frames = gr.Slider(2, media.MAX_FRAMES, value=default_frames, step=2, label="Frames",
+                    num_frames = gr.Slider(2, videos.MAX_FRAMES, value=default_frames, step=2, label="Frames",
                                            info=frames_info(default_frames))
                 with gr.Row():
                     frame_step = gr.Slider(1, tubes.FRAME_STEP_SLIDER_MAX, value=tubes.DEFAULT_FRAME_STEP, step=1,
                                            label="Frame step", info="Take every n-th frame.")
-                    sample_fps = gr.Number(value=0, minimum=0, maximum=media.MAX_SAMPLE_FPS, label="Or fps",
+                    sample_fps = gr.Number(value=0, minimum=0, maximum=videos.MAX_SAMPLE_FPS, label="Or fps",
                                            info="Above 0: sample at this rate instead of the frame step.")
             with gr.Accordion("The tube (in patches and tubelets)", open=True):
                 # A control, not a result: no download or share buttons (three fewer stops for the keyboard).

@@ -1,12 +1,9 @@
-"""demos.media: images of every mode and orientation, and videos sampled by seeking.
+"""demos.videos and demos.mp4: videos probed and sampled by seeking, and clips written for the browser.
 
-All media are generated here, in temporary folders, with Pillow and PyAV: nothing is downloaded.
+All videos are generated here, in temporary folders, with PyAV: nothing is downloaded.
 """
 
-import io
-import struct
 import time
-import zlib
 from fractions import Fraction
 
 import av
@@ -14,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from demos import media
+from demos import mp4, uploads, videos
 from demos.errors import UserError
 
 
@@ -58,221 +55,8 @@ def has_encoder(name: str) -> bool:
     return name in av.codecs_available
 
 
-# ---------------------------------------------------------------------------------------------
-# images
-# ---------------------------------------------------------------------------------------------
 def test_limits_are_named_constants():
-    assert media.MAX_IMAGE_SIDE == 1024 and media.MAX_FRAME_SIDE == 512 and media.MAX_FRAMES == 64
-    assert media.MAX_IMAGE_PIXELS >= 12000 * 12000
-    assert Image.MAX_IMAGE_PIXELS is None or Image.MAX_IMAGE_PIXELS >= media.MAX_IMAGE_PIXELS
-
-
-@pytest.mark.parametrize("source", [None, ""])
-def test_no_image(source):
-    with pytest.raises(UserError, match="No image"):
-        media.load_image(source)
-
-
-def test_missing_image_file(tmp_path):
-    with pytest.raises(UserError, match="no longer on the server"):
-        media.load_image(tmp_path / "nope.png")
-
-
-def test_wrong_type():
-    with pytest.raises(UserError, match="image was expected"):
-        media.load_image(12)
-
-
-def test_one_pixel_image(tmp_path):
-    path = tmp_path / "one.png"
-    Image.new("RGB", (1, 1), (10, 20, 30)).save(path)
-    out = media.load_image(path)
-    assert out.shape == (1, 1, 3) and out.dtype == np.uint8 and out.flags.c_contiguous
-    assert out[0, 0].tolist() == [10, 20, 30]
-
-
-def test_huge_jpeg_is_downscaled(tmp_path):
-    path = tmp_path / "huge.jpg"
-    image = Image.new("RGB", (12000, 12000), (200, 30, 30))
-    image.paste((30, 30, 200), (0, 0, 6000, 12000))  # left half blue
-    image.save(path, quality=70)
-    del image
-    out = media.load_image(str(path))
-    assert out.shape == (media.MAX_IMAGE_SIDE, media.MAX_IMAGE_SIDE, 3)
-    assert out[512, 100, 2] > 150 and out[512, 900, 0] > 150
-
-
-def test_large_png_keeps_aspect(tmp_path):
-    path = tmp_path / "wide.png"
-    Image.new("RGB", (3000, 1500), (0, 128, 0)).save(path)
-    out = media.load_image(path)
-    assert out.shape == (512, 1024, 3)
-    assert np.all(np.abs(out.astype(int) - [0, 128, 0]) <= 1)
-
-
-def _png_header_only(width, height) -> bytes:
-    """A PNG that claims a huge size (only the header matters to the pixel check)."""
-    def chunk(kind, data):
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 16)) + chunk(b"IEND", b"")
-
-
-@pytest.mark.parametrize("side", [13000, 20000])  # 169 Mpx (Pillow warns) and 400 Mpx (Pillow raises)
-def test_too_many_pixels(tmp_path, side):
-    path = tmp_path / "bomb.png"
-    path.write_bytes(_png_header_only(side, side))
-    with pytest.raises(UserError, match="too many pixels"):
-        media.load_image(path)
-
-
-def test_grayscale(tmp_path):
-    path = tmp_path / "grey.png"
-    Image.new("L", (5, 4), 77).save(path)
-    out = media.load_image(path)
-    assert out.shape == (4, 5, 3) and np.all(out == 77)
-
-
-def test_rgba_composited_on_white(tmp_path):
-    pixels = np.zeros((2, 3, 4), np.uint8)
-    pixels[0, 0] = [255, 0, 0, 255]  # opaque red
-    pixels[0, 1] = [0, 0, 0, 0]  # transparent
-    pixels[0, 2] = [0, 0, 0, 128]  # half-transparent black
-    path = tmp_path / "rgba.png"
-    Image.fromarray(pixels, "RGBA").save(path)
-    out = media.load_image(path)
-    assert out[0, 0].tolist() == [255, 0, 0]
-    assert out[0, 1].tolist() == [255, 255, 255]
-    assert np.all(np.abs(out[0, 2].astype(int) - 127) <= 1)
-
-
-def test_la_and_palette_transparency(tmp_path):
-    la = Image.fromarray(np.array([[[0, 0], [50, 255]]], np.uint8), "LA")
-    assert media.load_image(la)[0].tolist() == [[255, 255, 255], [50, 50, 50]]
-    palette = Image.new("P", (2, 1))
-    palette.putpalette([0, 0, 255] + [0, 255, 0] + [0] * 762)
-    palette.putpixel((0, 0), 0)
-    palette.putpixel((1, 0), 1)
-    path = tmp_path / "p.png"
-    palette.save(path, transparency=0)
-    assert media.load_image(path)[0].tolist() == [[255, 255, 255], [0, 255, 0]]
-
-
-def test_cmyk(tmp_path):
-    path = tmp_path / "cmyk.jpg"
-    Image.new("CMYK", (16, 16), (0, 255, 255, 0)).save(path, quality=95)
-    out = media.load_image(path)
-    assert out.shape == (16, 16, 3)
-    assert out[..., 0].mean() > 200 and out[..., 1].mean() < 60 and out[..., 2].mean() < 60
-
-
-def test_sixteen_bit_png_is_scaled_not_clipped(tmp_path):
-    values = np.array([[0, 257, 32768, 65535]], np.uint16)
-    path = tmp_path / "deep.png"
-    Image.fromarray(values).save(path)
-    assert Image.open(path).mode.startswith("I")
-    out = media.load_image(path)
-    assert out[0, :, 0].tolist() == [0, 1, 128, 255]
-    assert np.all(out[..., 0] == out[..., 2])
-
-
-def test_modes_f_i_and_1():
-    floats = Image.fromarray(np.array([[0.0, 0.5, 1.0]], np.float32))
-    assert floats.mode == "F"
-    assert media.load_image(floats)[0, :, 0].tolist() == [0, 128, 255]
-    ints = Image.fromarray(np.array([[0, 32768, 65535]], np.int32))
-    assert ints.mode == "I"
-    assert media.load_image(ints)[0, :, 0].tolist() == [0, 128, 255]
-    bits = Image.new("1", (2, 1))
-    bits.putpixel((1, 0), 1)
-    assert media.load_image(bits)[0, :, 0].tolist() == [0, 255]
-
-
-@pytest.mark.parametrize("array, expected", [
-    (np.array([[0, 65535]], np.uint16), [0, 255]),
-    (np.array([[0.0, 1.0]], np.float64), [0, 255]),
-    (np.array([[0.0, 200.0]], np.float32), [0, 200]),
-    (np.array([[False, True]]), [0, 255]),
-    (np.array([[np.nan, 1.0]]), [0, 255]),
-    (np.array([[[7], [9]]], np.uint8), [7, 9]),
-])
-def test_numpy_arrays(array, expected):
-    out = media.load_image(array)
-    assert out.shape == (1, 2, 3) and out.dtype == np.uint8
-    assert out[0, :, 0].tolist() == expected
-
-
-def test_numpy_rgba_and_bad_shapes():
-    rgba = np.zeros((1, 1, 4), np.uint8)
-    assert media.load_image(rgba)[0, 0].tolist() == [255, 255, 255]
-    for bad in (np.zeros((2, 2, 5)), np.zeros((2,)), np.zeros((0, 3, 3)), np.zeros((2, 2), dtype=complex)):
-        with pytest.raises(UserError):
-            media.load_image(bad)
-
-
-def test_big_array_is_downscaled():
-    out = media.load_image(np.zeros((2048, 4096, 3), np.uint8))
-    assert out.shape == (512, 1024, 3)
-
-
-def test_exif_orientation_is_applied(tmp_path):
-    stored = np.zeros((20, 40, 3), np.uint8)  # 40 wide, 20 tall as stored
-    stored[:, :20] = [255, 0, 0]  # left half red
-    exif = Image.Exif()
-    exif[0x0112] = 6  # "rotate 90 degrees clockwise to display"
-    path = tmp_path / "phone.jpg"
-    Image.fromarray(stored).save(path, exif=exif, quality=95)
-    out = media.load_image(path)
-    assert out.shape == (40, 20, 3)  # transposed
-    assert out[:15, :, 0].mean() > 200 and out[25:, :, 0].mean() < 50  # left became top
-
-
-def test_not_an_image(tmp_path):
-    path = tmp_path / "notes.png"
-    path.write_text("just some text, not pixels")
-    with pytest.raises(UserError, match="not an image"):
-        media.load_image(path)
-
-
-def test_zero_byte_image(tmp_path):
-    path = tmp_path / "empty.jpg"
-    path.write_bytes(b"")
-    with pytest.raises(UserError, match="empty"):
-        media.load_image(path)
-
-
-def test_truncated_png(tmp_path):
-    buffer = io.BytesIO()
-    Image.fromarray(np.random.default_rng(0).integers(0, 255, (200, 200, 3), dtype=np.uint8)).save(buffer, "PNG")
-    path = tmp_path / "cut.png"
-    path.write_bytes(buffer.getvalue()[: len(buffer.getvalue()) // 2])
-    with pytest.raises(UserError, match="damaged or incomplete"):
-        media.load_image(path)
-
-
-def test_oversized_upload(tmp_path, monkeypatch):
-    path = tmp_path / "big.png"
-    Image.new("RGB", (8, 8)).save(path)
-    monkeypatch.setattr(media, "MAX_UPLOAD_BYTES", 10)
-    with pytest.raises(UserError, match="limit"):
-        media.load_image(path)
-
-
-def test_image_digest():
-    a = np.zeros((4, 4, 3), np.uint8)
-    b = a.copy()
-    b[0, 0, 0] = 1
-    assert media.image_digest(a) == media.image_digest(a.copy())
-    assert media.image_digest(a) != media.image_digest(b)
-    assert media.image_digest(a) != media.image_digest(a.reshape(8, 2, 3))
-    assert media.image_digest(np.asfortranarray(a)) == media.image_digest(a)
-
-
-def test_center_square():
-    image = np.zeros((100, 300, 3), np.uint8)
-    image[:, 100:200] = 255  # the centre square is white
-    out = media.center_square(image, 32)
-    assert out.shape == (32, 32, 3) and out.dtype == np.uint8 and np.all(out == 255)
+    assert videos.MAX_FRAME_SIDE == 512 and videos.MAX_FRAMES == 64
 
 
 # ---------------------------------------------------------------------------------------------
@@ -280,7 +64,7 @@ def test_center_square():
 # ---------------------------------------------------------------------------------------------
 def test_write_mp4_round_trip(tmp_path):
     frames = np.random.default_rng(1).integers(0, 255, (7, 33, 47, 3), dtype=np.uint8)  # odd sizes
-    path = media.write_mp4(frames, tmp_path / "out.mp4", fps=12)
+    path = mp4.write_mp4(frames, tmp_path / "out.mp4", fps=12)
     assert path == str(tmp_path / "out.mp4")
     with av.open(path) as container:
         stream = container.streams.video[0]
@@ -296,18 +80,18 @@ def test_write_mp4_round_trip(tmp_path):
 
 
 def test_write_mp4_clamps_fps_and_validates(tmp_path):
-    path = media.write_mp4(grey_clip(2), tmp_path / "fast.mp4", fps=1000)
+    path = mp4.write_mp4(grey_clip(2), tmp_path / "fast.mp4", fps=1000)
     with av.open(path) as container:
-        assert float(container.streams.video[0].average_rate) == media.MAX_WRITE_FPS
+        assert float(container.streams.video[0].average_rate) == mp4.MAX_WRITE_FPS
     with pytest.raises(UserError):
-        media.write_mp4(np.zeros((0, 4, 4, 3), np.uint8), tmp_path / "none.mp4", fps=10)
+        mp4.write_mp4(np.zeros((0, 4, 4, 3), np.uint8), tmp_path / "none.mp4", fps=10)
 
 
 # ---------------------------------------------------------------------------------------------
 # probing and sampling videos
 # ---------------------------------------------------------------------------------------------
 def test_probe(clip30):
-    info = media.probe_video(clip30)
+    info = videos.probe_video(clip30)
     assert info.duration_s == pytest.approx(2.0, abs=0.05)
     assert info.fps == pytest.approx(30)
     assert (info.width, info.height, info.rotation) == (64, 48, 0)
@@ -315,7 +99,7 @@ def test_probe(clip30):
 
 
 def test_sample_with_frame_step(clip30):
-    sample = media.sample_frames(clip30, num_frames=8, frame_step=4)
+    sample = videos.sample_frames(clip30, num_frames=8, frame_step=4)
     assert sample.frames.shape == (8, 48, 64, 3) and sample.frames.dtype == np.uint8
     assert [frame_index(f) for f in sample.frames] == list(range(0, 32, 4))
     assert sample.timestamps_s == pytest.approx([i * 4 / 30 for i in range(8)], abs=1e-3)
@@ -323,25 +107,25 @@ def test_sample_with_frame_step(clip30):
 
 
 def test_sample_with_fps_and_start(clip30):
-    sample = media.sample_frames(clip30, start_s=0.5, num_frames=5, frame_step=None, fps=10)
+    sample = videos.sample_frames(clip30, start_s=0.5, num_frames=5, frame_step=None, fps=10)
     assert sample.timestamps_s == pytest.approx([0.5, 0.6, 0.7, 0.8, 0.9], abs=1e-3)
     assert [frame_index(f) for f in sample.frames] == [15, 18, 21, 24, 27]
     # fps wins over frame_step when both are given
-    both = media.sample_frames(clip30, start_s=0.5, num_frames=5, frame_step=4, fps=10)
+    both = videos.sample_frames(clip30, start_s=0.5, num_frames=5, frame_step=4, fps=10)
     assert both.timestamps_s == sample.timestamps_s
 
 
 def test_start_moved_back_when_clip_is_short(clip30):
-    sample = media.sample_frames(clip30, start_s=1.5, num_frames=8, frame_step=4)
+    sample = videos.sample_frames(clip30, start_s=1.5, num_frames=8, frame_step=4)
     # 8 frames at step 4 need 28 frames after the start; the last frame is 59 -> start at frame 31
     assert [frame_index(f) for f in sample.frames] == list(range(31, 60, 4))
     assert len(sample.notes) == 1 and "Start moved" in sample.notes[0]
-    late = media.sample_frames(clip30, start_s=1000, num_frames=2, frame_step=1)
+    late = videos.sample_frames(clip30, start_s=1000, num_frames=2, frame_step=1)
     assert [frame_index(f) for f in late.frames] == [58, 59]
 
 
 def test_short_clip_is_padded_with_note(clip30):
-    sample = media.sample_frames(clip30, num_frames=20, frame_step=4)  # needs 77 frames, has 60
+    sample = videos.sample_frames(clip30, num_frames=20, frame_step=4)  # needs 77 frames, has 60
     assert sample.frames.shape[0] == 20
     assert [frame_index(f) for f in sample.frames] == list(range(0, 60, 4)) + [56] * 5
     assert sample.timestamps_s[-1] == sample.timestamps_s[14]
@@ -350,18 +134,18 @@ def test_short_clip_is_padded_with_note(clip30):
 
 
 def test_one_frame_video(tmp_path):
-    path = media.write_mp4(grey_clip(1), tmp_path / "one.mp4", fps=25)
-    sample = media.sample_frames(path, num_frames=16, frame_step=4)
+    path = mp4.write_mp4(grey_clip(1), tmp_path / "one.mp4", fps=25)
+    sample = videos.sample_frames(path, num_frames=16, frame_step=4)
     assert sample.frames.shape == (16, 48, 64, 3)
     assert np.all(sample.frames == sample.frames[0]) and sample.timestamps_s == [0.0] * 16
     assert sample.notes and "repeated" in sample.notes[-1]
 
 
 def test_one_pixel_video(tmp_path):
-    path = media.write_mp4(np.full((3, 1, 1, 3), 200, np.uint8), tmp_path / "dot.mp4", fps=10)
-    info = media.probe_video(path)
+    path = mp4.write_mp4(np.full((3, 1, 1, 3), 200, np.uint8), tmp_path / "dot.mp4", fps=10)
+    info = videos.probe_video(path)
     assert (info.width, info.height) == (2, 2)  # padded to even size when written
-    sample = media.sample_frames(path, num_frames=3, frame_step=1)
+    sample = videos.sample_frames(path, num_frames=3, frame_step=1)
     assert sample.frames.shape == (3, 2, 2, 3)
     assert np.all(np.abs(sample.frames.astype(int) - 200) <= 3)
 
@@ -370,7 +154,7 @@ def test_large_frames_are_downscaled(tmp_path):
     frames = np.zeros((3, 720, 1280, 3), np.uint8)
     frames[:, :, :640] = 255
     path = encode(tmp_path / "hd.mp4", frames, options={"preset": "ultrafast"})
-    sample = media.sample_frames(path, num_frames=2, frame_step=1)
+    sample = videos.sample_frames(path, num_frames=2, frame_step=1)
     assert sample.frames.shape == (2, 512, 910, 3)
     assert sample.frames[0, :, :400].mean() > 240 and sample.frames[0, :, 510:].mean() < 15
 
@@ -380,11 +164,11 @@ def test_rotated_video_stands_upright(tmp_path, rotation):
     frames = np.zeros((4, 48, 64, 3), np.uint8)
     frames[:, :24, :32] = [0, 255, 0]  # green top-left quadrant, as stored
     path = encode(tmp_path / "phone.mp4", frames, rotation=rotation)
-    info = media.probe_video(path)
+    info = videos.probe_video(path)
     assert info.rotation == rotation % 360
     upright = np.rot90(frames[0], k=(rotation % 360) // 90)  # the display matrix turns counter-clockwise
     assert (info.height, info.width) == upright.shape[:2]
-    sample = media.sample_frames(path, num_frames=2, frame_step=1)
+    sample = videos.sample_frames(path, num_frames=2, frame_step=1)
     assert sample.frames.shape[1:3] == upright.shape[:2]
     green = sample.frames[0, ..., 1] > 128
     assert np.mean(green == (upright[..., 1] > 128)) > 0.97
@@ -402,9 +186,9 @@ def test_webm_without_frame_count(tmp_path, codec, live):
     with av.open(path) as container:
         assert container.streams.video[0].frames == 0  # WebM never says how many frames it holds
         assert (container.duration is None) == live
-    info = media.probe_video(path)
+    info = videos.probe_video(path)
     assert info.duration_s == pytest.approx(1.5, abs=0.05) and info.num_frames_estimate == 45
-    sample = media.sample_frames(path, start_s=0.2, num_frames=6, frame_step=3)
+    sample = videos.sample_frames(path, start_s=0.2, num_frames=6, frame_step=3)
     assert sample.timestamps_s == pytest.approx([0.2 + i * 0.1 for i in range(6)], abs=2e-3)
     assert [frame_index(f) for f in sample.frames] == list(range(6, 24, 3))
 
@@ -413,35 +197,35 @@ def test_png_renamed_mp4(tmp_path):
     path = tmp_path / "photo.mp4"
     Image.new("RGB", (32, 32), (1, 2, 3)).save(path, format="PNG")
     with pytest.raises(UserError, match="still image"):
-        media.probe_video(path)
+        videos.probe_video(path)
     with pytest.raises(UserError, match="still image"):
-        media.sample_frames(path)
+        videos.sample_frames(path)
 
 
 def test_text_file_is_not_a_video(tmp_path):
     path = tmp_path / "clip.mp4"
     path.write_bytes(b"hello " * 1000)
     with pytest.raises(UserError, match="not a video"):
-        media.sample_frames(path)
+        videos.sample_frames(path)
 
 
 @pytest.mark.parametrize("path", [None, ""])
 def test_no_video(path):
     with pytest.raises(UserError, match="No video"):
-        media.probe_video(path)
+        videos.probe_video(path)
     with pytest.raises(UserError, match="No video"):
-        media.sample_frames(path)
+        videos.sample_frames(path)
 
 
 def test_missing_and_zero_byte_video(tmp_path):
     with pytest.raises(UserError, match="no longer on the server"):
-        media.probe_video(tmp_path / "gone.mp4")
+        videos.probe_video(tmp_path / "gone.mp4")
     empty = tmp_path / "empty.mp4"
     empty.write_bytes(b"")
     with pytest.raises(UserError, match="empty"):
-        media.probe_video(empty)
+        videos.probe_video(empty)
     with pytest.raises(UserError, match="empty"):
-        media.sample_frames(empty)
+        videos.sample_frames(empty)
 
 
 @pytest.mark.parametrize("faststart", [True, False])
@@ -449,7 +233,7 @@ def test_truncated_mp4(tmp_path, faststart):
     frames = np.random.default_rng(2).integers(0, 255, (30, 48, 64, 3), dtype=np.uint8)
     full = tmp_path / "full.mp4"
     if faststart:
-        media.write_mp4(frames, full, fps=30)
+        mp4.write_mp4(frames, full, fps=30)
     else:  # the index ('moov') at the end: cutting the file loses it
         encode(full, frames, options={"preset": "ultrafast"})
     data = full.read_bytes()
@@ -457,28 +241,28 @@ def test_truncated_mp4(tmp_path, faststart):
     cut.write_bytes(data[: len(data) // 2])
     for request in (dict(num_frames=8, frame_step=4), dict(num_frames=2, frame_step=1)):
         try:
-            sample = media.sample_frames(cut, **request)
+            sample = videos.sample_frames(cut, **request)
         except UserError as error:
             assert "damaged" in str(error) or "not a video" in str(error)
         else:
             assert sample.frames.shape == (request["num_frames"], 48, 64, 3)
             assert len(sample.timestamps_s) == request["num_frames"]
     if faststart:  # the first frames survive the cut: a short request still gets them
-        assert media.sample_frames(cut, num_frames=2, frame_step=1).frames.shape[0] == 2
+        assert videos.sample_frames(cut, num_frames=2, frame_step=1).frames.shape[0] == 2
     else:
         with pytest.raises(UserError):
-            media.probe_video(cut)
+            videos.probe_video(cut)
 
 
 def test_cut_file_says_it_is_damaged(tmp_path):
     frames = np.random.default_rng(3).integers(0, 255, (60, 48, 64, 3), dtype=np.uint8)
     full = tmp_path / "full.mp4"
-    media.write_mp4(frames, full, fps=30)
+    mp4.write_mp4(frames, full, fps=30)
     data = full.read_bytes()
     cut = tmp_path / "cut.mp4"
     cut.write_bytes(data[: int(len(data) * 0.3)])
     with pytest.raises(UserError, match="damaged"):
-        media.sample_frames(cut, num_frames=16, frame_step=4)  # most of the frames are gone
+        videos.sample_frames(cut, num_frames=16, frame_step=4)  # most of the frames are gone
 
 
 def test_audio_only_file(tmp_path):
@@ -492,28 +276,28 @@ def test_audio_only_file(tmp_path):
             container.mux(stream.encode(frame))
         container.mux(stream.encode(None))
     with pytest.raises(UserError, match="sound but no picture"):
-        media.probe_video(path)
+        videos.probe_video(path)
 
 
 def test_too_long_and_too_big(clip30, monkeypatch):
-    monkeypatch.setattr(media, "MAX_VIDEO_SECONDS", 1)
+    monkeypatch.setattr(videos, "MAX_VIDEO_SECONDS", 1)
     with pytest.raises(UserError, match="long; the limit"):
-        media.probe_video(clip30)
+        videos.probe_video(clip30)
     monkeypatch.undo()
-    monkeypatch.setattr(media, "MAX_UPLOAD_BYTES", 100)
+    monkeypatch.setattr(uploads, "MAX_UPLOAD_BYTES", 100)
     with pytest.raises(UserError, match="limit"):
-        media.sample_frames(clip30)
+        videos.sample_frames(clip30)
 
 
 @pytest.mark.parametrize("kwargs", [
-    dict(num_frames=0), dict(num_frames=media.MAX_FRAMES + 1), dict(num_frames=2.5), dict(num_frames="many"),
+    dict(num_frames=0), dict(num_frames=videos.MAX_FRAMES + 1), dict(num_frames=2.5), dict(num_frames="many"),
     dict(frame_step=0), dict(frame_step=65), dict(frame_step=None),
     dict(fps=0), dict(fps=-1), dict(fps=61), dict(fps=float("inf")), dict(fps=float("nan")),
     dict(start_s=-1), dict(start_s=float("nan")), dict(start_s=float("inf")), dict(start_s="soon"),
 ])
 def test_absurd_sampling_values(clip30, kwargs):
     with pytest.raises(UserError):
-        media.sample_frames(clip30, **kwargs)
+        videos.sample_frames(clip30, **kwargs)
 
 
 @pytest.fixture(scope="module")
@@ -538,10 +322,10 @@ def long_video(tmp_path_factory):
 
 def test_long_video_is_sampled_by_seeking(long_video):
     path, fps, count = long_video
-    info = media.probe_video(path)
+    info = videos.probe_video(path)
     assert info.duration_s == pytest.approx(60, abs=0.1)
     started = time.perf_counter()
-    sample = media.sample_frames(path, start_s=45.0, num_frames=16, frame_step=4)
+    sample = videos.sample_frames(path, start_s=45.0, num_frames=16, frame_step=4)
     elapsed = time.perf_counter() - started
     print(f"16 frames (step 4) from 45 s of a 60 s 640x360 clip: {elapsed:.2f} s, "
           f"{sample.decoded_frames} frames decoded")
@@ -555,7 +339,7 @@ def test_long_video_is_sampled_by_seeking(long_video):
 
 def test_long_video_sparse_fps_reseeks(long_video):
     path, fps, count = long_video
-    sample = media.sample_frames(path, start_s=1.0, num_frames=6, frame_step=None, fps=0.1)
+    sample = videos.sample_frames(path, start_s=1.0, num_frames=6, frame_step=None, fps=0.1)
     assert sample.timestamps_s == pytest.approx([1.0, 11.0, 21.0, 31.0, 41.0, 51.0], abs=1e-3)
     assert sample.decoded_frames < count  # keyframes every ~10 s let it skip between targets
 
@@ -573,7 +357,7 @@ def test_variable_frame_rate_picks_first_frame_at_or_after_each_time(tmp_path):
             frame.pts, frame.time_base = ms, Fraction(1, 1000)
             container.mux(stream.encode(frame))
         container.mux(stream.encode(None))
-    sample = media.sample_frames(path, num_frames=6, frame_step=None, fps=5)  # 0, 0.2, ... 1.0 s
+    sample = videos.sample_frames(path, num_frames=6, frame_step=None, fps=5)  # 0, 0.2, ... 1.0 s
     assert sample.timestamps_s == pytest.approx([0.0, 0.4, 0.4, 0.9, 0.9, 1.0], abs=1e-3)
     assert [int(round(frame.mean() / 20)) for frame in sample.frames] == [0, 3, 3, 6, 6, 7]
 
@@ -582,9 +366,9 @@ def test_animated_gif_is_a_video(tmp_path):
     path = tmp_path / "anim.gif"
     pictures = [Image.new("RGB", (30, 20), (i * 20,) * 3) for i in range(10)]
     pictures[0].save(path, save_all=True, append_images=pictures[1:], duration=100, loop=0)
-    info = media.probe_video(path)
+    info = videos.probe_video(path)
     assert info.fps == pytest.approx(10) and info.duration_s == pytest.approx(1.0)
-    sample = media.sample_frames(path, num_frames=4, frame_step=2)
+    sample = videos.sample_frames(path, num_frames=4, frame_step=2)
     assert sample.timestamps_s == pytest.approx([0.0, 0.2, 0.4, 0.6])
     assert [int(round(frame.mean() / 20)) for frame in sample.frames] == [0, 2, 4, 6]
 
@@ -601,8 +385,8 @@ def test_legacy_rotate_tag(tmp_path):
         for pixels in frames:
             container.mux(stream.encode(av.VideoFrame.from_ndarray(pixels, format="rgb24")))
         container.mux(stream.encode(None))
-    info = media.probe_video(path)
+    info = videos.probe_video(path)
     assert (info.rotation, info.width, info.height) == (270, 48, 64)
     upright = np.rot90(frames[0], k=-1)  # 90 degrees clockwise
-    green = media.sample_frames(path, num_frames=1).frames[0, ..., 1] > 128
+    green = videos.sample_frames(path, num_frames=1).frames[0, ..., 1] > 128
     assert np.mean(green == (upright[..., 1] > 128)) > 0.97

@@ -1,43 +1,28 @@
-"""Reading images and videos safely: formats, orientation, limits, frame sampling.
+"""Reading videos safely: probing a file and sampling the frames a model sees.
 
-Every upload, webcam recording and example passes through here before any model sees it. The
-functions return plain numpy arrays (HxWx3 uint8 RGB images, (T, H, W, 3) uint8 clips) and raise
-`UserError` with a sentence a learner can act on for anything they can fix (wrong file, absurd
-value, a file that is too big).
+Every uploaded, webcam or example clip passes through here. Frames come back as (T, H, W, 3) uint8 RGB arrays,
+and anything a learner can fix (wrong file, absurd value, a clip too long or too large) raises `UserError` with
+a sentence that says so.
 
-Videos are decoded with PyAV, never with an ffmpeg binary (a Space may not have one). We seek to the
-frames asked for instead of decoding whole files, never trust container frame counts (WebM reports
-0), and apply the display rotation so phone videos stand upright.
+Videos are decoded with PyAV, never with an ffmpeg binary (a Space may not have one). We seek to the frames
+asked for instead of decoding whole files, never trust container frame counts (WebM reports 0), and apply the
+display rotation so phone videos stand upright.
 """
 
 from __future__ import annotations
 
 import bisect
 import contextlib
-import hashlib
-import itertools
 import math
 import os
-import warnings
 from dataclasses import dataclass, field
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
 
-from demos.errors import UserError, number, whole_number
+from demos import uploads
+from demos.errors import UserError, brief, number, whole_number
 
-# ---------------------------------------------------------------------------------------------
-# Limits (one place; the UI quotes them)
-# ---------------------------------------------------------------------------------------------
-MAX_UPLOAD_BYTES = 500 * 2**20  # largest upload: the server refuses a bigger one while it arrives, and never opens it
-# Uploads and results are deleted from the server this long after they were written (the app's `delete_cache`):
-# a page open longer asks for a new upload. Checked every FILES_SWEEP_S.
-FILES_KEPT_S = 3600
-FILES_SWEEP_S = 600
-MAX_IMAGE_PIXELS = 150_000_000  # a 12000x12000 photo must still load; beyond this it is a decompression bomb
-MAX_IMAGE_SIDE = 1024  # images are downscaled so their long side is at most this, before any model
 MAX_FRAME_SIDE = 512  # decoded video frames are downscaled so their SHORT side is at most this (4K stays cheap)
 MAX_FRAMES = 64  # most frames one request may sample
 MAX_FRAME_STEP = 64  # largest "every k-th frame" step
@@ -46,222 +31,10 @@ MAX_VIDEO_SECONDS = 3600  # longer containers are refused (a 10-minute 4K clip w
 MAX_VIDEO_SIDE = 8192  # wider or taller video streams (beyond 8K) are refused
 MAX_DECODED_FRAMES = 20_000  # decoding budget per request: guards against files that cannot be seeked
 RESEEK_GAP_S = 2.0  # without a keyframe index, seek again when the next frame wanted is this far ahead
-MIN_WRITE_FPS, MAX_WRITE_FPS = 1.0, 60.0  # frame rates `write_mp4` accepts (others are clamped)
 
-# Pillow refuses images over 2x its limit (DecompressionBombError) and warns over 1x. Raise its
-# default (89 Mpx) to ours so gradio's own decoding of an upload agrees with us; we check ourselves too.
-if Image.MAX_IMAGE_PIXELS is not None and Image.MAX_IMAGE_PIXELS < MAX_IMAGE_PIXELS:
-    Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
-
-_IMAGE_HINT = "Try a PNG, JPEG or WebP image."
 _VIDEO_HINT = "Try an MP4, WebM, MOV or MKV video."
 
 
-# ---------------------------------------------------------------------------------------------
-# Images
-# ---------------------------------------------------------------------------------------------
-def load_image(source) -> np.ndarray:
-    """Any supported image (path, PIL image or numpy array) as an HxWx3 uint8 RGB array.
-
-    EXIF orientation is applied, every Pillow mode is converted (alpha is composited on white,
-    16-bit values are scaled, not clipped) and the long side is brought down to MAX_IMAGE_SIDE.
-    """
-    if source is None or (isinstance(source, str) and source == ""):
-        raise UserError("No image given: upload an image, take a photo with the webcam, or pick an example.")
-    if isinstance(source, np.ndarray):
-        rgb = _array_to_rgb(source)
-    elif isinstance(source, Image.Image):
-        with _pillow_errors():
-            rgb = _pil_to_rgb(source)
-    elif isinstance(source, (str, os.PathLike)):
-        rgb = _read_image_file(Path(source))
-    else:
-        raise UserError(f"An image was expected, but got a {type(source).__name__}. {_IMAGE_HINT}")
-    return np.ascontiguousarray(_fit_long_side(rgb, MAX_IMAGE_SIDE))
-
-
-def image_digest(image: np.ndarray) -> str:
-    """A content hash of an array (shape, dtype and bytes): the key of every per-image cache."""
-    array = np.ascontiguousarray(image)
-    digest = hashlib.blake2b(digest_size=16)
-    digest.update(f"{array.shape}|{array.dtype.str}|".encode())
-    digest.update(array.data)
-    return digest.hexdigest()
-
-
-def center_square(image: np.ndarray, size: int) -> np.ndarray:
-    """The largest centred square of an HxWx3 image, resized to size x size (uint8 RGB).
-
-    All models here see a square; cropping before resizing keeps the picture's proportions.
-    """
-    rgb = _array_to_rgb(np.asarray(image))
-    height, width = rgb.shape[:2]
-    side = min(height, width)
-    top, left = (height - side) // 2, (width - side) // 2
-    crop = rgb[top:top + side, left:left + side]
-    if side != size:
-        crop = np.asarray(Image.fromarray(crop).resize((int(size), int(size)), Image.Resampling.BICUBIC))
-    return np.ascontiguousarray(crop)
-
-
-def _check_file(path: Path, what: str, hint: str) -> int:
-    """Refuse a missing, empty or oversized file before any decoder touches it; return its size."""
-    if not path.is_file():
-        raise UserError(f"The {what} file is no longer on the server (uploads are kept for {FILES_KEPT_S // 60} "
-                        "minutes); please upload it again.")
-    size = path.stat().st_size
-    if size == 0:
-        raise UserError(f"The {what} file is empty (0 bytes). {hint}")
-    if size > MAX_UPLOAD_BYTES:
-        raise UserError(f"The {what} file is {size / 2**20:.0f} MB; the limit is {MAX_UPLOAD_BYTES // 2**20} MB. "
-                        f"Please use a smaller file.")
-    return size
-
-
-def _read_image_file(path: Path) -> np.ndarray:
-    _check_file(path, "image", _IMAGE_HINT)
-    with _pillow_errors(), Image.open(path) as image:
-        _check_pixels(image)
-        if image.format == "JPEG":
-            # Decode JPEGs at a reduced scale (1/2 to 1/8) right away: a 12000 px photo never
-            # needs its full resolution in memory.
-            image.draft(image.mode, (MAX_IMAGE_SIDE, MAX_IMAGE_SIDE))
-        image.load()
-        return _pil_to_rgb(image)
-
-
-@contextlib.contextmanager
-def _pillow_errors():
-    """Turn Pillow's exceptions (unknown format, truncated data, pixel bombs) into sentences."""
-    try:
-        with warnings.catch_warnings():
-            # Pillow warns (not raises) between 1x and 2x its pixel limit; we refuse from 1x.
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            yield
-    except UserError:
-        raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise UserError(_too_many_pixels_message()) from None
-    except UnidentifiedImageError:
-        raise UserError(f"This file is not an image that can be read. {_IMAGE_HINT}") from None
-    except (OSError, ValueError, SyntaxError, EOFError) as error:
-        # Pillow reports truncated and corrupt data as OSError ("image file is truncated"), and
-        # some plugins as ValueError / SyntaxError.
-        raise UserError(f"This image file is damaged or incomplete ({_short(error)}). {_IMAGE_HINT}") from None
-
-
-def _too_many_pixels_message() -> str:
-    return (f"This image has too many pixels (the limit is {MAX_IMAGE_PIXELS / 1e6:.0f} million). "
-            f"Please use a smaller image.")
-
-
-def _check_pixels(image: Image.Image) -> None:
-    width, height = image.size
-    if width * height > MAX_IMAGE_PIXELS:
-        raise UserError(_too_many_pixels_message())
-    if width < 1 or height < 1:
-        raise UserError(f"This image has no pixels. {_IMAGE_HINT}")
-
-
-def _pil_to_rgb(image: Image.Image) -> np.ndarray:
-    """A PIL image of any mode as HxWx3 uint8 RGB, upright, with its long side bounded."""
-    _check_pixels(image)
-    try:
-        image = ImageOps.exif_transpose(image)  # phone photos are stored sideways with a tag
-    except Exception:  # a broken EXIF block should not cost the learner the picture
-        pass
-    image = _reduce(image)
-    mode = image.mode
-    if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
-        return _array_to_rgb(np.asarray(image))  # scaled by value range, not clipped
-    if (mode == "P" and "transparency" in image.info) or mode in ("PA", "LA", "La", "RGBa", "RGBA"):
-        return _on_white(np.asarray(image.convert("RGBA")))
-    if mode != "RGB":
-        image = image.convert("RGB")  # 1, L, P, CMYK, YCbCr, LAB, HSV
-    return np.asarray(image)
-
-
-def _reduce(image: Image.Image) -> Image.Image:
-    """Shrink by a whole factor while still at least twice the target: cheap and bounds memory."""
-    factor = max(image.size) // (2 * MAX_IMAGE_SIDE)
-    if factor < 2:
-        return image
-    try:
-        return image.reduce(factor)
-    except (ValueError, NotImplementedError):  # modes reduce() lacks (P, 1, CMYK, I;16...): keep as is
-        return image
-
-
-def _on_white(rgba: np.ndarray) -> np.ndarray:
-    """Composite an RGBA uint8 array on white: transparent logos should not turn black."""
-    alpha = rgba[..., 3:4].astype(np.float32) / 255.0
-    rgb = rgba[..., :3].astype(np.float32) * alpha + 255.0 * (1.0 - alpha)
-    return np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
-
-
-def _to_uint8(values: np.ndarray) -> np.ndarray:
-    """Scale any numeric array to uint8 by what its range most likely means."""
-    if values.dtype == np.uint8:
-        return values
-    if values.dtype == np.bool_:
-        return values.astype(np.uint8) * 255
-    if values.dtype == np.uint16:
-        return ((values.astype(np.uint32) + 128) // 257).astype(np.uint8)  # 65535 -> 255, 32768 -> 128
-    if not (np.issubdtype(values.dtype, np.integer) or np.issubdtype(values.dtype, np.floating)):
-        raise UserError(f"Image values of type {values.dtype} cannot be shown. {_IMAGE_HINT}")
-    floats = np.nan_to_num(values.astype(np.float64), nan=0.0, posinf=0.0, neginf=0.0)
-    low, high = (float(floats.min()), float(floats.max())) if floats.size else (0.0, 0.0)
-    if np.issubdtype(values.dtype, np.floating) and low >= 0.0 and high <= 1.0:
-        scaled = floats * 255.0  # float images in [0, 1]
-    elif low >= 0.0 and high <= 255.0:
-        scaled = floats  # already 8-bit values
-    elif low >= 0.0 and high <= 65535.0 and np.issubdtype(values.dtype, np.integer):
-        scaled = floats / 257.0  # 16-bit values stored in a wider integer (Pillow mode "I")
-    else:
-        scaled = (floats - low) * (255.0 / (high - low)) if high > low else np.zeros_like(floats)
-    return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
-
-
-def _array_to_rgb(array: np.ndarray) -> np.ndarray:
-    """An HxW or HxWxC (C = 1, 2, 3, 4) array of any numeric dtype as HxWx3 uint8 RGB."""
-    array = np.asarray(array)
-    if array.ndim == 3 and array.shape[2] == 1:
-        array = array[..., 0]
-    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (2, 3, 4)):
-        raise UserError(f"An image array must be HxW or HxWxC with 1 to 4 channels, not {array.shape}.")
-    if array.shape[0] < 1 or array.shape[1] < 1:
-        raise UserError(f"This image has no pixels (shape {array.shape}). {_IMAGE_HINT}")
-    if array.shape[0] * array.shape[1] > MAX_IMAGE_PIXELS:
-        raise UserError(_too_many_pixels_message())
-    pixels = _to_uint8(array)
-    if pixels.ndim == 2:
-        return np.repeat(pixels[..., None], 3, axis=2)
-    if pixels.shape[2] == 2:  # grey + alpha
-        pixels = np.concatenate([np.repeat(pixels[..., :1], 3, axis=2), pixels[..., 1:]], axis=2)
-    if pixels.shape[2] == 4:
-        return _on_white(pixels)
-    return pixels
-
-
-def _fit_long_side(rgb: np.ndarray, limit: int) -> np.ndarray:
-    height, width = rgb.shape[:2]
-    if max(height, width) <= limit:
-        return rgb
-    scale = limit / max(height, width)
-    size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    image = Image.fromarray(rgb)
-    # reducing_gap: a fast whole-factor reduce first, then an antialiased LANCZOS resize.
-    return np.asarray(image.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0))
-
-
-def _short(error: Exception) -> str:
-    text = str(error).strip() or type(error).__name__
-    return text if len(text) <= 120 else text[:117] + "..."
-
-
-# ---------------------------------------------------------------------------------------------
-# Videos
-# ---------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class VideoInfo:
     """What a video file holds, as displayed (after rotation)."""
@@ -324,38 +97,9 @@ def sample_frames(path, *, start_s: float = 0.0, num_frames: int = 16, frame_ste
     return _assemble(picked, targets, decoded, damage, notes, frame_step, fps)
 
 
-def write_mp4(frames, path, fps: float, *, crf: int = 20, preset: str = "veryfast") -> str:
-    """Write frames as a browser-playable H.264 MP4 (yuv420p, even size); return the path.
-
-    frames: a (T, H, W[, C]) array, or any iterable of (H, W[, C]) frames (a generator writes a clip too
-    long to hold in memory). Grey, alpha and float frames are converted to RGB.
-    crf: x264's quality (0 lossless, 20 visually clean, 51 worst); preset: x264's speed ("ultrafast"...).
-    """
-    av = _av()
-    if isinstance(frames, np.ndarray) and frames.ndim not in (3, 4):
-        raise UserError(f"A video needs frames shaped (T, H, W, 3); got {frames.shape}.")
-    rgb_frames = (_even_size(_array_to_rgb(frame)) for frame in frames)
-    first = next(rgb_frames, None)
-    if first is None:
-        raise UserError("A video needs at least one frame.")
-    path = str(path)
-    # faststart puts the index first, so a browser can play while downloading.
-    with av.open(path, mode="w", format="mp4", options={"movflags": "+faststart"}) as container:
-        stream = container.add_stream("libx264", rate=_write_rate(fps))
-        stream.width, stream.height = first.shape[1], first.shape[0]
-        stream.pix_fmt = "yuv420p"  # the only pixel format every browser decodes
-        stream.options = {"crf": str(int(crf)), "preset": preset}
-        for index, pixels in enumerate(itertools.chain([first], rgb_frames)):
-            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(pixels), format="rgb24")
-            frame.pts = index
-            container.mux(stream.encode(frame))
-        container.mux(stream.encode(None))  # flush the encoder's delayed frames
-    return path
-
-
 # --- opening and probing -----------------------------------------------------------------------
 def _av():
-    import av  # imported lazily: image-only demos should not pay for it
+    import av  # imported on first use: starting the app and the image demos should not pay for it
 
     return av
 
@@ -366,7 +110,7 @@ def _video_path(path) -> Path:
     if not isinstance(path, (str, os.PathLike)):
         raise UserError(f"A video file path was expected, but got a {type(path).__name__}.")
     path = Path(path)
-    _check_file(path, "video", _VIDEO_HINT)
+    uploads.check_file(path, "video", _VIDEO_HINT)
     return path
 
 
@@ -385,7 +129,7 @@ def _open_video(path: Path):
 
 
 def _damaged(error: Exception) -> UserError:
-    return UserError(f"This video is damaged or uses a format that cannot be decoded ({_short(error)}). "
+    return UserError(f"This video is damaged or uses a format that cannot be decoded ({brief(error)}). "
                      f"{_VIDEO_HINT}")
 
 
@@ -616,7 +360,7 @@ def _decode_targets(av, container, stream, info: VideoInfo, targets: list[float]
                     reseek = seek_for = index
                     break
         except av.FFmpegError as error:  # damaged data: keep what decoded so far
-            damage = _short(error)
+            damage = brief(error)
         if reseek is None:
             break  # finished, ended or damaged
         _seek(container, stream, targets[reseek])
@@ -675,24 +419,4 @@ def _assemble(picked, targets, decoded, damage, notes, frame_step, fps) -> Frame
     frames = np.stack([item[1] for item in picked])
     return FrameSample(frames=np.ascontiguousarray(frames), timestamps_s=[round(item[0], 6) for item in picked],
                        notes=list(notes), decoded_frames=decoded)
-
-
-# --- writing -------------------------------------------------------------------------------------
-def _even_size(frame: np.ndarray) -> np.ndarray:
-    """Pad an odd height or width by repeating the edge pixel: yuv420p needs even sizes."""
-    pad_h, pad_w = frame.shape[0] % 2, frame.shape[1] % 2
-    if pad_h or pad_w:
-        frame = np.pad(frame, ((0, pad_h), (0, pad_w), (0, 0)), mode="edge")
-    return frame
-
-
-def _write_rate(fps) -> Fraction:
-    try:
-        value = float(fps)
-    except (TypeError, ValueError):
-        value = 25.0
-    if not math.isfinite(value):
-        value = 25.0
-    value = min(max(value, MIN_WRITE_FPS), MAX_WRITE_FPS)
-    return Fraction(value).limit_denominator(1001)  # 29.97 -> 30000/1001
 

@@ -5,9 +5,9 @@ example and cached on disk, so later epochs and later runs touch neither videos 
 The loss is the LLM's next-token loss on the answer tokens alone; the prompt and the visual tokens
 are context, never targets.
 
-    python train_projector.py --dataset ORG/VIDEO_QA --answer-column answer --question-column question \\
+    python -m training.train_projector --dataset ORG/VIDEO_QA --answer-column answer --question-column question \\
         --output-dir out/projector --push-to-hub you/vjepa2-qwen2.5-0.5b-projector
-    accelerate launch --multi_gpu train_projector.py ...   # the same, on every GPU of the machine
+    accelerate launch --multi_gpu -m training.train_projector ...   # the same, on every GPU of the machine
 
 Every step is an importable function (`cache_features`, `make_collate`, `train`, ...) so that the
 tests run the very same code on tiny random-weight models and a synthetic video set.
@@ -50,8 +50,8 @@ def frames_from_video(video: Any, *, num_frames: int, frame_step: int, dataset_i
     dataset's Hub repo, or a `{"path", "bytes"}` dict (a `datasets.Video(decode=False)` cell)."""
     if isinstance(video, np.ndarray):
         return video
-    # demos.media decodes with PyAV; imported here so that training on cached features needs no decoder.
-    from demos.media import sample_frames
+    # demos.videos decodes with PyAV; imported here so that training on cached features needs no decoder.
+    from demos.videos import sample_frames
 
     if isinstance(video, dict):
         if video.get("bytes"):
@@ -407,6 +407,7 @@ def _slug(text: str) -> str:
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
+        prog="python -m training.train_projector",
         description="Train the V-JEPA 2 -> LLM projector of the VQA head (encoder and LLM frozen).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
