@@ -54,7 +54,7 @@ class ClipToEncode(NamedTuple):
 def clip_to_encode(frames: np.ndarray, processor, *, cropped: bool = False) -> ClipToEncode:
     """The encoder cache key of a clip: a hash of the uint8 frames the processor receives, with its settings.
     Computed before preprocessing (a quarter of the bytes of the float pixels), so a cached clip is never
-    preprocessed again: on an H200 the paper protocol's preprocessing and hashing were most of a cached click.
+    preprocessed again: otherwise preprocessing and hashing would be most of a cached click on a GPU.
     Content, not file path: a prepare and a click agree on "the same clip" whatever the upload's name."""
     frames = np.ascontiguousarray(frames)
     settings = f"{frames.shape}|{cropped}|{processor_key(processor)}".encode()
