@@ -105,10 +105,10 @@ def test_ssv2_on_shared_tokens_equals_the_probes_own_forward(heads):
     pixels = torch.randn(1, 16, 3, 128, 128, generator=torch.Generator().manual_seed(16))
     with torch.inference_mode():
         expected = own(pixels).logits
-    encoded = features.encode(head.encoder, pixels)
+    encoded = features.encode(head.backbone, pixels)
     assert not encoded.cached
     torch.testing.assert_close(probe_work.head_logits(head, encoded.tokens), expected, rtol=1e-5, atol=1e-5)
-    again = features.encode(head.encoder, pixels.clone())
+    again = features.encode(head.backbone, pixels.clone())
     assert again.cached and again.tokens is encoded.tokens  # same clip, no second encoder pass
 
 
@@ -124,13 +124,25 @@ def test_feature_recipes_name_the_published_blocks():
 
 
 def _independent_normed_hidden_states(base, pixels):
-    """transformers' own hidden-state recording, each through the encoder's final layernorm."""
+    """The encoder's blocks applied one by one, each block's output through the encoder's final layernorm."""
+    encoder, normed = base.encoder, []
     with torch.inference_mode():
-        out = base(pixel_values_videos=pixels, skip_predictor=True, output_hidden_states=True)
-    hidden = out.hidden_states
-    assert len(hidden) == len(base.encoder.layer) + 1  # index 0: the embeddings; i + 1: after block i
-    torch.testing.assert_close(base.encoder.layernorm(hidden[-1]), out.last_hidden_state)
-    return [base.encoder.layernorm(h) for h in hidden[1:]]
+        hidden = encoder.embeddings(pixels)
+        for layer in encoder.layer:
+            hidden = layer(hidden, None)[0]
+            normed.append(encoder.layernorm(hidden))
+        torch.testing.assert_close(normed[-1], base(pixels, skip_predictor=True).last_hidden_state, rtol=0, atol=0)
+    return normed
+
+
+def test_a_pass_keeps_each_listed_blocks_output_through_the_final_layernorm(heads):
+    base = jepa.load().model
+    pixels = torch.randn(1, 16, 3, 128, 128, generator=torch.Generator().manual_seed(3))
+    layers, _ = features.encoder_pass(base, pixels, (1, 3, 5, 7))
+    normed = _independent_normed_hidden_states(base, pixels)
+    assert set(layers) == {1, 3, 5, 7}
+    for block, tensor in layers.items():
+        torch.testing.assert_close(tensor, normed[block], rtol=0, atol=0)
 
 
 def test_each_pooler_receives_its_recipe_from_one_shared_pass(heads, video, monkeypatch):
@@ -142,8 +154,8 @@ def test_each_pooler_receives_its_recipe_from_one_shared_pass(heads, video, monk
         head.model.pooler.register_forward_pre_hook(
             lambda module, args, name=head.spec.name: received.setdefault(name, args[0].detach().clone()))
     real_pass = features.encoder_pass  # the model work inside the GPU function
-    monkeypatch.setattr(features, "encoder_pass", lambda encoder, pixels, blocks: (
-        encoded_pixels.append(pixels), real_pass(encoder, pixels, blocks))[1])
+    monkeypatch.setattr(features, "encoder_pass", lambda backbone, pixels, blocks: (
+        encoded_pixels.append(pixels), real_pass(backbone, pixels, blocks))[1])
     try:
         result = classification.classify(video, 0.0, sampling=probes.SAMPLING_SHARED)
     finally:
@@ -163,14 +175,14 @@ def test_each_pooler_receives_its_recipe_from_one_shared_pass(heads, video, monk
 
 
 def test_a_pass_that_lacks_a_block_runs_again_and_keeps_what_it_had(heads):
-    encoder = heads[0].encoder
+    backbone = heads[0].backbone
     pixels = torch.randn(1, 16, 3, 128, 128, generator=torch.Generator().manual_seed(5))
-    first = features.encode(encoder, pixels)
+    first = features.encode(backbone, pixels)
     assert set(first.layers) == {7}
-    more = features.encode(encoder, pixels, blocks=(1, 3))
+    more = features.encode(backbone, pixels, blocks=(1, 3))
     assert not more.cached and set(more.layers) == {1, 3, 7}
     torch.testing.assert_close(more.tokens, first.tokens, rtol=0, atol=0)
-    again = features.encode(encoder, pixels, blocks=(3, 7))
+    again = features.encode(backbone, pixels, blocks=(3, 7))
     assert again.cached and again.layers is more.layers
 
 

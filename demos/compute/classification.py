@@ -42,7 +42,7 @@ HEAD_CACHE = LRUCache(2 * features.ENCODER_CACHE_SIZE)
 class _PassPlan:
     """Main process: what one encoder pass is about, to read the GPU function's answer."""
 
-    encoder: torch.nn.Module
+    backbone: torch.nn.Module  # the `VJEPA2Model` whose encoder runs the pass
     digest: str
     clip: str
     sample: media.FrameSample
@@ -110,11 +110,11 @@ def prepare(video_path, start_s: float = 0.0, *, sampling: str = probes.SAMPLING
                         clips[processor_key] = features.clip_to_encode(sample.frames, head.processor)
                     preprocess_seconds += time.perf_counter() - started
                 clip = clips[processor_key]
-                pass_key = (id(head.encoder), clip.key)
+                pass_key = (id(head.backbone), clip.key)
                 meta = pass_meta.setdefault(pass_key, {
                     "head": head, "to_encode": clip, "sample": sample, "step": step, "blocks": set(),
                     "heads": [], "clip": _clip_text(frames, step, segment, len(starts), view, views)})
-                meta["blocks"] |= set(head.spec.recipe.blocks(features.depth(head.encoder)))
+                meta["blocks"] |= set(head.spec.recipe.blocks(features.depth(head.backbone)))
                 if head.spec.title not in meta["heads"]:
                     meta["heads"].append(head.spec.title)
                 plan[view].append(pass_key)
@@ -124,13 +124,13 @@ def prepare(video_path, start_s: float = 0.0, *, sampling: str = probes.SAMPLING
     inputs, passes = [], []
     for (_, digest), meta in pass_meta.items():
         head = meta["head"]
-        hit, wanted = features.lookup(head.encoder, digest, meta["blocks"])
+        hit, wanted = features.lookup(head.backbone, digest, meta["blocks"])
         started = time.perf_counter()
         pixels = None if hit else meta["to_encode"].pixels()  # only a pass that runs is preprocessed
         preprocess_seconds += time.perf_counter() - started
         inputs.append(features.PassInput(head.spec.name, tuple(sorted(wanted)), len(meta["to_encode"].frames), pixels,
                                          hit.layers if hit else None))
-        passes.append(_PassPlan(head.encoder, digest, meta["clip"], meta["sample"], meta["step"], meta["heads"],
+        passes.append(_PassPlan(head.backbone, digest, meta["clip"], meta["sample"], meta["step"], meta["heads"],
                                 meta["blocks"], hit))
     indices = {name: [[order.index(key) for key in view] for view in plan] for name, plan in plans.items()}
     head_keys = {name: (name, tuple(tuple(view) for view in plan)) for name, plan in plans.items()}
@@ -154,7 +154,7 @@ def finish(request: HeadsRequest, result: probe_work.HeadsPass) -> probe_results
     passes: list[probe_results.EncoderPass] = []
     for index, (plan, item) in enumerate(zip(request.passes, request.work.passes, strict=True)):
         head = next(h for h in request.heads if h.spec.name == item.encoder_of)
-        encoded = (features.store(plan.encoder, plan.digest, result.layers[index], result.encoder_seconds[index])
+        encoded = (features.store(plan.backbone, plan.digest, result.layers[index], result.encoder_seconds[index])
                    if item.runs else plan.hit)
         passes.append(probe_results.EncoderPass(
             clip=plan.clip, num_frames=len(plan.sample.frames), frame_step=plan.step,
@@ -169,7 +169,7 @@ def finish(request: HeadsRequest, result: probe_work.HeadsPass) -> probe_results
         results.append(probe_results.HeadResult(
             name, head.spec.title, head.hub_id, probe_results.top_labels(output.probs, head.id2label), output.seconds,
             sorted({index for view in plan for index in view}), head.shares_encoder,
-            list(head.spec.recipe.blocks(features.depth(head.encoder))), output.pooler_tokens, len(plan), output.probs,
+            list(head.spec.recipe.blocks(features.depth(head.backbone))), output.pooler_tokens, len(plan), output.probs,
             cached=name in request.cached_heads))
     return probe_results.Classification(results, passes, request.sampling, request.sampling_reason, request.start_s,
                           request.notes, request.preprocess_seconds, shared_encoder.resident_encoders(request.heads))
@@ -232,7 +232,7 @@ def prefetch(video_path, start_s: float = 0.0, *, sampling: str = probes.SAMPLIN
             return {**numbers, "stale": True}
         for position, index in enumerate(batch):
             plan = request.passes[index]
-            features.store(plan.encoder, plan.digest, result.layers[position], result.encoder_seconds[position])
+            features.store(plan.backbone, plan.digest, result.layers[position], result.encoder_seconds[position])
             numbers["seconds"] = round(numbers["seconds"] + result.encoder_seconds[position], 4)
         numbers["encoder_passes_run"] += len(batch)
     if checkpoints.models_on_gpu() or request.sampling == probes.SAMPLING_PAPER:

@@ -62,8 +62,9 @@ def clip_to_encode(frames: np.ndarray, processor, *, cropped: bool = False) -> C
     return ClipToEncode(key, frames, processor, cropped)
 
 
-def depth(encoder: torch.nn.Module) -> int:
-    return len(encoder.layer)
+def depth(model: torch.nn.Module) -> int:
+    """Blocks of a `VJEPA2Model`'s encoder."""
+    return len(model.encoder.layer)
 
 
 @dataclass
@@ -83,70 +84,69 @@ class EncodedClip:
         return torch.cat([self.layers[block] for block in blocks], dim=1)
 
 
-# Encoder features per (encoder, clip), on the CPU, in the main process (on ZeroGPU filled from what the GPU
-# functions return); an entry is tied to its encoder, so a reloaded model never reuses it.
+# Encoder features per (model, clip), on the CPU, in the main process (on ZeroGPU filled from what the GPU
+# functions return); an entry is tied to its `VJEPA2Model`, so a reloaded model never reuses it. A probe that
+# shares the base encoder has the base model as its `.vjepa2`: the same entries.
 TOKEN_CACHE = LRUCache(ENCODER_CACHE_SIZE)
 
 
 @torch.inference_mode()
-def _normed_blocks(encoder: torch.nn.Module, pixel_values_videos: torch.Tensor, blocks: set[int]) -> dict:
-    """The encoder's forward (embeddings, blocks, final layernorm), keeping each listed block's normed output.
+def _normed_blocks(model: torch.nn.Module, pixel_values_videos: torch.Tensor, blocks: set[int]) -> dict:
+    """The encoder's forward, keeping each listed block's output through the final layernorm.
 
-    Stops after the deepest listed block; `layers[last]` equals `encoder(...).last_hidden_state`.
+    `output_hidden_states` with indices keeps only those blocks' outputs (index i + 1 is block i's; 0 the
+    embeddings); `layers[last]` equals the model's `last_hidden_state`.
     """
-    hidden = encoder.embeddings(checkpoints.on_model(encoder, pixel_values_videos))
-    kept = {}
-    for index, layer in enumerate(encoder.layer[: max(blocks) + 1]):
-        hidden = layer(hidden, None)[0]
-        if index in blocks:
-            kept[index] = encoder.layernorm(hidden)
-    return kept
+    out = model(pixel_values_videos=checkpoints.on_model(model, pixel_values_videos), skip_predictor=True,
+                output_hidden_states=[block + 1 for block in sorted(blocks)])
+    return {block: model.encoder.layernorm(out.hidden_states[block + 1]) for block in blocks}
 
 
-def encoder_pass(encoder: torch.nn.Module, pixel_values_videos: torch.Tensor, blocks) -> tuple[dict, float]:
-    """Model work (inside a GPU function): the normed outputs of `blocks`, on the CPU, and the pass's seconds."""
+def encoder_pass(model: torch.nn.Module, pixel_values_videos: torch.Tensor, blocks) -> tuple[dict, float]:
+    """Model work (inside a GPU function): the normed outputs of `blocks` of a `VJEPA2Model`'s encoder, on the CPU,
+    and the pass's seconds."""
     start = time.perf_counter()
-    layers = {block: tensor.cpu() for block, tensor in _normed_blocks(encoder, pixel_values_videos, set(blocks)).items()}
+    layers = {block: tensor.cpu() for block, tensor in _normed_blocks(model, pixel_values_videos, set(blocks)).items()}
     return layers, time.perf_counter() - start
 
 
-def lookup(encoder: torch.nn.Module, digest: str, blocks=None) -> tuple[EncodedClip | None, set[int]]:
+def lookup(model: torch.nn.Module, digest: str, blocks=None) -> tuple[EncodedClip | None, set[int]]:
     """Main process: the clip's cached features when they hold every block asked for (default: the last),
     else None and the blocks a new pass must keep (those asked for and those cached: an entry only grows)."""
-    last = depth(encoder) - 1
+    last = depth(model) - 1
     wanted = set(blocks) if blocks else {last}
-    cached = TOKEN_CACHE.get((id(encoder), digest), owner=encoder)
+    cached = TOKEN_CACHE.get((id(model), digest), owner=model)
     if cached is not None and wanted <= set(cached[0]):
         return EncodedClip(cached[0], last, cached[1], cached=True), wanted
     return None, wanted | (set(cached[0]) if cached is not None else set())
 
 
-def store(encoder: torch.nn.Module, digest: str, layers: dict, seconds: float) -> EncodedClip:
+def store(model: torch.nn.Module, digest: str, layers: dict, seconds: float) -> EncodedClip:
     """Main process: keep the features of a pass that a GPU function ran."""
-    TOKEN_CACHE.put((id(encoder), digest), (layers, seconds), owner=encoder)
-    return EncodedClip(layers, depth(encoder) - 1, seconds, cached=False)
+    TOKEN_CACHE.put((id(model), digest), (layers, seconds), owner=model)
+    return EncodedClip(layers, depth(model) - 1, seconds, cached=False)
 
 
-def encode(encoder: torch.nn.Module, pixel_values_videos: torch.Tensor, digest: str | None = None,
+def encode(model: torch.nn.Module, pixel_values_videos: torch.Tensor, digest: str | None = None,
            blocks: tuple[int, ...] | set[int] | None = None) -> EncodedClip:
-    """The normed outputs of `blocks` (default: the last block) for a clip: one pass per (encoder, clip).
+    """The normed outputs of `blocks` (default: the last block) for a clip: one pass per (`VJEPA2Model`, clip).
 
     A cached pass that lacks a block asked for now runs again, keeping what it had and the new blocks.
     In-process only (tests, benchmarks): the app's GPU functions run `encoder_pass`, and their callers
     keep what they return (`lookup`, `store`).
     """
     digest = digest or clip_digest(pixel_values_videos)
-    hit, wanted = lookup(encoder, digest, blocks)
-    return hit or store(encoder, digest, *encoder_pass(encoder, pixel_values_videos, wanted))
+    hit, wanted = lookup(model, digest, blocks)
+    return hit or store(model, digest, *encoder_pass(model, pixel_values_videos, wanted))
 
 
 @dataclass
 class PassInput:
     """One encoder pass as a GPU function receives it (CPU values only)."""
 
-    encoder_of: str  # checkpoint whose encoder reads the clip: a probe (the shared one when it shares) or the base
+    encoder_of: str  # checkpoint whose encoder reads the clip: a probe (the base one when it shares) or the base
     blocks: tuple[int, ...]  # the blocks whose normed outputs the pass keeps
-    num_frames: int  # frames of the clip: what a pass costs (`published_tokens`)
+    num_frames: int  # frames of the clip: what a pass costs (`probe_work.published_tokens`)
     pixels: torch.Tensor | None  # (1, T, 3, S, S): the pass still has to run
     layers: dict[int, torch.Tensor] | None = None  # block -> (1, N, D): the cached features; no pass runs
 

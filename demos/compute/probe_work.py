@@ -104,7 +104,7 @@ def head_logits(head: shared_encoder.Head, tokens: torch.Tensor) -> torch.Tensor
 def run_heads(work: HeadsInput) -> HeadsPass:
     """Model work: the encoder passes still missing, then each head still to run: its pooler and classifier once
     per view on its features (its segments concatenated along the tokens), the views' probabilities averaged.
-    No plans (`prefetch`, or every head cached): only the passes. The probabilities hold every probe, the cached
+    No plans (`classification.prefetch`, or every head cached): only the passes. The probabilities hold every probe, the cached
     ones included, in `probes.PROBE_NAMES` order."""
     heads = {head.spec.name: head for head in shared_encoder.load_heads(list(work.plans))} if work.plans else {}
     read = {index for plan in work.plans.values() for view in plan for index in view}
@@ -112,16 +112,16 @@ def run_heads(work: HeadsInput) -> HeadsPass:
     for index, item in enumerate(work.passes):
         if not item.runs and index not in read:
             continue
-        encoder = shared_encoder.encoder_of(item.encoder_of)
+        backbone = shared_encoder.backbone_of(item.encoder_of)
         if item.runs:
-            new_layers[index], encoder_seconds[index] = features.encoder_pass(encoder, item.pixels, item.blocks)
+            new_layers[index], encoder_seconds[index] = features.encoder_pass(backbone, item.pixels, item.blocks)
         layers = new_layers[index] if item.runs else item.layers
         if index in read:
-            on_device[index] = {block: checkpoints.on_model(encoder, tensor) for block, tensor in layers.items()}
+            on_device[index] = {block: checkpoints.on_model(backbone, tensor) for block, tensor in layers.items()}
     probs, head_seconds, pooler_tokens = dict(work.cached_probs), {}, {}
     for name, plan in work.plans.items():
         head = heads[name]
-        blocks = head.spec.recipe.blocks(features.depth(head.encoder))
+        blocks = head.spec.recipe.blocks(features.depth(head.backbone))
         started = time.perf_counter()
         view_probs = []
         for view in plan:

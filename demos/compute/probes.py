@@ -136,7 +136,7 @@ def protocol_cost(sampling: str, views: int = NUM_VIEWS, crop: int = 256, patch:
 
 
 def validate_request(video_path, start_s, sampling: str = SAMPLING_AUTO) -> tuple[str, float, str]:
-    """(video path, start in seconds, sampling) checked once, by the handler; `classify` trusts them."""
+    """(video path, start in seconds, sampling) checked once, by the handler; `classification.classify` trusts them."""
     if video_path is None:
         raise UserError("No video: upload a clip, record one or pick an example first.")
     start_s = number("The start time (seconds)", 0.0 if start_s is None else start_s, minimum=0, maximum=MAX_START_S)

@@ -78,6 +78,11 @@ class Head:
         return self.comparison.equal
 
     @property
+    def backbone(self) -> torch.nn.Module:
+        """The `VJEPA2Model` whose encoder this head reads (the base model when shared; its predictor unused)."""
+        return self.model.vjepa2
+
+    @property
     def encoder(self) -> torch.nn.Module:
         return self.model.vjepa2.encoder
 
@@ -146,6 +151,6 @@ def resident_encoders(heads: list[Head]) -> int:
     return len({id(head.encoder) for head in heads} | {id(jepa.load().model.encoder)})
 
 
-def encoder_of(name: str) -> torch.nn.Module:
-    """The encoder that `PassInput.encoder_of` names (resident lookups only)."""
-    return jepa.load().model.encoder if name == jepa.CHECKPOINT else load_heads([name])[0].encoder
+def backbone_of(name: str) -> torch.nn.Module:
+    """The `VJEPA2Model` whose encoder `features.PassInput.encoder_of` names (resident lookups only)."""
+    return jepa.load().model if name == jepa.CHECKPOINT else load_heads([name])[0].backbone

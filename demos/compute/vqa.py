@@ -449,9 +449,9 @@ def _projected_inputs(clip: features.PassInput, grid, clip_text: str, question: 
     projector = vqa_mode().projector
     if projector is None:
         raise UserError("The VQA projector is not loaded on this Space; please try again later.")
-    encoder = shared_encoder.encoder_of(clip.encoder_of)
-    layers, seconds = (features.encoder_pass(encoder, clip.pixels, clip.blocks) if clip.runs else (clip.layers, 0.0))
-    tokens = layers[features.depth(encoder) - 1]
+    backbone = shared_encoder.backbone_of(clip.encoder_of)
+    layers, seconds = (features.encoder_pass(backbone, clip.pixels, clip.blocks) if clip.runs else (clip.layers, 0.0))
+    tokens = layers[features.depth(backbone) - 1]
     with torch.inference_mode():
         visual = projector(checkpoints.on_model(projector, tokens), grid)
     inputs_embeds, attention_mask = build_inputs_embeds(llm, tokenizer, visual, question, VQA_SYSTEM_PROMPT)
@@ -494,13 +494,12 @@ def _projector_clip(video_path, start_s: float):
     sample = media.sample_frames(video_path, start_s=start_s, num_frames=PROJECTED_CLIP[0],
                                  frame_step=PROJECTED_CLIP[1])
     to_encode = features.clip_to_encode(sample.frames, base.processor)  # the key the probes' shared clip has too
-    encoder, config = base.model.encoder, base.model.config
-    hit, wanted = features.lookup(encoder, to_encode.key)
-    layout = jepa.TokenLayout.of(config, len(sample.frames))
+    hit, wanted = features.lookup(base.model, to_encode.key)
+    layout = jepa.TokenLayout.of(base.model.config, len(sample.frames))
     grid = (layout.tubelets, layout.rows, layout.cols)
     clip = features.PassInput(jepa.CHECKPOINT, tuple(sorted(wanted)), len(sample.frames),
-                            None if hit else to_encode.pixels(), hit.layers if hit else None)
-    return clip, grid, encoder, to_encode.key, hit
+                              None if hit else to_encode.pixels(), hit.layers if hit else None)
+    return clip, grid, base.model, to_encode.key, hit
 
 
 def answer_stream(video_path, start_s: float, question: str,
@@ -520,7 +519,7 @@ def answer_stream(video_path, start_s: float, question: str,
     numbers: dict = {"mode": mode.mode, "max_new_tokens": MAX_NEW_TOKENS, "max_time_s": max_time_s}
     started = time.perf_counter()
     if mode.mode == MODE_PROJECTED:
-        clip, grid, encoder, digest, hit = _projector_clip(video_path, start_s)
+        clip, grid, backbone, digest, hit = _projector_clip(video_path, start_s)
         clip_text = f"{PROJECTED_CLIP[0]} frames (step {PROJECTED_CLIP[1]}) from {start_s:g} s"
         stream = answer_on_device(question, mode.mode, clip=clip, grid=grid, clip_text=clip_text, max_time_s=max_time_s)
     else:
@@ -529,7 +528,7 @@ def answer_stream(video_path, start_s: float, question: str,
     try:
         prepared = next(stream)
         if mode.mode == MODE_PROJECTED:
-            encoded = features.store(encoder, digest, prepared.layers, prepared.encoder_seconds) if clip.runs else hit
+            encoded = features.store(backbone, digest, prepared.layers, prepared.encoder_seconds) if clip.runs else hit
             numbers.update(encoder_seconds=round(encoded.seconds, 4), encoder_cached=encoded.cached,
                            visual_tokens=prepared.visual_tokens)
         else:

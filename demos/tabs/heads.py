@@ -55,16 +55,17 @@ blocks over the same tokens, then one learned query that cross-attends to them) 
 roughly an eighth of an encoder pass, and no second encoder. The table under the labels shows the times.
 """
 
-EXPLANATION = """
+EXPLANATION = f"""
 ### What you are looking at
 - **Something-Something v2** (174 classes) is about *how* hands move objects, "pushing something from
   left to right" vs "pretending to push": it needs motion, not just appearance. **Diving48** (48 classes)
   tells dives apart by take-off, somersaults, twists and body position, again a question of motion.
 - Each probe reads the features it was trained on: SSv2 the encoder's last block; Diving48 four blocks
   (17, 19, 21 and 23 of 24) concatenated, so it reads 4× the tokens. One encoder pass gives both.
-- **Frame sampling.** *One shared clip*: one encoder pass for both heads, 16 frames (every 4th) on a GPU;
-  on a CPU 8 frames (every 8th), the same two seconds of video for half the tokens, so that a click
-  answers within seconds. *Each probe's clip*: SSv2 16 frames every 4th, Diving48 32 frames every 2nd (two passes).
+- **Frame sampling.** *One shared clip*: one encoder pass for both heads, {probes.GPU_SHARED_CLIP[0]} frames (every
+  {probes.GPU_SHARED_CLIP[1]}th) on a GPU; on a CPU {probes.CPU_SHARED_CLIP[0]} frames (every {probes.CPU_SHARED_CLIP[1]}th),
+  the same two seconds of video for half the tokens, so that a click answers within seconds.
+  *Each probe's clip*: SSv2 16 frames every 4th, Diving48 32 frames every 2nd (two passes).
   *Paper protocol*: what the published accuracies were measured with: SSv2 2 and Diving48 4 segments
   spread over the video, each in 3 spatial views (left, centre, right); each view's segments are read
   together, as the probes were trained, and the 3 views' probabilities are averaged. *Automatic* picks
