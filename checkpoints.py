@@ -167,7 +167,7 @@ class Loaded:
     load_seconds: float
     # Facts about this model that the code using it checks once after loading (None: not checked yet).
     mask_token_copied: bool | None = None  # V-JEPA 2: the untrained predictor mask token 1 now holds token 0
-    encoder_comparison: object | None = None  # a probe: `probes.EncoderComparison` with the base V-JEPA 2 encoder
+    encoder_comparison: object | None = None  # a probe: `shared_encoder.EncoderComparison` with the base V-JEPA 2 encoder
     position_layouts: object | None = None  # ViT-MAE: `mae_positions.Layouts`, the formula of its position tables
 
 

@@ -96,7 +96,7 @@ def user_actions(repeats: int) -> dict:
 
     from bench.bench_heads import write_clip
     from demos import jepa
-    from demos.compute import probes, tubes, vqa
+    from demos.compute import classification, tubes, vqa
 
     folder = Path(tempfile.mkdtemp())
     config = jepa.load().model.config
@@ -124,11 +124,11 @@ def user_actions(repeats: int) -> dict:
         timed("6.4 pick: prepare (targets)", tubes.prepare_targets, clip)
         timed("6.4 click after prepare", tubes.predict_tube, clip, *tube)
         timed("6.4 tube moved", tubes.predict_tube, clip, *moved)
-        timed("6.5 pick: prepare (device default)", probes.prefetch, path, 0.0)
-        timed("6.5 probes after prepare", probes.classify, path, 0.0)
+        timed("6.5 pick: prepare (device default)", classification.prefetch, path, 0.0)
+        timed("6.5 probes after prepare", classification.classify, path, 0.0)
         ask("6.5 question, same clip", path)  # the clip's features cached by the probes
         fresh = str(write_clip(folder / f"fresh{seed}.mp4", seed=100 + seed))
-        timed("6.5 probes, clip just picked", probes.classify, fresh, 0.0)
+        timed("6.5 probes, clip just picked", classification.classify, fresh, 0.0)
         ask("6.5 question, clip just picked", str(write_clip(folder / f"ask{seed}.mp4", seed=200 + seed)))
     return {label: round(statistics.median(times[1:]), 3) for label, times in rows.items()}
 
@@ -162,7 +162,7 @@ def main() -> None:
 
     from bench import bench_heads, bench_mae, bench_mae_vs_jepa, bench_tubes, bench_vqa
     from demos import devices, zerogpu
-    from demos.compute import mae, mae_vs_jepa, noise_sweep, probes, tubes, vqa
+    from demos.compute import mae, mae_vs_jepa, noise_sweep, probe_work, probes, tubes, vqa
 
     if not torch.cuda.is_available() and common.REPLICA_SIZE != "tiny":
         raise SystemExit("bench_gpu measures a CUDA GPU; none is visible here.")
@@ -171,7 +171,7 @@ def main() -> None:
           f"dtype {devices.device_and_dtype()[1]}", flush=True)
     recorder = GpuFunctionTimes()
     for module, name in [(mae, "reconstruct"), (mae_vs_jepa, "predict_block"), (noise_sweep, "predict_levels"),
-                         (tubes, "encode_targets"), (tubes, "encode_and_predict"), (probes, "encode_and_classify"),
+                         (tubes, "encode_targets"), (tubes, "encode_and_predict"), (probe_work, "encode_and_classify"),
                          (vqa, "answer_on_device")]:
         recorder.install(module, name)
 

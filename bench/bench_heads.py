@@ -44,16 +44,16 @@ def measure(repeats: int, samplings: tuple = ("shared", "per_probe")) -> dict:
     import torch
 
     from demos import devices
-    from demos.compute import probes
+    from demos.compute import classification, features, probes, shared_encoder
 
     start = time.perf_counter()
-    heads = probes.load_heads()
+    heads = shared_encoder.load_heads()
     load_s = time.perf_counter() - start
     clip = write_clip(Path(tempfile.mkdtemp()) / "bench.mp4")
 
     def fresh(sampling):
-        probes.TOKEN_CACHE.clear()
-        return probes.classify(clip, 0.0, sampling=sampling)
+        features.TOKEN_CACHE.clear()
+        return classification.classify(clip, 0.0, sampling=sampling)
 
     rows = {}
     for sampling in samplings:
@@ -71,14 +71,14 @@ def measure(repeats: int, samplings: tuple = ("shared", "per_probe")) -> dict:
             "preprocess_s": round(best.preprocess_seconds, 3),
         }
     started = time.perf_counter()
-    cached = probes.classify(clip, 0.0, sampling=probes.SAMPLING_SHARED)
+    cached = classification.classify(clip, 0.0, sampling=probes.SAMPLING_SHARED)
     out = {
         "dtype": str(devices.device_and_dtype()[1]).replace("torch.", ""),
         "threads": torch.get_num_threads(),
         "load_and_compare_s": round(load_s, 2),
         "shared": [h.shares_encoder for h in heads],
         "comparison_s": [round(h.comparison.seconds, 3) for h in heads],
-        "encoders_in_memory": probes.resident_encoders(heads),
+        "encoders_in_memory": shared_encoder.resident_encoders(heads),
         **rows,
         "cached_call_s": round(time.perf_counter() - started, 3),
         "cached_encoder_runs": cached.encoder_runs,

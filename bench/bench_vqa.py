@@ -64,13 +64,13 @@ def _measure(repeats: int, anonymous) -> dict:
 
     import checkpoints
     from demos import devices
-    from demos.compute import probes, vqa
+    from demos.compute import shared_encoder, vqa
     from demos.projector import VideoProjector
 
     device, dtype = devices.device_and_dtype()
     for name in EVERY_MODEL:
         checkpoints.load(name)
-    probes.load_heads()  # shares the probes' encoder with V-JEPA 2's when equal
+    shared_encoder.load_heads()  # shares the probes' encoder with V-JEPA 2's when equal
     llm, tokenizer = checkpoints.load(LLM).model, checkpoints.load(LLM).processor
     projector = VideoProjector(vision_hidden_size=1024, llm_hidden_size=llm.config.hidden_size).to(device, dtype).eval()
     gc.collect()

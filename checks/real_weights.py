@@ -19,7 +19,7 @@ import numpy as np
 
 import checkpoints
 from demos import examples, images, jepa, labels, noise, videos
-from demos.compute import mae, mae_vs_jepa, noise_sweep, probes, tubes, vqa
+from demos.compute import classification, mae, mae_vs_jepa, noise_sweep, probes, shared_encoder, tubes, vqa
 
 NOT_APPLICABLE = "n/a (random weights)"
 PUBLISHED_GRID = 16  # the blocks and tubes below are placed on the real checkpoint's 16x16 grid, then scaled
@@ -121,7 +121,7 @@ def surprise_rows() -> list[Row]:
 
 
 def probe_rows() -> list[Row]:
-    heads = probes.load_heads()
+    heads = shared_encoder.load_heads()
     rows = [Row(f"6.5 {h.hub_id}'s encoder is bit-identical to the base encoder", h.comparison.sentence(),
                 "torch.equal on every tensor", h.comparison.equal, needs_trained_weights=False) for h in heads]
     for head in heads:
@@ -131,7 +131,7 @@ def probe_rows() -> list[Row]:
                         f"{len(readable) - len(unread)}/{len(readable)}" + (f", e.g. {unread[0]!r}" if unread else ""),
                         "all names", not unread, needs_trained_weights=False))
     path = next(p for p in examples.videos() if p.endswith(PROBE_CLIP))
-    result = probes.classify(path, 0.0, sampling=probes.SAMPLING_AUTO)
+    result = classification.classify(path, 0.0, sampling=probes.SAMPLING_AUTO)
     for head in result.heads:
         top = head.ranked[0]
         chance = 1 / len(head.probs)

@@ -89,9 +89,9 @@ def test_answer_question_in_grounded_mode_streams(client, video):
 
 
 def test_a_second_question_about_the_same_clip_reuses_its_encoder_features(client, video):
-    from demos.compute import probes
+    from demos.compute import features
 
-    probes.TOKEN_CACHE.clear()  # the app runs in this process; earlier tests may have encoded these frames
+    features.TOKEN_CACHE.clear()  # the app runs in this process; earlier tests may have encoded these frames
 
     def ask(question):
         return client.predict(handle_file(video), 1.75, question, api_name="/answer_question")[-1]

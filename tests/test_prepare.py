@@ -14,7 +14,7 @@ from heads_video import write_counting_video
 import app
 import checkpoints
 from demos import devices
-from demos.compute import probes, tubes
+from demos.compute import classification, features, tubes
 from demos.tabs import common
 from demos.tabs import tubes as tubes_tab
 
@@ -105,17 +105,17 @@ def test_a_question_reads_the_clip_as_the_page_sampled_and_prepared_it(client, v
 
 
 def test_a_clip_no_longer_wanted_stops_before_its_heads(tiny_hub, video):
-    probes.TOKEN_CACHE.clear()  # an earlier test may have encoded this clip already
-    probes.HEAD_CACHE.clear()
+    features.TOKEN_CACHE.clear()  # an earlier test may have encoded this clip already
+    classification.HEAD_CACHE.clear()
     asked = []
 
     def wanted_for_the_pass_only():
         asked.append(True)
         return len(asked) <= 2  # before and after the one shared pass
 
-    numbers = probes.prefetch(video, 1.0, sampling="shared", still_wanted=wanted_for_the_pass_only)
+    numbers = classification.prefetch(video, 1.0, sampling="shared", still_wanted=wanted_for_the_pass_only)
     assert numbers["stale"] and (numbers["encoder_passes_run"], numbers["heads_run"]) == (1, 0)
-    result = probes.classify(video, 1.0, sampling="shared")
+    result = classification.classify(video, 1.0, sampling="shared")
     assert (result.encoder_runs, result.head_runs) == (0, 2)
 
 
@@ -131,9 +131,9 @@ def test_a_stale_clip_stops_between_passes_and_keeps_nothing(tiny_hub, video):
         asked.append(True)
         return len(asked) == 1
 
-    numbers = probes.prefetch(video, 0.25, sampling="per_probe", still_wanted=wanted_once)
+    numbers = classification.prefetch(video, 0.25, sampling="per_probe", still_wanted=wanted_once)
     assert numbers["stale"] and numbers["encoder_passes"] == 2 and numbers["encoder_passes_run"] == 0
-    assert probes.prefetch(video, 0.25, sampling="per_probe")["encoder_passes_run"] == 2  # nothing was kept
+    assert classification.prefetch(video, 0.25, sampling="per_probe")["encoder_passes_run"] == 2  # nothing was kept
 
 
 def test_the_prepare_events_are_bounded_one_per_session_and_cancel_the_stale_one(tiny_hub):

@@ -8,15 +8,16 @@ import torch
 from heads_video import write_counting_video
 
 import checkpoints
-from demos import devices, gpu_functions, jepa, zerogpu
-from demos.compute import probes
+from demos import devices, gpu_functions, jepa, videos, zerogpu
+from demos.compute import classification, features, probe_results, probe_work, probes, shared_encoder
+from demos.errors import UserError
 from demos.labels import readable_label
 from demos.tabs import heads as heads_tab
 
 
 @pytest.fixture(scope="module")
 def heads(tiny_hub):
-    return probes.load_heads()
+    return shared_encoder.load_heads()
 
 
 @pytest.fixture(scope="module")
@@ -44,13 +45,13 @@ def test_tiny_probes_share_the_base_encoder(heads):
         assert head.comparison.first_difference is None
         assert head.model.vjepa2 is base  # the duplicate encoder and predictor are gone
         assert head.encoder is base.encoder
-    assert probes.resident_encoders(heads) == 1
+    assert shared_encoder.resident_encoders(heads) == 1
 
 
 def test_equal_encoders_are_detected_tensor_by_tensor(tiny_hub):
     base = jepa.load().model
     probe = _own_full_probe("vjepa2-ssv2-probe")
-    comparison = probes.compare_encoders(probe.vjepa2.encoder, base.encoder)
+    comparison = shared_encoder.compare_encoders(probe.vjepa2.encoder, base.encoder)
     assert comparison.equal and comparison.num_tensors == len(base.encoder.state_dict())
 
 
@@ -60,7 +61,7 @@ def test_one_changed_weight_keeps_the_encoders_apart(tiny_hub):
     with torch.no_grad():
         probe.vjepa2.encoder.layer[1].mlp.fc1.weight[0, 0] += 1e-3
     own_encoder = probe.vjepa2.encoder
-    comparison = probes.attach_shared_encoder(probe, base)
+    comparison = shared_encoder.attach_shared_encoder(probe, base)
     assert not comparison.equal
     assert "layer.1.mlp.fc1.weight" in comparison.first_difference
     assert probe.vjepa2 is not base and probe.vjepa2.encoder is own_encoder
@@ -77,9 +78,9 @@ def test_unequal_heads_are_reported_and_encoded_separately(tiny_hub, video, monk
     with torch.no_grad():
         probe.vjepa2.encoder.embeddings.patch_embeddings.proj.bias[0] += 0.5
     loaded = checkpoints.load("vjepa2-diving48-probe")
-    monkeypatch.setattr(loaded, "encoder_comparison", probes.attach_shared_encoder(probe, base))
+    monkeypatch.setattr(loaded, "encoder_comparison", shared_encoder.attach_shared_encoder(probe, base))
     monkeypatch.setattr(loaded, "model", probe)
-    result = probes.classify(video, 0.0, sampling=probes.SAMPLING_SHARED)
+    result = classification.classify(video, 0.0, sampling=probes.SAMPLING_SHARED)
     shared = {h.name: h.shares_encoder for h in result.heads}
     assert shared == {"vjepa2-ssv2-probe": True, "vjepa2-diving48-probe": False}
     assert len(result.passes) == 2 and result.encoders_in_memory == 2
@@ -91,7 +92,7 @@ def test_a_different_shape_is_a_difference(tiny_hub):
     base = jepa.load().model
     other = copy.deepcopy(base.encoder)
     other.layer = other.layer[:1]
-    comparison = probes.compare_encoders(other, base.encoder)
+    comparison = shared_encoder.compare_encoders(other, base.encoder)
     assert not comparison.equal and "names differ" in comparison.first_difference
 
 
@@ -104,10 +105,10 @@ def test_ssv2_on_shared_tokens_equals_the_probes_own_forward(heads):
     pixels = torch.randn(1, 16, 3, 128, 128, generator=torch.Generator().manual_seed(16))
     with torch.inference_mode():
         expected = own(pixels).logits
-    encoded = probes.encode(head.encoder, pixels)
+    encoded = features.encode(head.backbone, pixels)
     assert not encoded.cached
-    torch.testing.assert_close(probes.head_logits(head, encoded.tokens), expected, rtol=1e-5, atol=1e-5)
-    again = probes.encode(head.encoder, pixels.clone())
+    torch.testing.assert_close(probe_work.head_logits(head, encoded.tokens), expected, rtol=1e-5, atol=1e-5)
+    again = features.encode(head.backbone, pixels.clone())
     assert again.cached and again.tokens is encoded.tokens  # same clip, no second encoder pass
 
 
@@ -123,28 +124,40 @@ def test_feature_recipes_name_the_published_blocks():
 
 
 def _independent_normed_hidden_states(base, pixels):
-    """transformers' own hidden-state recording, each through the encoder's final layernorm."""
+    """The encoder's blocks applied one by one, each block's output through the encoder's final layernorm."""
+    encoder, normed = base.encoder, []
     with torch.inference_mode():
-        out = base(pixel_values_videos=pixels, skip_predictor=True, output_hidden_states=True)
-    hidden = out.hidden_states
-    assert len(hidden) == len(base.encoder.layer) + 1  # index 0: the embeddings; i + 1: after block i
-    torch.testing.assert_close(base.encoder.layernorm(hidden[-1]), out.last_hidden_state)
-    return [base.encoder.layernorm(h) for h in hidden[1:]]
+        hidden = encoder.embeddings(pixels)
+        for layer in encoder.layer:
+            hidden = layer(hidden, None)[0]
+            normed.append(encoder.layernorm(hidden))
+        torch.testing.assert_close(normed[-1], base(pixels, skip_predictor=True).last_hidden_state, rtol=0, atol=0)
+    return normed
+
+
+def test_a_pass_keeps_each_listed_blocks_output_through_the_final_layernorm(heads):
+    base = jepa.load().model
+    pixels = torch.randn(1, 16, 3, 128, 128, generator=torch.Generator().manual_seed(3))
+    layers, _ = features.encoder_pass(base, pixels, (1, 3, 5, 7))
+    normed = _independent_normed_hidden_states(base, pixels)
+    assert set(layers) == {1, 3, 5, 7}
+    for block, tensor in layers.items():
+        torch.testing.assert_close(tensor, normed[block], rtol=0, atol=0)
 
 
 def test_each_pooler_receives_its_recipe_from_one_shared_pass(heads, video, monkeypatch):
     """SSv2's pooler reads the normed last block; Diving48's the normed blocks 1, 3, 5, 7 (17, 19, 21, 23 of 24)
     concatenated along the tokens; both from one encoder pass."""
-    probes.TOKEN_CACHE.clear()
+    features.TOKEN_CACHE.clear()
     received, encoded_pixels = {}, []
     for head in heads:
         head.model.pooler.register_forward_pre_hook(
             lambda module, args, name=head.spec.name: received.setdefault(name, args[0].detach().clone()))
-    real_pass = probes.encoder_pass  # the model work inside the GPU function
-    monkeypatch.setattr(probes, "encoder_pass", lambda encoder, pixels, blocks: (
-        encoded_pixels.append(pixels), real_pass(encoder, pixels, blocks))[1])
+    real_pass = features.encoder_pass  # the model work inside the GPU function
+    monkeypatch.setattr(features, "encoder_pass", lambda backbone, pixels, blocks: (
+        encoded_pixels.append(pixels), real_pass(backbone, pixels, blocks))[1])
     try:
-        result = probes.classify(video, 0.0, sampling=probes.SAMPLING_SHARED)
+        result = classification.classify(video, 0.0, sampling=probes.SAMPLING_SHARED)
     finally:
         for head in heads:
             head.model.pooler._forward_pre_hooks.clear()
@@ -162,14 +175,14 @@ def test_each_pooler_receives_its_recipe_from_one_shared_pass(heads, video, monk
 
 
 def test_a_pass_that_lacks_a_block_runs_again_and_keeps_what_it_had(heads):
-    encoder = heads[0].encoder
+    backbone = heads[0].backbone
     pixels = torch.randn(1, 16, 3, 128, 128, generator=torch.Generator().manual_seed(5))
-    first = probes.encode(encoder, pixels)
+    first = features.encode(backbone, pixels)
     assert set(first.layers) == {7}
-    more = probes.encode(encoder, pixels, blocks=(1, 3))
+    more = features.encode(backbone, pixels, blocks=(1, 3))
     assert not more.cached and set(more.layers) == {1, 3, 7}
     torch.testing.assert_close(more.tokens, first.tokens, rtol=0, atol=0)
-    again = probes.encode(encoder, pixels, blocks=(3, 7))
+    again = features.encode(backbone, pixels, blocks=(3, 7))
     assert again.cached and again.layers is more.layers
 
 
@@ -178,19 +191,19 @@ def test_a_pass_that_lacks_a_block_runs_again_and_keeps_what_it_had(heads):
 
 def _record_sampling(monkeypatch):
     calls = []
-    real = probes.videos.sample_frames
+    real = videos.sample_frames
 
     def recording(path, **kwargs):
         calls.append(kwargs)
         return real(path, **kwargs)
 
-    monkeypatch.setattr(probes.videos, "sample_frames", recording)
+    monkeypatch.setattr(videos, "sample_frames", recording)
     return calls
 
 
 def test_each_probe_gets_the_clip_it_was_evaluated_on(heads, video, monkeypatch):
     calls = _record_sampling(monkeypatch)
-    result = probes.classify(video, 0.5, sampling=probes.SAMPLING_PER_PROBE)
+    result = classification.classify(video, 0.5, sampling=probes.SAMPLING_PER_PROBE)
     assert calls == [dict(start_s=0.5, num_frames=16, frame_step=4), dict(start_s=0.5, num_frames=32, frame_step=2)]
     by_clip = {(p.num_frames, p.frame_step): p for p in result.passes}
     assert set(by_clip) == {(16, 4), (32, 2)}
@@ -205,15 +218,15 @@ def test_each_probe_gets_the_clip_it_was_evaluated_on(heads, video, monkeypatch)
 
 def test_sampled_frames_are_the_right_frames(heads, video, monkeypatch):
     seen = []
-    real = probes.videos.sample_frames
+    real = videos.sample_frames
 
     def keep(path, **kwargs):
         sample = real(path, **kwargs)
         seen.append(sample)
         return sample
 
-    monkeypatch.setattr(probes.videos, "sample_frames", keep)
-    probes.classify(video, 1.0, sampling=probes.SAMPLING_PER_PROBE)
+    monkeypatch.setattr(videos, "sample_frames", keep)
+    classification.classify(video, 1.0, sampling=probes.SAMPLING_PER_PROBE)
     for sample, step in zip(seen, (4, 2), strict=False):
         index = np.round((sample.frames.reshape(len(sample.frames), -1).mean(axis=1) - 20) / 2).astype(int)
         assert list(index) == list(range(20, 20 + step * len(index), step))
@@ -221,7 +234,7 @@ def test_sampled_frames_are_the_right_frames(heads, video, monkeypatch):
 
 def test_shared_sampling_runs_the_encoder_once_for_both_heads(heads, video, monkeypatch):
     calls = _record_sampling(monkeypatch)
-    result = probes.classify(video, 0.25, sampling=probes.SAMPLING_SHARED)
+    result = classification.classify(video, 0.25, sampling=probes.SAMPLING_SHARED)
     frames, step = probes.shared_clip()
     assert calls == [dict(start_s=0.25, num_frames=frames, frame_step=step)]
     assert len(result.passes) == 1 and result.passes[0].heads == ["Something-Something v2", "Diving48"]
@@ -231,8 +244,8 @@ def test_shared_sampling_runs_the_encoder_once_for_both_heads(heads, video, monk
 
 
 def test_a_second_call_reuses_the_encoder_tokens(heads, video):
-    probes.classify(video, 2.0)
-    again = probes.classify(video, 2.0)
+    classification.classify(video, 2.0)
+    again = classification.classify(video, 2.0)
     assert again.encoder_runs == 0 and all(p.cached for p in again.passes)
     assert "0 encoder passes ran" in heads_tab.timings_markdown(again)
     assert "reused" in heads_tab.timings_markdown(again)
@@ -242,7 +255,7 @@ def test_a_second_call_reuses_the_encoder_tokens(heads, video):
 
 
 def test_top5_labels_are_readable_ordered_and_probabilities(heads, video):
-    result = probes.classify(video, 0.0)
+    result = classification.classify(video, 0.0)
     for head, model_head in zip(result.heads, heads, strict=True):
         labels = [label for label, _ in head.top]
         probs = [p for _, p in head.top]
@@ -265,7 +278,7 @@ def test_top5_labels_are_readable_ordered_and_probabilities(heads, video):
 
 def test_duplicate_names_stay_distinct():
     probs = torch.tensor([0.5, 0.3, 0.2])
-    top = probes.top_labels(probs, {0: "same", 1: "same", 2: "other"})
+    top = probe_results.top_labels(probs, {0: "same", 1: "same", 2: "other"})
     assert [t.label for t in top] == ["Same", "Same [class 1]", "Other"]
 
 
@@ -275,21 +288,21 @@ def test_duplicate_names_stay_distinct():
 @pytest.mark.parametrize("start, message", [(-1, "at least 0"), (float("nan"), "finite"), ("soon", "number"),
                                             (1e9, "at most 3600")])
 def test_bad_start_times_are_clear(video, start, message):
-    with pytest.raises(probes.UserError, match=message):
+    with pytest.raises(UserError, match=message):
         probes.validate_request(video, start)
 
 
 def test_no_video_and_not_a_video(heads, tmp_path):
-    with pytest.raises(probes.UserError, match="No video"):
+    with pytest.raises(UserError, match="No video"):
         probes.validate_request(None, 0)
     fake = tmp_path / "clip.mp4"
     fake.write_text("not a video at all")
-    with pytest.raises(probes.UserError):
-        probes.classify(str(fake), 0)
+    with pytest.raises(UserError):
+        classification.classify(str(fake), 0)
 
 
 def test_unknown_sampling_is_clear(video):
-    with pytest.raises(probes.UserError, match="sampling"):
+    with pytest.raises(UserError, match="sampling"):
         probes.validate_request(video, 0, sampling="every frame")
 
 
@@ -333,14 +346,14 @@ def test_view_offsets_are_floored_as_vjepa2_eval_does(height, width, axis):
 
 
 def test_paper_protocol_concatenates_segments_and_averages_view_probabilities(heads, wide_video, monkeypatch):
-    probes.TOKEN_CACHE.clear()
+    features.TOKEN_CACHE.clear()
     calls = _record_sampling(monkeypatch)
     inputs = {name: [] for name in probes.PROBE_NAMES}
     for head in heads:
         head.model.pooler.register_forward_pre_hook(
             lambda module, args, name=head.spec.name: inputs[name].append(args[0].detach().clone()))
     try:
-        result = probes.classify(wide_video, 0.0, sampling=probes.SAMPLING_PAPER)
+        result = classification.classify(wide_video, 0.0, sampling=probes.SAMPLING_PAPER)
     finally:
         for head in heads:
             head.model.pooler._forward_pre_hooks.clear()
@@ -399,16 +412,16 @@ def test_start_up_loading_compares_and_shares_the_probes_encoders(tiny_hub, monk
 @pytest.mark.parametrize("sampling", ["shared", "paper"])
 def test_a_cached_clip_is_not_preprocessed_again(heads, wide_video, sampling, monkeypatch):
     """The cache key is the frames' hash, taken before preprocessing: a click on a cached clip preprocesses
-    nothing (on an H200 that was most of a cached paper-protocol click), and the keys agree with the clip's."""
-    probes.TOKEN_CACHE.clear()
+    nothing, and the keys agree with the clip's."""
+    features.TOKEN_CACHE.clear()
     preprocessed = []
-    real = probes.ClipToEncode.pixels
-    monkeypatch.setattr(probes.ClipToEncode, "pixels", lambda clip: (preprocessed.append(clip.key), real(clip))[1])
-    probes.classify(wide_video, 0.0, sampling=sampling)  # as a prepare or an earlier click leaves it
+    real = features.ClipToEncode.pixels
+    monkeypatch.setattr(features.ClipToEncode, "pixels", lambda clip: (preprocessed.append(clip.key), real(clip))[1])
+    classification.classify(wide_video, 0.0, sampling=sampling)  # as a prepare or an earlier click leaves it
     ran = list(preprocessed)
     assert ran and len(ran) == len(set(ran))  # each distinct clip preprocessed once
     preprocessed.clear()
-    request = probes.prepare(wide_video, 0.0, sampling=sampling)
+    request = classification.prepare(wide_video, 0.0, sampling=sampling)
     assert preprocessed == [] and not any(item.runs for item in request.work.passes)
     assert sorted(plan.digest for plan in request.passes) == sorted(ran)
 
@@ -416,13 +429,13 @@ def test_a_cached_clip_is_not_preprocessed_again(heads, wide_video, sampling, mo
 def test_a_cached_clip_sends_its_features_to_the_gpu_function_instead_of_its_pixels(heads, video, monkeypatch):
     import pickle
 
-    probes.TOKEN_CACHE.clear()
+    features.TOKEN_CACHE.clear()
     sent = []
-    real = probes.encode_and_classify
-    monkeypatch.setattr(probes, "encode_and_classify", lambda work: (sent.append(work), real(work))[1])
-    first = probes.classify(video, 4.0, sampling=probes.SAMPLING_SHARED)
-    probes.HEAD_CACHE.clear()  # the features stay cached, the heads must run again: as after /prepare_clip
-    second = probes.classify(video, 4.0, sampling=probes.SAMPLING_SHARED)
+    real = probe_work.encode_and_classify
+    monkeypatch.setattr(probe_work, "encode_and_classify", lambda work: (sent.append(work), real(work))[1])
+    first = classification.classify(video, 4.0, sampling=probes.SAMPLING_SHARED)
+    classification.HEAD_CACHE.clear()  # the features stay cached, the heads must run again: as after /prepare_clip
+    second = classification.classify(video, 4.0, sampling=probes.SAMPLING_SHARED)
     assert [p.runs for p in sent[0].passes] == [True] and [p.runs for p in sent[1].passes] == [False]
     cached = sent[1].passes[0]
     assert cached.pixels is None and set(cached.layers) == {1, 3, 5, 7}
@@ -431,37 +444,37 @@ def test_a_cached_clip_sends_its_features_to_the_gpu_function_instead_of_its_pix
     for a, b in zip(first.heads, second.heads, strict=True):
         torch.testing.assert_close(a.probs, b.probs)
     pickle.loads(pickle.dumps(sent[0]))  # what crosses ZeroGPU's process boundary pickles
-    assert probes.heads_seconds(sent[1]) < probes.heads_seconds(sent[0])  # a cached clip asks for less
-    assert probes.heads_cpu_seconds(sent[1]) < probes.heads_cpu_seconds(sent[0])
+    assert probe_work.heads_seconds(sent[1]) < probe_work.heads_seconds(sent[0])  # a cached clip asks for less
+    assert probe_work.heads_cpu_seconds(sent[1]) < probe_work.heads_cpu_seconds(sent[0])
 
 
 def test_a_classified_clip_runs_no_head_and_no_gpu_function_again(heads, video, monkeypatch):
     """The heads' output is cached with the features it was computed from: a second click (or a question in
     grounded mode) on the same clip reads it, with the same probabilities, and calls no GPU function."""
-    probes.TOKEN_CACHE.clear()
-    first = probes.classify(video, 3.0, sampling=probes.SAMPLING_PER_PROBE)
+    features.TOKEN_CACHE.clear()
+    first = classification.classify(video, 3.0, sampling=probes.SAMPLING_PER_PROBE)
     assert first.head_runs == 2 and first.timings()["heads_reused"] == 0
     sent, pooled = [], []
-    real = probes.encode_and_classify
-    monkeypatch.setattr(probes, "encode_and_classify", lambda work: (sent.append(work), real(work))[1])
+    real = probe_work.encode_and_classify
+    monkeypatch.setattr(probe_work, "encode_and_classify", lambda work: (sent.append(work), real(work))[1])
     for head in heads:
         head.model.pooler.register_forward_pre_hook(lambda module, args: pooled.append(args[0].shape))
     try:
-        again = probes.classify(video, 3.0, sampling=probes.SAMPLING_PER_PROBE)
+        again = classification.classify(video, 3.0, sampling=probes.SAMPLING_PER_PROBE)
         assert sent == [] and pooled == [] and (again.encoder_runs, again.head_runs) == (0, 0)
         for a, b in zip(first.heads, again.heads, strict=True):
             assert b.cached and b.ranked == a.ranked and (b.seconds, b.pooler_tokens) == (a.seconds, a.pooler_tokens)
             torch.testing.assert_close(a.probs, b.probs, rtol=0, atol=0)
         assert again.timings()["heads_reused"] == 2 and "reused (" in heads_tab.timings_markdown(again).split("head:")[1]
         # Features gone, results kept: the head's result is not served without them; both run again.
-        probes.TOKEN_CACHE.clear()
-        fresh = probes.classify(video, 3.0, sampling=probes.SAMPLING_PER_PROBE)
+        features.TOKEN_CACHE.clear()
+        fresh = classification.classify(video, 3.0, sampling=probes.SAMPLING_PER_PROBE)
         assert (fresh.encoder_runs, fresh.head_runs) == (2, 2) and len(pooled) == 2
         # One head's result cached: only the other head runs, on the cached features.
-        probes.TOKEN_CACHE.clear()
-        probes.classify(video, 3.5, sampling=probes.SAMPLING_PER_PROBE, names=["vjepa2-ssv2-probe"])
+        features.TOKEN_CACHE.clear()
+        classification.classify(video, 3.5, sampling=probes.SAMPLING_PER_PROBE, names=["vjepa2-ssv2-probe"])
         pooled.clear()
-        both = probes.classify(video, 3.5, sampling=probes.SAMPLING_PER_PROBE)
+        both = classification.classify(video, 3.5, sampling=probes.SAMPLING_PER_PROBE)
         assert [h.cached for h in both.heads] == [True, False] and pooled == [(1, 4 * 16 * 64, 64)]
         assert list(sent[-1].plans) == ["vjepa2-diving48-probe"] and list(sent[-1].cached_probs) == ["vjepa2-ssv2-probe"]
     finally:
@@ -469,7 +482,7 @@ def test_a_classified_clip_runs_no_head_and_no_gpu_function_again(heads, video, 
             head.model.pooler._forward_pre_hooks.clear()
 
 
-def _real_size_work(sampling: str, runs: bool) -> "probes.HeadsInput":
+def _real_size_work(sampling: str, runs: bool) -> "probe_work.HeadsInput":
     """The GPU function's input for ViT-L at 256 px (2,048 tokens per 16 frames) on a wide video."""
     passes, plans = [], {}
     for probe in probes.PROBES:
@@ -482,22 +495,22 @@ def _real_size_work(sampling: str, runs: bool) -> "probes.HeadsInput":
         plans[probe.name] = []
         for _ in range(views):
             plans[probe.name].append(list(range(len(passes), len(passes) + segments)))
-            passes += [probes.PassInput(probe.name, (23,), frames, torch.zeros(1) if runs else None)
+            passes += [features.PassInput(probe.name, (23,), frames, torch.zeros(1) if runs else None)
                        for _ in range(segments)]
-    return probes.HeadsInput(passes, plans)
+    return probe_work.HeadsInput(passes, plans)
 
 
 @pytest.mark.parametrize("sampling, first, cached", [("shared", 7, 7), ("per_probe", 7, 7), ("paper", 14, 8)])
 def test_gpu_durations_are_sized_to_the_passes_still_missing_and_the_heads(sampling, first, cached):
-    seconds = [zerogpu.requested_seconds("a cold worker", probes.heads_seconds(_real_size_work(sampling, runs)))
+    seconds = [zerogpu.requested_seconds("a cold worker", probe_work.heads_seconds(_real_size_work(sampling, runs)))
                for runs in (True, False)]
     assert seconds == [first, cached] and all(s < 60 for s in seconds)
 
 
 def test_on_a_cpu_only_the_shared_clip_answers_within_a_learners_patience():
-    """On the 2-core CPU the 8-frame shared clip took about 6 s, each probe's clip half a minute or more and the paper
-    protocol minutes: on ZeroGPU's CPU fallback only the first runs, the others say when to retry."""
-    shared, per_probe, paper = (probes.heads_cpu_seconds(_real_size_work(sampling, True))
+    """On the development CPU's estimates the 8-frame shared clip takes seconds, each probe's clip several times as long
+    and the paper protocol minutes: on ZeroGPU's CPU fallback only the first runs, the others say when to retry."""
+    shared, per_probe, paper = (probe_work.heads_cpu_seconds(_real_size_work(sampling, True))
                                 for sampling in ("shared", "per_probe", "paper"))
     assert shared < gpu_functions.CPU_PATIENCE_S < per_probe < paper
-    assert probes.heads_cpu_seconds(_real_size_work("shared", False)) < shared  # a prepared clip: the heads only
+    assert probe_work.heads_cpu_seconds(_real_size_work("shared", False)) < shared  # a prepared clip: the heads only

@@ -35,7 +35,7 @@ from transformers import DynamicCache, RepetitionPenaltyLogitsProcessor
 import checkpoints
 from demos import devices, jepa, videos, zerogpu
 from demos.cache import LRUCache
-from demos.compute import probes
+from demos.compute import classification, features, probe_results, probe_work, probes, shared_encoder
 from demos.errors import UserError
 from demos.gpu_functions import gpu_task
 
@@ -108,12 +108,12 @@ class GroundedPrompt(NamedTuple):
     text: str
 
 
-def grounded_prompt(question: str, probe_results: dict[str, list[tuple[str, float]]]) -> GroundedPrompt:
+def grounded_prompt(question: str, probe_labels: dict[str, list[tuple[str, float]]]) -> GroundedPrompt:
     """Messages that ground the LLM's answer in the probes' labels, not in the video.
 
     Args:
         question: the learner's question (validated here).
-        probe_results: head name -> its top (label, probability) pairs, probability in [0, 1].
+        probe_labels: head name -> its top (label, probability) pairs, probability in [0, 1].
 
     Returns:
         `GroundedPrompt(messages, text)`: `messages` is [system, user], the system prompt
@@ -121,10 +121,10 @@ def grounded_prompt(question: str, probe_results: dict[str, list[tuple[str, floa
         its probability as a percentage with one decimal, then the question between
         `<question>` tags. `text` is what the LLM is told, for the UI to show.
     """
-    if not probe_results or not any(probe_results.values()):
+    if not probe_labels or not any(probe_labels.values()):
         raise UserError("There are no classifier results to answer from; classify the clip first.")
     lines = ["What the video classifiers saw in the clip (label: probability):"]
-    for head, predictions in probe_results.items():
+    for head, predictions in probe_labels.items():
         lines.append(f"{head}:")
         lines.extend(f"- {label}: {float(prob):.1%}" for label, prob in predictions)
     lines += ["", QUESTION_OPEN, question, QUESTION_CLOSE]
@@ -419,18 +419,18 @@ def generation_time_s() -> float:
     return MAX_GENERATION_SECONDS
 
 
-def gpu_seconds(question: str, mode: str, *, heads: probes.HeadsInput | None = None,
-                clip: probes.PassInput | None = None, max_time_s: float = MAX_GENERATION_SECONDS, **_) -> float:
+def gpu_seconds(question: str, mode: str, *, heads: probe_work.HeadsInput | None = None,
+                clip: features.PassInput | None = None, max_time_s: float = MAX_GENERATION_SECONDS, **_) -> float:
     """The GPU work `answer_on_device` is estimated at: the token budget, and the encoder passes and heads still to
     run."""
-    encoder_work = probes.heads_seconds(heads) if heads is not None else probes.pass_seconds(clip)
+    encoder_work = probe_work.heads_seconds(heads) if heads is not None else probe_work.pass_seconds(clip)
     return encoder_work + GPU_SECONDS_PROMPT + min(max_time_s, MAX_NEW_TOKENS * GPU_SECONDS_PER_TOKEN)
 
 
-def cpu_seconds(question: str, mode: str, *, heads: probes.HeadsInput | None = None,
-                clip: probes.PassInput | None = None, max_time_s: float = MAX_GENERATION_SECONDS, **_) -> float:
+def cpu_seconds(question: str, mode: str, *, heads: probe_work.HeadsInput | None = None,
+                clip: features.PassInput | None = None, max_time_s: float = MAX_GENERATION_SECONDS, **_) -> float:
     """The CPU work `answer_on_device` is estimated at, as `gpu_seconds`."""
-    encoder_work = probes.heads_cpu_seconds(heads) if heads is not None else probes.pass_cpu_seconds(clip)
+    encoder_work = probe_work.heads_cpu_seconds(heads) if heads is not None else probe_work.pass_cpu_seconds(clip)
     return encoder_work + CPU_SECONDS_PROMPT + min(max_time_s, MAX_NEW_TOKENS * CPU_SECONDS_PER_TOKEN)
 
 
@@ -439,20 +439,20 @@ class PreparedInputs:
     """The first item `answer_on_device` yields (CPU values): what the LLM was told, and the encoder work."""
 
     prompt_shown: str  # exactly what the LLM was told (text), or a description of its inputs in projected mode
-    heads: probes.HeadsPass | None = None  # grounded mode: the probes' new features and probabilities
+    heads: probe_work.HeadsPass | None = None  # grounded mode: the probes' new features and probabilities
     layers: dict | None = None  # projected mode: the projector clip's features, when its pass ran here
     encoder_seconds: float = 0.0
     visual_tokens: int = 0
 
 
-def _projected_inputs(clip: probes.PassInput, grid, clip_text: str, question: str, llm, tokenizer):
+def _projected_inputs(clip: features.PassInput, grid, clip_text: str, question: str, llm, tokenizer):
     """Encoder tokens of the projector's clip (cached, or one pass) -> visual tokens -> `inputs_embeds`."""
     projector = vqa_mode().projector
     if projector is None:
         raise UserError("The VQA projector is not loaded on this Space; please try again later.")
-    encoder = probes.encoder_of(clip.encoder_of)
-    layers, seconds = (probes.encoder_pass(encoder, clip.pixels, clip.blocks) if clip.runs else (clip.layers, 0.0))
-    tokens = layers[probes.depth(encoder) - 1]
+    backbone = shared_encoder.backbone_of(clip.encoder_of)
+    layers, seconds = (features.encoder_pass(backbone, clip.pixels, clip.blocks) if clip.runs else (clip.layers, 0.0))
+    tokens = layers[features.depth(backbone) - 1]
     with torch.inference_mode():
         visual = projector(devices.on_model(projector, tokens), grid)
     inputs_embeds, attention_mask = build_inputs_embeds(llm, tokenizer, visual, question, VQA_SYSTEM_PROMPT)
@@ -467,11 +467,11 @@ def _projected_inputs(clip: probes.PassInput, grid, clip_text: str, question: st
 
 
 @gpu_task(gpu_seconds=gpu_seconds, cpu_seconds=cpu_seconds)
-def answer_on_device(question: str, mode: str, *, heads: probes.HeadsInput | None = None,
-                     clip: probes.PassInput | None = None, grid=None, clip_text: str = "",
+def answer_on_device(question: str, mode: str, *, heads: probe_work.HeadsInput | None = None,
+                     clip: features.PassInput | None = None, grid=None, clip_text: str = "",
                      max_time_s: float = MAX_GENERATION_SECONDS) -> Iterator[PreparedInputs | StreamedText]:
     """The model work of one question: first the LLM's inputs (`PreparedInputs`: grounded, the probes' missing
-    passes and heads, `probes.run_heads`; projected, the clip's pass if missing and the projector), then the
+    passes and heads, `probe_work.run_heads`; projected, the clip's pass if missing and the projector), then the
     answer after every token (`StreamedText`), bounded by `MAX_NEW_TOKENS` and `max_time_s`."""
     llm_loaded = checkpoints.load(LLM)
     llm, tokenizer = llm_loaded.model, llm_loaded.processor
@@ -480,8 +480,8 @@ def answer_on_device(question: str, mode: str, *, heads: probes.HeadsInput | Non
         stream = stream_answer(llm, tokenizer, inputs_embeds=inputs_embeds, attention_mask=attention_mask,
                                max_new_tokens=MAX_NEW_TOKENS, max_time_s=max_time_s)
     else:
-        result = probes.run_heads(heads)
-        prompt = grounded_prompt(question, probes.grounding(result.probs))
+        result = probe_work.run_heads(heads)
+        prompt = grounded_prompt(question, probe_results.grounding(result.probs))
         prepared = PreparedInputs(prompt.text, heads=result)
         stream = stream_answer(llm, tokenizer, messages=prompt.messages, max_new_tokens=MAX_NEW_TOKENS,
                                max_time_s=max_time_s)
@@ -494,14 +494,13 @@ def _projector_clip(video_path, start_s: float):
     base = jepa.load()
     sample = videos.sample_frames(video_path, start_s=start_s, num_frames=PROJECTED_CLIP[0],
                                  frame_step=PROJECTED_CLIP[1])
-    to_encode = probes.clip_to_encode(sample.frames, base.processor)  # the key the probes' shared clip has too
-    encoder, config = base.model.encoder, base.model.config
-    hit, wanted = probes.lookup(encoder, to_encode.key)
-    layout = jepa.TokenLayout.of(config, len(sample.frames))
+    to_encode = features.clip_to_encode(sample.frames, base.processor)  # the key the probes' shared clip has too
+    hit, wanted = features.lookup(base.model, to_encode.key)
+    layout = jepa.TokenLayout.of(base.model.config, len(sample.frames))
     grid = (layout.tubelets, layout.rows, layout.cols)
-    clip = probes.PassInput(jepa.CHECKPOINT, tuple(sorted(wanted)), len(sample.frames),
-                            None if hit else to_encode.pixels(), hit.layers if hit else None)
-    return clip, grid, encoder, to_encode.key, hit
+    clip = features.PassInput(jepa.CHECKPOINT, tuple(sorted(wanted)), len(sample.frames),
+                              None if hit else to_encode.pixels(), hit.layers if hit else None)
+    return clip, grid, base.model, to_encode.key, hit
 
 
 def answer_stream(video_path, start_s: float, question: str,
@@ -521,20 +520,20 @@ def answer_stream(video_path, start_s: float, question: str,
     numbers: dict = {"mode": mode.mode, "max_new_tokens": MAX_NEW_TOKENS, "max_time_s": max_time_s}
     started = time.perf_counter()
     if mode.mode == MODE_PROJECTED:
-        clip, grid, encoder, digest, hit = _projector_clip(video_path, start_s)
+        clip, grid, backbone, digest, hit = _projector_clip(video_path, start_s)
         clip_text = f"{PROJECTED_CLIP[0]} frames (step {PROJECTED_CLIP[1]}) from {start_s:g} s"
         stream = answer_on_device(question, mode.mode, clip=clip, grid=grid, clip_text=clip_text, max_time_s=max_time_s)
     else:
-        request = probes.prepare(video_path, start_s, sampling=sampling)
+        request = classification.prepare(video_path, start_s, sampling=sampling)
         stream = answer_on_device(question, mode.mode, heads=request.work, max_time_s=max_time_s)
     try:
         prepared = next(stream)
         if mode.mode == MODE_PROJECTED:
-            encoded = probes.store(encoder, digest, prepared.layers, prepared.encoder_seconds) if clip.runs else hit
+            encoded = features.store(backbone, digest, prepared.layers, prepared.encoder_seconds) if clip.runs else hit
             numbers.update(encoder_seconds=round(encoded.seconds, 4), encoder_cached=encoded.cached,
                            visual_tokens=prepared.visual_tokens)
         else:
-            result = probes.finish(request, prepared.heads)
+            result = classification.finish(request, prepared.heads)
             numbers.update(sampling=result.sampling, encoder_passes_run=result.encoder_runs,
                            encoder_passes_reused=len(result.passes) - result.encoder_runs,
                            heads_run=result.head_runs, heads_reused=len(result.heads) - result.head_runs,

@@ -1,6 +1,6 @@
 """6.5 tab: one frozen encoder, many tasks: attentive probes (a referee) and an LLM-backed VQA head (a commentator).
 
-Endpoints `/classify_action` (`demos.compute.probes`), `/answer_question` (`demos.compute.vqa`) and
+Endpoints `/classify_action` (`demos.compute.classification`), `/answer_question` (`demos.compute.vqa`) and
 `/prepare_clip` (the encoder passes the heads will read, started when a clip is picked or resampled).
 """
 
@@ -8,7 +8,7 @@ import gradio as gr
 
 import checkpoints
 from demos import devices, examples
-from demos.compute import probes, vqa
+from demos.compute import classification, probe_results, probes, shared_encoder, vqa
 from demos.errors import UserError
 from demos.tabs import common
 
@@ -55,21 +55,22 @@ blocks over the same tokens, then one learned query that cross-attends to them) 
 roughly an eighth of an encoder pass, and no second encoder. The table under the labels shows the times.
 """
 
-EXPLANATION = """
+EXPLANATION = f"""
 ### What you are looking at
 - **Something-Something v2** (174 classes) is about *how* hands move objects, "pushing something from
   left to right" vs "pretending to push": it needs motion, not just appearance. **Diving48** (48 classes)
   tells dives apart by take-off, somersaults, twists and body position, again a question of motion.
 - Each probe reads the features it was trained on: SSv2 the encoder's last block; Diving48 four blocks
   (17, 19, 21 and 23 of 24) concatenated, so it reads 4× the tokens. One encoder pass gives both.
-- **Frame sampling.** *One shared clip*: one encoder pass for both heads, 16 frames (every 4th) on a GPU;
-  on a CPU 8 frames (every 8th), the same two seconds of video for half the tokens, so that a click
-  answers within seconds. *Each probe's clip*: SSv2 16 frames every 4th, Diving48 32 frames every 2nd (two passes).
+- **Frame sampling.** *One shared clip*: one encoder pass for both heads, {probes.GPU_SHARED_CLIP[0]} frames (every
+  {probes.GPU_SHARED_CLIP[1]}th) on a GPU; on a CPU {probes.CPU_SHARED_CLIP[0]} frames (every {probes.CPU_SHARED_CLIP[1]}th),
+  the same two seconds of video for half the tokens, so that a click answers within seconds.
+  *Each probe's clip*: SSv2 16 frames every 4th, Diving48 32 frames every 2nd (two passes).
   *Paper protocol*: what the published accuracies were measured with: SSv2 2 and Diving48 4 segments
   spread over the video, each in 3 spatial views (left, centre, right); each view's segments are read
-  together, as the probes were trained, and the 3 views' probabilities are averaged. *Automatic* picks the
-  each probe's clip on a GPU (within a second; the paper protocol takes about 2 s there) and the shared
-  clip on a CPU, where the paper protocol takes minutes.
+  together, as the probes were trained, and the 3 views' probabilities are averaged. *Automatic* picks
+  each probe's clip on a GPU, where it answers within a second, and the shared clip on a CPU, where the
+  paper protocol takes minutes.
 - At start-up each probe's copy of the encoder is compared, tensor by tensor, with the base V-JEPA 2
   encoder. Identical weights are the proof that the probes never changed the encoder; the Space then
   keeps a single copy in memory, shared with the other V-JEPA tabs.
@@ -91,12 +92,12 @@ SAMPLING_CHOICES = [
      probes.SAMPLING_PER_PROBE),
     (f"Paper protocol: segments × 3 views (up to {_cost(probes.SAMPLING_PAPER)})", probes.SAMPLING_PAPER),
 ]
-# Measured on the 2-core development CPU (README, Benchmarks); the paper protocol was not measured there.
-SAMPLING_INFO = ("Cost on a 2-core CPU: one shared clip (8 frames there) about 6 s, or 1-2 s once picking the "
-                 "clip has prepared it; each probe's clip about 30 s; the paper protocol minutes (an estimate: "
-                 "up to 18 ViT-L passes, and Diving48's pooler reads "
-                 f"{probes.protocol_cost(probes.SAMPLING_PAPER)['largest_pooler_input']:,} tokens per view). "
-                 "On an H200: 0.14 s, 0.35 s and 2 s.")
+# The measured times are in docs/benchmarks.md.
+SAMPLING_INFO = ("On a CPU the shared clip answers within seconds, sooner once picking the clip has prepared it; "
+                 "each probe's clip takes several times as long and the paper protocol minutes (up to "
+                 f"{probes.protocol_cost(probes.SAMPLING_PAPER)['encoder_passes']} ViT-L passes, and Diving48's "
+                 f"pooler reads {probes.protocol_cost(probes.SAMPLING_PAPER)['largest_pooler_input']:,} tokens per "
+                 "view). On a GPU each probe's clip answers within a second, the paper protocol within seconds.")
 
 
 def sampling_info() -> str:
@@ -111,7 +112,7 @@ SAMPLING_NAMES = {probes.SAMPLING_SHARED: f"one shared {probes.shared_clip()[0]}
                   probes.SAMPLING_PAPER: "the paper protocol (segments × 3 views)"}
 
 
-def timings_markdown(result: probes.Classification) -> str:
+def timings_markdown(result: probe_results.Classification) -> str:
     """A short table: each encoder pass and each head, with their times."""
     lines = ["| step | clip | what ran | time |", "|---|---|---|---|"]
     for i, p in enumerate(result.passes, 1):
@@ -147,20 +148,20 @@ def sharing_markdown() -> str:
     """What the load-time comparison found, for the page (empty until the probes are loaded)."""
     if not all(checkpoints.is_loaded(name) for name in probes.PROBE_NAMES):
         return "*The encoder comparison runs when the probes are first loaded.*"
-    heads = probes.load_heads()
+    heads = shared_encoder.load_heads()
     lines = []
     for head in heads:
         verdict = ("✅ identical to the base encoder: **shared**" if head.shares_encoder
                    else "⚠️ **differs** from the base encoder: kept apart")
         lines.append(f"- `{head.hub_id}`: {head.comparison.sentence()}; {verdict}.")
-    count = probes.resident_encoders(heads)
+    count = shared_encoder.resident_encoders(heads)
     return (f"**Encoders in memory: {count}** for {len(heads)} heads and the other V-JEPA tabs.\n" + "\n".join(lines))
 
 
 LABELS_MIN_WIDTH = 320  # px: each probe's labels, readable; in an 800-pixel column the two no longer fit side by side
 
 # The ranges the endpoints' descriptions state (API page, MCP tools), from the checks' own constants.
-REQUEST_LIMITS = dict(max_start=probes.MAX_START_S, top_k=probes.TOP_K, max_chars=vqa.MAX_QUESTION_CHARS,
+REQUEST_LIMITS = dict(max_start=probes.MAX_START_S, top_k=probe_results.TOP_K, max_chars=vqa.MAX_QUESTION_CHARS,
                       max_tokens=vqa.MAX_NEW_TOKENS)
 
 
@@ -200,7 +201,7 @@ def build_tab(endpoints: bool = True) -> common.ReadyExample:
         video, start_s, sampling = probes.validate_request(video, start_s, sampling)
         load_models(progress)
         progress(0.5, desc="Reading frames and running the encoder…")
-        result = probes.classify(video, start_s, sampling=sampling)
+        result = classification.classify(video, start_s, sampling=sampling)
         labels = result.label_dicts()
         return (labels[probes.PROBE_NAMES[0]], labels[probes.PROBE_NAMES[1]], timings_markdown(result) + common.device_note(),
                 sharing_markdown(), {**result.timings(), **common.device_numbers()})
@@ -252,9 +253,9 @@ def build_tab(endpoints: bool = True) -> common.ReadyExample:
             gr.Markdown(INTRO)
             with gr.Row():
                 # Side by side where there is room for both; one above the other in an 800-pixel column.
-                ssv2 = gr.Label(num_top_classes=probes.TOP_K, label="Something-Something v2 (174 actions)",
+                ssv2 = gr.Label(num_top_classes=probe_results.TOP_K, label="Something-Something v2 (174 actions)",
                                 elem_id="heads-ssv2", elem_classes=[common.RESULT], min_width=LABELS_MIN_WIDTH)
-                diving = gr.Label(num_top_classes=probes.TOP_K, label="Diving48 (48 dives)", elem_id="heads-diving48",
+                diving = gr.Label(num_top_classes=probe_results.TOP_K, label="Diving48 (48 dives)", elem_id="heads-diving48",
                                   elem_classes=[common.RESULT], min_width=LABELS_MIN_WIDTH)
             timings = gr.Markdown(elem_id="heads-timings")
             sharing = gr.Markdown(sharing_markdown(), elem_id="heads-sharing")
@@ -307,7 +308,7 @@ def build_tab(endpoints: bool = True) -> common.ReadyExample:
         try:
             video, start_s, sampling = probes.validate_request(video, start_s, sampling)
             load_models(progress)
-            return probes.prefetch(video, start_s, sampling=sampling, still_wanted=still_wanted)
+            return classification.prefetch(video, start_s, sampling=sampling, still_wanted=still_wanted)
         except UserError as error:  # the click reports it; a prepare stays quiet
             return {"error": str(error)}
 
