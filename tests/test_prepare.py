@@ -160,10 +160,14 @@ def test_latest_per_session():
 @pytest.mark.parametrize("on_gpu, frames", [(False, 8), (True, 16)])
 def test_frames_per_clip_follow_the_device_without_loading_a_model(monkeypatch, on_gpu, frames):
     monkeypatch.setattr(checkpoints, "models_on_gpu", lambda: on_gpu)
-    monkeypatch.setattr(checkpoints, "_loaded", {})  # nothing loaded: building the page must not load a model
+    monkeypatch.setattr(checkpoints, "is_loaded", lambda name: False)  # as in a fresh process
+
+    def load(name):
+        raise AssertionError(f"building the page loaded {name}")
+
+    monkeypatch.setattr(checkpoints, "load", load)
     assert tubes.default_frames() == frames
     demo = app.build_app()
-    assert checkpoints._loaded == {}
     parameters = demo.get_api_info()["named_endpoints"]["/tube_predict"]["parameters"]
     assert next(p for p in parameters if p["label"] == "Frames")["parameter_default"] == frames
     info = tubes_tab.frames_info(frames)
