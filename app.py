@@ -40,9 +40,10 @@ idea of the chapter, run on the real research checkpoints. Start with the masked
 """
 
 
-# The concepts in tab order, each a module of demos/tabs with its `CONCEPT`: a new concept is its compute module, its
-# tab module and its name here.
-CONCEPTS = tuple(importlib.import_module(f"demos.tabs.{name}").CONCEPT for name in ("mae", "mae_vs_jepa", "tubes", "heads"))
+# The concepts' tab modules (demos/tabs), in tab order, each with its `CONCEPT`: a new concept is its compute module,
+# its tab module and its name here.
+CONCEPT_TABS = ("mae", "mae_vs_jepa", "tubes", "heads")
+CONCEPTS = tuple(importlib.import_module(f"demos.tabs.{name}").CONCEPT for name in CONCEPT_TABS)
 
 # Embedded in an iframe 800 px wide or on a 390 px phone, nothing may push the page sideways: rows wrap,
 # columns may shrink below gradio's default minimum, pictures, plots and wide tables scale or scroll inside.
