@@ -17,6 +17,7 @@ def test_ruff_finds_nothing():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.mark.slow  # a Python process importing gradio, torch and transformers
 def test_app_imports_without_loading_models():
     """`python app.py` must be up within seconds: building the page loads no weights."""
     code = ("import sys; sys.argv=['x']; import app, checkpoints; app.build_app(); "
