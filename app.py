@@ -42,7 +42,7 @@ idea of the chapter, run on the real research checkpoints. Start with the masked
 
 # The concepts' tab modules (demos/tabs), in tab order, each with its `CONCEPT`: a new concept is its compute module,
 # its tab module and its name here.
-CONCEPT_TABS = ("patches", "mae", "mae_vs_jepa", "tubes", "heads")
+CONCEPT_TABS = ("mae", "mae_vs_jepa", "tubes", "heads")
 CONCEPTS = tuple(importlib.import_module(f"demos.tabs.{name}").CONCEPT for name in CONCEPT_TABS)
 
 # Embedded in an iframe 800 px wide or on a 390 px phone, nothing may push the page sideways: rows wrap,
