@@ -12,17 +12,16 @@ its example's result in place. Everything else lives in `demos/` (per concept: `
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import os
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import gradio as gr
 
 import checkpoints  # first of ours: through `demos.zerogpu`, on ZeroGPU it imports `spaces` before anything touches CUDA
 from demos import uploads, zerogpu
-from demos.tabs import common, heads, mae, mae_vs_jepa, mcp_results, theme, tubes
+from demos.tabs import common, mcp_results, theme
 
 TITLE = "Predict, Don't Reconstruct"
 # Off ZeroGPU the models' events run one at a time (two at once only thrash a 2-vCPU Space), and the queue turns
@@ -41,20 +40,10 @@ idea of the chapter, run on the real research checkpoints. Start with the masked
 """
 
 
-@dataclass(frozen=True)
-class Concept:
-    tab_id: str
-    title: str
-    path: str  # its own page: /<path>
-    build: Callable[..., common.ReadyExample]  # builds its tab, returns the example it opens with
-
-
-CONCEPTS = (
-    Concept("mae", "6.1 Masked autoencoder", "masked-autoencoder", mae.build_tab),
-    Concept("mae-vs-jepa", "6.2-6.3 Pixels vs embeddings", "pixels-vs-embeddings", mae_vs_jepa.build_tab),
-    Concept("tubes", "6.4 Tube masking", "tube-masking", tubes.build_tab),
-    Concept("heads", "6.5 One encoder, many tasks", "one-encoder-many-tasks", heads.build_tab),
-)
+# The concepts' tab modules (demos/tabs), in tab order, each with its `CONCEPT`: a new concept is its compute module,
+# its tab module and its name here.
+CONCEPT_TABS = ("mae", "mae_vs_jepa", "tubes", "heads")
+CONCEPTS = tuple(importlib.import_module(f"demos.tabs.{name}").CONCEPT for name in CONCEPT_TABS)
 
 # Embedded in an iframe 800 px wide or on a 390 px phone, nothing may push the page sideways: rows wrap,
 # columns may shrink below gradio's default minimum, pictures, plots and wide tables scale or scroll inside.
@@ -105,7 +94,7 @@ def _banner() -> None:
 
 
 def build_app() -> gr.Blocks:
-    """`/`: the header and the four tabs (they own the named endpoints); `/<concept.path>`: one concept."""
+    """`/`: the header and one tab per concept (they own the named endpoints); `/<concept.path>`: one concept."""
     mcp_results.keep_outputs_apart()  # gradio 6.31's MCP server would merge a tool's outputs into one text
     # Every upload and result file gradio writes is deleted once no page can still ask for it: the disk a Space
     # uses stays bounded however long it serves.

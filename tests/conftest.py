@@ -184,3 +184,10 @@ def start_app(args: list[str], env: dict, timeout_s: float = 240):
             time.sleep(1)
     server.kill()
     pytest.fail(f"app.py {' '.join(args)} did not come up within {timeout_s:.0f} s")
+
+
+def pytest_collection_modifyitems(items):
+    """Every browser test is slow too: `-m "not slow"` leaves out Chromium along with the rest."""
+    for item in items:
+        if item.get_closest_marker("browser"):
+            item.add_marker(pytest.mark.slow)

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from concept_calls import CONCEPTS, call_example, check_result
 from conftest import EXAMPLE_IMAGES
 from gradio_client import handle_file
 from PIL import Image
@@ -62,17 +63,21 @@ def test_no_image_is_a_clear_error(client):
         client.predict(None, 0.75, 0, "vit-mae-base", api_name="/mae_reconstruct")
 
 
+@pytest.mark.parametrize("tab_id", list(CONCEPTS))
+def test_every_concept_answers_its_example(client, tab_id):
+    check_result(call_example(client, CONCEPTS[tab_id]))
+
+
 def test_concept_pages_add_no_endpoints(client, running_app):
-    """The concept pages repeat the tabs; their events stay private, so the API keeps its eight names. The two
+    """The concept pages repeat the tabs; their events stay private, so the API keeps the tabs' names. The
     prepares are served but undocumented (no MCP tools either: they only warm the page's cache)."""
     import httpx
 
     import app
 
     named = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
-    assert sorted(named) == sorted(["/mae_reconstruct", "/compare_pixels_embeddings", "/noise_sweep", "/tube_predict",
-                                    "/tube_preview", "/classify_action", "/answer_question"])
+    assert sorted(named) == sorted(name for concept in app.CONCEPTS for name in concept.endpoints)
     served = httpx.get(f"{running_app.local_url}gradio_api/info", params={"all_endpoints": "true"}).json()
-    for prepare in ("/tube_prepare", "/prepare_clip"):
+    for prepare in (concept.prepare for concept in app.CONCEPTS if concept.prepare):
         assert served["named_endpoints"][prepare]["api_visibility"] == "undocumented"
     assert [page for page, *_ in running_app.pages] == ["", *(concept.path for concept in app.CONCEPTS)]

@@ -3,12 +3,14 @@
 import pytest
 from conftest import EXAMPLE_IMAGES
 
+from demos.tabs import mae
+
 pytestmark = pytest.mark.browser
 
 
 def test_upload_reconstruct_and_see_outputs(browser_page, artifacts_dir):
     page = browser_page
-    page.get_by_role("tab", name="6.1 Masked autoencoder").click()
+    page.get_by_role("tab", name=mae.CONCEPT.title).click()
     page.locator("#mae-image input[type=file]").set_input_files(str(EXAMPLE_IMAGES[0]))
     page.locator("#mae-image img").first.wait_for(timeout=30_000)
     page.locator("#mae-run").click()

@@ -9,7 +9,7 @@ import re
 import time
 
 import pytest
-from concept_pages import CONCEPTS, MAIN_ACTION, console_errors, result_text, wait_for_example, wait_for_new_text
+from concept_pages import CONCEPTS, console_errors, result_text, run_button, wait_for_example, wait_for_new_text
 from conftest import ROOT
 
 pytestmark = pytest.mark.browser
@@ -18,20 +18,17 @@ HEIGHT_WRITTEN = 1600  # px: taller than some pages' content, shorter than other
 FOOTER_MARGIN_PX = 24  # gradio's padding below its footer: the page's content ends there
 FIT_TIMEOUT_S = 15
 
-# What the learner does for a new result, on the page in the iframe.
+# What the learner does for a new result, on the page in the iframe, where it is more than a click on the run button.
 NEW_RESULT = {
     "mae": lambda frame: frame.get_by_role("button", name="New random mask").click(),
     "mae-vs-jepa": lambda frame: frame.get_by_role("button", name="←", exact=True).click(),
     "tubes": lambda frame: (frame.locator("#tubes-top input[type=number]").fill("0"),
                             frame.locator("#tubes-top input[type=number]").press("Tab"),
-                            frame.locator(MAIN_ACTION["tubes"]).click()),
-    "heads": lambda frame: frame.locator(MAIN_ACTION["heads"]).click(),
+                            frame.locator(run_button("tubes")).click()),
 }
-# The results each concept is about (`common.RESULT`), and every other picture they are measured against.
-RESULTS = {"mae": ["#mae-pasted img"], "mae-vs-jepa": ["#mvj-pca-actual img", "#mvj-pca-predicted img"],
-           "tubes": ["#tubes-shaded video"], "heads": ["#heads-ssv2", "#heads-diving48"]}
-# The width each element is drawn at: a picture's or video's box less what its object-fit leaves empty.
-DRAWN_WIDTHS = """(results) => {
+# The width each element is drawn at: a picture's or video's box less what its object-fit leaves empty. The results
+# are what each block of class "result" (`common.RESULT`) shows: its picture or video, else the block itself.
+DRAWN_WIDTHS = """() => {
     const drawn = (element) => {
         const box = element.getBoundingClientRect();
         const width = element.naturalWidth || element.videoWidth, height = element.naturalHeight || element.videoHeight;
@@ -40,11 +37,12 @@ DRAWN_WIDTHS = """(results) => {
         const scale = Math.min(box.width / width, box.height / height, fit === "scale-down" ? 1 : Infinity);
         return fit === "fill" ? box.width : width * scale;
     };
+    const results = [...document.querySelectorAll(".result")].map((block) => block.querySelector("img, video") || block);
     const shown = (element) => element.getBoundingClientRect().width > 0 && !element.closest("footer, .gallery");
     const others = [...document.querySelectorAll("img, video, canvas")]
-        .filter((element) => shown(element) && !results.some((selector) => element.matches(selector)));
-    return {results: results.map((selector) => drawn(document.querySelector(selector))),
-            others: others.map((element) => [element.closest("[id]")?.id || element.tagName, drawn(element)])};
+        .filter((element) => shown(element) && !results.includes(element));
+    return {results: results.map(drawn), others: others.map((element) => [element.closest("[id]")?.id || element.tagName,
+                                                                          drawn(element)])};
 }"""
 
 
@@ -104,13 +102,14 @@ def test_the_iframe_follows_its_content(browser, running_app, artifacts_dir, tab
         assert loaded["window"] - loaded["footer"] <= FOOTER_MARGIN_PX, f"a blank band below the page: {loaded}"
         assert _fits(loaded) and loaded["iframe"] != HEIGHT_WRITTEN, loaded
         if width == 800:
-            widths = frame.evaluate(DRAWN_WIDTHS, RESULTS[tab_id])
+            widths = frame.evaluate(DRAWN_WIDTHS)
+            assert widths["results"], "no result of class 'result' on the page"
             widest_other = max(drawn for _, drawn in widths["others"])
             assert min(widths["results"]) >= widest_other - 1, widths
 
         selector = result_text(tab_id)
         before = iframe.locator(selector).inner_text()
-        NEW_RESULT[tab_id](iframe)
+        NEW_RESULT.get(tab_id, lambda frame: frame.locator(run_button(tab_id)).click())(iframe)
         wait_for_new_text(frame, selector, before)
         after = _wait_until_it_fits(page, frame)
         assert _fits(after), after

@@ -3,13 +3,15 @@
 import pytest
 from heads_video import write_counting_video
 
+from demos.tabs import heads
+
 pytestmark = pytest.mark.browser
 
 
 def test_upload_classify_and_see_labels_and_timings(browser_page, artifacts_dir, tmp_path):
     page = browser_page
     video = write_counting_video(tmp_path / "clip.mp4", num_frames=100, fps=20)
-    page.get_by_role("tab", name="6.5 One encoder, many tasks").click()
+    page.get_by_role("tab", name=heads.CONCEPT.title).click()
     # The tab opens with an example clip and its result; let that land before replacing the clip.
     page.locator("#heads-timings").get_by_text("encoder pass 1").wait_for(timeout=120_000)
     page.locator("#heads-video").get_by_role("button", name="Clear").click()

@@ -3,6 +3,8 @@
 import pytest
 from conftest import EXAMPLE_IMAGES
 
+from demos.tabs import mae_vs_jepa
+
 pytestmark = pytest.mark.browser
 
 
@@ -13,7 +15,7 @@ def _value(page, elem_id: str) -> str:
 def test_click_places_the_block_and_outputs_follow(browser_page, artifacts_dir):
     page = browser_page
     # Generous timeouts: the page loads slowly on a busy 2-core machine (a "Loading..." overlay covers it).
-    page.get_by_role("tab", name="6.2-6.3 Pixels vs embeddings").click(timeout=120_000)
+    page.get_by_role("tab", name=mae_vs_jepa.CONCEPT.title).click(timeout=120_000)
     # Opening the tab shows its example's result, with the default (centred) block.
     summary = page.locator("#mvj-summary")
     summary.get_by_text("patches at row").wait_for(timeout=120_000)

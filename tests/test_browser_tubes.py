@@ -3,6 +3,7 @@
 import pytest
 
 from demos import examples
+from demos.tabs import tubes
 
 pytestmark = pytest.mark.browser
 
@@ -11,7 +12,7 @@ EXAMPLE_VIDEOS = examples.videos()
 
 def test_upload_a_clip_hide_a_tube_and_see_the_outputs(browser_page, artifacts_dir):
     page = browser_page
-    page.get_by_role("tab", name="6.4 Tube masking").click()
+    page.get_by_role("tab", name=tubes.CONCEPT.title).click()
     # The tab opens with an example clip and its result; let that land before replacing the clip.
     page.locator("#tubes-summary").get_by_text("Tube:").first.wait_for(timeout=120_000)
     page.locator("#tubes-video").get_by_role("button", name="Clear").click()

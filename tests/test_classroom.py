@@ -16,6 +16,8 @@ from gradio_client import Client, handle_file
 
 from demos.tabs import heads
 
+pytestmark = pytest.mark.slow  # the app in a process of its own
+
 LEARNERS = 8
 QUOTA_S = 16  # a cold call asks 7 s (10 s of quota) and a warm one 2 s (3 s): two calls, then refusals
 CALL_TIMEOUT_S = 300

@@ -41,6 +41,7 @@ def test_gradio_rewrites_an_output_picture_in_place_and_the_app_does_not(tmp_pat
         "image.png"]
 
 
+@pytest.mark.slow  # many requests at once
 def test_identical_results_requested_at_once_all_arrive_whole(running_app):
     """A class following the call to action: the same request from many pages at the same moment."""
     args = (handle_file(str(EXAMPLE_IMAGES[2])), 0.75, 7, "vit-mae-base")
@@ -66,6 +67,7 @@ def test_identical_results_requested_at_once_all_arrive_whole(running_app):
     assert all(np.array_equal(got, want) for pictures in downloads for got, want in zip(pictures, expected, strict=True))
 
 
+@pytest.mark.slow  # waits for the sweep
 def test_uploads_and_results_are_deleted_once_older_than_their_age(tiny_hub, monkeypatch, tmp_path):
     import app
 
@@ -100,6 +102,7 @@ def _folder_bytes(folder: Path) -> int:
     return total
 
 
+@pytest.mark.slow  # sends an upload over the limit
 def test_an_upload_over_the_limit_is_refused_while_it_arrives_and_never_stored(running_app):
     from gradio.utils import get_upload_folder
 

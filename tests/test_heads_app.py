@@ -42,7 +42,8 @@ def test_shared_sampling_is_one_encoder_pass(client, video):
 
 
 @pytest.mark.parametrize("sampling, clips", [("per_probe", [(16, 4), (32, 2)]),
-                                             ("paper", [(16, 4)] * 2 + [(32, 2)] * 3)])
+                                             pytest.param("paper", [(16, 4)] * 2 + [(32, 2)] * 3,
+                                                          marks=pytest.mark.slow)])  # 15 clips
 def test_every_sampling_value_still_answers(client, video, sampling, clips):
     *_, timings, _, numbers = client.predict(handle_file(video), 0.5, sampling, api_name="/classify_action")
     assert numbers["sampling"] == sampling and numbers["sampling_reason"] == "chosen"

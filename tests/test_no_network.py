@@ -11,7 +11,10 @@ import socket
 import subprocess
 import sys
 
+import pytest
 from conftest import ROOT
+
+pytestmark = pytest.mark.slow  # each test loads in a Python process of its own
 
 LOAD = """
 import logging, sys

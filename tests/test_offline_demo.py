@@ -3,8 +3,10 @@
 import os
 
 import pytest
-from conftest import EXAMPLE_IMAGES, start_app
-from gradio_client import handle_file
+from concept_calls import CONCEPTS, call_example, check_result
+from conftest import start_app, stop_app
+
+pytestmark = pytest.mark.slow  # the app in a process of its own
 
 
 @pytest.fixture(scope="module")
@@ -12,8 +14,7 @@ def offline_demo_app(tmp_path_factory):
     env = {**os.environ, "HF_HUB_CACHE": str(tmp_path_factory.mktemp("empty-hf-cache")), "HF_HUB_OFFLINE": "1"}
     server, client, url = start_app(["--offline-demo"], env, timeout_s=180)
     yield url, client
-    server.terminate()
-    server.wait(timeout=30)
+    stop_app(server)
 
 
 def test_banner_says_outputs_are_meaningless(offline_demo_app):
@@ -21,15 +22,12 @@ def test_banner_says_outputs_are_meaningless(offline_demo_app):
 
     url, _ = offline_demo_app
     config = httpx.get(url + "config", timeout=30).json()
-    texts = [c.get("props", {}).get("value") or "" for c in config["components"]]
-    assert any("Offline demo mode" in str(t) and "meaningless" in str(t) for t in texts)
+    banners = [c for c in config["components"] if c.get("props", {}).get("elem_id") == "offline-demo-banner"]
+    assert len(banners) == 1 + len(CONCEPTS)  # on `/` and on every concept page
+    assert all("Offline demo mode" in b["props"]["value"] and "meaningless" in b["props"]["value"] for b in banners)
 
 
-def test_every_tab_answers_without_the_hub(offline_demo_app):
+@pytest.mark.parametrize("tab_id", list(CONCEPTS))
+def test_every_concept_answers_without_the_hub(offline_demo_app, tab_id):
     _, client = offline_demo_app
-    numbers = client.predict(handle_file(str(EXAMPLE_IMAGES[0])), 0.75, 0, "vit-mae-base",
-                             api_name="/mae_reconstruct")[-1]
-    assert numbers["num_hidden"] == 147
-    numbers = client.predict(handle_file(str(EXAMPLE_IMAGES[1])), 1, 1, 2, 2,
-                             api_name="/compare_pixels_embeddings")[-1]
-    assert -1.0 <= numbers["mean_cosine"] <= 1.0
+    check_result(call_example(client, CONCEPTS[tab_id]))

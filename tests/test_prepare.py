@@ -159,6 +159,7 @@ def test_latest_per_session():
 
 
 @pytest.mark.parametrize("on_gpu, frames", [(False, 8), (True, 16)])
+@pytest.mark.slow  # builds the whole app
 def test_frames_per_clip_follow_the_device_without_loading_a_model(monkeypatch, on_gpu, frames):
     monkeypatch.setattr(devices, "models_on_gpu", lambda: on_gpu)
     checkpoints.reset()  # nothing loaded: building the page must not load a model

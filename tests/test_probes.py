@@ -345,6 +345,7 @@ def test_view_offsets_are_floored_as_vjepa2_eval_does(height, width, axis):
     assert [v.shape for v in views] == [(1, 40, 40, 3)] * 3
 
 
+@pytest.mark.slow  # the paper protocol's 15 clips
 def test_paper_protocol_concatenates_segments_and_averages_view_probabilities(heads, wide_video, monkeypatch):
     features.TOKEN_CACHE.clear()
     calls = _record_sampling(monkeypatch)
@@ -409,7 +410,7 @@ def test_start_up_loading_compares_and_shares_the_probes_encoders(tiny_hub, monk
     assert all(entry.encoder_comparison.equal and entry.model.vjepa2 is base for entry in loaded)
 
 
-@pytest.mark.parametrize("sampling", ["shared", "paper"])
+@pytest.mark.parametrize("sampling", ["shared", pytest.param("paper", marks=pytest.mark.slow)])  # paper: 15 clips
 def test_a_cached_clip_is_not_preprocessed_again(heads, wide_video, sampling, monkeypatch):
     """The cache key is the frames' hash, taken before preprocessing: a click on a cached clip preprocesses
     nothing, and the keys agree with the clip's."""

@@ -121,6 +121,7 @@ def square_examples(clips_per_class: int, seed: int, first_index: int) -> list[d
     return examples
 
 
+@pytest.mark.slow  # trains for a minute on 2 cores
 def test_projector_learns_to_answer_about_colour_and_motion(tmp_path):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # tiny matrices: one thread is as fast, and far faster on a busy machine

@@ -5,6 +5,7 @@ import pytest
 from checks import real_weights
 
 
+@pytest.mark.slow  # every check of the command
 def test_it_runs_end_to_end_on_the_replicas(tiny_hub, capsys):
     assert real_weights.main(["--random-weights"]) == 0
     out = capsys.readouterr().out

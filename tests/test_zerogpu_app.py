@@ -19,6 +19,8 @@ from gradio_client import handle_file
 import checkpoints
 from demos import zerogpu
 
+pytestmark = pytest.mark.slow  # the app in a process of its own
+
 CALL_TIMEOUT_S = 240  # a hang fails the test instead of stalling it (the fake kills a child after 300 s)
 NOT_PRELOADED = "vit-mae-large"  # left out of PDR_PRELOAD: loading it inside a GPU function must be refused
 VIDEO = str(ROOT / "examples" / "videos" / "ball_behind_wall.mp4")

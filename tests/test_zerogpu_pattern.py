@@ -172,6 +172,7 @@ def test_on_the_cpu_an_action_runs_there_unless_it_would_take_too_long(zero_gpu)
     assert [(run.device, run.fallback) for run in runs] == [("cpu", True)] and zero_gpu.requested == []
 
 
+@pytest.mark.slow  # times a ViT-L-shaped matmul
 def test_cpu_estimates_follow_this_cpus_measured_pace(monkeypatch):
     pace = devices.cpu_pace()
     assert 0.5 <= pace <= 10 and devices.on_this_cpu(3.0) == pytest.approx(3.0 * pace)
@@ -185,6 +186,7 @@ def test_cpu_estimates_follow_this_cpus_measured_pace(monkeypatch):
         devices.cpu_pace.cache_clear()
 
 
+@pytest.mark.slow  # waits for a GPU call's time to run out
 def test_an_aborted_stream_asks_for_the_cpu(zero_gpu, monkeypatch):
     monkeypatch.setenv("FAKE_SPACES_ABORT", "1")
 
@@ -218,6 +220,7 @@ def test_after_preload_only_resident_checkpoints_load_and_the_cpu_copy_is_apart(
             checkpoints.load("vit-mae-large")
 
 
+@pytest.mark.slow  # waits for a GPU call's time to run out
 def test_a_call_that_asked_for_a_warm_worker_and_ran_out_of_time_asks_again_cold(zero_gpu, monkeypatch, tmp_path):
     """A fresh worker where a warm one was expected: its start outlasts the warm margin. One more try, cold."""
     monkeypatch.setenv("FAKE_SPACES_ABORT", "1")

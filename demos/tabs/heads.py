@@ -11,6 +11,7 @@ from demos import devices, examples
 from demos.compute import classification, probe_results, probes, shared_encoder, vqa
 from demos.errors import UserError
 from demos.tabs import common
+from demos.tabs.concept import Concept
 
 EXAMPLE_QUESTIONS = [
     "What changed on the table while the camera looked away?",
@@ -22,6 +23,11 @@ EXAMPLE_QUESTIONS = [
 CALL_TO_ACTION = "Pick a downstream head and a question"
 EXAMPLE_VIDEO = str(examples.VIDEOS_DIR / "cup_covers_ball.mp4")  # the clip the tab opens with, its result in place
 EXAMPLE_QUESTION = EXAMPLE_QUESTIONS[0]
+
+
+def example_call() -> tuple:
+    """The arguments of the example's `/classify_action` call."""
+    return EXAMPLE_VIDEO, 0.0, probes.SAMPLING_AUTO
 
 MODE_TEXT = {
     vqa.MODE_GROUNDED: (
@@ -316,10 +322,15 @@ def build_tab(endpoints: bool = True) -> common.ReadyExample:
                       gr.JSON(visible=False), api_name=common.endpoint("prepare_clip", endpoints))
 
     def example_result(progress):
-        labels = classify_action(EXAMPLE_VIDEO, 0.0, probes.SAMPLING_AUTO, progress)
+        labels = classify_action(*example_call(), progress)
         *_, answered = answer_question(EXAMPLE_VIDEO, 0.0, EXAMPLE_QUESTION, probes.SAMPLING_AUTO,
                                        progress)  # the whole streamed answer
         return (*labels, *answered)
 
     return common.ReadyExample("heads", [ssv2, diving, timings, sharing, numbers, answer, mode, prompt_shown, answer_numbers],
                                example_result)
+
+
+CONCEPT = Concept("heads", "6.5 One encoder, many tasks", "one-encoder-many-tasks", build_tab, CALL_TO_ACTION,
+                  endpoint="/classify_action", example_call=example_call, endpoints=("/classify_action", "/answer_question"),
+                  run_button="heads-run", summary="heads-timings", example_summary="encoder pass 1", prepare="/prepare_clip")

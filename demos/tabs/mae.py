@@ -8,6 +8,7 @@ import checkpoints
 from demos import examples, images, masks
 from demos.compute import mae
 from demos.tabs import common
+from demos.tabs.concept import Concept
 
 
 def summary_markdown(result: mae.Reconstruction, checkpoint: str) -> str:
@@ -77,6 +78,11 @@ the image). The next tab asks: what if we predicted a *representation* of the hi
 CALL_TO_ACTION = "Drag the mask ratio up to 75%+ and hit reconstruct"
 EXAMPLE_IMAGE = str(examples.IMAGES_DIR / "chelsea.jpg")  # the image the tab opens with, its result in place
 EXAMPLE_RATIO, EXAMPLE_SEED, EXAMPLE_CHECKPOINT = 0.75, 0, "vit-mae-base"
+
+
+def example_call() -> tuple:
+    """The arguments of the example's `/mae_reconstruct` call."""
+    return EXAMPLE_IMAGE, EXAMPLE_RATIO, EXAMPLE_SEED, EXAMPLE_CHECKPOINT
 
 
 def _new_seed() -> int:
@@ -170,5 +176,9 @@ def build_tab(endpoints: bool = True) -> common.ReadyExample:
     new_mask.click(_new_seed, None, seed, api_name=False).then(
         rerun_if_image, [image, ratio, seed, checkpoint], outputs, api_name=False,
         concurrency_id=common.MODEL_CONCURRENCY_ID)
-    return common.ReadyExample("mae", outputs, lambda progress: mae_reconstruct(
-        EXAMPLE_IMAGE, EXAMPLE_RATIO, EXAMPLE_SEED, EXAMPLE_CHECKPOINT, progress))
+    return common.ReadyExample("mae", outputs, lambda progress: mae_reconstruct(*example_call(), progress))
+
+
+CONCEPT = Concept("mae", "6.1 Masked autoencoder", "masked-autoencoder", build_tab, CALL_TO_ACTION,
+                  endpoint="/mae_reconstruct", example_call=example_call, endpoints=("/mae_reconstruct",),
+                  run_button="mae-run", summary="mae-summary", example_summary="147 of 196 patches hidden", pictures=5)

@@ -23,6 +23,7 @@ from demos.noise import (
     Noise,
 )
 from demos.tabs import common
+from demos.tabs.concept import Concept
 
 CHECKPOINTS = [mae_vs_jepa.JEPA_CHECKPOINT, mae_vs_jepa.MAE_CHECKPOINT]
 
@@ -105,6 +106,13 @@ def sweep_description(numbers: dict) -> list[str]:
 
 CALL_TO_ACTION = "Drag the target block"
 EXAMPLE_IMAGE = str(examples.IMAGES_DIR / "chelsea.jpg")  # the image the tab opens with, its result in place
+# A block inside the patch grid of every V-JEPA 2 checkpoint, however small (the page fits DEFAULT_BLOCK to the grid).
+EXAMPLE_CALL_BLOCK = (1, 1, 2, 2)  # top, left, height, width in patches
+
+
+def example_call() -> tuple:
+    """The arguments of a `/compare_pixels_embeddings` call on the example image, without noise."""
+    return EXAMPLE_IMAGE, *EXAMPLE_CALL_BLOCK
 
 INTRO = f"""
 ### Hide a block, then fill it in two ways
@@ -426,3 +434,9 @@ def build_tab(endpoints: bool = True) -> common.ReadyExample:
                                                      progress=progress))
 
     return common.ReadyExample("mae_vs_jepa", [*controls, *outputs], example_result)
+
+
+CONCEPT = Concept("mae-vs-jepa", "6.2-6.3 Pixels vs embeddings", "pixels-vs-embeddings", build_tab, CALL_TO_ACTION,
+                  endpoint="/compare_pixels_embeddings", example_call=example_call,
+                  endpoints=("/compare_pixels_embeddings", "/noise_sweep"), run_button="mvj-run", summary="mvj-summary",
+                  example_summary="patches at row", pictures=7)

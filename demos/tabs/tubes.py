@@ -14,6 +14,7 @@ from demos import examples, jepa, masks, videos, viz
 from demos.compute import tubes
 from demos.errors import UserError
 from demos.tabs import common
+from demos.tabs.concept import Concept
 
 
 def display_scale(size: int) -> int:
@@ -62,6 +63,13 @@ PREVIEW_DESCRIPTION = ("The first frame the tube hides, as the model sees it, wi
 CALL_TO_ACTION = "Play the clip: the shaded tube is hidden"
 EXAMPLE_VIDEO = str(examples.VIDEOS_DIR / "ball_behind_wall.mp4")  # the clip the tab opens with, its result in place
 EXAMPLE_TUBE = (9, 10, 4, 4)  # top, left, height, width in patches: where the ball comes out from behind the wall
+
+
+def example_call() -> tuple:
+    """The arguments of the example's `/tube_predict` (and `/tube_preview`) call: the tube hidden in every frame
+    this device samples by default."""
+    frames = tubes.default_frames()
+    return EXAMPLE_VIDEO, 0.0, frames, tubes.DEFAULT_FRAME_STEP, 0, *EXAMPLE_TUBE, 0, frames // 2 - 1
 
 EXPLANATION = """
 ### What you are looking at
@@ -328,8 +336,12 @@ def build_tab(endpoints: bool = True) -> common.ReadyExample:
                       tube_prepare, sampling_inputs, gr.JSON(visible=False), api_name=common.endpoint("tube_prepare", endpoints))
 
     def example_result(progress):
-        args = (EXAMPLE_VIDEO, 0.0, default_frames, tubes.DEFAULT_FRAME_STEP, 0, *EXAMPLE_TUBE, 0,
-                default_tubelets - 1)
+        args = example_call()
         return (*tube_preview(*args, progress=progress), *tube_predict(*args, progress=progress))
 
     return common.ReadyExample("tubes", [preview, preview_text, *outputs], example_result)
+
+
+CONCEPT = Concept("tubes", "6.4 Tube masking", "tube-masking", build_tab, CALL_TO_ACTION, endpoint="/tube_predict",
+                  example_call=example_call, endpoints=("/tube_predict", "/tube_preview"), run_button="tubes-run",
+                  summary="tubes-summary", example_summary="Tube:", pictures=2, prepare="/tube_prepare")

@@ -1,0 +1,26 @@
+"""What a concept of the chapter is to the app: its tab on `/`, its own page, and the facts about them that scripts
+and tests rely on. Each concept's tab module defines its `CONCEPT`; app.py lists them in tab order."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from demos.tabs.common import ReadyExample
+
+
+@dataclass(frozen=True)
+class Concept:
+    tab_id: str
+    title: str  # its tab's label and its page's title
+    path: str  # its own page: /<path>
+    build: Callable[..., ReadyExample]  # builds its tab, returns the example it opens with
+    call_to_action: str  # the line its tab leads with
+    endpoint: str  # its main action's api_name, e.g. "/mae_reconstruct"
+    example_call: Callable[[], tuple]  # arguments of a call to `endpoint` on a bundled example (files as paths)
+    endpoints: tuple[str, ...]  # every documented endpoint its tab owns, `endpoint` first
+    run_button: str  # elem_id of the button that runs `endpoint`
+    summary: str  # elem_id of the text that describes its result
+    example_summary: str  # words in `summary` once the example's result is in place
+    pictures: int = 0  # output pictures its page shows with a result
+    prepare: str | None = None  # its undocumented endpoint that warms the cache for the next click, if any
