@@ -1,0 +1,1 @@
+"""Maintenance commands for the project's own files."""
