@@ -59,10 +59,10 @@ class Checkpoint:
     params_millions: float  # published parameter count, for `list` and memory planning
     description: str
     # "main" until a commit id is pinned here: commit ids can only be read from the Hub, which the
-    # machines this was written on cannot reach (see README, "Pinning revisions").
+    # machines this was written on cannot reach (see docs/deploy.md, "Pinning revisions").
     revision: str = "main"
-    # Token-by-token decoding is memory-bound matrix-vector work: on a CPU, int8 weights (dynamic
-    # quantisation) decoded Qwen2.5-0.5B 4.9x faster than fp32 here, and bf16 was 3.6x slower than fp32.
+    # Token-by-token decoding is memory-bound matrix-vector work: on a CPU, int8 weights (dynamic quantisation)
+    # decode several times faster than fp32 or bf16 (docs/benchmarks.md, "Why Qwen2.5-0.5B-Instruct").
     cpu_int8: bool = False
     # The files the app loads from the repo, by name: `preload_from_hub` in the README front matter lists
     # them, and `download` fetches them plus every small JSON config (`allow_patterns`). Never the other

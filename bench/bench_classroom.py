@@ -27,7 +27,7 @@ slowest), and per GPU function the durations its calls asked (before the 1.5 fac
 Tiny random-weight replicas: the models take milliseconds here, so these figures measure how the Space handles a
 class (queue, caches, quota, fallbacks), not the models; the Space's CPU is given the tests' fixed pace
 (`PDR_CPU_PACE=1.7`), so actions are placed as on a CPU without native bf16. What each action takes on a CPU or
-a GPU is in bench_app and bench_gpu; the README's "Deploy" turns both into what a class can expect.
+a GPU is in bench_app and bench_gpu; docs/deploy.md turns both into what a class can expect.
 """
 
 from __future__ import annotations

@@ -1,1 +1,1 @@
-"""Checks a maintainer runs on a machine that reaches the Hugging Face Hub (see README, "Check it on the real weights")."""
+"""Checks a maintainer runs on a machine that reaches the Hugging Face Hub (see docs/real-weights.md)."""

@@ -1,4 +1,4 @@
-"""Check on the real checkpoints what the README promises: `python -m checks.real_weights`.
+"""Check on the real checkpoints what docs/real-weights.md promises: `python -m checks.real_weights`.
 
 Downloads the pinned checkpoints (only the files the app loads, `checkpoints.download`), runs the
 compute functions (no gradio) on the bundled examples and prints one row per promise with its measured

@@ -36,11 +36,10 @@ if ON_ZERO_GPU:
     torch.set_num_threads(1)  # the parent never fills an OpenMP pool that a forked worker would inherit
 
 # What a GPU call asks ZeroGPU for: a start margin plus the function's own work estimate (`gpu_seconds` of each
-# compute module: about 3x what `python -m bench.bench_gpu` measured on an H200). A worker that ran the same
-# function a moment ago is kept and reused while idle; a fresh one first starts CUDA, reads ZeroGPU's packed
-# weights and copies them to the GPU (every resident model: 0.6 s measured on an H200), and runs its first
-# kernels (0.7-1.1 s measured). CUDA's start and the packed-weights read could not be measured here (1-3 s
-# elsewhere): the Space's log says what each call asked and how long it held the GPU.
+# compute module: about 3x what `python -m bench.bench_gpu` measured). A worker that ran the same function a
+# moment ago is kept and reused while idle; a fresh one first starts CUDA, reads ZeroGPU's packed weights, copies
+# them to the GPU and runs its first kernels (the last two measured in docs/benchmarks.md; the first two could
+# not be measured here): the Space's log says what each call asked and how long it held the GPU.
 GPU_COLD_START_S = 6.0
 GPU_WARM_START_S = 1.0
 GPU_WARM_FOR_S = 30.0  # a function's worker counts as warm this long after a call of it returned

@@ -76,10 +76,9 @@ for _name in checkpoints.MAE_CHECKPOINTS:
     checkpoints.use_loader(_name, load)  # ZeroGPU start-up checks the tables too (the weights are readable then)
 
 
-# Measured on an H200 in bf16 (bench_gpu): base 0.015 s, huge (632M) 0.020 s; about 3x that for huge, scaled
-# by parameters.
+# The work estimates, scaled by parameters: on a GPU about 3x what bench_gpu measured for ViT-MAE-huge, on the CPU
+# what bench_mae measured in bf16 on the development CPU (docs/benchmarks.md).
 GPU_SECONDS_PER_100M_PARAMS = 0.01
-# Measured on the 2-core development CPU in bf16 (bench_mae): base 0.11 s, large 0.17 s, huge 0.35 s.
 CPU_SECONDS_BASE, CPU_SECONDS_PER_100M_PARAMS = 0.05, 0.045
 
 

@@ -224,11 +224,9 @@ class BlockPass:
     seconds: dict
 
 
-# Measured on an H200 in bf16 (bench_gpu): a whole comparison (targets, context encoder, predictor, MAE-B)
-# 0.07-0.24 s; 0.15 s per encoder pass is about 2x the slowest.
+# The work estimates (docs/benchmarks.md): on a GPU about 2x the slowest whole comparison bench_gpu measured, per
+# encoder pass; on the CPU bench_mae_vs_jepa's comparison with and without cached targets (one pass or two).
 GPU_SECONDS_PER_ENCODER_PASS = 0.15
-# Measured on the 2-core development CPU in bf16 (bench_mae_vs_jepa): 0.92 s with the targets cached (one pass),
-# 1.47 s without (two passes), one tubelet.
 CPU_SECONDS_PER_ENCODER_PASS, CPU_SECONDS_PREDICTOR_AND_MAE = 0.55, 0.37
 
 

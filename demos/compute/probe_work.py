@@ -53,8 +53,8 @@ GPU_SECONDS_PER_PASS_2048_TOKENS = 0.15
 # over all of them; Diving48 reads 65,536 in the paper protocol).
 GPU_SECONDS_PER_HEAD_VIEW = 0.05
 GPU_SECONDS_POOLER_65536_TOKENS = 0.4
-# Measured on the 2-core development CPU in bf16 (bench_heads, bench_app; docs/benchmarks.md): one ViT-L pass over
-# 1,024 tokens and a head's pooler over 4,096, and the powers of the tokens they grow with.
+# bench_heads and bench_app on the development CPU in bf16 (docs/benchmarks.md): one ViT-L pass over 1,024 tokens
+# and a head's pooler over 4,096, and the powers of the tokens they grow with.
 CPU_SECONDS_PER_PASS_1024_TOKENS, CPU_PASS_POWER = 2.7, 1.35
 CPU_SECONDS_POOLER_4096_TOKENS, CPU_POOLER_POWER = 2.8, 1.55
 

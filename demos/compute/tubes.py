@@ -363,13 +363,11 @@ class TubePass:
     seconds: dict
 
 
-# Measured on an H200 in bf16 (bench_gpu): one ViT-L pass over 16 frames (2048 tokens) 0.044 s; a click with
-# both passes and the predictor 0.06-0.24 s. 0.15 s a pass is 3x the pass. Attention grows faster than the
-# frame count: the power 1.5.
+# The work estimates (docs/benchmarks.md): on a GPU about 3x bench_gpu's ViT-L pass over 16 frames, growing with
+# the power 1.5 of the frames (attention grows faster than the frame count); on the CPU bench_tubes' passes over 8
+# and 16 frames (the power 1.35 between them) and its predictor, in bf16 on the development CPU.
 GPU_SECONDS_PER_PASS_16_FRAMES = 0.15
 REFERENCE_PARAMS_MILLIONS = 326  # vjepa2-vitl, which the estimates here are for
-# Measured on the 2-core development CPU in bf16 (bench_tubes, bench_app): one pass over 8 frames 2.7 s, over 16
-# 6.6-7.1 s (the power 1.35); the predictor 0.36-0.41 s for 8 frames.
 CPU_SECONDS_PER_PASS_8_FRAMES, CPU_PASS_POWER = 2.7, 1.35
 CPU_SECONDS_PREDICTOR_8_FRAMES = 0.4
 
