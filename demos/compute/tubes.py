@@ -48,8 +48,8 @@ log = logging.getLogger(__name__)
 CHECKPOINT = jepa.CHECKPOINT
 
 # Frames per clip by device (`default_frames`): 16 is what V-JEPA 2's probes were evaluated on (SSv2: 16
-# frames, frame step 4). On a CPU 8 frames (4 tubelets) keep a click within seconds: half the tokens, and the
-# encoder takes 2.6 s instead of 6.6 s on the 2-core development CPU (attention grows faster than the tokens).
+# frames, frame step 4). On a CPU 8 frames (4 tubelets) keep a click within seconds: half the tokens, and less
+# than half the encoder's time (attention grows faster than the tokens; docs/benchmarks.md).
 GPU_FRAMES = 16
 CPU_FRAMES = 8
 DEFAULT_FRAME_STEP = 4

@@ -98,9 +98,10 @@ not do what the model expected.
 def frames_info(frames: int) -> str:
     """Which frame count is the default here, why, and what the other one costs (the slider's info)."""
     if frames == tubes.CPU_FRAMES:
+        slower = (tubes.GPU_FRAMES / tubes.CPU_FRAMES) ** tubes.CPU_PASS_POWER  # the CPU estimate's growth
         return (f"{frames} frames ({frames // 2} tubelets of 2) by default on this CPU: a result within seconds. "
-                f"{tubes.GPU_FRAMES} frames, as V-JEPA 2's probes were evaluated, take about 2.5x as long "
-                "(one encoder pass: 6.6 s against 2.6 s on a 2-core CPU).")
+                f"{tubes.GPU_FRAMES} frames, as V-JEPA 2's probes were evaluated, take about {slower:.1f}x as long "
+                "(attention grows faster than the tokens).")
     return (f"{frames} frames ({frames // 2} tubelets of 2) by default on this GPU, as V-JEPA 2's probes were "
             f"evaluated. {tubes.CPU_FRAMES} frames (the CPU default) halve the tokens; here both take well "
             "under a second.")
