@@ -104,9 +104,9 @@ def _forward_calls(llm):
 @pytest.mark.parametrize("penalty", [None, 3.0])
 @pytest.mark.parametrize("inputs", ["messages", "inputs_embeds"])
 def test_answers_are_the_tokens_transformers_greedy_generate_chooses(llm, tokenizer, inputs, penalty, monkeypatch):
-    """The streamed answer, from the cached system prompt, is what a plain `generate(do_sample=False)` of the whole
-    prompt says, with and without the generation config's repetition penalty (a strong one here, so that it
-    changes the answer)."""
+    """The decoding loop is ours (see `_greedy_token_ids`), so it must pick what `generate(do_sample=False)`
+    picks, with and without the generation config's repetition penalty (Qwen's is 1.05; a strong one here, so
+    that it changes the answer)."""
     monkeypatch.setattr(llm.generation_config, "repetition_penalty", penalty)
     if inputs == "messages":
         encoded = tokenizer.apply_chat_template(grounded_prompt("What is the person doing?", PROBES).messages,
@@ -204,9 +204,9 @@ def test_the_system_prompt_is_prefilled_once_and_answers_stay_the_same(llm, toke
     assert full == first == later
 
 
-def test_an_answer_decodes_in_one_thread_that_ends_with_it(llm, tokenizer):
-    """gradio may run each step of a generator in another of its worker threads; the answer's own thread serves
-    them all, and is gone once the answer has ended."""
+def test_decoding_runs_in_the_threads_that_ask_for_tokens(llm, tokenizer):
+    """No thread is started per answer (a closed stream must stop at once, and none may outlive it); gradio
+    may run each step of a generator in another of its worker threads, and each step then decodes there."""
     import threading
     from concurrent.futures import ThreadPoolExecutor
 
@@ -223,31 +223,21 @@ def test_an_answer_decodes_in_one_thread_that_ends_with_it(llm, tokenizer):
     try:
         with ThreadPoolExecutor(3) as pool:
             while pool.submit(step).result() is not None:
-                pass
+                assert threading.active_count() <= started + 3  # the pool's own threads, nothing else
     finally:
         handle.remove()
-    assert len(set(threads)) == 1 and not set(threads) & callers
-    assert threading.active_count() == started
+    assert threads and set(threads) <= callers
 
 
 def test_closing_the_stream_stops_decoding(llm, tokenizer):
-    import threading
-    import time
-
     threads, handle = _forward_calls(llm)
-    slow = llm.register_forward_pre_hook(lambda module, args: time.sleep(0.02))
-    started = threading.active_count()
     try:
-        stream = stream_answer(llm, tokenizer, messages=grounded_prompt("Why?", PROBES).messages, max_new_tokens=100)
+        stream = stream_answer(llm, tokenizer, messages=grounded_prompt("Why?", PROBES).messages, max_new_tokens=50)
         next(stream), next(stream)
         stream.close()
-        passes = len(threads)
-        assert threading.active_count() == started  # the answer's thread has ended
-        time.sleep(0.1)
-        assert len(threads) == passes < 10  # none after the close, and far fewer than the token budget
+        assert len(threads) == 2  # the prompt, then one step for the second token; none after the close
     finally:
         handle.remove()
-        slow.remove()
 
 
 def test_every_token_is_streamed_as_it_comes_not_held_back_to_a_word_end(llm, tokenizer, monkeypatch):
@@ -257,7 +247,7 @@ def test_every_token_is_streamed_as_it_comes_not_held_back_to_a_word_end(llm, to
     messages = grounded_prompt("What is the person doing?", PROBES).messages
     pieces = ["Push", "ing", " some", "thing", "\u00e9", "!"]  # é spans two byte-level tokens in GPT-2 style BPE
     said = [i for piece in pieces for i in tokenizer(piece, add_special_tokens=False)["input_ids"]]
-    monkeypatch.setattr(vqa, "_generated_token_ids", lambda *args, **kwargs: iter(said))
+    monkeypatch.setattr(vqa, "_greedy_token_ids", lambda *args, **kwargs: iter(said))
     answers = list(stream_answer(llm, tokenizer, messages=messages))
     assert [a.tokens for a in answers] == list(range(1, len(said) + 1))
     assert answers[0].text == tokenizer.decode(said[:1]) and answers[0].text  # the first token shows at once

@@ -21,9 +21,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import logging
-import queue
 import re
-import threading
 import time
 import unicodedata
 from collections.abc import Iterator
@@ -32,8 +30,7 @@ from typing import NamedTuple
 
 import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
-from transformers import DynamicCache, StoppingCriteria, StoppingCriteriaList
-from transformers.generation import BaseStreamer
+from transformers import DynamicCache, RepetitionPenaltyLogitsProcessor
 
 import checkpoints
 from demos import jepa, media
@@ -226,20 +223,20 @@ class StreamedText(NamedTuple):
 
 
 # The keys and values of a prompt's fixed start (the system prompt, near half the grounded prompt) per model, so an
-# answer prefills only the rest (`_prefix_cache`).
+# answer prefills only the rest (`_prompt_state`).
 PREFIX_CACHE = LRUCache(2)
 
 
 # Every fused attention kernel but cuDNN's. cuDNN's builds an execution plan for every new shape, cached per
 # thread, and decoding meets a new key length at every token: on an H200 an answer in a thread that had not decoded
-# before (every answer's is new) ran at a third of the speed it has without it (README "Benchmarks", "On one GPU").
+# before (every ZeroGPU call runs in a new one) ran at a third of the speed it has without it (README "Benchmarks", "On one GPU").
 _ATTENTION_WITHOUT_CUDNN = [SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]
 
 
 def _llm_pass(llm) -> contextlib.ExitStack:
-    """The context of the LLM's passes for one answer: inference mode and, on CUDA, attention without cuDNN's
-    kernel. The switch is process-wide while an answer runs, which can change a concurrent encoder pass's kernel,
-    never a result."""
+    """The context of one LLM forward pass: inference mode and, on CUDA, attention without cuDNN's kernel.
+    Entered per pass, not per answer, so the encoders keep the kernels PyTorch picks for them; the switch is
+    process-wide while it lasts, which can change only a concurrent pass's kernel, never a result."""
     context = contextlib.ExitStack()
     context.enter_context(torch.inference_mode())
     if llm.device.type == "cuda":
@@ -247,14 +244,17 @@ def _llm_pass(llm) -> contextlib.ExitStack:
     return context
 
 
-def _prefix_cache(llm, model_inputs: dict, prefix_len: int) -> DynamicCache | None:
-    """A copy of the keys and values of the first `prefix_len` input ids (computed once per model and prefix, kept in
-    `PREFIX_CACHE`), for the answer to extend; None when there is no such prefix, or in a ZeroGPU worker, which may
-    or may not outlive a call (and a GPU prefills the whole prompt in a few hundredths of a second)."""
+def _prompt_state(llm, model_inputs: dict, prefix_len: int):
+    """(KV cache, last position's logits) after the prompt. The first `prefix_len` input ids' keys and values come
+    from `PREFIX_CACHE` (computed once per model and prefix), so only the rest runs. Not in a ZeroGPU worker,
+    which may or may not outlive a call (and a GPU prefills the whole prompt in a few hundredths of a second); on
+    the Space's CPU, which is this process, it does."""
     ids = model_inputs.get("input_ids")
     in_a_worker = checkpoints.ON_ZERO_GPU and checkpoints.cpu_reason() is None
     if not prefix_len or ids is None or in_a_worker or prefix_len >= ids.shape[1]:
-        return None
+        cache = DynamicCache(config=llm.config)
+        with _llm_pass(llm):
+            return cache, llm(**model_inputs, past_key_values=cache, use_cache=True, logits_to_keep=1).logits[:, -1, :]
     prefix = tuple(ids[0, :prefix_len].tolist())
     prefilled = PREFIX_CACHE.get(prefix, owner=llm)
     if prefilled is None:
@@ -263,75 +263,45 @@ def _prefix_cache(llm, model_inputs: dict, prefix_len: int) -> DynamicCache | No
             llm(input_ids=ids[:, :prefix_len], attention_mask=model_inputs["attention_mask"][:, :prefix_len],
                 past_key_values=prefilled, use_cache=True, logits_to_keep=1)
         PREFIX_CACHE.put(prefix, prefilled, owner=llm)
-    return copy.deepcopy(prefilled)
+    cache = copy.deepcopy(prefilled)  # the answer appends to its own copy
+    with _llm_pass(llm):
+        logits = llm(input_ids=ids[:, prefix_len:], attention_mask=model_inputs["attention_mask"],
+                     past_key_values=cache, use_cache=True, logits_to_keep=1).logits[:, -1, :]
+    return cache, logits
 
 
-class _TokenQueue(BaseStreamer):
-    """Hands each token id `generate` chooses to the answering thread as it comes; the prompt, put first, is not.
-    (transformers' `TextIteratorStreamer` would hold a token's text back until a word ends.)"""
-
-    def __init__(self):
-        self.ids: queue.Queue = queue.Queue()
-        self._prompt_put = False
-
-    def put(self, value: torch.Tensor) -> None:
-        if self._prompt_put:
-            for token in value.reshape(-1).tolist():
-                self.ids.put(token)
-        self._prompt_put = True
-
-    def end(self) -> None:
-        self.ids.put(None)
-
-
-class _Closed(StoppingCriteria):
-    """Stops `generate` at its next token once the answer's stream is closed."""
-
-    def __init__(self):
-        self.event = threading.Event()
-
-    def __call__(self, input_ids: torch.Tensor, scores, **kwargs) -> torch.Tensor:
-        return torch.full((input_ids.shape[0],), self.event.is_set(), dtype=torch.bool, device=input_ids.device)
-
-
-def _generated_token_ids(llm, model_inputs: dict, *, eos_ids: set[int], max_new_tokens: int,
-                         max_time_s: float, prefix_len: int = 0) -> Iterator[int]:
-    """The answer's token ids as `llm.generate` chooses them greedily (with the generation config's repetition
-    penalty), each as it comes. It stops at an end-of-turn id, after `max_new_tokens` or `max_time_s` seconds
-    (the prompt's prefill included), or at the next token once the caller closes the iterator.
+def _greedy_token_ids(llm, model_inputs: dict, *, eos_ids: set[int], max_new_tokens: int,
+                      max_time_s: float, prefix_len: int = 0) -> Iterator[int]:
+    """The answer's token ids, one forward pass each with the KV cache, in the caller's thread: greedy, with the
+    repetition penalty of the model's generation config, as `llm.generate(do_sample=False)` chooses them (a test
+    compares the two). It stops at an end-of-turn id, after `max_new_tokens` or after `max_time_s` seconds.
     `prefix_len`: how many of the first input ids are a fixed start whose keys and values can be reused.
 
-    `generate` runs in a thread of its own, started by the first `next` and joined before the iterator ends or
-    closes, so none outlives its answer; an error there is raised here."""
+    Each step enters its own context: the next step may run in another thread (gradio runs a generator's steps in its
+    worker threads).
+    """
+    # Not `generate` with a streamer in a thread: side by side on the int8 CPU it decoded more slowly than this loop.
+    penalty = llm.generation_config.repetition_penalty
+    penalize = RepetitionPenaltyLogitsProcessor(penalty) if penalty not in (None, 1.0) else None
+    seen = model_inputs.get("input_ids")  # as `generate`, the penalty also counts the prompt's ids when given
+    seen = seen if seen is not None else torch.zeros(1, 0, dtype=torch.long, device=llm.device)
+    mask = model_inputs["attention_mask"]
     started = time.perf_counter()
-    cache = _prefix_cache(llm, model_inputs, prefix_len)
-    closed, streamer = _Closed(), _TokenQueue()
-    failure: list[BaseException] = []
-
-    def generate():
-        try:
-            with _llm_pass(llm):
-                llm.generate(**model_inputs, past_key_values=cache, do_sample=False, temperature=None, top_p=None,
-                             top_k=None, max_new_tokens=max_new_tokens,
-                             max_time=max(0.0, max_time_s - (time.perf_counter() - started)),
-                             eos_token_id=sorted(eos_ids), pad_token_id=min(eos_ids), streamer=streamer,
-                             stopping_criteria=StoppingCriteriaList([closed]))
-        except BaseException as error:  # noqa: BLE001 - raised in the caller's thread
-            failure.append(error)
-            streamer.end()
-
-    worker = threading.Thread(target=generate, name="vqa-answer", daemon=True)
-    worker.start()
-    try:
-        while (token := streamer.ids.get()) is not None:
-            if token in eos_ids:
-                return
-            yield token
-        if failure:
-            raise failure[0]
-    finally:
-        closed.event.set()
-        worker.join()
+    cache, logits = _prompt_state(llm, model_inputs, prefix_len)
+    for count in range(1, max_new_tokens + 1):
+        with torch.inference_mode():
+            scores = logits.float()
+            next_id = (penalize(seen, scores) if penalize else scores).argmax(dim=-1, keepdim=True)
+            token = int(next_id)
+        if token in eos_ids:
+            return
+        yield token
+        if count == max_new_tokens or time.perf_counter() - started >= max_time_s:
+            return
+        with _llm_pass(llm):
+            seen = torch.cat([seen, next_id], dim=1)
+            mask = torch.cat([mask, mask.new_ones(1, 1)], dim=1)
+            logits = llm(input_ids=next_id, attention_mask=mask, past_key_values=cache, use_cache=True).logits[:, -1, :]
 
 
 def _system_prompt_length(tokenizer, messages: list[dict[str, str]], input_ids: torch.Tensor) -> int:
@@ -357,11 +327,11 @@ def stream_answer(
     """Generate an answer greedily and yield it after every generated token: `StreamedText(text, tokens)`.
 
     Give either `messages` (chat messages, e.g. `grounded_prompt(...).messages`) or `inputs_embeds`
-    (+ `attention_mask`, from `build_inputs_embeds`). Decoding (`_generated_token_ids`) stops at the end of
-    turn, after `max_new_tokens` tokens, after `max_time_s` seconds, or when the caller stops iterating. Each
-    token's text shows at once (transformers' `TextIteratorStreamer` would hold it back until a word ends); only an
-    incomplete UTF-8 character (decoded as U+FFFD) waits for the token that completes it. Yields at least once
-    (`StreamedText("", 0)` if no token came).
+    (+ `attention_mask`, from `build_inputs_embeds`). Decoding runs in the caller's thread (`_greedy_token_ids`)
+    and stops at the end of turn, after `max_new_tokens` tokens, after `max_time_s` seconds, or when the caller
+    stops iterating. Each token's text shows at once (transformers' `TextIteratorStreamer` would hold it back until a
+    word ends); only an incomplete UTF-8 character (decoded as U+FFFD) waits for the token that completes it.
+    Yields at least once (`StreamedText("", 0)` if no token came).
     """
     if (messages is None) == (inputs_embeds is None):
         raise ValueError("give exactly one of messages= or inputs_embeds=")
@@ -384,8 +354,8 @@ def stream_answer(
 
     ids: list[int] = []
     answer = StreamedText("", 0)
-    for token in _generated_token_ids(llm, model_inputs, eos_ids=eos_ids, max_new_tokens=max_new_tokens,
-                                            max_time_s=max_time_s, prefix_len=prefix_len):
+    for token in _greedy_token_ids(llm, model_inputs, eos_ids=eos_ids, max_new_tokens=max_new_tokens,
+                                   max_time_s=max_time_s, prefix_len=prefix_len):
         ids.append(token)
         answer = StreamedText(tokenizer.decode(ids, skip_special_tokens=True).rstrip("\ufffd"), len(ids))
         yield answer
