@@ -229,7 +229,7 @@ PREFIX_CACHE = LRUCache(2)
 
 # Every fused attention kernel but cuDNN's. cuDNN's builds an execution plan for every new shape, cached per
 # thread, and decoding meets a new key length at every token: on an H200 an answer in a thread that had not decoded
-# before (every ZeroGPU call runs in a new one) ran at a third of the speed it has without it (README "Benchmarks", "On one GPU").
+# before (every ZeroGPU call runs in a new one) ran several times slower than without it (README "Benchmarks").
 _ATTENTION_WITHOUT_CUDNN = [SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]
 
 
