@@ -223,15 +223,14 @@ class StreamedText(NamedTuple):
     tokens: int
 
 
-# The keys and values of a prompt's fixed start (the system prompt: 260 of the grounded prompt's 576 tokens with
-# the stand-in tokenizer) per model, so an answer prefills only the rest. Not in a ZeroGPU worker (`_prompt_state`).
+# The keys and values of a prompt's fixed start (the system prompt, near half the grounded prompt) per model, so an
+# answer prefills only the rest (`_prompt_state`).
 PREFIX_CACHE = LRUCache(2)
 
 
 # Every fused attention kernel but cuDNN's. cuDNN's builds an execution plan for every new shape, cached per
-# thread, and decoding meets a new key length at every token: on an H200 an answer ran at 16-20 tokens/s in a
-# thread that had not decoded before (every ZeroGPU call runs in a new one) or after a prompt of a new length,
-# and at 51-61 tokens/s in every case without it (README "Benchmarks", "On one GPU").
+# thread, and decoding meets a new key length at every token: on an H200 an answer in a thread that had not decoded
+# before (every ZeroGPU call runs in a new one) ran several times slower than without it (README "Benchmarks").
 _ATTENTION_WITHOUT_CUDNN = [SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]
 
 
@@ -256,19 +255,19 @@ def _prompt_state(llm, model_inputs: dict, prefix_len: int):
     if not prefix_len or ids is None or in_a_worker or prefix_len >= ids.shape[1]:
         cache = DynamicCache(config=llm.config)
         with _llm_pass(llm):
-            return cache, llm(**model_inputs, past_key_values=cache, use_cache=True).logits[:, -1, :]
+            return cache, llm(**model_inputs, past_key_values=cache, use_cache=True, logits_to_keep=1).logits[:, -1, :]
     prefix = tuple(ids[0, :prefix_len].tolist())
     prefilled = PREFIX_CACHE.get(prefix, owner=llm)
     if prefilled is None:
         prefilled = DynamicCache(config=llm.config)
         with _llm_pass(llm):
             llm(input_ids=ids[:, :prefix_len], attention_mask=model_inputs["attention_mask"][:, :prefix_len],
-                past_key_values=prefilled, use_cache=True)
+                past_key_values=prefilled, use_cache=True, logits_to_keep=1)
         PREFIX_CACHE.put(prefix, prefilled, owner=llm)
     cache = copy.deepcopy(prefilled)  # the answer appends to its own copy
     with _llm_pass(llm):
         logits = llm(input_ids=ids[:, prefix_len:], attention_mask=model_inputs["attention_mask"],
-                     past_key_values=cache, use_cache=True).logits[:, -1, :]
+                     past_key_values=cache, use_cache=True, logits_to_keep=1).logits[:, -1, :]
     return cache, logits
 
 
@@ -279,12 +278,10 @@ def _greedy_token_ids(llm, model_inputs: dict, *, eos_ids: set[int], max_new_tok
     compares the two). It stops at an end-of-turn id, after `max_new_tokens` or after `max_time_s` seconds.
     `prefix_len`: how many of the first input ids are a fixed start whose keys and values can be reused.
 
-    Why not `generate` in a thread feeding a streamer (transformers' streaming recipe): here no thread outlives
-    its answer (a closed stream stops at the next token), and the prompt starts from the cached system prompt
-    (`_prompt_state`). The recipe's slow answers on an H200 (12-18 tokens/s in a thread started per answer) came
-    from cuDNN's attention, not from the thread (`_llm_pass`). Each step enters its own context: the next step
-    may run in another thread (gradio runs a generator's steps in its worker threads).
+    Each step enters its own context: the next step may run in another thread (gradio runs a generator's steps in its
+    worker threads).
     """
+    # Not `generate` with a streamer in a thread: side by side on the int8 CPU it decoded more slowly than this loop.
     penalty = llm.generation_config.repetition_penalty
     penalize = RepetitionPenaltyLogitsProcessor(penalty) if penalty not in (None, 1.0) else None
     seen = model_inputs.get("input_ids")  # as `generate`, the penalty also counts the prompt's ids when given
@@ -331,12 +328,11 @@ def stream_answer(
     """Generate an answer greedily and yield it after every generated token: `StreamedText(text, tokens)`.
 
     Give either `messages` (chat messages, e.g. `grounded_prompt(...).messages`) or `inputs_embeds`
-    (+ `attention_mask`, from `build_inputs_embeds`). Decoding runs in the caller's thread
-    (`_greedy_token_ids`) and stops at the end of turn, after `max_new_tokens` tokens, after `max_time_s`
-    seconds, or when the caller stops iterating. Each token's text shows at once (transformers'
-    `TextIteratorStreamer` would hold it back until a word ends); only an incomplete UTF-8 character
-    (decoded as U+FFFD) waits for the token that completes it. Yields at least once (`StreamedText("", 0)`
-    if no token came).
+    (+ `attention_mask`, from `build_inputs_embeds`). Decoding runs in the caller's thread (`_greedy_token_ids`)
+    and stops at the end of turn, after `max_new_tokens` tokens, after `max_time_s` seconds, or when the caller
+    stops iterating. Each token's text shows at once (transformers' `TextIteratorStreamer` would hold it back until a
+    word ends); only an incomplete UTF-8 character (decoded as U+FFFD) waits for the token that completes it.
+    Yields at least once (`StreamedText("", 0)` if no token came).
     """
     if (messages is None) == (inputs_embeds is None):
         raise ValueError("give exactly one of messages= or inputs_embeds=")
@@ -366,6 +362,7 @@ def stream_answer(
         yield answer
     if not answer.tokens:
         yield answer
+
 
 
 @dataclass
@@ -398,15 +395,12 @@ class AnswerUpdate:
     numbers: dict = field(default_factory=dict)
 
 
-# Measured on an H200 in bf16 (bench_gpu): 0.016-0.02 s a token (51-61 tokens/s), in a new thread and after a
-# prompt of a new length too (cuDNN's attention avoided, `_llm_pass`). 0.05 s a token asks 6.4 s for the token
-# budget; on ZeroGPU generation stops at that time (`generation_time_s`), so that a slow answer ends early
-# instead of being aborted with the GPU task. The prompt (a few hundred tokens), projector and tokenizer:
-# 0.06-0.08 s to the first token, 0.25 s is 3x.
+# Above what an H200 in bf16 measured (bench_gpu, README "Benchmarks"), cuDNN's attention avoided (`_llm_pass`). On
+# ZeroGPU generation stops at the token budget's time (`generation_time_s`), so that a slow answer ends early
+# instead of being aborted with the GPU task. The prompt covers the projector, tokenizer and prefill.
 GPU_SECONDS_PER_TOKEN = 0.05
 GPU_SECONDS_PROMPT = 0.25
-# Measured on the 2-core development CPU with the LLM in int8 (bench_vqa, bench_app): 30-33 tokens/s, the first
-# token 1.0-1.5 s after the inputs.
+# Measured on the 2-core development CPU with the LLM in int8 (bench_vqa, bench_app; README "Benchmarks").
 CPU_SECONDS_PER_TOKEN = 1 / 30
 CPU_SECONDS_PROMPT = 1.5
 
