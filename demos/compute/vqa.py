@@ -230,7 +230,7 @@ PREFIX_CACHE = LRUCache(2)
 
 # Every fused attention kernel but cuDNN's. cuDNN's builds an execution plan for every new shape, cached per
 # thread, and decoding meets a new key length at every token: on an H200 an answer in a thread that had not decoded
-# before (every ZeroGPU call runs in a new one) ran several times slower than without it (README "Benchmarks").
+# before (every ZeroGPU call runs in a new one) ran several times slower than without it (docs/benchmarks.md).
 _ATTENTION_WITHOUT_CUDNN = [SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]
 
 
@@ -395,12 +395,12 @@ class AnswerUpdate:
     numbers: dict = field(default_factory=dict)
 
 
-# Above what an H200 in bf16 measured (bench_gpu, README "Benchmarks"), cuDNN's attention avoided (`_llm_pass`). On
+# Above what an H200 in bf16 measured (bench_gpu, docs/benchmarks.md), cuDNN's attention avoided (`_llm_pass`). On
 # ZeroGPU generation stops at the token budget's time (`generation_time_s`), so that a slow answer ends early
 # instead of being aborted with the GPU task. The prompt covers the projector, tokenizer and prefill.
 GPU_SECONDS_PER_TOKEN = 0.05
 GPU_SECONDS_PROMPT = 0.25
-# Measured on the 2-core development CPU with the LLM in int8 (bench_vqa, bench_app; README "Benchmarks").
+# Measured on the 2-core development CPU with the LLM in int8 (bench_vqa, bench_app; docs/benchmarks.md).
 CPU_SECONDS_PER_TOKEN = 1 / 30
 CPU_SECONDS_PROMPT = 1.5
 
