@@ -1,5 +1,7 @@
 """What the browser tests know about each concept page, all from its `CONCEPT` (demos/tabs/concept.py)."""
 
+import contextlib
+
 import app
 
 CONCEPTS = {concept.tab_id: concept for concept in app.CONCEPTS}
@@ -12,12 +14,20 @@ def run_button(tab_id: str) -> str:
     return f"#{CONCEPTS[tab_id].run_button}"
 
 
-def console_errors(page) -> list[str]:
-    """The errors the page logs from now on (a list that fills as they come)."""
+@contextlib.contextmanager
+def checked_page(browser, screenshot, **options):
+    """A new page (`browser.new_page(**options)`); once the test's checks pass, a screenshot of it at `screenshot`
+    and no error logged on it. Closed in every case."""
+    page = browser.new_page(device_scale_factor=1, **options)
     errors = []
     page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
     page.on("pageerror", lambda error: errors.append(str(error)))
-    return errors
+    try:
+        yield page
+        page.screenshot(path=screenshot, full_page=True)
+        assert errors == []
+    finally:
+        page.close()
 
 
 def wait_for_example(frame, tab_id: str) -> None:

@@ -9,7 +9,7 @@ import re
 import time
 
 import pytest
-from concept_pages import CONCEPTS, console_errors, result_text, run_button, wait_for_example, wait_for_new_text
+from concept_pages import CONCEPTS, checked_page, result_text, run_button, wait_for_example, wait_for_new_text
 from conftest import ROOT
 
 pytestmark = pytest.mark.browser
@@ -92,9 +92,8 @@ def _wait_until_it_fits(page, frame) -> dict:
 @pytest.mark.parametrize("tab_id", list(CONCEPTS))
 def test_the_iframe_follows_its_content(browser, running_app, artifacts_dir, tab_id, width):
     concept = CONCEPTS[tab_id]
-    page = browser.new_page(viewport={"width": width + 40, "height": 900}, device_scale_factor=1)
-    errors = console_errors(page)
-    try:
+    screenshot = artifacts_dir / f"embed_{concept.path}_{width}.png"
+    with checked_page(browser, screenshot, viewport={"width": width + 40, "height": 900}) as page:
         iframe, frame = _host_page(page, running_app, concept.path, width)
         wait_for_example(iframe, tab_id)
         loaded = _wait_until_it_fits(page, frame)
@@ -113,10 +112,6 @@ def test_the_iframe_follows_its_content(browser, running_app, artifacts_dir, tab
         wait_for_new_text(frame, selector, before)
         after = _wait_until_it_fits(page, frame)
         assert _fits(after), after
-        page.screenshot(path=artifacts_dir / f"embed_{concept.path}_{width}.png", full_page=True)
-        assert errors == []
-    finally:
-        page.close()
 
 
 def test_without_the_script_the_iframe_keeps_the_height_written(browser, running_app):

@@ -7,7 +7,7 @@ page. Screenshots go to the artifacts folder (conftest.py `artifacts_dir`).
 import time
 
 import pytest
-from concept_pages import CONCEPTS, OPENING, console_errors, wait_for_example
+from concept_pages import CONCEPTS, OPENING, checked_page, wait_for_example
 
 import app
 
@@ -45,27 +45,21 @@ def _check_concept_page(frame, tab_id: str) -> None:
 @pytest.mark.parametrize("tab_id", list(CONCEPTS))
 def test_concept_page_on_a_phone(browser, running_app, artifacts_dir, tab_id, theme):
     concept = CONCEPTS[tab_id]
-    page = browser.new_page(viewport={"width": 390, "height": 844}, device_scale_factor=1)
-    errors = console_errors(page)
-    try:
+    screenshot = artifacts_dir / f"page_{concept.path}_390_{theme}.png"
+    with checked_page(browser, screenshot, viewport={"width": 390, "height": 844}) as page:
         page.goto(f"{running_app.local_url}{concept.path}?__theme={theme}")
         _check_concept_page(page, tab_id)
         assert page.evaluate("() => document.body.classList.contains('dark')") == (theme == "dark")
         page.wait_for_timeout(500)  # let the last images lay out
         assert page.evaluate(NO_SIDEWAYS_SCROLL), page.evaluate("() => document.scrollingElement.scrollWidth")
-        page.screenshot(path=artifacts_dir / f"page_{concept.path}_390_{theme}.png", full_page=True)
-        assert errors == []
-    finally:
-        page.close()
 
 
 @pytest.mark.parametrize("tab_id", list(CONCEPTS))
 def test_concept_page_in_an_800px_iframe(browser, running_app, artifacts_dir, tab_id):
     """As a course page embeds it (the README's snippet): the concept URL in an iframe on another page."""
     concept = CONCEPTS[tab_id]
-    page = browser.new_page(viewport={"width": 840, "height": 1000}, device_scale_factor=1)
-    errors = console_errors(page)
-    try:
+    screenshot = artifacts_dir / f"page_{concept.path}_iframe800.png"
+    with checked_page(browser, screenshot, viewport={"width": 840, "height": 1000}) as page:
         src = f"{running_app.local_url}{concept.path}"
         page.set_content(f'<h1>Course page</h1><iframe src="{src}" width="800" height="1600" '
                          'allow="camera; microphone" style="border:0"></iframe>')
@@ -73,10 +67,6 @@ def test_concept_page_in_an_800px_iframe(browser, running_app, artifacts_dir, ta
         _check_concept_page(frame, tab_id)
         inner = page.frames[1]
         assert inner.evaluate(NO_SIDEWAYS_SCROLL), inner.evaluate("() => document.scrollingElement.scrollWidth")
-        page.screenshot(path=artifacts_dir / f"page_{concept.path}_iframe800.png", full_page=True)
-        assert errors == []
-    finally:
-        page.close()
 
 
 def test_the_full_page_keeps_its_tabs(browser, running_app):
