@@ -94,6 +94,14 @@ _MAE_BIN_FILES = ("config.json", "preprocessor_config.json", "pytorch_model.bin"
 _QWEN_FILES = ("config.json", "generation_config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json",
                "vocab.json", "merges.txt")
 _VJEPA2_VITL = dict(patch_size=16, image_size=256, tubelet_size=2)  # the ViT-L/16 at 256 px all three share
+
+
+def _mae(size: str, params_millions: int, description: str, files: tuple[str, ...], *, patch_size: int) -> Checkpoint:
+    """One of the published ViT-MAE pre-training checkpoints (224 px)."""
+    return Checkpoint(f"vit-mae-{size}", f"facebook/vit-mae-{size}", "ViTMAEForPreTraining", "AutoImageProcessor",
+                      params_millions, description, files=files, patch_size=patch_size, image_size=224)
+
+
 # transformers would otherwise, on loading a .bin repo online, look for (and may download, 1.3 GB for
 # vit-mae-large's refs/pr/1) a safetensors conversion in a background thread. The .bin loads as it is.
 os.environ.setdefault("DISABLE_SAFETENSORS_CONVERSION", "1")
@@ -102,20 +110,11 @@ os.environ.setdefault("DISABLE_SAFETENSORS_CONVERSION", "1")
 REGISTRY: dict[str, Checkpoint] = {
     c.name: c
     for c in [
-        Checkpoint(
-            "vit-mae-base", "facebook/vit-mae-base", "ViTMAEForPreTraining", "AutoImageProcessor", 112,
-            "ViT-B/16 masked autoencoder, pixel targets (MAE paper's visualisation checkpoint)", files=_MAE_FILES,
-            patch_size=16, image_size=224,
-        ),
-        Checkpoint(
-            "vit-mae-large", "facebook/vit-mae-large", "ViTMAEForPreTraining", "AutoImageProcessor", 330,
-            "ViT-L/16 masked autoencoder, pixel targets", files=_MAE_BIN_FILES, patch_size=16, image_size=224,
-        ),
-        Checkpoint(
-            "vit-mae-huge", "facebook/vit-mae-huge", "ViTMAEForPreTraining", "AutoImageProcessor", 657,
-            "ViT-H/14 masked autoencoder, pixel targets (14-pixel patches)", files=_MAE_BIN_FILES,
-            patch_size=14, image_size=224,
-        ),
+        _mae("base", 112, "ViT-B/16 masked autoencoder, pixel targets (MAE paper's visualisation checkpoint)",
+             _MAE_FILES, patch_size=16),
+        _mae("large", 330, "ViT-L/16 masked autoencoder, pixel targets", _MAE_BIN_FILES, patch_size=16),
+        _mae("huge", 657, "ViT-H/14 masked autoencoder, pixel targets (14-pixel patches)", _MAE_BIN_FILES,
+             patch_size=14),
         Checkpoint(
             "vjepa2-vitl", "facebook/vjepa2-vitl-fpc64-256", "VJEPA2Model", "AutoVideoProcessor", 326,
             "V-JEPA 2 ViT-L encoder (304M) + predictor (22M), 256 px, 16-pixel patches, tubelets of 2", **_VJEPA2_VITL,
