@@ -18,13 +18,16 @@ HEIGHT_WRITTEN = 1600  # px: taller than some pages' content, shorter than other
 FOOTER_MARGIN_PX = 24  # gradio's padding below its footer: the page's content ends there
 FIT_TIMEOUT_S = 15
 
-# What the learner does for a new result, on the page in the iframe, where it is more than a click on the run button.
+# What the learner does for a new result, on the page in the iframe: a request of its own (one identical to the
+# example's may come from the shared result cache, with the same text), where a click on the run button is not.
 NEW_RESULT = {
     "mae": lambda frame: frame.get_by_role("button", name="New random mask").click(),
     "mae-vs-jepa": lambda frame: frame.get_by_role("button", name="←", exact=True).click(),
     "tubes": lambda frame: (frame.locator("#tubes-top input[type=number]").fill("0"),
                             frame.locator("#tubes-top input[type=number]").press("Tab"),
                             frame.locator(run_button("tubes")).click()),
+    "heads": lambda frame: (frame.get_by_role("radio", name=re.compile("^Each probe's clip")).check(),
+                            frame.locator(run_button("heads")).click()),
 }
 # The width each element is drawn at: a picture's or video's box less what its object-fit leaves empty. The results
 # are what each block of class "result" (`common.RESULT`) shows: its picture or video, else the block itself.
