@@ -264,8 +264,8 @@ class ImageInput(gr.Image):
 class VideoInput(gr.Video):
     """`gr.Video` whose unreadable uploads reach the learner as a sentence, not a bare error.
 
-    Keep "upload" among its sources and set no `format`, so gradio never needs an ffmpeg binary
-    (see the design notes); decode with `demos.videos`.
+    Keep "upload" among its sources and set no `format`, so gradio never converts a video (which needs an
+    ffmpeg binary); decode with `demos.videos`.
     """
 
     is_template = True  # gradio's convention for subclasses: render with the parent's (Video) frontend
