@@ -21,7 +21,12 @@ def test_click_places_the_block_and_outputs_follow(browser_page, artifacts_dir):
     summary.get_by_text("patches at row").wait_for(timeout=120_000)
     before = (_value(page, "mvj-top"), _value(page, "mvj-left"))
 
-    # The <img> box can be larger than the picture (object-fit: scale-down centres it): find the picture.
+    # The <img> box can be larger than the picture (object-fit: scale-down centres it): find the picture, once
+    # the browser has it (the summary can arrive before the picture has loaded).
+    page.wait_for_function("""() => {
+        const img = document.querySelector('#mvj-view img');
+        return img !== null && img.complete && img.naturalWidth > 0;
+    }""", timeout=120_000)
     x, y = page.evaluate("""() => {
         const img = document.querySelector('#mvj-view img'), r = img.getBoundingClientRect();
         const scale = Math.min(r.width / img.naturalWidth, r.height / img.naturalHeight, 1);
