@@ -9,6 +9,23 @@ OPENING = app.CONCEPTS[0]  # the tab `/` opens with, its example shown on load
 RESULT_TIMEOUT_MS = 180_000  # the first visit computes the example (and loads its models) on a busy 2-core machine
 
 
+def click_picture_corner(page, selector: str) -> None:
+    """Click 3 px inside the top-left corner of the picture in `selector`'s <img>, once the browser has loaded it: the
+    <img> box can be larger than the picture (object-fit: scale-down centres it), and a result's text can arrive
+    before its picture."""
+    page.wait_for_function("""(selector) => {
+        const img = document.querySelector(selector);
+        return img !== null && img.complete && img.naturalWidth > 0;
+    }""", arg=selector, timeout=RESULT_TIMEOUT_MS)
+    page.locator(selector).first.scroll_into_view_if_needed()
+    x, y = page.evaluate("""(selector) => {
+        const img = document.querySelector(selector), r = img.getBoundingClientRect();
+        const scale = Math.min(r.width / img.naturalWidth, r.height / img.naturalHeight, 1);
+        return [r.x + (r.width - img.naturalWidth * scale) / 2, r.y + (r.height - img.naturalHeight * scale) / 2];
+    }""", selector)
+    page.mouse.click(x + 3, y + 3)
+
+
 def run_button(tab_id: str) -> str:
     """The selector of the button that runs the concept's main action."""
     return f"#{CONCEPTS[tab_id].run_button}"

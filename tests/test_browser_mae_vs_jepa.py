@@ -1,6 +1,7 @@
 """The real page in headless Chromium: a click on the model view places the block (6.2-6.3 tab)."""
 
 import pytest
+from concept_pages import click_picture_corner
 from conftest import EXAMPLE_IMAGES
 
 from demos.tabs import mae_vs_jepa
@@ -21,18 +22,7 @@ def test_click_places_the_block_and_outputs_follow(browser_page, artifacts_dir):
     summary.get_by_text("patches at row").wait_for(timeout=120_000)
     before = (_value(page, "mvj-top"), _value(page, "mvj-left"))
 
-    # The <img> box can be larger than the picture (object-fit: scale-down centres it): find the picture, once
-    # the browser has it (the summary can arrive before the picture has loaded).
-    page.wait_for_function("""() => {
-        const img = document.querySelector('#mvj-view img');
-        return img !== null && img.complete && img.naturalWidth > 0;
-    }""", timeout=120_000)
-    x, y = page.evaluate("""() => {
-        const img = document.querySelector('#mvj-view img'), r = img.getBoundingClientRect();
-        const scale = Math.min(r.width / img.naturalWidth, r.height / img.naturalHeight, 1);
-        return [r.x + (r.width - img.naturalWidth * scale) / 2, r.y + (r.height - img.naturalHeight * scale) / 2];
-    }""")
-    page.mouse.click(x + 3, y + 3)  # the picture's top-left corner: the block moves to row 0, column 0
+    click_picture_corner(page, "#mvj-view img")  # the picture's top-left corner: the block moves to row 0, column 0
     page.wait_for_function(
         "() => document.querySelector('#mvj-top input[type=number]').value === '0' && "
         "document.querySelector('#mvj-left input[type=number]').value === '0'", timeout=30_000)

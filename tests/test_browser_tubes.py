@@ -1,6 +1,7 @@
 """The real page in headless Chromium: the 6.4 tube-masking tab (fixture `browser_page` in conftest.py)."""
 
 import pytest
+from concept_pages import click_picture_corner
 
 from demos import examples
 from demos.tabs import tubes
@@ -20,13 +21,7 @@ def test_upload_a_clip_hide_a_tube_and_see_the_outputs(browser_page, artifacts_d
     # The upload triggers the preview: the first hidden frame, with the grid and the tube.
     page.locator("#tubes-preview img").first.wait_for(timeout=60_000)
     # A click on the preview only places the tube: the picture's top-left corner is row 0, column 0.
-    page.locator("#tubes-preview img").first.scroll_into_view_if_needed()
-    x, y = page.evaluate("""() => {
-        const img = document.querySelector('#tubes-preview img'), r = img.getBoundingClientRect();
-        const scale = Math.min(r.width / img.naturalWidth, r.height / img.naturalHeight, 1);
-        return [r.x + (r.width - img.naturalWidth * scale) / 2, r.y + (r.height - img.naturalHeight * scale) / 2];
-    }""")
-    page.mouse.click(x + 3, y + 3)
+    click_picture_corner(page, "#tubes-preview img")
     page.wait_for_function(
         "() => document.querySelector('#tubes-top input[type=number]').value === '0' && "
         "document.querySelector('#tubes-left input[type=number]').value === '0'", timeout=30_000)
