@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import os
 import platform
 import time
@@ -53,19 +54,28 @@ def _cpu_bf16_is_faster() -> bool:
 
     if not _cpu_has_native_bf16():
         return False
-
-    def best_of(dtype) -> float:
-        a = torch.randn(1024, 1024, dtype=dtype)
-        times = []
-        for _ in range(4):
-            start = time.perf_counter()
-            a @ a
-            times.append(time.perf_counter() - start)
-        return min(times[1:])
-
-    fp32, bf16 = best_of(torch.float32), best_of(torch.bfloat16)
-    log.info("CPU matmul 1024^2: fp32 %.1f ms, bf16 %.1f ms", fp32 * 1e3, bf16 * 1e3)
+    fp32, bf16 = _matmul_seconds(torch.float32), _matmul_seconds(torch.bfloat16)
+    log.info("CPU matmul of a ViT-L layer's shape: fp32 %.1f ms, bf16 %.1f ms", fp32 * 1e3, bf16 * 1e3)
     return bf16 < 0.8 * fp32
+
+
+# A ViT-L linear layer's shape: (tokens x width) @ (width x hidden).
+MATMUL_SHAPE = (1024, 1024, 4096)
+
+
+def _matmul_seconds(dtype) -> float:
+    """The fastest of a few timed matmuls of `MATMUL_SHAPE` in `dtype`, on this thread's cores."""
+    import torch
+
+    tokens, width, hidden = MATMUL_SHAPE
+    a, b = torch.randn(tokens, width, dtype=dtype), torch.randn(width, hidden, dtype=dtype)
+    a @ b  # oneDNN's first call picks its kernels
+    times = []
+    for _ in range(3):
+        started = time.perf_counter()
+        a @ b
+        times.append(time.perf_counter() - started)
+    return min(times)
 
 
 def _requested_dtype():
@@ -145,19 +155,9 @@ def cpu_pace() -> float:
     second; on ZeroGPU in the thread that runs the Space's CPU work), unless `PDR_CPU_PACE` sets it."""
     if os.environ.get(ENV_CPU_PACE):
         return float(os.environ[ENV_CPU_PACE])
-    measure = zerogpu.cpu_thread().submit(_matmul_gflops).result() if zerogpu.ON_ZERO_GPU else _matmul_gflops()
+    seconds = (zerogpu.cpu_thread().submit(_matmul_seconds, cpu_dtype()).result() if zerogpu.ON_ZERO_GPU
+               else _matmul_seconds(cpu_dtype()))
+    measure = 2 * math.prod(MATMUL_SHAPE) / seconds / 1e9
     pace = min(10.0, max(0.5, REFERENCE_CPU_GFLOPS / measure))
     log.info("This CPU multiplies in %s at %.0f GFLOP/s: CPU estimates x %.1f", cpu_dtype(), measure, pace)
     return pace
-
-
-def _matmul_gflops(tokens: int = 1024, width: int = 1024, hidden: int = 4096) -> float:
-    import torch
-
-    dtype = cpu_dtype()
-    a, b = torch.randn(tokens, width, dtype=dtype), torch.randn(width, hidden, dtype=dtype)
-    a @ b  # oneDNN's first call picks its kernels
-    repeats, started = 4, time.perf_counter()
-    for _ in range(repeats):
-        a @ b
-    return 2 * tokens * width * hidden * repeats / (time.perf_counter() - started) / 1e9
