@@ -62,9 +62,11 @@ CSS = """
 /* In a course page's 800-pixel column or on a phone, the result a concept is about (class "result") fills its
    box's width, its picture scaled up to fit (at most 480 px tall): the widest thing on the page. */
 @media (max-width: 900px) {
-    .result { height: auto !important; }
-    .result .image-container, .result .image-frame, .result .image-container > button { width: 100%; height: auto; }
-    .result img, .result video { width: 100%; height: auto; max-height: 480px; object-fit: contain; }
+    .result, .claim { height: auto !important; }
+    .result .image-container, .result .image-frame, .result .image-container > button,
+    .claim .image-container, .claim .image-frame, .claim .image-container > button { width: 100%; height: auto; }
+    .result img, .result video, .claim img, .claim video {
+        width: 100%; height: auto; max-height: 480px; object-fit: contain; }
 }
 .call-to-action h2 { margin: 0.2em 0; border-left: 4px solid var(--color-accent); padding-left: 0.6em;
     font-size: var(--text-lg); }
@@ -110,7 +112,7 @@ def build_app() -> gr.Blocks:
         with demo.route(concept.title, concept.path, show_in_navbar=False):
             gr.Markdown(f"# {concept.title}: {TITLE}", elem_classes=["visually-hidden"])
             _banner()
-            concept.build(endpoints=False).show_on([demo.load])
+            concept.build(endpoints=False).show_on([demo.load], from_address=True)
     if zerogpu.ON_ZERO_GPU:
         demo.queue(max_size=ZEROGPU_QUEUE_MAX_SIZE, default_concurrency_limit=ZEROGPU_CONCURRENCY)
     else:

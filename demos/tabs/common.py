@@ -25,6 +25,7 @@ from gradio.context import LocalContext
 import checkpoints
 from demos import images, results, videos, zerogpu
 from demos.errors import UserError
+from demos.tabs import links
 
 log = logging.getLogger(__name__)
 
@@ -327,6 +328,10 @@ def save_png(array: np.ndarray, cache_dir: str) -> str:
 # The class of the result a concept is about: in a course page's 800-pixel column or on a phone its picture fills
 # its box's width (app.py's CSS); the layout gives that box the most room on the page.
 RESULT = "result"
+# The class of the outputs that carry the chapter's claim: a course's iframe (800x900) shows each of them in its first
+# screen, once the example has loaded.
+CLAIM = "claim"
+CLAIM_PICTURE_PX = 300  # the height of a claim's picture: two side by side and the gesture fit one screen
 
 
 def output_image(label: str, **kwargs) -> OutputImage:
@@ -346,6 +351,22 @@ def describe_pictures(numbers: gr.JSON, pictures: list[gr.Image], describe: Call
         return updates if len(pictures) > 1 else updates[0]  # gradio takes one output's value bare
 
     numbers.change(alt_texts, numbers, pictures, api_name=False, queue=False, show_progress="hidden")
+
+
+def caption_on(numbers: gr.JSON, caption: gr.Markdown, describe: Callable[[dict], str]) -> None:
+    """Write `describe(numbers)` into `caption` whenever a new result's numbers arrive: a line under a claim, drawn
+    from the numbers every client gets, so the endpoint's outputs stay as they are. Private and unqueued."""
+    def write(values: dict | None):
+        return describe(values) if values else gr.skip()
+
+    numbers.change(write, numbers, caption, api_name=False, queue=False, show_progress="hidden")
+
+
+def device_caption(numbers: dict) -> str:
+    """A few words for a claim's caption when ZeroGPU could not run the action and the Space's CPU did."""
+    if not any(run.get("fallback") for run in numbers.get("ran_on", [])):
+        return ""
+    return " 🖥️ *Ran on the Space's CPU: ZeroGPU could not run it (why: under How it ran).*"
 
 
 def ensure_loaded(names: list[str], progress: gr.Progress | None) -> None:
@@ -427,11 +448,18 @@ class ReadyExample:
     `compute(progress)` returns the values of `outputs` for the example already in the tab's inputs. The
     result is computed by the first visitor who needs it and then kept for the life of the process,
     so a page opens with its result in place without slowing the Space's start-up.
+
+    `link` and `run` open a concept page at the setting its address asks for (`links`): `run(values, progress)` returns
+    `outputs` for the inputs the address set (component -> value; the others keep their defaults), and `notice`
+    says what the address asked for that the page could not take.
     """
 
     key: str
     outputs: list
     compute: Callable[[gr.Progress], tuple]
+    link: links.Link | None = None
+    run: Callable[[dict, gr.Progress], tuple] | None = None
+    notice: gr.Markdown | None = None
 
     def result(self, progress: gr.Progress | None = None) -> tuple:
         with _READY_LOCK:
@@ -441,18 +469,26 @@ class ReadyExample:
                 _READY_RESULTS[self.key] = _keep_files(self.key, self.outputs, tuple(self.compute(progress)))
             return _READY_RESULTS[self.key]
 
-    def show_on(self, triggers: list) -> None:
-        """Fill the outputs with the example's result when one of `triggers` fires, once per page visit."""
+    def show_on(self, triggers: list, from_address: bool = False) -> None:
+        """Fill the outputs with the example's result when one of `triggers` fires, once per page visit; with
+        `from_address`, at the setting the page's address asks for, if any."""
         shown = gr.State(False)
+        linked = [] if not from_address or self.link is None else [self.link.example, *self.link.settings.values()]
+        outputs = list(dict.fromkeys([*linked, *self.outputs, *([self.notice] if linked else [])]))
 
         @gradio_errors
-        def show(already_shown: bool, progress=gr.Progress()):
+        def show(already_shown: bool, request: gr.Request, progress=gr.Progress()):
             if already_shown:
-                return [gr.skip()] * len(self.outputs) + [True]
-            return [*self.result(progress), True]
+                return [gr.skip()] * len(outputs) + [True]
+            values, problems = self.link.read(request.query_params) if linked else ({}, [])
+            result = self.run(values, progress) if values else self.result(progress)
+            values.update(zip(self.outputs, result, strict=True))
+            if linked:
+                values[self.notice] = gr.Markdown(links.notice(problems), visible=bool(problems))
+            return [values.get(output, gr.skip()) for output in outputs] + [True]
 
         # Not in the models' concurrency group: a stored result must not wait behind another visitor's run.
-        gr.on(triggers, show, shown, [*self.outputs, shown], api_name=False, concurrency_limit=None)
+        gr.on(triggers, show, shown, [*outputs, shown], api_name=False, concurrency_limit=None)
 
 
 def _keep_files(key: str, outputs: list, values: tuple) -> tuple:
