@@ -92,7 +92,9 @@ def picture_descriptions(numbers: dict) -> list[str]:
             f"the mean is {numbers['mean_cosine']:+.2f}.",
             f"For each predicted embedding, the patch whose actual embedding is nearest, lit up: "
             f"{numbers['neighbour_is_own_patch']:.0%} find their own patch, {numbers['neighbour_in_block']:.0%} land "
-            f"inside the block."]
+            f"inside the block.",
+            "A close-up of the block's embeddings as colours: the actual ones on the left, V-JEPA 2's predicted ones "
+            "on the right."]
 
 
 def sweep_description(numbers: dict) -> list[str]:
@@ -120,8 +122,8 @@ Click on **What both models see** to move the yellow block (or use the arrows an
 block is hidden from two models. **MAE** (left) must paint its *pixels*. **V-JEPA 2** (right) must
 predict its *embeddings*: its context encoder sees only the visible patches, and its predictor is told
 *where* the block is (the position-carrying mask tokens, the variable *z*). V-JEPA 2 is a video model:
-the still image is fed as a static clip of {mae_vs_jepa.NUM_FRAMES} identical frames (one "tubelet"), not the 16 of the
-official image evaluation, so that a click answers in about a second on a small CPU.
+the still image is fed as a static clip of identical frames: {mae_vs_jepa.GPU_FRAMES} on a GPU, as its official image
+evaluation does, {mae_vs_jepa.CPU_FRAMES} (one "tubelet") on a CPU, so that a click answers in about a second there.
 """
 
 VIEW_TEXT = """The centre square both models see, cut into 16-pixel patches. The yellow block is hidden from
@@ -181,7 +183,8 @@ def build_tab(endpoints: bool = True) -> common.ReadyExample:
     """
 
     @common.action("compare_pixels_embeddings", numbers=-2, summary=-3)
-    @common.api_doc(grid=mae_vs_jepa.PUBLISHED_GRID, last=mae_vs_jepa.PUBLISHED_GRID - 1, frames=mae_vs_jepa.NUM_FRAMES,
+    @common.api_doc(grid=mae_vs_jepa.PUBLISHED_GRID, last=mae_vs_jepa.PUBLISHED_GRID - 1, gpu_frames=mae_vs_jepa.GPU_FRAMES,
+                    cpu_frames=mae_vs_jepa.CPU_FRAMES,
                     max_grain=MAX_GRAIN_LEVEL, min_quality=MIN_JPEG_QUALITY, max_quality=MAX_JPEG_QUALITY)
     def compare_pixels_embeddings(image_path, top: float, left: float, height: float, width: float,
                                   noise: str = NONE, grain_level: float = DEFAULT_GRAIN_LEVEL,
@@ -190,7 +193,8 @@ def build_tab(endpoints: bool = True) -> common.ReadyExample:
 
         Both models see the same 256x256 centre square, cut into a {grid}x{grid} grid of 16-pixel patches, with
         film grain or JPEG compression added if asked. MAE (vit-mae-base) reconstructs the block's pixels. V-JEPA 2
-        (vjepa2-vitl, the image as a static clip of {frames} frames) encodes the visible patches alone and its
+        (vjepa2-vitl, the image as a static clip: {gpu_frames} frames on a GPU, as its image evaluation, {cpu_frames} on a
+        CPU) encodes the visible patches alone and its
         predictor guesses the block's embeddings; they are scored by cosine against the full image's embeddings,
         beside two baselines that need no learning.
 
@@ -212,8 +216,10 @@ def build_tab(endpoints: bool = True) -> common.ReadyExample:
             the same, with V-JEPA 2's predicted embeddings pasted into the block (PNG)
             the cosine of each predicted embedding with the actual one, red 1, white 0, blue -1 (PNG)
             for each predicted embedding, the patch whose actual embedding is nearest (PNG)
+            a close-up of the block's embeddings, actual | predicted, in the same colours (PNG)
             a markdown summary
-            the numbers: mean_cosine, baselines, cosine_per_patch, mae_pixel_mse, noise, block_noise_mse,
+            the numbers: mean_cosine, baselines, cosine_per_patch, mae_pixel_mse, mae_baselines (the pixels' own:
+            context_mean_colour, nearest_context_patch), num_frames, frames_reason, noise, block_noise_mse,
             block_patch_ids, target_token_ids, ...
         """
         image = images.load_image(image_path)
@@ -299,6 +305,7 @@ def build_tab(endpoints: bool = True) -> common.ReadyExample:
             gr.Markdown(VIEW_TEXT)
             mae_out = common.output_image("MAE: pixels painted into the block", elem_id="mvj-mae", height=260)
             closeup_out = common.output_image("Close-up: real | MAE", height=220)
+            jepa_closeup_out = common.output_image("Close-up: actual | predicted embeddings", height=220)
             gr.Markdown(MAE_TEXT)
         with gr.Column(scale=2, min_width=400):
             with gr.Row():
@@ -327,7 +334,7 @@ def build_tab(endpoints: bool = True) -> common.ReadyExample:
     gr.Markdown(EXPLANATION)
     grid = gr.State(None)  # V-JEPA 2's patch grid, once known: clicks and nudges move the block on it
 
-    outputs = [view_out, mae_out, closeup_out, pca_actual, pca_predicted, cosine_out, neighbours_out,
+    outputs = [view_out, mae_out, closeup_out, pca_actual, pca_predicted, cosine_out, neighbours_out, jepa_closeup_out,
                summary, numbers, grid]
     common.describe_pictures(numbers, outputs[:len(mae_vs_jepa.IMAGE_ORDER)], picture_descriptions)
     common.describe_pictures(sweep_numbers, [sweep_plot], sweep_description)
@@ -439,4 +446,4 @@ def build_tab(endpoints: bool = True) -> common.ReadyExample:
 CONCEPT = Concept("mae-vs-jepa", "6.2-6.3 Pixels vs embeddings", "pixels-vs-embeddings", build_tab, CALL_TO_ACTION,
                   endpoint="/compare_pixels_embeddings", example_call=example_call,
                   endpoints=("/compare_pixels_embeddings", "/noise_sweep"), run_button="mvj-run", summary="mvj-summary",
-                  example_summary="patches at row", pictures=7)
+                  example_summary="patches at row", pictures=8)
