@@ -131,6 +131,12 @@ def test_a_gpu_feeds_16_frames_a_cpu_2_and_a_zerogpu_fallback_the_cpus(monkeypat
         assert "8x fewer tokens" in reason
     monkeypatch.setenv(devices.ENV_DEVICE, "cpu")
     assert mae_vs_jepa.default_frames() == 2 and "on this CPU" in mae_vs_jepa.frames_reason(2)
+    # On ZeroGPU (no device asked for) the action is planned for a GPU, until ZeroGPU sends it to the Space's CPU.
+    monkeypatch.delenv(devices.ENV_DEVICE)
+    monkeypatch.setattr(zerogpu, "ON_ZERO_GPU", True)
+    assert mae_vs_jepa.default_frames() == 16
+    with zerogpu.on_cpu("your ZeroGPU quota is used up for now"):
+        assert mae_vs_jepa.default_frames() == 2
     assert "as asked" in mae_vs_jepa.frames_reason(4, asked=True)
 
 
