@@ -94,7 +94,9 @@ def picture_descriptions(numbers: dict) -> list[str]:
             f"the mean is {numbers['mean_cosine']:+.2f}.",
             f"For each predicted embedding, the patch whose actual embedding is nearest, lit up: "
             f"{numbers['neighbour_is_own_patch']:.0%} find their own patch, {numbers['neighbour_in_block']:.0%} land "
-            f"inside the block."]
+            f"inside the block.",
+            "A close-up of the block's embeddings as colours: the actual ones on the left, V-JEPA 2's predicted ones "
+            "on the right."]
 
 
 def sweep_description(numbers: dict) -> list[str]:
@@ -178,7 +180,8 @@ pixel and it burns capacity on textures, noise, even JPEG artifacts ... JEPA pre
 
 
 @common.action("compare_pixels_embeddings", numbers=-2, summary=-3)
-@common.api_doc(grid=mae_vs_jepa.PUBLISHED_GRID, last=mae_vs_jepa.PUBLISHED_GRID - 1, frames=mae_vs_jepa.NUM_FRAMES,
+@common.api_doc(grid=mae_vs_jepa.PUBLISHED_GRID, last=mae_vs_jepa.PUBLISHED_GRID - 1, gpu_frames=mae_vs_jepa.GPU_FRAMES,
+                cpu_frames=mae_vs_jepa.CPU_FRAMES,
                 max_grain=MAX_GRAIN_LEVEL, min_quality=MIN_JPEG_QUALITY, max_quality=MAX_JPEG_QUALITY)
 def compare_pixels_embeddings(image_path, top: float, left: float, height: float, width: float,
                               noise: str = NONE, grain_level: float = DEFAULT_GRAIN_LEVEL,
@@ -187,8 +190,8 @@ def compare_pixels_embeddings(image_path, top: float, left: float, height: float
 
     Both models see the same 256x256 centre square, cut into a {grid}x{grid} grid of 16-pixel patches, with
     film grain or JPEG compression added if asked. MAE (vit-mae-base) reconstructs the block's pixels. V-JEPA 2
-    (vjepa2-vitl, the image as a static clip of {frames} frames) encodes the visible patches alone and its
-    predictor guesses the block's embeddings; they are scored by cosine against the full image's embeddings,
+    (vjepa2-vitl, the image as a static clip: {gpu_frames} frames on a GPU, as its image evaluation, {cpu_frames} on a
+    CPU) encodes the visible patches alone and its predictor guesses the block's embeddings; they are scored by cosine against the full image's embeddings,
     beside two baselines that need no learning.
 
     Args:
@@ -209,8 +212,10 @@ def compare_pixels_embeddings(image_path, top: float, left: float, height: float
         the same, with V-JEPA 2's predicted embeddings pasted into the block (PNG)
         the cosine of each predicted embedding with the actual one, red 1, white 0, blue -1 (PNG)
         for each predicted embedding, the patch whose actual embedding is nearest (PNG)
+        a close-up of the block's embeddings, actual | predicted, in the same colours (PNG)
         a markdown summary
-        the numbers: mean_cosine, baselines, cosine_per_patch, mae_pixel_mse, noise, block_noise_mse,
+        the numbers: mean_cosine, baselines, cosine_per_patch, mae_pixel_mse, mae_baselines (the pixels' own:
+        context_mean_colour, nearest_context_patch), num_frames, frames_reason, noise, block_noise_mse,
         block_patch_ids, target_token_ids, ...
     """
     image = images.load_image(image_path)
