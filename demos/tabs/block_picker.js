@@ -29,8 +29,8 @@ let gesture = null;  // the pointer being followed: {id, resize, dy, dx, start}
 element.addEventListener('pointerdown', (event) => {
   const picture = event.target.closest('.bp-picture');
   if (!picture || gesture || !event.isPrimary || event.button !== 0) return;
-  event.preventDefault();  // no text selection, no native image drag; focus is given by hand below
-  picture.focus({preventScroll: true});
+  // No preventDefault: the press focuses the picture as any press does (no focus ring for a mouse); the CSS
+  // already stops text selection, image dragging and touch scrolling.
   picture.setPointerCapture(event.pointerId);  // keep the moves coming when the pointer leaves the picture
   const start = JSON.stringify(fit(block())), [y, x] = at(event);
   let b = block();
@@ -62,6 +62,10 @@ function finish(event) {
 }
 element.addEventListener('pointerup', finish);
 element.addEventListener('pointercancel', finish);
+element.addEventListener('lostpointercapture', finish);
+
+// Python may change the grid (a new picture) without sending a block: keep the block inside the new grid.
+watch(Object.keys(props), () => place(block()));
 
 // Arrows move the block a patch, Shift+arrows resize it (Right and Down grow it), Enter asks the page to run.
 // Arrows only change the value, which the next run reads: no model runs per key press.

@@ -38,22 +38,10 @@ import numpy as np
 import PIL.Image
 
 _HERE = Path(__file__).parent
+# The picker's page side, in files beside this one: its js_on_load, its CSS and HTML templates.
 JS = (_HERE / "block_picker.js").read_text()
 CSS = (_HERE / "block_picker.css").read_text()
-
-# gradio renders this as a JS template string over the props (`${...}`), after Handlebars (`{{...}}`, which
-# escapes what it inserts: the label and the picture's URL). The block's place is a set of CSS variables.
-HTML = """<div class="bp">
-<div class="bp-picture" tabindex="0" role="application" aria-roledescription="picture with a movable ${noun.toLowerCase()}"
- aria-label="{{label}}" aria-describedby="${uid}-where ${uid}-help"
- style="--rows: ${rows}; --cols: ${cols}; --top: ${value.top}; --left: ${value.left}; --height: ${value.height}; --width: ${value.width};">
-{{#if picture}}<img class="bp-image" src="{{picture}}" alt="" draggable="false">{{else}}<div class="bp-image bp-empty"></div>{{/if}}
-<div class="bp-grid"></div>
-<div class="bp-block"><div class="bp-handle"></div></div>
-</div>
-<p class="bp-where" id="${uid}-where" aria-live="polite">${noun}: row ${value.top}, column ${value.left}, ${value.height}×${value.width} patches</p>
-<p class="bp-help" id="${uid}-help">Drag the ${noun.toLowerCase()} or its corner. On the picture: arrows move it, Shift+arrows resize it, Enter runs.</p>
-</div>"""
+HTML = (_HERE / "block_picker.html").read_text()
 
 DEFAULT_BLOCK = {"top": 6, "left": 6, "height": 4, "width": 4}
 _KEYS = ("top", "left", "height", "width")
