@@ -68,6 +68,9 @@ CSS = """
     .result img, .result video, .claim img, .claim video {
         width: 100%; height: auto; max-height: 480px; object-fit: contain; }
 }
+/* A probe's labels as a claim: the top label a heading of normal size, the ranked list in the body's font. */
+.claim .output-class { padding: var(--size-2) var(--size-3); font-size: var(--text-lg); justify-content: flex-start; }
+.claim .confidence-set { font-family: var(--font); font-size: var(--text-sm); margin-bottom: var(--size-1); }
 .call-to-action h2 { margin: 0.2em 0; border-left: 4px solid var(--color-accent); padding-left: 0.6em;
     font-size: var(--text-lg); }
 /* For screen readers only: a concept page's title (the course page around it shows its own). */

@@ -278,6 +278,19 @@ def heads_caption(numbers: dict) -> str:
     return ran + common.device_caption(numbers)
 
 
+ANSWER_LINES = {
+    vqa.MODE_GROUNDED: "🟡 **Probe-grounded:** the language model read only the probes' top labels, never the video; "
+                       "it cannot know colours, counts or objects.",
+    vqa.MODE_PROJECTED: "🟢 **Projected:** the language model read the frozen encoder's features of the clip through a "
+                        "trained projector.",
+}
+
+
+def answer_line(numbers: dict) -> str:
+    """Under the answer: what the language model could know (the whole story is folded below)."""
+    return ANSWER_LINES.get(numbers.get("mode"), "") + common.device_caption(numbers)
+
+
 def build_tab(endpoints: bool = True) -> common.ReadyExample:
     """The 6.5 tab: the clip, the two heads' buttons and the question first; both probes' labels and the answer
     beside them; the rest folded. Endpoints /classify_action and /answer_question (named when `endpoints`).
@@ -294,16 +307,17 @@ def build_tab(endpoints: bool = True) -> common.ReadyExample:
             with gr.Row():  # the downstream heads on the one frozen encoder: pick one
                 run = gr.Button("Probes: call the action", variant="primary", elem_id="heads-run", min_width=140)
                 ask = gr.Button("Language model: answer", variant="primary", elem_id="heads-ask", min_width=140)
-    with gr.Row():
-        # Side by side where there is room for both; one above the other on a phone.
-        ssv2 = gr.Label(num_top_classes=probe_results.TOP_K, label="Something-Something v2 (174 actions)",
-                        elem_id="heads-ssv2", elem_classes=[common.RESULT, common.CLAIM], min_width=LABELS_MIN_WIDTH)
-        diving = gr.Label(num_top_classes=probe_results.TOP_K, label="Diving48 (48 dives)", elem_id="heads-diving48",
-                          elem_classes=[common.RESULT, common.CLAIM], min_width=LABELS_MIN_WIDTH)
-    caption = gr.Markdown(elem_id="heads-caption")
     answer = gr.Textbox(label="The language model's answer (streams in)", lines=2, interactive=False,
                         elem_id="heads-answer", elem_classes=[common.CLAIM])
-    mode = gr.Markdown(elem_id="heads-mode")
+    answer_caption = gr.Markdown(elem_id="heads-answer-caption")
+    with gr.Row():
+        # Side by side where there is room for both; one above the other on a phone.
+        ssv2 = gr.Label(num_top_classes=probe_results.TOP_K, label="Something-Something v2 probe (174 actions)",
+                        elem_id="heads-ssv2", elem_classes=[common.RESULT, common.CLAIM], min_width=LABELS_MIN_WIDTH)
+        diving = gr.Label(num_top_classes=probe_results.TOP_K, label="Diving48 probe (48 dives)",
+                          elem_id="heads-diving48", elem_classes=[common.RESULT, common.CLAIM],
+                          min_width=LABELS_MIN_WIDTH)
+    caption = gr.Markdown(elem_id="heads-caption")
     with gr.Accordion("Another clip, its start, the frame sampling, example questions", open=False):
         gr.Examples(examples=examples.videos(), inputs=video, cache_examples=False)
         with gr.Row():
@@ -318,7 +332,7 @@ def build_tab(endpoints: bool = True) -> common.ReadyExample:
         sharing = gr.Markdown(sharing_markdown(), elem_id="heads-sharing")
     with gr.Accordion("What you are looking at, and what the language model was told", open=False):
         gr.Markdown(INTRO + EXPLANATION)
-        gr.Markdown(MODE_TEXT[vqa.MODE_GROUNDED] + "\n\n" + MODE_TEXT[vqa.MODE_PROJECTED])
+        mode = gr.Markdown(elem_id="heads-mode")
         prompt_shown = gr.Textbox(label="Exactly what the language model was told", lines=6, max_lines=30,
                                   interactive=False, elem_id="heads-prompt")
         with gr.Row():
@@ -332,6 +346,7 @@ def build_tab(endpoints: bool = True) -> common.ReadyExample:
     run.click(classify_action, [video, start_s, sampling], classify_outputs,
               api_name=common.endpoint("classify_action", endpoints), concurrency_id=common.MODEL_CONCURRENCY_ID)
     common.caption_on(numbers, caption, heads_caption)
+    common.caption_on(answer_numbers, answer_caption, answer_line)
     # The question reads the clip as the page samples it, so a prepared or classified clip runs no pass again.
     ask_args = dict(fn=answer_question, inputs=[video, start_s, question, sampling],
                     outputs=[answer, mode, prompt_shown, answer_numbers], concurrency_id=common.MODEL_CONCURRENCY_ID)

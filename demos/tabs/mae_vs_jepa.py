@@ -390,11 +390,11 @@ def build_tab(endpoints: bool = True) -> common.ReadyExample:
             run = gr.Button("Hide the block and predict", variant="primary", elem_id="mvj-run")
     with gr.Row(equal_height=True):
         with gr.Column(min_width=280):
-            mae_closeup = common.output_image("Pixels: real | MAE's", elem_id="mvj-mae-closeup",
+            mae_closeup = common.output_image("Pixels: real | MAE", elem_id="mvj-mae-closeup",
                                               height=common.CLAIM_PICTURE_PX // 2 + 40, elem_classes=[common.RESULT, common.CLAIM])
             mae_score = gr.Markdown(elem_id="mvj-mae-score")
         with gr.Column(min_width=280):
-            jepa_closeup = common.output_image("Embeddings: actual | V-JEPA 2's prediction (colours)",
+            jepa_closeup = common.output_image("Embeddings: actual | predicted",
                                                elem_id="mvj-jepa-closeup", height=common.CLAIM_PICTURE_PX // 2 + 40,
                                                elem_classes=[common.RESULT, common.CLAIM])
             jepa_score = gr.Markdown(elem_id="mvj-jepa-score")

@@ -299,8 +299,8 @@ def build_tab(endpoints: bool = True) -> common.ReadyExample:
                               elem_classes=[common.RESULT, common.CLAIM])
     with gr.Row(equal_height=True):
         first_tubelet = gr.Slider(0, max_tubelet, value=0, step=1, label="Hidden from tubelet")
-        last_tubelet = gr.Slider(0, max_tubelet, value=default_tubelets - 1, step=1, label="to tubelet",
-                                 info="Both included; tubelet t = frames 2t, 2t+1.")
+        last_tubelet = gr.Slider(0, max_tubelet, value=default_tubelets - 1, step=1,
+                                 label="to tubelet (tubelet t = frames 2t, 2t+1)")
         run = gr.Button("Hide the tube and predict", variant="primary", elem_id="tubes-run", min_width=160)
     summary = gr.Markdown(elem_id="tubes-summary")
     with gr.Accordion("Another clip, and how it is sampled", open=False):
