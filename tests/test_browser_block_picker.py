@@ -42,7 +42,7 @@ def _bare_app() -> gr.Blocks:
         releases, submits = gr.State(0), gr.State(0)
         release_log = gr.Textbox(label="Releases", elem_id="release-log")
         submit_log = gr.Textbox(label="Runs", elem_id="submit-log")
-        to_corner = gr.Button("Block to the corner", elem_id="to-corner")
+        to_corner = gr.Button("Block to the corner", elem_id="to-corner")  # both ways of updating: gr.update, a picker
         new_grid = gr.Button("New picture, 8 by 8", elem_id="new-grid")
         BlockPicker(rows=8, cols=8, value={"top": 2, "left": 3, "height": 2, "width": 2}, noun="Tube",
                     label="No video yet", elem_id="tube-picture")
@@ -52,7 +52,7 @@ def _bare_app() -> gr.Blocks:
 
         picker.release(heard, [picker, releases], [releases, release_log])
         picker.submit(heard, [picker, submits], [submits, submit_log])
-        to_corner.click(lambda: BlockPicker(value={"top": 0, "left": 0, "height": 2, "width": 3}), None, picker)
+        to_corner.click(lambda: gr.update(value={"top": 0, "left": 0, "height": 2, "width": 3}), None, picker)
         new_grid.click(lambda: BlockPicker(picture=_example_picture(128), rows=8, cols=8), None, picker)
     return demo
 
