@@ -42,7 +42,7 @@ def _bare_app() -> gr.Blocks:
         releases, submits = gr.State(0), gr.State(0)
         release_log = gr.Textbox(label="Releases", elem_id="release-log")
         submit_log = gr.Textbox(label="Runs", elem_id="submit-log")
-        to_corner = gr.Button("Block to the corner", elem_id="to-corner")
+        to_corner = gr.Button("Block to the corner", elem_id="to-corner")  # both ways of updating: gr.update, a picker
         new_grid = gr.Button("New picture, 8 by 8", elem_id="new-grid")
         BlockPicker(rows=8, cols=8, value={"top": 2, "left": 3, "height": 2, "width": 2}, noun="Tube",
                     label="No video yet", elem_id="tube-picture")
@@ -52,7 +52,7 @@ def _bare_app() -> gr.Blocks:
 
         picker.release(heard, [picker, releases], [releases, release_log])
         picker.submit(heard, [picker, submits], [submits, submit_log])
-        to_corner.click(lambda: BlockPicker(value={"top": 0, "left": 0, "height": 2, "width": 3}), None, picker)
+        to_corner.click(lambda: gr.update(value={"top": 0, "left": 0, "height": 2, "width": 3}), None, picker)
         new_grid.click(lambda: BlockPicker(picture=_example_picture(128), rows=8, cols=8), None, picker)
     return demo
 
@@ -225,3 +225,25 @@ def test_no_serious_accessibility_finding_and_screenshots(chromium, picker_app, 
                    if v["impact"] in ("serious", "critical")]
         assert serious == []
         page.keyboard.press("Tab")  # the focus ring in the screenshot
+
+
+def test_a_finger_drags_the_block(chromium, picker_app, artifacts_dir):
+    """Touch, as a phone sends it (Chromium's touch events through CDP): the page does not scroll, the block
+    follows, and the server hears once."""
+    with checked_page(chromium, artifacts_dir / "block_picker_touch_390.png", viewport=VIEWPORTS[390], has_touch=True,
+                      is_mobile=True) as page:
+        _open(page, picker_app.local_url)
+        cdp = page.context.new_cdp_session(page)
+        scrolled = page.evaluate("() => window.scrollY")
+        (x0, y0), (x1, y1) = _point(page, 7.5, 7.5), _point(page, 3.5, 2.5)
+        cdp.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": [{"x": x0, "y": y0}]})
+        for step in range(1, 11):
+            x, y = x0 + (x1 - x0) * step / 10, y0 + (y1 - y0) * step / 10
+            cdp.send("Input.dispatchTouchEvent", {"type": "touchMove", "touchPoints": [{"x": x, "y": y}]})
+        cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+        final = {"top": 2, "left": 1, "height": 4, "width": 4}
+        assert _where(page) == "Block: row 2, column 1, 4×4 patches"
+        assert page.evaluate("() => window.scrollY") == scrolled
+        _wait_log(page, "#release-log", _said(1, final))
+        page.wait_for_timeout(1000)
+        assert _log(page, "#release-log") == _said(1, final)
