@@ -191,6 +191,7 @@ def test_noise_sweep_endpoint(client):
     assert all(len(numbers[name]) == 3 for name in ("mae_pixel_mse", "noise_mse", "target_cosine", "predictor_cosine"))
     assert numbers["noise_mse"][0] == 0 < numbers["noise_mse"][1] < numbers["noise_mse"][2]
     assert numbers["block"] == {"top": 1, "left": 2, "height": 3, "width": 2}
+    assert numbers["num_frames"] == 2  # the comparison's input on this CPU
     assert "**grain 24**" in summary
 
 

@@ -190,9 +190,9 @@ def compare_pixels_embeddings(image_path, top: float, left: float, height: float
 
     Both models see the same 256x256 centre square, cut into a {grid}x{grid} grid of 16-pixel patches, with
     film grain or JPEG compression added if asked. MAE (vit-mae-base) reconstructs the block's pixels. V-JEPA 2
-    (vjepa2-vitl, the image as a static clip: {gpu_frames} frames on a GPU, as its image evaluation, {cpu_frames} on a
-    CPU) encodes the visible patches alone and its predictor guesses the block's embeddings; they are scored by cosine against the full image's embeddings,
-    beside two baselines that need no learning.
+    (vjepa2-vitl, the image as a static clip: {gpu_frames} frames on a GPU, as its image evaluation, {cpu_frames} on
+    a CPU) encodes the visible patches alone and its predictor guesses the block's embeddings; they are scored by
+    cosine against the full image's embeddings, beside two baselines that need no learning (MAE's pixels too).
 
     Args:
         image_path: the image, as an http(s) URL (PNG, JPEG or WebP, any size).
