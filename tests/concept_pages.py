@@ -7,6 +7,10 @@ import app
 CONCEPTS = {concept.tab_id: concept for concept in app.CONCEPTS}
 OPENING = app.CONCEPTS[0]  # the tab `/` opens with, its example shown on load
 RESULT_TIMEOUT_MS = 180_000  # the first visit computes the example (and loads its models) on a busy 2-core machine
+# A JS expression: the pictures a result shows, those of blocks that take no upload (not the examples' thumbnails, not
+# a picker's picture).
+OUTPUT_IMAGES = ("[...document.querySelectorAll('.block img')].filter((img) => "
+                 "!img.closest('.block').querySelector('input[type=file]') && !img.closest('.gallery, footer, .bp'))")
 
 
 def click_picture_corner(page, selector: str) -> None:

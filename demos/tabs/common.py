@@ -362,11 +362,15 @@ def caption_on(numbers: gr.JSON, caption: gr.Markdown, describe: Callable[[dict]
     numbers.change(write, numbers, caption, api_name=False, queue=False, show_progress="hidden")
 
 
-def device_caption(numbers: dict) -> str:
-    """A few words for a claim's caption when ZeroGPU could not run the action and the Space's CPU did."""
-    if not any(run.get("fallback") for run in numbers.get("ran_on", [])):
-        return ""
-    return " 🖥️ *Ran on the Space's CPU: ZeroGPU could not run it (why: under How it ran).*"
+def notes_caption(numbers: dict) -> str:
+    """A few words for a claim's caption: the result came from the shared cache, or the Space's CPU ran it because
+    ZeroGPU could not (the summary, folded below, says why)."""
+    notes = ""
+    if numbers.get("from_result_cache"):
+        notes += " ♻️ *Someone asked exactly this before: the shared result.*"
+    if any(run.get("fallback") for run in numbers.get("ran_on", [])):
+        notes += " 🖥️ *Ran on the Space's CPU: ZeroGPU could not run it (the details below say why).*"
+    return notes
 
 
 def ensure_loaded(names: list[str], progress: gr.Progress | None) -> None:

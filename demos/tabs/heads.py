@@ -275,7 +275,7 @@ def heads_caption(numbers: dict) -> str:
     ran = (f"**{passes} encoder pass{'es' if passes != 1 else ''} ran** for {heads} heads"
            + (f" ({reused} reused from the cache)" if reused else "")
            + f"; sampling: {SAMPLING_NAMES[numbers['sampling']]}.")
-    return ran + common.device_caption(numbers)
+    return ran + common.notes_caption(numbers)
 
 
 ANSWER_LINES = {
@@ -288,7 +288,7 @@ ANSWER_LINES = {
 
 def answer_line(numbers: dict) -> str:
     """Under the answer: what the language model could know (the whole story is folded below)."""
-    return ANSWER_LINES.get(numbers.get("mode"), "") + common.device_caption(numbers)
+    return ANSWER_LINES.get(numbers.get("mode"), "") + common.notes_caption(numbers)
 
 
 def build_tab(endpoints: bool = True) -> common.ReadyExample:

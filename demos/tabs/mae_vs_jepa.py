@@ -368,7 +368,7 @@ def block_caption(numbers: dict) -> str:
     """Beside the picker: where the block is, and how V-JEPA 2 was fed the picture."""
     b = numbers["block"]
     return (f"**Block at row {b['top']}, column {b['left']}**, {b['height']}×{b['width']} patches, hidden from both "
-            f"models. V-JEPA 2 saw the picture as {numbers['frames_reason']}." + common.device_caption(numbers))
+            f"models. V-JEPA 2 saw the picture as {numbers['frames_reason']}." + common.notes_caption(numbers))
 
 
 def build_tab(endpoints: bool = True) -> common.ReadyExample:
