@@ -425,6 +425,14 @@ def prepare_on(triggers: list, fn, inputs: list, output, api_name: str) -> None:
     gr.on(triggers, None, cancels=[event], api_visibility="private")
 
 
+def on_pick(component, examples: gr.Examples, fn, inputs: list, outputs, **kwargs) -> list:
+    """Run `fn` when the learner picks a new picture or clip: an upload, a recording or a paste (`input`), or one of
+    `examples`. Not on `change`: a page opened at a link's setting sets the input and its controls at once, and a
+    `change` would run `fn` with the controls' old values. Returns both events, for what follows them."""
+    return [component.input(fn, inputs, outputs, **kwargs),
+            examples.load_input_event.then(fn, inputs, outputs, **{**kwargs, "api_name": False})]
+
+
 def endpoint(name: str, public: bool) -> str | bool:
     """The `api_name` of a tab's action: its name where the tab owns the endpoint, none on a repeat of the tab.
 

@@ -168,7 +168,7 @@ def build_tab(endpoints: bool = True) -> common.ReadyExample:
         with gr.Row():
             image = common.image_input("Image", value=EXAMPLE_IMAGE, height=220, elem_id="mae-image")
             with gr.Column():
-                gr.Examples(examples=examples.images(), inputs=image, cache_examples=False)
+                picture_examples = gr.Examples(examples=examples.images(), inputs=image, cache_examples=False)
                 seed = gr.Number(value=EXAMPLE_SEED, precision=0, minimum=0, maximum=masks.MAX_SEED,
                                  label="Mask seed", info="Same seed and ratio, same hidden patches.")
                 checkpoint = gr.Dropdown(
@@ -195,7 +195,8 @@ def build_tab(endpoints: bool = True) -> common.ReadyExample:
           queue=False, show_progress="hidden")
     new_mask.click(new_seed, None, seed, api_name=False, queue=False).then(
         reconstruct_if_image, inputs, outputs, api_name=False, concurrency_id=common.MODEL_CONCURRENCY_ID)
-    image.change(reconstruct_if_image, inputs, outputs, api_name=False, concurrency_id=common.MODEL_CONCURRENCY_ID)
+    common.on_pick(image, picture_examples, reconstruct_if_image, inputs, outputs, api_name=False,
+                   concurrency_id=common.MODEL_CONCURRENCY_ID)
 
     def run_linked(values: dict, progress):
         return mae_reconstruct(*(values.get(component, default) for component, default in

@@ -402,7 +402,7 @@ def build_tab(endpoints: bool = True) -> common.ReadyExample:
         with gr.Row():
             image = common.image_input("Image", value=EXAMPLE_IMAGE, height=220, elem_id="mvj-image")
             with gr.Column():
-                gr.Examples(examples=examples.images(), inputs=image, cache_examples=False)
+                picture_examples = gr.Examples(examples=examples.images(), inputs=image, cache_examples=False)
                 with gr.Row():
                     top = gr.Slider(0, mae_vs_jepa.PUBLISHED_GRID - 1, value=top0, step=1, label="Top row",
                                     elem_id="mvj-top")
@@ -479,7 +479,8 @@ def build_tab(endpoints: bool = True) -> common.ReadyExample:
     sweep_levels.release(sweep_if_noise, sweep_inputs, sweep_outputs, **model_args)
 
     controls = [top, left, height, width]
-    then_compare(image.change(fit_controls, block_inputs, [*controls, grid, picker], **model_args))
+    for picked in common.on_pick(image, picture_examples, fit_controls, block_inputs, [*controls, grid, picker], **model_args):
+        then_compare(picked)
     # A drag ends in one run: the sliders take the block, then the models run (Enter on the picture runs them too).
     for gesture in (picker.release, picker.submit):
         then_compare(gesture(place_block, picker, controls, api_name=False, queue=False))

@@ -309,7 +309,7 @@ def build_tab(endpoints: bool = True) -> common.ReadyExample:
             video = common.VideoInput(label="Video", value=EXAMPLE_VIDEO, sources=["upload", "webcam"],
                                       include_audio=True, height=220, elem_id="tubes-video")
             with gr.Column():
-                gr.Examples(examples=examples.videos(), inputs=video, cache_examples=False)
+                clips = gr.Examples(examples=examples.videos(), inputs=video, cache_examples=False)
                 with gr.Row():
                     start_s = gr.Number(value=0.0, minimum=0, label="Start (s)", precision=2)
                     sample_fps = gr.Number(value=0, minimum=0, maximum=videos.MAX_SAMPLE_FPS, label="Or fps",
@@ -364,7 +364,8 @@ def build_tab(endpoints: bool = True) -> common.ReadyExample:
                         concurrency_id=common.MODEL_CONCURRENCY_ID, trigger_mode="always_last")
     frame_args = dict(fn=picker_frame, inputs=sampling_inputs + tube_inputs, outputs=picker, api_name=False,
                       concurrency_id=common.MODEL_CONCURRENCY_ID, trigger_mode="always_last")
-    video.change(api_name=common.endpoint("tube_preview", endpoints), **preview_args).then(**frame_args)
+    for picked in common.on_pick(video, clips, api_name=common.endpoint("tube_preview", endpoints), **preview_args):
+        picked.then(**frame_args)
     for control in (start_s, sample_fps):
         control.submit(api_name=False, **preview_args).then(**frame_args)
     for control in (frame_step, first_tubelet, last_tubelet):
