@@ -1,7 +1,8 @@
 """`BlockPicker` (demos/tabs/block_picker.py) on a bare gradio app, driven in headless Chromium at 800 and 390 px:
 the pointer drags, centres and resizes the block, the keyboard moves and resizes it and runs, the server hears one
-event per gesture with the final block, Python moves the drawn block and changes the picture and grid, and axe-core
-finds nothing serious in light and dark themes. Screenshots go to the artifacts folder (conftest.py)."""
+event per gesture with the final block, Python moves the drawn block and changes the picture and grid (from a click and
+from the page's load event), and axe-core finds nothing serious in light and dark themes. Screenshots go to the
+artifacts folder (conftest.py)."""
 
 import json
 import os
@@ -204,6 +205,84 @@ def test_python_moves_the_block_and_changes_the_picture_and_grid(chromium, picke
         kept_inside = {"top": 6, "left": 5, "height": 2, "width": 3}  # the new grid's edge stops it
         assert _drawn(page, rows=8, cols=8) == kept_inside
         _wait_log(page, "#release-log", _said(1, kept_inside))
+
+
+def _load_app() -> gr.Blocks:
+    """A page whose load event updates two pickers among many other outputs: the first gets a picture, a grid and
+    a block (as a click would send them), the second only a grid its block no longer fits; a button reads both."""
+    with gr.Blocks() as demo:
+        picker = BlockPicker({"top": 9, "left": 10, "height": 4, "width": 4}, rows=16, cols=16, elem_id="load-picker")
+        grid_only = BlockPicker({"top": 12, "left": 2, "height": 3, "width": 5}, rows=16, cols=16, noun="Tube",
+                                elem_id="load-grid")
+        texts = [gr.Textbox(label=f"Text {i}") for i in range(8)]
+        read = gr.Button("Read the pickers", elem_id="read")
+        heard = gr.Textbox(label="Heard", elem_id="heard")
+        picture = _example_picture(128)
+
+        def load():
+            return (BlockPicker(picture=picture, rows=8, cols=8, value={"top": 0, "left": 1, "height": 4, "width": 4}),
+                    BlockPicker(rows=8, cols=8), *[f"text {i}" for i in range(8)])
+
+        demo.load(load, None, [picker, grid_only, *texts])
+        read.click(lambda a, b: json.dumps([a, b]), [picker, grid_only], heard)
+    return demo
+
+
+def test_a_load_event_updates_the_picture_grid_and_block(chromium, artifacts_dir):
+    """The page's load event sets the block as a click does, and a new grid alone keeps the block inside it, drawn
+    and as the server reads it."""
+    demo = _load_app()
+    demo.launch(prevent_thread_lock=True, quiet=True)
+    try:
+        with checked_page(chromium, artifacts_dir / "block_picker_load_800.png", viewport=VIEWPORTS[800]) as page:
+            _open(page, demo.local_url, "#load-picker")
+            page.locator("#load-picker img").wait_for(timeout=TIMEOUT_MS)  # the load event's picture
+            page.wait_for_function("() => [...document.querySelectorAll('textarea')].some(t => t.value === 'text 7')",
+                                   timeout=TIMEOUT_MS)  # the load event's last output
+            page.wait_for_timeout(500)  # nothing late moves the block
+            assert page.locator("#load-picker .bp-picture").evaluate(
+                "(element) => element.style.getPropertyValue('--rows')") == "8"
+            assert _where(page, "#load-picker") == "Block: row 0, column 1, 4×4 patches"
+            assert _drawn(page, "#load-picker", rows=8, cols=8) == {"top": 0, "left": 1, "height": 4, "width": 4}
+            assert _where(page, "#load-grid") == "Tube: row 5, column 2, 3×5 patches"
+            assert _drawn(page, "#load-grid", rows=8, cols=8) == {"top": 5, "left": 2, "height": 3, "width": 5}
+            page.locator("#read").click()
+            expected = json.dumps([{"top": 0, "left": 1, "height": 4, "width": 4},
+                                   {"top": 5, "left": 2, "height": 3, "width": 5}])
+            _wait_log(page, "#heard", expected)
+            page.locator("#load-picker .bp-picture").focus()  # the keys move the block the page shows
+            page.keyboard.press("ArrowDown")
+            page.locator("#load-grid .bp-picture").focus()
+            page.keyboard.press("ArrowRight")
+            assert _where(page, "#load-grid") == "Tube: row 5, column 3, 3×5 patches"
+            assert _where(page, "#load-picker") == "Block: row 1, column 1, 4×4 patches"
+    finally:
+        demo.close()
+
+
+def test_gradio_applies_an_html_update_one_prop_at_a_time(chromium, artifacts_dir):
+    """The library defect BlockPicker works around: a gr.HTML update returned by a handler (a load or a click)
+    reaches the page as two steps, the props, then the value (gradio's Blocks `handle_data` awaits
+    `update_state` per key), so `watch` sees a new prop with the old value, a state Python never sent. A
+    `watch` that rewrites the value there overwrites the value still on its way. When this fails, gradio
+    applies an update whole and block_picker.js could keep the block inside the grid with a `watch` again."""
+    with gr.Blocks() as demo:
+        html = gr.HTML("a", html_template="<p>${n}:${value}</p>", n=1, elem_id="steps",
+                       js_on_load="watch(['value', 'n'], () => (window.seen ||= []).push(props.n + ':' + props.value));")
+        go = gr.Button("Go", elem_id="go")
+        demo.load(lambda: gr.HTML("b", n=2), None, html)
+        go.click(lambda: gr.HTML("c", n=3), None, html)
+    demo.launch(prevent_thread_lock=True, quiet=True)
+    try:
+        with checked_page(chromium, artifacts_dir / "html_update_steps.png", viewport=VIEWPORTS[800]) as page:
+            page.goto(demo.local_url)
+            page.wait_for_function("() => document.querySelector('#steps p')?.innerText === '2:b'", timeout=TIMEOUT_MS)
+            page.locator("#go").click()
+            page.wait_for_function("() => document.querySelector('#steps p')?.innerText === '3:c'", timeout=TIMEOUT_MS)
+            page.wait_for_timeout(300)
+            assert page.evaluate("() => window.seen") == ["2:a", "2:b", "3:b", "3:c"]  # "2:a", "3:b": never sent
+    finally:
+        demo.close()
 
 
 @pytest.mark.parametrize("theme", ["light", "dark"])

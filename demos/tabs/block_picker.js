@@ -3,14 +3,20 @@
 // find the picture on each event. The block moves by setting `props.value`: gradio redraws it at once, keeps
 // the new value for the next event, and nothing reaches the server until the gesture ends.
 const clamp = (x, low, high) => Math.min(Math.max(x, low), high);
-const block = () => ({...props.value});
 
-// Kept inside the grid: at least 1x1, whole patches.
+// Kept inside the grid: at least 1x1, whole patches (block_picker.html draws the value so, and Python's _fit
+// reads it so).
 function fit(b) {
   const height = clamp(Math.round(b.height), 1, props.rows), width = clamp(Math.round(b.width), 1, props.cols);
   return {top: clamp(Math.round(b.top), 0, props.rows - height), left: clamp(Math.round(b.left), 0, props.cols - width),
           height, width};
 }
+
+// The block as drawn. Python may send a new grid without a block, and gradio applies an update one prop at a
+// time (the grid, then the value), so props.value may lie outside the grid for a while: it is fitted where it is
+// read, never rewritten in answer to Python. A rewrite there (a `watch` on the grid) would land between the two
+// steps and overwrite the value still on its way.
+const block = () => fit(props.value);
 
 function place(b) {
   b = fit(b);
@@ -63,9 +69,6 @@ function finish(event) {
 element.addEventListener('pointerup', finish);
 element.addEventListener('pointercancel', finish);
 element.addEventListener('lostpointercapture', finish);
-
-// Python may change the grid (a new picture) without sending a block: keep the block inside the new grid.
-watch(Object.keys(props), () => place(block()));
 
 // Arrows move the block a patch, Shift+arrows resize it (Right and Down grow it), Enter asks the page to run.
 // Arrows only change the value, which the next run reads: no model runs per key press.

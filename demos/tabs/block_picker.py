@@ -23,7 +23,8 @@ keep their values. A new picture with its grid and a block that fits it:
 
     image.change(pick, image, picker)
 
-`gr.update(value=...)` works too; the drawn block follows a new value, and the picker keeps it inside the grid.
+`gr.update(value=...)` works too, from any event, the page's load included; the drawn block follows a new value. A
+new grid without a block keeps the block inside it: drawn so, and read so by the next gesture or run.
 """
 
 from __future__ import annotations
