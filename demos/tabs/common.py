@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextvars
 import functools
 import inspect
+import io
 import logging
 import os
 import shutil
@@ -23,7 +24,7 @@ from gradio import processing_utils
 from gradio.context import LocalContext
 
 import checkpoints
-from demos import images, results, videos, zerogpu
+from demos import cache, images, results, videos, zerogpu
 from demos.errors import UserError
 from demos.tabs import links
 
@@ -303,26 +304,45 @@ class OutputImage(gr.Image):
         return super().postprocess(value)
 
 
+# zlib's fastest level: a result's pictures encode several times faster than at Pillow's default (6), still
+# lossless, and photos barely grow (flat grey and heat-map areas compress well at any level).
+PNG_COMPRESS_LEVEL = 1
+_SAVED_PNGS = cache.LRUCache(64)  # (picture's digest, cache folder) -> its file: a picture shown again is not re-encoded
+
+
 def save_png(array: np.ndarray, cache_dir: str) -> str:
     """The picture as a PNG in gradio's cache, named as gradio names it, written whole (temporary file, rename)."""
-    data = processing_utils.encode_pil_to_bytes(PIL.Image.fromarray(array.astype(np.uint8, copy=False)), "png")
+    array = array.astype(np.uint8, copy=False)
+    key = (images.image_digest(array), str(cache_dir))
+    known = _SAVED_PNGS.get(key)
+    if known is not None and _touch(known):  # the same picture again (the model's view of a re-run image)
+        return known
+    with io.BytesIO() as buffer:
+        PIL.Image.fromarray(array).save(buffer, "png", compress_level=PNG_COMPRESS_LEVEL)
+        data = buffer.getvalue()
     folder = Path(cache_dir) / processing_utils.hash_bytes(data)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "image.png"
-    try:
-        os.utime(path)  # the same bytes are there already: `delete_cache` ages the file from now
-        return str(path)
-    except FileNotFoundError:
-        pass
-    handle, staging = tempfile.mkstemp(dir=folder, prefix=".image.png.")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            file.write(data)
-        os.replace(staging, path)
-    except BaseException:
-        Path(staging).unlink(missing_ok=True)
-        raise
+    if not _touch(str(path)):  # else the same bytes are there already
+        handle, staging = tempfile.mkstemp(dir=folder, prefix=".image.png.")
+        try:
+            with os.fdopen(handle, "wb") as file:
+                file.write(data)
+            os.replace(staging, path)
+        except BaseException:
+            Path(staging).unlink(missing_ok=True)
+            raise
+    _SAVED_PNGS.put(key, str(path))
     return str(path)
+
+
+def _touch(path: str) -> bool:
+    """Whether the file is there; if so, `delete_cache` ages it from now."""
+    try:
+        os.utime(path)
+        return True
+    except FileNotFoundError:
+        return False
 
 
 # The class of the result a concept is about: in a course page's 800-pixel column or on a phone its picture fills
