@@ -30,6 +30,13 @@ def click_picture_corner(page, selector: str) -> None:
     page.mouse.click(x + 3, y + 3)
 
 
+def open_folds(frame) -> None:
+    """Open every closed accordion on `frame` (a page or an iframe's frame): gradio renders a fold's content only once
+    it is open, and everything a page knows must be reachable there."""
+    while (closed := frame.locator("button.label-wrap:not(.open)")).count():
+        closed.first.click()
+
+
 def run_button(tab_id: str) -> str:
     """The selector of the button that runs the concept's main action."""
     return f"#{CONCEPTS[tab_id].run_button}"

@@ -13,6 +13,7 @@ from concept_pages import (
     CONCEPTS,
     OPENING,
     OUTPUT_IMAGES,
+    open_folds,
     result_text,
     run_button,
     wait_for_example,
@@ -61,6 +62,7 @@ def test_every_output_picture_says_what_it_shows(browser, running_app, tab_id):
     try:
         page.goto(f"{running_app.local_url}{CONCEPTS[tab_id].path}")
         wait_for_example(page, tab_id)
+        open_folds(page)
         page.wait_for_function(f"() => {OUTPUT_IMAGES}.every((img) => img.alt)", timeout=30_000)
         pictures = _output_pictures(page)
         assert len(pictures) == CONCEPTS[tab_id].pictures

@@ -22,6 +22,7 @@ def test_the_picture_places_the_block_and_outputs_follow(browser_page, artifacts
 
     # A press on the picture's top-left patch centres the block there: it moves to row 0, column 0.
     picture = page.locator("#block-picture .bp-picture")
+    picture.scroll_into_view_if_needed()
     box = picture.bounding_box()
     page.mouse.click(box["x"] + 2, box["y"] + 2)
     verdict.get_by_text("at row 0, column 0").wait_for(timeout=90_000)
@@ -38,10 +39,10 @@ def test_the_picture_places_the_block_and_outputs_follow(browser_page, artifacts
     assert _value(page, "mvj-left") == "1"
 
     # An upload alone runs the comparison again, with the block where it was: a new result.
-    moved = page.locator("#mvj-summary").inner_text()
+    moved = page.locator("#mvj-mae-score").inner_text()
     page.locator("#mvj-image").get_by_role("button", name="Remove Image").click()  # the example image
     page.locator("#mvj-image input[type=file]").set_input_files(str(EXAMPLE_IMAGES[0]), timeout=60_000)
-    page.wait_for_function("text => document.querySelector('#mvj-summary').innerText !== text", arg=moved,
+    page.wait_for_function("text => document.querySelector('#mvj-mae-score').innerText !== text", arg=moved,
                            timeout=90_000)
     verdict.get_by_text("at row 0, column 1").wait_for(timeout=90_000)
 

@@ -7,7 +7,7 @@ page. Screenshots go to the artifacts folder (conftest.py `artifacts_dir`).
 import time
 
 import pytest
-from concept_pages import CONCEPTS, OPENING, OUTPUT_IMAGES, checked_page, wait_for_example
+from concept_pages import CONCEPTS, OPENING, OUTPUT_IMAGES, checked_page, open_folds, wait_for_example
 
 import app
 
@@ -23,6 +23,7 @@ def _check_concept_page(frame, tab_id: str) -> None:
     """On `frame` (a page or an iframe's frame): only this concept's controls, and its example's result."""
     concept = CONCEPTS[tab_id]
     wait_for_example(frame, tab_id)
+    open_folds(frame)
     # Attached, not visible: pictures below the fold load lazily. Each is a file the server wrote.
     deadline = time.monotonic() + 30
     while True:

@@ -15,14 +15,21 @@ def test_upload_a_clip_place_a_tube_and_see_the_outputs(browser_page, artifacts_
     page.get_by_role("tab", name=tubes.CONCEPT.title).click()
     # The tab opens with an example clip and its result; let that land before replacing the clip.
     page.locator("#tubes-summary").get_by_text("Tube:").first.wait_for(timeout=120_000)
+    shown = page.locator("#tube-picture img").get_attribute("src")
     page.get_by_text("Another clip, and how it is sampled").click()
     page.locator("#tubes-video").get_by_role("button", name="Clear").click()
-    page.locator("#tubes-video input[type=file]").set_input_files(str(EXAMPLE_VIDEOS[0]))
-    # The upload shows the first hidden frame on the picker, the tube on it.
-    page.wait_for_function("() => document.querySelector('#tube-picture img')?.src.startsWith('data:image')",
+    another = str(examples.VIDEOS_DIR / "cup_covers_ball.mp4")  # its first frame is not the example's
+    page.locator("#tubes-video input[type=file]").set_input_files(another)
+    # gr.Video sends a file picked this way once the page is used again (a real file dialog gives the window back its
+    # focus): a click beside the controls.
+    page.locator("#tubes-summary").click()
+    # The upload shows the clip's first hidden frame on the picker, the tube on it.
+    page.wait_for_function("(shown) => document.querySelector('#tube-picture img')?.src !== shown", arg=shown,
                            timeout=60_000)
     # A press on the frame's top-left patch centres the tube there: row 0, column 0; its release runs the model.
-    box = page.locator("#tube-picture .bp-picture").bounding_box()
+    picture = page.locator("#tube-picture .bp-picture")
+    picture.scroll_into_view_if_needed()
+    box = picture.bounding_box()
     page.mouse.click(box["x"] + 2, box["y"] + 2)
     summary = page.locator("#tubes-summary")
     summary.get_by_text("at row 0, column 0").first.wait_for(timeout=90_000)  # this run, not the example

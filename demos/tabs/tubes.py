@@ -360,10 +360,12 @@ def build_tab(endpoints: bool = True) -> common.ReadyExample:
                         concurrency_id=common.MODEL_CONCURRENCY_ID)
     run.click(api_name=common.endpoint("tube_predict", endpoints), **predict_args)
 
+    # The preview and the picker's frame only decode frames (cached per clip): they do not wait behind a model's run,
+    # so a picked clip shows on the picker while its prepare still runs.
     preview_args = dict(fn=tube_preview, inputs=sampling_inputs + tube_inputs, outputs=[preview, preview_text],
-                        concurrency_id=common.MODEL_CONCURRENCY_ID, trigger_mode="always_last")
+                        trigger_mode="always_last")
     frame_args = dict(fn=picker_frame, inputs=sampling_inputs + tube_inputs, outputs=picker, api_name=False,
-                      concurrency_id=common.MODEL_CONCURRENCY_ID, trigger_mode="always_last")
+                      trigger_mode="always_last")
     for picked in common.on_pick(video, clips, api_name=common.endpoint("tube_preview", endpoints), **preview_args):
         picked.then(**frame_args)
     for control in (start_s, sample_fps):
