@@ -113,7 +113,7 @@ def complete(block_fn, named: dict[int, tuple[Any, Parameter]], inputs: list, st
 def _who(block, parameter: Parameter) -> str:
     label = getattr(block, "label", None)
     same = not label or label.lower().replace(" ", "_") == parameter.name
-    return parameter.name if same else f"{parameter.name} ({label})"
+    return parameter.name if same else f'{parameter.name} ("{label}")'
 
 
 def _takes(block) -> str:
@@ -122,10 +122,10 @@ def _takes(block) -> str:
         kind = "a whole number" if block.precision == 0 else "a number"
         low, high = block.minimum, block.maximum
         if low is not None and high is not None:
-            return f"{kind} from {low:g} to {high:g}"
+            return f"{kind} from {low:.10g} to {high:.10g}"
         if low is not None:
-            return f"{kind}, {low:g} or more"
-        return f"{kind}, {high:g} or less" if high is not None else kind
+            return f"{kind}, {low:.10g} or more"
+        return f"{kind}, {high:.10g} or less" if high is not None else kind
     if isinstance(block, CHOICES):
         return "one of " + ", ".join(f'"{value}"' for _, value in block.choices)
     if isinstance(block, TEXTS):
@@ -143,7 +143,7 @@ def _problem(block, value) -> str | None:
         if not math.isfinite(value):
             return f"must be a finite number ({_takes(block)}), not {value!r}."
         if (block.minimum is not None and value < block.minimum) or (block.maximum is not None and value > block.maximum):
-            return f"must be {_takes(block)}; got {value:g}."
+            return f"must be {_takes(block)}; got {value:.10g}."
         return None
     if isinstance(block, CHOICES):
         if not getattr(block, "multiselect", False) and value not in [choice for _, choice in block.choices]:
