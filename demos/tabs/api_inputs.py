@@ -15,6 +15,11 @@ events included, whose values are good already):
   file's description: each a `gr.Error` naming the parameter (its API name and its label) and what it takes.
 A file that cannot be read is explained by the component itself (`common.ImageInput`, `common.VideoInput`); its
 message is given the parameter's name here.
+
+gradio's MCP server fills in the arguments a tool call leaves out, but the MCP SDK checks a call against the tool's
+input schema first, and gradio's schema (`GradioMCPServer.get_input_schema`) admits no null: there every argument
+with a default also admits null (`nullable_tool_arguments`). A value of the wrong JSON type is refused by the SDK,
+with its own message ("Input validation error: 'six' is not of type 'number'"), before the app sees it.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from typing import Any
 
 import gradio as gr
 import pydantic
+from gradio.mcp import GradioMCPServer
 
 NUMBERS = (gr.Slider, gr.Number)
 CHOICES = (gr.Radio, gr.Dropdown)
@@ -76,7 +82,31 @@ def serve_every_client(demo: gr.Blocks) -> gr.Blocks:
 
     preprocess_data.serves_every_client = True
     demo.preprocess_data = preprocess_data
+    nullable_tool_arguments()
     return demo
+
+
+UPSTREAM_INPUT_SCHEMA = GradioMCPServer.get_input_schema
+
+
+def nullable_tool_arguments() -> None:
+    """Let each MCP tool's optional arguments (those with a default) be null in its input schema."""
+    if getattr(GradioMCPServer.get_input_schema, "nullable", False):
+        return
+
+    def get_input_schema(self, tool_name: str, parameters: dict[str, str] | None = None):
+        schema, file_positions = UPSTREAM_INPUT_SCHEMA(self, tool_name, parameters)
+        for name, prop in schema.get("properties", {}).items():
+            if name in schema.get("required", ()):
+                continue
+            if isinstance(prop.get("type"), str):
+                prop["type"] = [prop["type"], "null"]
+            if isinstance(prop.get("enum"), list) and None not in prop["enum"]:
+                prop["enum"] = [*prop["enum"], None]
+        return schema, file_positions
+
+    get_input_schema.nullable = True
+    GradioMCPServer.get_input_schema = get_input_schema
 
 
 def _named_inputs(block_fn, parameters: list[Parameter]) -> dict[int, tuple[Any, Parameter]]:
