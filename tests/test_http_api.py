@@ -6,6 +6,7 @@ message that names the parameter. The upstream defect `demos/tabs/api_inputs.py`
 a slider's preprocessing raises a TypeError on null, which gradio masks. The README's curl example runs as written.
 """
 
+import asyncio
 import json
 import math
 import re
@@ -80,6 +81,7 @@ def _slider_app() -> gr.Blocks:
         kind = gr.Radio(["a", "b"], value="a", label="Kind")
         out = gr.Textbox()
         gr.Button().click(lambda level, kind: f"{kind}{level:g}", [level, kind], out, api_name="show")
+        gr.Button().click(lambda level: f"{level:g}", level, out, api_name=False)  # the page's own: no endpoint
     return demo
 
 
@@ -108,6 +110,9 @@ def test_gradio_masks_a_sliders_null_without_the_workaround():
         assert call_http(served.local_url, "/show", [4]) == ("complete", ["a4"])
         event, payload = call_http(served.local_url, "/show", ["six", "b"])
         assert (event, payload["error"]) == ("error", "level must be a number from 0 to 10, not 'six'.")
+        # The page's private events pass as they are (gradio names them too: "false_1").
+        (private,) = [fn for fn in served.fns.values() if fn.api_visibility == "private"]
+        assert asyncio.run(served.preprocess_data(private, [4], None)) == [4]
     finally:
         served.close()
 

@@ -60,15 +60,18 @@ def serve_every_client(demo: gr.Blocks) -> gr.Blocks:
         return demo
     parameters: dict[str, list[Parameter]] = {}
 
-    def parameters_of(block_fn) -> list[Parameter]:
+    def parameters_of(block_fn) -> list[Parameter] | None:
+        """The endpoint's parameters as the API lists them; None for an event that is no endpoint (a private one)."""
         if block_fn.api_name not in parameters:
-            info = demo.get_api_info(all_endpoints=True)["named_endpoints"][f"/{block_fn.api_name}"]
-            parameters[block_fn.api_name] = [Parameter(p["parameter_name"], p["parameter_default"])
-                                             for p in info["parameters"]]
+            endpoints = demo.get_api_info(all_endpoints=True)["named_endpoints"]
+            info = endpoints.get(f"/{block_fn.api_name}")
+            parameters[block_fn.api_name] = info and [Parameter(p["parameter_name"], p["parameter_default"])
+                                                      for p in info["parameters"]]
         return parameters[block_fn.api_name]
 
     async def preprocess_data(block_fn, inputs, state, explicit_call=False):
-        if not isinstance(block_fn.api_name, str) or block_fn.batch:
+        # gradio names every event (`api_name=False` becomes a private "false_3"); the page's own events pass as they are.
+        if block_fn.api_visibility == "private" or block_fn.batch or not parameters_of(block_fn):
             return await upstream(block_fn, inputs, state, explicit_call)
         named = _named_inputs(block_fn, parameters_of(block_fn))
         inputs = complete(block_fn, named, list(inputs), state)
