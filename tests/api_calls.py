@@ -45,6 +45,8 @@ REFUSED = {
     "a picture where a clip belongs": ("/tube_predict", [file(IMAGE)], "video: This file is a still image"),
     "a picture for the probes": ("/classify_action", [file(IMAGE)], "video: This file is a still image"),
     "a word where a file belongs": ("/mae_reconstruct", ["chelsea.jpg"], 'image_path ("Image") must be a file'),
+    "a path no one uploaded": ("/tube_predict", [{"path": VIDEO, "meta": {"_type": "gradio.FileData"}}],
+                               "video must be a file uploaded to this app"),
 }
 
 GENERIC = "An error occurred"  # gradio's word for an exception it masks: no call may end with it

@@ -30,6 +30,7 @@ from typing import Any
 
 import gradio as gr
 import pydantic
+from gradio.exceptions import InvalidPathError
 from gradio.mcp import GradioMCPServer
 
 NUMBERS = (gr.Slider, gr.Number)
@@ -38,7 +39,8 @@ TEXTS = (gr.Textbox,)
 FILES = (gr.Image, gr.Video)
 
 # What a script sends for a file: an upload's path (POST /gradio_api/upload) or an http(s) URL, as gradio's FileData.
-FILE_FORM = 'a file: {"path": <its path from /gradio_api/upload>} or {"url": <an http(s) URL>}'
+FILE_FORM = ('a file: {"path": <its path from POST /gradio_api/upload, or an http(s) URL>, '
+             '"meta": {"_type": "gradio.FileData"}}')
 NO_FILE = {
     gr.Image: "No image given for {who}: upload an image, take a photo with the webcam, or pick an example; "
               "a script sends an image file or its http(s) URL.",
@@ -80,8 +82,10 @@ def serve_every_client(demo: gr.Blocks) -> gr.Blocks:
         except gr.Error as error:
             raise _with_name(error, named, state) from error
         except pydantic.ValidationError as error:  # a file's description gradio could not read
-            files = [f"{_who(block, parameter)}" for block, parameter in named.values() if isinstance(block, FILES)]
-            raise gr.Error(f"{' or '.join(files) or 'A file'} must be {FILE_FORM}.") from error
+            raise gr.Error(f"{_files(named)} must be {FILE_FORM}.") from error
+        except InvalidPathError as error:  # a path on the server that no one uploaded
+            raise gr.Error(f"{_files(named)} must be a file uploaded to this app (POST /gradio_api/upload gives its "
+                           "path) or an http(s) URL.") from error
 
     preprocess_data.serves_every_client = True
     demo.preprocess_data = preprocess_data
@@ -188,6 +192,11 @@ def _problem(block, value) -> str | None:
         fine = isinstance(value, dict) and any(isinstance(value.get(key), str) for key in ("path", "url"))
         return None if fine else f"must be {FILE_FORM}, not {_short(value)}."
     return None
+
+
+def _files(named: dict[int, tuple[Any, Parameter]]) -> str:
+    """The endpoint's file parameters, for a refusal gradio raised without saying which."""
+    return " or ".join(_who(block, parameter) for block, parameter in named.values() if isinstance(block, FILES)) or "A file"
 
 
 def _short(value) -> str:
