@@ -235,15 +235,18 @@ def api_doc(**limits):
 def _explained_upload_error(component, error: Exception, payload, check, fallback: str) -> gr.Error:
     """Let `check` (a reader from `demos.images` or `demos.videos`) say what is wrong with an upload that gradio could
     not take. The error names its `input_component`, for `api_inputs` to put the parameter's name in front."""
-    explained = error if isinstance(error, gr.Error) else gr.Error(str(error)) if isinstance(error, UserError) else None
-    if explained is None:
+    if isinstance(error, gr.Error):
+        explained = error
+    elif isinstance(error, UserError):  # the component's own check (`VideoInput`) said it already
+        explained = gr.Error(str(error))
+    else:
+        explained = gr.Error(fallback)
         try:
             check(getattr(payload, "path", None))
         except UserError as reason:
             explained = gr.Error(str(reason))
         except Exception:
             log.warning("Upload preprocessing failed: %s", error)
-    explained = explained or gr.Error(fallback)
     explained.input_component = component
     return explained
 
