@@ -7,6 +7,7 @@ a slider's preprocessing raises a TypeError on null, which gradio masks. The REA
 """
 
 import asyncio
+import concurrent.futures
 import json
 import math
 import re
@@ -112,7 +113,9 @@ def test_gradio_masks_a_sliders_null_without_the_workaround():
         assert (event, payload["error"]) == ("error", "level must be a number from 0 to 10, not 'six'.")
         # The page's private events pass as they are (gradio names them too: "false_1").
         (private,) = [fn for fn in served.fns.values() if fn.api_visibility == "private"]
-        assert asyncio.run(served.preprocess_data(private, [4], None)) == [4]
+        # asyncio.run in a thread of its own: Playwright's sync API (the browser tests) keeps a loop in this one.
+        with concurrent.futures.ThreadPoolExecutor(1) as thread:
+            assert thread.submit(asyncio.run, served.preprocess_data(private, [4], None)).result() == [4]
     finally:
         served.close()
 
