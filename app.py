@@ -21,7 +21,7 @@ import gradio as gr
 
 import checkpoints  # first of ours: through `demos.zerogpu`, on ZeroGPU it imports `spaces` before anything touches CUDA
 from demos import uploads, zerogpu
-from demos.tabs import common, mcp_results, theme
+from demos.tabs import api_inputs, common, mcp_results, theme
 
 TITLE = "Predict, Don't Reconstruct"
 # Off ZeroGPU the models' events run one at a time (two at once only thrash a 2-vCPU Space), and the queue turns
@@ -120,7 +120,9 @@ def build_app() -> gr.Blocks:
         demo.queue(max_size=ZEROGPU_QUEUE_MAX_SIZE, default_concurrency_limit=ZEROGPU_CONCURRENCY)
     else:
         demo.queue(max_size=QUEUE_MAX_SIZE, default_concurrency_limit=1)
-    return demo
+    # Any client, not only gradio_client: null (or an item left out) is a parameter's default, a bad value is refused
+    # with a sentence naming the parameter.
+    return api_inputs.serve_every_client(demo)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -152,6 +152,7 @@ def action(name: str | None = None, *, numbers: int | None = -1, summary: int | 
     - Every failure reaches the page and gradio_client as a gr.Error (`gradio_errors`).
     - On ZeroGPU each GPU function runs where it pays (`gpu_functions.gpu_task`), and when ZeroGPU refuses or fails
       a call, the action runs again on the Space's CPU (`device_note` says so on the page).
+    - With `name`, the action needs its files: a null one is refused before it runs (`api_inputs`, `files_needed`).
     - With `name`, identical requests (the same action, the same files, the same values) are answered from the
       shared `RESULTS`, running once however many visitors send them at once; `numbers` is the index of the
       result's numbers (a dict), which then say `from_result_cache`, and `summary` the index of the markdown
@@ -179,6 +180,7 @@ def action(name: str | None = None, *, numbers: int | None = -1, summary: int | 
                 except Exception as error:
                     raise _as_gradio_error(error) from error
 
+            stream_action.files_needed = bool(name)
             return stream_action
 
         @functools.wraps(fn)
@@ -192,6 +194,7 @@ def action(name: str | None = None, *, numbers: int | None = -1, summary: int | 
             except Exception as error:
                 raise _as_gradio_error(error) from error
 
+        plain_action.files_needed = bool(name)
         return plain_action
 
     return decorate
@@ -231,17 +234,23 @@ def api_doc(**limits):
     return fill
 
 
-def _explained_upload_error(error: Exception, payload, check, fallback: str) -> gr.Error:
-    """Let `check` (a reader from `demos.images` or `demos.videos`) say what is wrong with an upload that gradio could not take."""
+def _explained_upload_error(component, error: Exception, payload, check, fallback: str) -> gr.Error:
+    """Let `check` (a reader from `demos.images` or `demos.videos`) say what is wrong with an upload that gradio could
+    not take. The error names its `input_component`, for `api_inputs` to put the parameter's name in front."""
     if isinstance(error, gr.Error):
-        return error
-    try:
-        check(getattr(payload, "path", None))
-    except UserError as explained:
-        return gr.Error(str(explained))
-    except Exception:
-        log.warning("Upload preprocessing failed: %s", error)
-    return gr.Error(fallback)
+        explained = error
+    elif isinstance(error, UserError):  # the component's own check (`VideoInput`) said it already
+        explained = gr.Error(str(error))
+    else:
+        explained = gr.Error(fallback)
+        try:
+            check(getattr(payload, "path", None))
+        except UserError as reason:
+            explained = gr.Error(str(reason))
+        except Exception:
+            log.warning("Upload preprocessing failed: %s", error)
+    explained.input_component = component
+    return explained
 
 
 class ImageInput(gr.Image):
@@ -259,7 +268,7 @@ class ImageInput(gr.Image):
         try:
             return super().preprocess(payload)
         except Exception as error:
-            raise _explained_upload_error(error, payload, images.load_image,
+            raise _explained_upload_error(self, error, payload, images.load_image,
                                           "This file could not be opened as an image. Try a PNG or JPEG.") from error
 
 
@@ -267,17 +276,22 @@ class VideoInput(gr.Video):
     """`gr.Video` whose unreadable uploads reach the learner as a sentence, not a bare error.
 
     Keep "upload" among its sources and set no `format`, so gradio never converts a video (which needs an
-    ffmpeg binary); decode with `demos.videos`.
+    ffmpeg binary); decode with `demos.videos`. gr.Video takes any file; here a file that is no video (a picture
+    sent as a clip) is refused in preprocessing, as gr.Image refuses what is no image, so that its message can name
+    the parameter (`api_inputs`).
     """
 
     is_template = True  # gradio's convention for subclasses: render with the parent's (Video) frontend
 
     def preprocess(self, payload):
         try:
-            return super().preprocess(payload)
+            path = super().preprocess(payload)
+            if path is not None:
+                videos.probe_video(path)
+            return path
         except Exception as error:
             raise _explained_upload_error(
-                error, payload, videos.probe_video,
+                self, error, payload, videos.probe_video,
                 "This file could not be read as a video. Try an MP4, WebM, MOV or MKV file.") from error
 
 
