@@ -11,7 +11,7 @@ pytestmark = pytest.mark.browser
 def test_upload_reconstruct_and_see_outputs(browser_page, artifacts_dir):
     page = browser_page
     page.get_by_role("tab", name=mae.CONCEPT.title).click()
-    page.get_by_text("Another picture, another mask, a larger model").first.click()
+    page.get_by_text("Another picture, another mask, a larger model").filter(visible=True).click()
     page.locator("#mae-image input[type=file]").set_input_files(str(EXAMPLE_IMAGES[0]))
     page.locator("#mae-image img").first.wait_for(timeout=30_000)
     page.locator("#mae-run").click()

@@ -5,13 +5,12 @@ from the page's load event), and axe-core finds nothing serious in light and dar
 artifacts folder (conftest.py)."""
 
 import json
-import os
 
 import gradio as gr
 import pytest
 from axe_playwright_python.sync_playwright import Axe
 from concept_pages import checked_page
-from conftest import CHROMIUM, CHROMIUM_ARGS, EXAMPLE_IMAGES
+from conftest import EXAMPLE_IMAGES
 from PIL import Image
 
 from demos.tabs import theme
@@ -67,16 +66,9 @@ def picker_app():
 
 
 @pytest.fixture(scope="module")
-def chromium():
-    """Chromium for this bare app alone (conftest's `browser` starts the whole app first)."""
-    if not os.path.exists(CHROMIUM):
-        pytest.skip("Debian's chromium is not installed here (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
+def chromium(browser):
+    """conftest's Chromium: one Playwright per test session (a second one in the same process cannot start)."""
+    return browser
 
 
 def _open(page, url: str, selector: str = PICKER) -> None:

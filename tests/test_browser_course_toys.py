@@ -104,9 +104,9 @@ def test_a_page_opens_at_the_setting_its_address_asks_for(browser, running_app, 
         summary.get_by_text("177 of 196 patches hidden").wait_for(timeout=RESULT_TIMEOUT_MS)
         assert page.locator("#mae-ratio input[type=number]").input_value() == "0.9"
         page.get_by_role("button", name="Link to this view").click()
-        address = page.get_by_label("Address of this view")
-        page.wait_for_function("() => [...document.querySelectorAll('textarea, input')].some("
-                               "(e) => e.value.includes('example=coffee'))", timeout=30_000)
+        address = page.locator(".view-link textarea, .view-link input").first
+        page.wait_for_function("() => document.querySelector('.view-link textarea, .view-link input')?.value"
+                               ".startsWith('http')", timeout=30_000)
         link = address.input_value()
         assert re.fullmatch(rf"http://127\.0\.0\.1:\d+/{concept.path}\?example=coffee&ratio=0\.9&seed=3&"
                             r"model=vit-mae-base", link), link

@@ -35,7 +35,7 @@ def test_the_picture_places_the_block_and_outputs_follow(browser_page, artifacts
     picture.press("ArrowRight")
     picture.press("Enter")
     verdict.get_by_text("at row 0, column 1").wait_for(timeout=90_000)
-    page.get_by_text("Another picture, the block's exact place, noise").click()
+    page.get_by_text("Another picture, the block's exact place, noise").filter(visible=True).click()
     assert _value(page, "mvj-left") == "1"
 
     # An upload alone runs the comparison again, with the block where it was: a new result.
@@ -50,6 +50,6 @@ def test_the_picture_places_the_block_and_outputs_follow(browser_page, artifacts
     page.locator("#mvj-noise").get_by_label("Film grain").check()
     page.locator("#mvj-noise-summary").get_by_text("grain 24, same block").wait_for(timeout=120_000)
     assert page.locator("#mvj-noise-plot img").first.is_visible()
-    page.get_by_text("What you are looking at, and the numbers").click()
+    page.get_by_text("What you are looking at, and the numbers").filter(visible=True).click()
     assert "Both models saw the picture with grain 24" in page.locator("#mvj-summary").inner_text()
     page.screenshot(path=artifacts_dir / "mae_vs_jepa_tab.png", full_page=True)

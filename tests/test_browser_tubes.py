@@ -16,7 +16,7 @@ def test_upload_a_clip_place_a_tube_and_see_the_outputs(browser_page, artifacts_
     # The tab opens with an example clip and its result; let that land before replacing the clip.
     page.locator("#tubes-summary").get_by_text("Tube:").first.wait_for(timeout=120_000)
     shown = page.locator("#tube-picture img").get_attribute("src")
-    page.get_by_text("Another clip, and how it is sampled").click()
+    page.get_by_text("Another clip, and how it is sampled").filter(visible=True).click()
     page.locator("#tubes-video").get_by_role("button", name="Clear").click()
     another = str(examples.VIDEOS_DIR / "cup_covers_ball.mp4")  # its first frame is not the example's
     page.locator("#tubes-video input[type=file]").set_input_files(another)
@@ -35,7 +35,7 @@ def test_upload_a_clip_place_a_tube_and_see_the_outputs(browser_page, artifacts_
     summary.get_by_text("at row 0, column 0").first.wait_for(timeout=90_000)  # this run, not the example
     assert "mean cosine" in summary.inner_text()
     page.locator("#tubes-shaded video").first.wait_for(timeout=90_000)
-    page.get_by_text("Over time: the cosine, the surprise, the features").click()
+    page.get_by_text("Over time: the cosine, the surprise, the features").filter(visible=True).click()
     page.locator("#tubes-features img").first.wait_for(timeout=30_000)
     page.locator("#tubes-cosine canvas, #tubes-cosine svg").first.wait_for(timeout=30_000)
     src = page.locator("#tubes-shaded video").first.get_attribute("src")
