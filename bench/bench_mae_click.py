@@ -5,8 +5,8 @@
     python -m bench.bench_mae_click --compare /tmp/other   # another checkout's app beside this one, click for click
 
 Starts the app on full-size random-weight replicas (its own process, its own dtype policy; `bench/timed_app.py`
-runs `app.py` unchanged with its stages timed, and gradio's request profiling on) and calls `/mae_reconstruct`
-through three clients, each click a new request with a new mask seed, so the shared result cache cannot answer:
+runs `app.py` unchanged with its stages timed, and gradio's request profiling on) and reconstructs through three
+clients, each click a new request with a new mask seed, so the shared result cache cannot answer:
 - `browser`: headless Chromium on the concept page `/masked-autoencoder` (800x900, a course page's column), which
   presses "🎲 New random mask" (one gesture: a new seed, then the reconstruction). A click runs, in the page's own
   clock (`performance.now()`), from the press to the new reconstruction on screen: `#mae-pasted img` has a new
@@ -16,14 +16,13 @@ through three clients, each click a new request with a new mask seed, so the sha
   new connection and loads the system's CA certificates for each of its requests (upload, join, stream, five
   downloads) even on plain http; `plain`: the same client with `ssl_verify=False`, which on this plain-http URL
   skips only that loading.
-The forward is the model's own work (`demos.compute.mae.masked_forward`)
-timed inside the app, in the request it belongs to, so a click and its forward meet the same load on a shared
-machine; the ratio is the median of click / forward over the clicks. Then where a click goes: the app's stages
-(reading the upload, the forward, the rest of `reconstruct`, the PNGs) within gradio's phases of the request
-(queue, preprocess, the handler, postprocess), and the rest (the client, the upload, the stream, the downloads; in
+The forward is the model's own work (`demos.compute.mae.masked_forward`) timed inside the app, in the request it
+belongs to, so a click and its forward meet the same load on a shared machine; the ratio is the median of
+click / forward over the clicks. Then where a click goes: the app's stages (reading the upload, the forward, the
+rest of `reconstruct`, the PNGs) within gradio's phases of the request (queue, preprocess, the handler,
+postprocess), and the rest (the client, the upload, the stream, the downloads; in
 the browser, the seed step, the stream and the pictures' loading), and the browser's timeline within its clicks.
 Random weights: speed only. Needs Chromium (`/usr/bin/chromium`, or $PDR_CHROMIUM) for the browser client.
-
 """
 
 from __future__ import annotations
