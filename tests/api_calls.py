@@ -41,7 +41,7 @@ REFUSED = {
     "a true for a number": ("/tube_predict", [file(VIDEO), 0, True], 'num_frames ("Frames") must be'),
     "an unknown checkpoint": ("/mae_reconstruct", [file(IMAGE), 0.5, 0, "vit-mae-tiny"], "checkpoint must be one of"),
     "an unknown sampling": ("/classify_action", [file(VIDEO), 0, "sometimes"], 'sampling ("Frame sampling") must be'),
-    "a number for a question": ("/answer_question", [file(VIDEO), 0, 5], 'question ("Question for the language model") must be text'),
+    "a number for a question": ("/answer_question", [file(VIDEO), 0, 5], 'question ("Question for the language model") must'),
     "a picture where a clip belongs": ("/tube_predict", [file(IMAGE)], "video: This file is a still image"),
     "a picture for the probes": ("/classify_action", [file(IMAGE)], "video: This file is a still image"),
     "a word where a file belongs": ("/mae_reconstruct", ["chelsea.jpg"], 'image_path ("Image") must be a file'),
