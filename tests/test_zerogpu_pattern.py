@@ -221,18 +221,28 @@ def test_after_preload_only_resident_checkpoints_load_and_the_cpu_copy_is_apart(
 
 
 @pytest.mark.slow  # waits for a GPU call's time to run out
-def test_a_call_that_asked_for_a_warm_worker_and_ran_out_of_time_asks_again_cold(zero_gpu, monkeypatch, tmp_path):
-    """A fresh worker where a warm one was expected: its start outlasts the warm margin. One more try, cold."""
-    monkeypatch.setenv("FAKE_SPACES_ABORT", "1")
+def test_a_call_that_found_its_worker_gone_asks_again_cold_and_the_next_asks_cold_at_once(zero_gpu, monkeypatch,
+                                                                                       tmp_path, caplog):
+    """Workers that take 2.5 s to start and are kept 0.5 s idle, against the assumed 6 s and 30 s: the first call
+    teaches the cold margin; the one that expected a warm worker is aborted and asked again with it; the window is
+    learned, so the next call after as long idle asks cold at once."""
+    import time
+
+    for rule, value in (("ABORT", "1"), ("COLD_START_S", "2.5"), ("WARM_FOR_S", "0.5"), ("DURATION_FACTOR", "1")):
+        monkeypatch.setenv(f"FAKE_SPACES_{rule}", value)
 
     @gpu_task(gpu_seconds=0.1, cpu_seconds=SLOW_ON_CPU)
-    def encode(start_s):
-        import time
-
-        time.sleep(start_s)  # what a fresh worker spends starting
+    def encode():
         return "encoded"
 
-    assert encode(0.0) == "encoded"  # cold: asks 7 s
-    assert encode(4.0) == "encoded"  # asks 2 s as a warm worker (3 s with the factor), aborted, then 7 s again
+    caplog.set_level("INFO", logger="demos.gpu_functions")
+    assert encode() == "encoded"  # a fresh worker: asks the assumed 6 s and the work
+    time.sleep(1.2)
+    assert encode() == "encoded"  # expects a warm worker (idle 1.2 s < 30 s): asks 2 s, aborted, then 4-5 s
+    time.sleep(1.5)
+    assert encode() == "encoded"  # idle longer than the window learned: cold at once
     logged = _logged(tmp_path)
-    assert [(r["seconds"], r["outcome"]) for r in logged] == [(7, "ok"), (2, "aborted"), (7, "ok")]
+    assert [r["outcome"] for r in logged] == ["ok", "aborted", "ok", "ok"], logged
+    assert [r["seconds"] for r in logged][:2] == [7, 2] and all(2 < r["seconds"] < 7 for r in logged[2:]), logged
+    assert 1.2 <= zerogpu.margins.warm_for() < 1.5
+    assert "margins now cold 3." in caplog.text  # the log says what was learned
