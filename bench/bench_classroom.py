@@ -95,6 +95,7 @@ class App:
         self.port = _free_port()
         env = {**os.environ, "SPACES_ZERO_GPU": "1", "PDR_DEVICE": "cpu", "HF_HUB_CACHE": str(hf_cache or tiny_replicas()),
                "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False", "FAKE_SPACES_LOG": str(self.requests),
+               "GRADIO_TEMP_DIR": str(work / "gradio"),  # its own: another app's sweep of /tmp/gradio spares its files
                "PYTHONPATH": os.pathsep.join([str(common.ROOT / "tests" / "fake_spaces"), str(folder)]),
                **{f"FAKE_SPACES_{name.upper()}": str(value) for name, value in rules.items()}}
         if cpu_pace:  # where actions run, as the tests decide it (tiny replicas take no real CPU time to measure)

@@ -3,9 +3,10 @@
 A GPU call's overhead is the time until it returned minus its own work, measured inside the worker: ZeroGPU's
 hand-off and, for a fresh worker, its start (CUDA, the packed weights, the first kernels). Per function and per warm
 or cold worker, the margin asked is a high percentile of the recent overheads with some headroom, bounded; until a
-function has been seen, the assumed starting margins. A call that ran out of time raises the next one's margin. A
-call counts as cold when its overhead is nearer the cold margin than the warm one, and the warm window (how long an
-idle worker is kept) is learned from the idle gaps after which calls found their worker warm or cold.
+function has been seen, what the other functions' calls taught, or else the assumed starting margins. A call that
+ran out of time raises the next one's margin. A call counts as cold when it found no idle worker or its overhead is
+nearer the cold margin than the warm one; the warm window (how long an idle worker is kept) is learned from the idle
+times after which calls found their worker warm or gone.
 
 Pure: every method takes the time (`now`, in seconds of a monotonic clock) as an argument; `demos.zerogpu` keeps
 one instance for the process.
@@ -24,7 +25,7 @@ HEADROOM = 1.25  # the margin asked over the percentile: a learner's call should
 PAD_S = 0.5  # and a little more, for calls whose overhead is tiny and noisy
 SMALLEST_MARGIN_S = 0.5
 LARGEST_MARGIN_S = 30.0  # a cold request stays admissible on a day's anonymous quota (120 s, x1.5 on request)
-ABORT_GROWTH = 2.0  # after an abort the next call asks this much more margin, until a call of that kind returns
+ABORT_GROWTH = 2.0  # after an abort the next call of that kind asks this much more margin, until one returns
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,7 @@ class GpuMargins:
     def __init__(self, assumed: Assumed):
         self.assumed = assumed
         self._overheads: dict[tuple[str, bool], deque] = {}  # (function, warm) -> recent overheads
-        self._after_abort: dict[tuple[str, bool], float] = {}  # (function, warm) -> the least margin to ask next
+        self._after_abort: dict[bool, float] = {}  # warm -> the least margin the next call of that kind asks
         self._idle: dict[str, list[float]] = {}  # function -> when each of its idle workers returned
         self._shortest_cold_gap = math.inf  # idle seconds after which a worker was found gone
         self._longest_warm_gap = 0.0  # idle seconds after which one was found warm (shorter than the above)
@@ -74,13 +75,16 @@ class GpuMargins:
             return self._margin(function, warm)
 
     def _margin(self, function: str, warm: bool, after_abort: bool = True) -> float:
-        seen = self._overheads.get((function, warm))
+        # A function not seen yet starts from what the others' calls of that kind taught: a fresh worker's start is
+        # mostly the Space's, not the function's.
+        seen = self._overheads.get((function, warm)) or [overhead for (_, kind), recent in self._overheads.items()
+                                                         if kind == warm for overhead in recent]
         if seen:
             learned = percentile(seen, PERCENTILE) * HEADROOM + PAD_S
         else:
             learned = self.assumed.warm_s if warm else self.assumed.cold_s
         if after_abort:
-            learned = max(learned, self._after_abort.get((function, warm), 0.0))
+            learned = max(learned, self._after_abort.get(warm, 0.0))
         return min(LARGEST_MARGIN_S, max(SMALLEST_MARGIN_S, learned))
 
     def warm_for(self) -> float:
@@ -121,7 +125,7 @@ class GpuMargins:
             if ask.idle_s is not None:
                 self._learn_window(ask.idle_s, warm)
             self._overheads.setdefault((function, warm), deque(maxlen=RECENT_CALLS)).append(overhead)
-            self._after_abort.pop((function, warm), None)
+            self._after_abort.pop(warm, None)
             self._idle.setdefault(function, []).append(now)
         return warm, overhead
 
@@ -141,9 +145,8 @@ class GpuMargins:
             if ask.warm and ask.idle_s is not None:
                 self._learn_window(ask.idle_s, warm=False)
             else:
-                key = (function, ask.warm)
-                self._after_abort[key] = min(LARGEST_MARGIN_S, max(self._after_abort.get(key, 0.0),
-                                                                   ask.margin * ABORT_GROWTH))
+                self._after_abort[ask.warm] = min(LARGEST_MARGIN_S, max(self._after_abort.get(ask.warm, 0.0),
+                                                                        ask.margin * ABORT_GROWTH))
 
     def refused(self, function: str, ask: Ask, now: float) -> None:
         """ZeroGPU refused a call before it ran: the idle worker it took, if any, is idle still."""

@@ -30,14 +30,18 @@ def test_margins_follow_the_overheads_seen_per_function_and_kind():
     assert ask.warm and warm and ask.idle_s == pytest.approx(10.0 - 4.5)
     assert margins.margin("f", warm=False) == pytest.approx(4.0 * 1.25 + 0.5)
     assert margins.margin("f", warm=True) == pytest.approx(0.5 + 0.2 * 1.25)
-    assert margins.margin("g", warm=False) == 6.0  # another function starts from the assumption
+    # A function not seen yet starts from what the others taught, then follows its own calls.
+    assert margins.margin("g", warm=False) == margins.margin("f", warm=False)
+    _call(margins, "g", 20.0, overhead=2.0)
+    assert margins.margin("g", warm=False) == pytest.approx(2.0 * 1.25 + 0.5)
+    assert GpuMargins(ASSUMED).margin("g", warm=False) == 6.0  # in a process that has seen nothing, the assumption
 
 
-def test_a_cold_abort_raises_the_next_cold_margin_until_a_cold_call_returns():
+def test_a_cold_abort_raises_the_next_cold_margin_of_every_function_until_a_cold_call_returns():
     margins = GpuMargins(ASSUMED)
     ask = margins.ask("f", 0.0)
     margins.aborted("f", ask)
-    assert margins.margin("f", warm=False) == 12.0
+    assert margins.margin("f", warm=False) == 12.0 and margins.margin("g", warm=False) == 12.0
     margins.aborted("f", margins.ask("f", 20.0))
     assert margins.margin("f", warm=False) == min(24.0, LARGEST_MARGIN_S)
     _call(margins, "f", 40.0, overhead=12.2)  # a slow start, now seen: the margin follows it
