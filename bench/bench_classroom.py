@@ -238,16 +238,16 @@ def cpu_fallback(folder: Path) -> dict:
                         for r in records]}
 
 
-def scene(name: str, folder: Path, learners: int, hall: int, workers: dict) -> dict:
+def scene(name: str, folder: Path, learners: int, hall: int, workers: dict, quota_s: float) -> dict:
     """Run one scene against the app in `folder`, its GPU workers starting and kept as `workers` says (the fake's
-    cold_start_s and warm_for_s); returns its summary."""
+    cold_start_s and warm_for_s), on a quota of `quota_s`; returns its summary."""
     work = Path(tempfile.mkdtemp(prefix=f"pdr-classroom-{name}-"))
     rng = random.Random(0)
     if name.startswith("lesson"):
-        rules = {"quota_s": ANONYMOUS_DAY_S, "abort": 1, "charge": "requested" if name == "lesson" else "used", **workers}
+        rules = {"quota_s": quota_s, "abort": 1, "charge": "requested" if name == "lesson" else "used", **workers}
         plans = [(rng.uniform(0, 30), lesson(i)) for i in range(learners)]
     else:
-        rules = {"quota_s": ANONYMOUS_DAY_S, "abort": 1, "charge": "used", **workers}
+        rules = {"quota_s": quota_s, "abort": 1, "charge": "used", **workers}
         spread = 60 if name == "hall" else 0
         plans = [(rng.uniform(0, spread), [one_click(i)]) for i in range(hall)]
     app = App(folder, rules, work)
@@ -274,6 +274,8 @@ def main() -> None:
     parser.add_argument("--hall", type=int, default=HALL)
     parser.add_argument("--baseline", type=Path, help="another checkout whose app.py runs the same scenes beside this one")
     parser.add_argument("--baseline-commit", help="a commit of this repository whose app.py runs beside this one")
+    parser.add_argument("--quota-s", type=float, default=ANONYMOUS_DAY_S, help="the quota visitors without a token "
+                        "share (default: one anonymous day)")
     parser.add_argument("--cold-start-s", type=float, default=0.0, help="a fresh GPU worker's start (default 0)")
     parser.add_argument("--warm-for-s", type=float, default=None, help="how long an idle worker is kept (default: always)")
     args = parser.parse_args()
@@ -284,7 +286,7 @@ def main() -> None:
     for name in args.scenes:
         for label, folder in apps.items():
             result = (cpu_fallback(folder) if name == "cpu-fallback" else
-                      scene(name, folder, args.learners, args.hall, workers))
+                      scene(name, folder, args.learners, args.hall, workers, args.quota_s))
             print(f"{name:12} {label:9} {json.dumps(result)}", flush=True)
 
 
