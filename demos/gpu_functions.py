@@ -280,8 +280,10 @@ def gpu_task(fn=None, *, gpu_seconds, cpu_seconds):
         return refusal
 
     def arrived(timed: _Timed, ask: Ask, started: float, asked: int):
-        """The worker's first answer: learn the call's overhead from it; its value."""
-        warm, overhead = zerogpu.margins.returned(name, ask, started=started, now=time.monotonic(), work_s=timed.work_s)
+        """The worker's first answer: learn the call's overhead from it; its value. A stream's worker is busy until
+        the stream ends."""
+        warm, overhead = zerogpu.margins.returned(name, ask, started=started, now=time.monotonic(), work_s=timed.work_s,
+                                                  release=not streams)
         log.info("GPU call %s: asked %d s for a %s worker, returned after %.2f s: work %.2f s, overhead %.2f s (%s); %s",
                  name, asked, "warm" if ask.warm else "fresh", time.monotonic() - started, timed.work_s, overhead,
                  "warm" if warm else "cold", zerogpu.margins.describe(name))
@@ -301,6 +303,7 @@ def gpu_task(fn=None, *, gpu_seconds, cpu_seconds):
                 zerogpu.record(Run(name, "cpu", why, fallback, time.monotonic() - started))
                 return
             ask, asked = asking(args, kwargs)
+            ended = True  # unless ZeroGPU refused or aborted it: its worker is then gone
             try:
                 for item in on_gpu(*args, **kwargs):
                     if isinstance(item, _Timed):
@@ -311,9 +314,12 @@ def gpu_task(fn=None, *, gpu_seconds, cpu_seconds):
             except UserError:
                 raise
             except Exception as error:
+                ended = False
                 raise refused(error, ask, started) from error
             finally:
                 _margin_asked.set(None)
+                if ended:
+                    zerogpu.margins.released(name, time.monotonic())
             ran_on_gpu(started, asked)
     else:
 

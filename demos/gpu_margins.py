@@ -114,10 +114,12 @@ class GpuMargins:
         with self._lock:
             return self._ask(function, now, take=True)
 
-    def returned(self, function: str, ask: Ask, *, started: float, now: float, work_s: float) -> tuple[bool, float]:
+    def returned(self, function: str, ask: Ask, *, started: float, now: float, work_s: float,
+                 release: bool = True) -> tuple[bool, float]:
         """A call that asked `ask` and started at `started` returned at `now` after `work_s` of its own work: learn
         its overhead, and whether its worker was warm (an idle one, and an overhead nearer the warm margin than the
-        cold one). Returns both."""
+        cold one). Returns both. Its worker is idle again, unless `release` is False (a stream, still running: then
+        `released` when it ends)."""
         overhead = max(0.0, now - started - work_s)
         with self._lock:
             between = (self._margin(function, True, after_abort=False) + self._margin(function, False, after_abort=False))
@@ -126,8 +128,14 @@ class GpuMargins:
                 self._learn_window(ask.idle_s, warm)
             self._overheads.setdefault((function, warm), deque(maxlen=RECENT_CALLS)).append(overhead)
             self._after_abort.pop(warm, None)
-            self._idle.setdefault(function, []).append(now)
+        if release:
+            self.released(function, now)
         return warm, overhead
+
+    def released(self, function: str, now: float) -> None:
+        """A worker of `function` finished its call at `now` and is idle."""
+        with self._lock:
+            self._idle.setdefault(function, []).append(now)
 
     def _learn_window(self, idle_s: float, warm: bool) -> None:
         if warm:
