@@ -31,7 +31,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 
 from demos import devices, zerogpu
-from demos.errors import UserError
+from demos.errors import NeedsGpu, UserError
 from demos.gpu_margins import Ask
 from demos.zerogpu import GpuUnavailable, Run
 
@@ -299,9 +299,20 @@ def gpu_task(fn=None, *, gpu_seconds, cpu_seconds):
             why, fallback, cpu_s = where(args, kwargs)
             started = time.monotonic()
             if why is not None:
-                yield from _on_the_cpu(fn, args, kwargs, why, cpu_s)
-                zerogpu.record(Run(name, "cpu", why, fallback, time.monotonic() - started))
-                return
+                items = _on_the_cpu(fn, args, kwargs, why, cpu_s)
+                try:
+                    first = [next(items)]
+                except StopIteration:
+                    first = []
+                except NeedsGpu:
+                    if fallback:
+                        raise
+                    first = None  # placed on the CPU, where its model has no copy: a GPU call after all
+                if first is not None:
+                    yield from first
+                    yield from items
+                    zerogpu.record(Run(name, "cpu", why, fallback, time.monotonic() - started))
+                    return
             ask, asked = asking(args, kwargs)
             ended = True  # unless ZeroGPU refused or aborted it: its worker is then gone
             try:
@@ -328,9 +339,15 @@ def gpu_task(fn=None, *, gpu_seconds, cpu_seconds):
             why, fallback, cpu_s = where(args, kwargs)
             started = time.monotonic()
             if why is not None:
-                result = _on_the_cpu(fn, args, kwargs, why, cpu_s)
-                zerogpu.record(Run(name, "cpu", why, fallback, time.monotonic() - started))
-                return result
+                try:
+                    result = _on_the_cpu(fn, args, kwargs, why, cpu_s)
+                except NeedsGpu:
+                    if fallback:
+                        raise
+                    # placed on the CPU, where its model has no copy: a GPU call after all
+                else:
+                    zerogpu.record(Run(name, "cpu", why, fallback, time.monotonic() - started))
+                    return result
             ask, asked = asking(args, kwargs)
             try:
                 result = on_gpu(*args, **kwargs)

@@ -12,7 +12,7 @@ from conftest import FAKE_SPACES
 
 import checkpoints
 from demos import devices, gpu_functions, zerogpu
-from demos.errors import UserError
+from demos.errors import NeedsGpu, UserError
 from demos.gpu_functions import gpu_task
 
 SLOW_ON_CPU = 15.0  # seconds a test function's CPU estimate says: beyond CPU_QUICK_S and a GPU call, so it asks a GPU
@@ -90,6 +90,20 @@ def test_work_the_cpu_does_quickly_runs_there_in_its_own_thread_and_asks_no_gpu(
     assert thread.startswith("pdr-cpu-models") and threads == (os.cpu_count() or 1)
     assert torch.get_num_threads() == callers_threads
     assert [(run.device, run.fallback) for run in runs] == [("cpu", False)]
+
+
+def test_quick_work_whose_model_has_no_cpu_copy_runs_on_a_gpu_and_says_so_only_when_no_gpu_can(zero_gpu):
+    @gpu_task(gpu_seconds=0.02, cpu_seconds=0.2)
+    def reconstruct():
+        if zerogpu.cpu_reason() is not None:  # as `checkpoints.load` does for a copy the memory plan left out
+            raise NeedsGpu("This needs the GPU.")
+        return os.getpid()
+
+    with zerogpu.request_scope() as runs:
+        assert reconstruct() != os.getpid()
+    assert [run.device for run in runs] == ["gpu"] and len(zero_gpu.requested) == 1
+    with zerogpu.request_scope(), zerogpu.on_cpu("the GPU quota is used up"), pytest.raises(NeedsGpu):
+        reconstruct()
 
 
 def test_work_that_pays_on_a_gpu_runs_in_a_worker_with_every_core(zero_gpu):
