@@ -152,3 +152,20 @@ def test_a_checkpoint_left_out_at_start_up_is_a_clear_message(zerogpu_app):
     client, _ = zerogpu_app
     with pytest.raises(AppError, match=f"{checkpoints.get(NOT_PRELOADED).hub_id} is not loaded"):
         _call(client, "/mae_reconstruct", (_image(2), 0.75, 0, NOT_PRELOADED))
+
+
+def test_the_deployed_check_shows_where_each_call_ran_and_names_a_checkpoint_left_out(zerogpu_app):
+    import app
+    from checks import deployed
+
+    client, _ = zerogpu_app
+    space = deployed.Space(client.src)
+    calls = deployed.check_endpoints(space, app.CONCEPTS)
+    assert [c.endpoint for c in calls][::2] == [name for concept in app.CONCEPTS for name in concept.endpoints]
+    assert not [c for c in calls if c.error], deployed.calls_table(calls)
+    gpu_runs = [run for c in calls for run in c.ran_on if run["device"] == "gpu"]
+    assert gpu_runs and all(run["asked"] >= 1 for run in gpu_runs), deployed.calls_table(calls)
+    assert "(asked " in deployed.calls_table(calls)
+    failed = [row for row in deployed.check_promises(space, only=("6.1",)) if row.passed is False]
+    assert failed and "/mae_reconstruct failed" in failed[0].measured, failed
+    assert f"{checkpoints.get(NOT_PRELOADED).hub_id} is not loaded" in failed[0].measured, failed
