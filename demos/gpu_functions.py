@@ -71,8 +71,8 @@ class _Timed:
     work_s: float
 
 
-# The start margin decided for the GPU call this thread is making, read by the duration that `spaces` asks for.
-_margin_asked: ContextVar[float | None] = ContextVar("pdr_margin_asked", default=None)
+# The seconds decided for the GPU call this thread is making, returned by the duration that `spaces` asks for.
+_asked_now: ContextVar[int | None] = ContextVar("pdr_asked_now", default=None)
 
 
 def _estimate(seconds, args, kwargs) -> float:
@@ -215,7 +215,8 @@ def gpu_task(fn=None, *, gpu_seconds, cpu_seconds):
     name = fn.__qualname__
 
     def duration(*args, **kwargs) -> int:
-        return zerogpu.requested_seconds(name, _estimate(gpu_seconds, args, kwargs), _margin_asked.get())
+        asked = _asked_now.get()
+        return asked if asked is not None else zerogpu.requested_seconds(name, _estimate(gpu_seconds, args, kwargs))
 
     if not zerogpu.ON_ZERO_GPU:
         return _as_task(_recording(fn, name), fn, duration)
@@ -264,8 +265,9 @@ def gpu_task(fn=None, *, gpu_seconds, cpu_seconds):
     def asking(args, kwargs) -> tuple[Ask, int]:
         """The margin this call asks (it takes an idle worker, if any) and its whole seconds, for `duration`."""
         ask = zerogpu.margins.ask(name, time.monotonic())
-        _margin_asked.set(ask.margin)
-        return ask, zerogpu.requested_seconds(name, _estimate(gpu_seconds, args, kwargs), ask.margin)
+        asked = zerogpu.requested_seconds(name, _estimate(gpu_seconds, args, kwargs), ask.margin)
+        _asked_now.set(asked)
+        return ask, asked
 
     def refused(error: Exception, ask: Ask, started: float) -> GpuUnavailable:
         refusal = _as_refusal(error)
@@ -328,7 +330,7 @@ def gpu_task(fn=None, *, gpu_seconds, cpu_seconds):
                 ended = False
                 raise refused(error, ask, started) from error
             finally:
-                _margin_asked.set(None)
+                _asked_now.set(None)
                 if ended:
                     zerogpu.margins.released(name, time.monotonic())
             ran_on_gpu(started, asked)
@@ -364,7 +366,7 @@ def gpu_task(fn=None, *, gpu_seconds, cpu_seconds):
                 except Exception as error_again:
                     raise refused(error_again, ask, started) from error_again
             finally:
-                _margin_asked.set(None)
+                _asked_now.set(None)
             result = arrived(result, ask, started, asked)
             if isinstance(result, _Failure):
                 raise result.error()

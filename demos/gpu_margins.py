@@ -63,6 +63,7 @@ class GpuMargins:
     def __init__(self, assumed: Assumed):
         self.assumed = assumed
         self._overheads: dict[tuple[str, bool], deque] = {}  # (function, warm) -> recent overheads
+        self._work: dict[str, deque] = {}  # function -> the recent work its calls measured in the worker
         self._after_abort: dict[bool, float] = {}  # warm -> the least margin the next call of that kind asks
         self._idle: dict[str, list[float]] = {}  # function -> when each of its idle workers returned
         self._shortest_cold_gap = math.inf  # idle seconds after which a worker was found gone
@@ -104,6 +105,13 @@ class GpuMargins:
         warm = idle_s < self._warm_for()
         return Ask(warm, self._margin(function, warm), idle_s)
 
+    def work(self, function: str, estimate_s: float) -> float:
+        """The work a call of `function` asks for: its estimate, or more where its recent calls took longer (a
+        slower GPU than the estimates', a busy one): a margin only covers the start."""
+        with self._lock:
+            seen = self._work.get(function)
+            return max(estimate_s, percentile(seen, PERCENTILE)) if seen else estimate_s
+
     def peek(self, function: str, now: float) -> Ask:
         """What a call of `function` starting now would ask (nothing changes)."""
         with self._lock:
@@ -127,6 +135,7 @@ class GpuMargins:
             if ask.idle_s is not None:
                 self._learn_window(ask.idle_s, warm)
             self._overheads.setdefault((function, warm), deque(maxlen=RECENT_CALLS)).append(overhead)
+            self._work.setdefault(function, deque(maxlen=RECENT_CALLS)).append(work_s)
             self._after_abort.pop(warm, None)
         if release:
             self.released(function, now)

@@ -177,11 +177,12 @@ def worker_is_warm(function: str) -> bool:
 
 
 def requested_seconds(function: str, work_s: float, margin_s: float | None = None) -> int:
-    """The whole seconds a GPU call asks ZeroGPU for: its work estimate and a start margin (by default the learned
-    margin of the worker a call starting now would get; ZeroGPU drops fractions of a second, so round up)."""
+    """The whole seconds a GPU call asks ZeroGPU for: its work (the estimate, or what its recent calls took where
+    that was more) and a start margin (by default the learned margin of the worker a call starting now would get;
+    ZeroGPU drops fractions of a second, so round up)."""
     if margin_s is None:
         margin_s = margins.peek(function, time.monotonic()).margin
-    return max(1, math.ceil(margin_s + work_s))
+    return max(1, math.ceil(margin_s + margins.work(function, work_s)))
 
 
 def use_all_cores() -> None:

@@ -81,3 +81,10 @@ def test_the_margin_stays_within_bounds():
     _call(margins, "h", 0.0, overhead=5.0)
     _call(margins, "h", 6.0, overhead=0.0)
     assert margins.margin("h", warm=True) == 0.5
+
+
+def test_a_function_whose_calls_took_longer_than_estimated_asks_for_what_they_took():
+    margins = GpuMargins(ASSUMED)
+    assert margins.work("f", 0.4) == 0.4
+    _call(margins, "f", 0.0, overhead=5.0, work_s=3.0)
+    assert margins.work("f", 0.4) == 3.0 and margins.work("f", 7.0) == 7.0 and margins.work("g", 0.4) == 0.4
