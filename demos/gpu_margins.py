@@ -6,7 +6,8 @@ or cold worker, the margin asked is a high percentile of the recent overheads wi
 function has been seen, what the other functions' calls taught, or else the assumed starting margins. A call that
 ran out of time raises the next one's margin. A call counts as cold when it found no idle worker or its overhead is
 nearer the cold margin than the warm one; the warm window (how long an idle worker is kept) is learned from the idle
-times after which calls found their worker warm or gone.
+times after which calls found their worker warm or gone. The work a call asks for is its estimate, or what the
+function's recent calls measured where that was more.
 
 Pure: every method takes the time (`now`, in seconds of a monotonic clock) as an argument; `demos.zerogpu` keeps
 one instance for the process.
