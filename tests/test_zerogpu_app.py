@@ -142,8 +142,12 @@ def test_a_gpu_function_asks_a_cold_start_first_and_less_once_its_worker_is_warm
     client, log_path = zerogpu_app
     for top in (2, 3):
         _call(client, "/tube_predict", _tube_args(top, 5))
-    asked = [r["seconds"] for r in _requests(log_path) if r["function"].endswith("encode_and_predict")]
-    assert asked[0] >= zerogpu.GPU_COLD_START_S and asked[-1] <= asked[0] - 4, asked
+    calls = [r for r in _requests(log_path) if r["function"].endswith("encode_and_predict")]
+    asked, estimate_s = [r["seconds"] for r in calls], calls[0]["seconds"] - zerogpu.GPU_COLD_START_S
+    # A fresh worker first, with the assumed cold margin; then a warm one, with the warm margin: 4 s less, unless the
+    # first call's work took longer than estimated on this busy CPU (the second then asks for that work too).
+    assert asked[0] >= zerogpu.GPU_COLD_START_S, asked
+    assert asked[-1] <= max(asked[0] - 4, zerogpu.GPU_WARM_START_S + estimate_s + calls[0]["held"] + 1), calls
 
 
 def test_a_checkpoint_left_out_at_start_up_is_a_clear_message(zerogpu_app):
