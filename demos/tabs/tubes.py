@@ -265,7 +265,7 @@ def tube_prepare(video, start_s: float, num_frames: int, frame_step: int, sample
     The page runs it when a clip is picked or its sampling changes. Cheap when the clip is cached. Returns
     numbers: target_cache_hit (it was cached), targets_computed, stale (a newer prepare of this session
     began, so nothing was kept), skipped (why nothing ran, e.g. on ZeroGPU), seconds, num_frames; or error
-    (a clip that cannot be read: /tube_predict says what is wrong with it).
+    (a clip whose sampling cannot be read). A file that is no video is refused, as by /tube_predict.
     """
     still_wanted = PREPARED_CLIP.begin(request)
     if video is None:
