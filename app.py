@@ -21,7 +21,7 @@ import gradio as gr
 
 import checkpoints  # first of ours: through `demos.zerogpu`, on ZeroGPU it imports `spaces` before anything touches CUDA
 from demos import uploads, zerogpu
-from demos.tabs import common, mcp_results, theme
+from demos.tabs import api_inputs, common, mcp_results, theme
 
 TITLE = "Predict, Don't Reconstruct"
 # Off ZeroGPU the models' events run one at a time (two at once only thrash a 2-vCPU Space), and the queue turns
@@ -62,10 +62,15 @@ CSS = """
 /* In a course page's 800-pixel column or on a phone, the result a concept is about (class "result") fills its
    box's width, its picture scaled up to fit (at most 480 px tall): the widest thing on the page. */
 @media (max-width: 900px) {
-    .result { height: auto !important; }
-    .result .image-container, .result .image-frame, .result .image-container > button { width: 100%; height: auto; }
-    .result img, .result video { width: 100%; height: auto; max-height: 480px; object-fit: contain; }
+    .result, .claim { height: auto !important; }
+    .result .image-container, .result .image-frame, .result .image-container > button,
+    .claim .image-container, .claim .image-frame, .claim .image-container > button { width: 100%; height: auto; }
+    .result img, .result video, .claim img, .claim video {
+        width: 100%; height: auto; max-height: 480px; object-fit: contain; }
 }
+/* A probe's labels as a claim: the top label a heading of normal size, the ranked list in the body's font. */
+.claim .output-class { padding: var(--size-2) var(--size-3); font-size: var(--text-lg); justify-content: flex-start; }
+.claim .confidence-set { font-family: var(--font); font-size: var(--text-sm); margin-bottom: var(--size-1); }
 .call-to-action h2 { margin: 0.2em 0; border-left: 4px solid var(--color-accent); padding-left: 0.6em;
     font-size: var(--text-lg); }
 /* For screen readers only: a concept page's title (the course page around it shows its own). */
@@ -110,12 +115,14 @@ def build_app() -> gr.Blocks:
         with demo.route(concept.title, concept.path, show_in_navbar=False):
             gr.Markdown(f"# {concept.title}: {TITLE}", elem_classes=["visually-hidden"])
             _banner()
-            concept.build(endpoints=False).show_on([demo.load])
+            concept.build(endpoints=False).show_on([demo.load], from_address=True)
     if zerogpu.ON_ZERO_GPU:
         demo.queue(max_size=ZEROGPU_QUEUE_MAX_SIZE, default_concurrency_limit=ZEROGPU_CONCURRENCY)
     else:
         demo.queue(max_size=QUEUE_MAX_SIZE, default_concurrency_limit=1)
-    return demo
+    # Any client, not only gradio_client: null (or an item left out) is a parameter's default, a bad value is refused
+    # with a sentence naming the parameter.
+    return api_inputs.serve_every_client(demo)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -35,8 +35,8 @@ from pathlib import Path
 
 import psutil
 
-from demos import devices, zerogpu  # on ZeroGPU `zerogpu` imports `spaces` before anything touches CUDA
-from demos.errors import UserError
+from demos import devices, memory_plan, zerogpu  # on ZeroGPU `zerogpu` imports `spaces` before anything touches CUDA
+from demos.errors import NeedsGpu, UserError
 
 log = logging.getLogger(__name__)
 
@@ -325,6 +325,12 @@ def load(name: str) -> Loaded:
     if key in _loaded:
         return _loaded[key]
     if _resident_only:
+        if key in _no_room:
+            raise NeedsGpu(
+                f"This needs the GPU: the Space's memory has no room for a CPU copy of {ckpt.hub_id or name}, and "
+                f"ZeroGPU cannot run it right now ({zerogpu.cpu_reason()}). Try again in a few minutes; signed-in "
+                "visitors have GPU time of their own: open this Space on huggingface.co and sign in there."
+            )
         where = "on the Space's CPU" if key[1] else "on this Space"
         raise CheckpointUnavailable(
             f"The checkpoint {ckpt.hub_id or name} is not loaded {where}. On ZeroGPU every model is loaded "
@@ -343,6 +349,7 @@ def load(name: str) -> Loaded:
 _loaders: dict = {}  # name -> a module's own loader (load + checks that touch weights), for preload_all
 _resident_only = False  # set by preload_all: nothing loads lazily afterwards
 _not_resident: dict[tuple[str, bool], str] = {}  # (name, CPU copy) -> why preload_all left it out (shown by load)
+_no_room: set[tuple[str, bool]] = set()  # CPU copies the memory plan left out: their actions need the GPU
 
 
 def use_loader(name: str, loader) -> None:
@@ -387,15 +394,12 @@ def preload_all() -> dict[tuple[str, bool], float]:
     global _resident_only
     start = time.perf_counter()
     seconds = {}
-    wanted = [(name, False) for name in preload_names()] + [(name, True) for name in cpu_copy_names()]
-    for name, on_the_cpu in wanted:
-        try:
-            with zerogpu.on_cpu("start-up") if on_the_cpu else contextlib.nullcontext():
-                _loaders.get(name, load)(name)
-            seconds[name, on_the_cpu] = _loaded[name, on_the_cpu].load_seconds
-        except UserError as error:
-            log.error("Start-up: %s%s is not resident: %s", name, " (CPU copy)" if on_the_cpu else "", error)
-            _not_resident[name, on_the_cpu] = f" ({error})"
+    seconds.update(_load_at_start_up([(name, False) for name in preload_names()]))
+    copies = _plan_cpu_copies(cpu_copy_names())
+    seconds.update(_load_at_start_up([(name, True) for name in copies.kept]))
+    for name in copies.left_out:
+        _no_room.add((name, True))
+        _not_resident[name, True] = " (the Space's memory had no room for it)"
     for key in [(name, copy) for name in REGISTRY for copy in (False, True)]:
         if key not in seconds and key not in _not_resident:
             variable = ENV_CPU_COPIES if key[1] else ENV_PRELOAD
@@ -413,6 +417,37 @@ def preload_all() -> dict[tuple[str, bool], float]:
     return seconds
 
 
+def _load_at_start_up(keys: list[tuple[str, bool]]) -> dict[tuple[str, bool], float]:
+    """Load each (name, CPU copy) now; one that cannot be loaded is logged and left out. {key: seconds} of those loaded."""
+    seconds = {}
+    for name, on_the_cpu in keys:
+        try:
+            with zerogpu.on_cpu("start-up") if on_the_cpu else contextlib.nullcontext():
+                _loaders.get(name, load)(name)
+            seconds[name, on_the_cpu] = _loaded[name, on_the_cpu].load_seconds
+        except UserError as error:
+            log.error("Start-up: %s%s is not resident: %s", name, " (CPU copy)" if on_the_cpu else "", error)
+            _not_resident[name, on_the_cpu] = f" ({error})"
+    return seconds
+
+
+def _cpu_copy_bytes(ckpt: Checkpoint) -> int:
+    """A CPU copy's memory while it loads: its parameters in the CPU's dtype (an int8 model loads in fp32 first)."""
+    import torch
+
+    int8 = ckpt.cpu_int8 and os.environ.get(ENV_CPU_INT8, "1") != "0"
+    itemsize = torch.float32.itemsize if int8 else devices.cpu_dtype().itemsize
+    return int(ckpt.params_millions * 1e6 * itemsize)
+
+
+def _plan_cpu_copies(names: list[str]) -> memory_plan.CopyPlan:
+    """The CPU copies that fit the memory left now, smallest first (`demos.memory_plan`); logged."""
+    copies = memory_plan.plan({name: _cpu_copy_bytes(get(name)) for name in names}, memory_plan.available_bytes())
+    if names:
+        log.info("Start-up: %s", copies.describe())
+    return copies
+
+
 def reset(*, forget_models: bool = True) -> None:
     """Loading is lazy again, as when a process starts: forget what `preload_all` decided and, unless
     `forget_models` is False, every loaded model. For tests: after a start-up scenario, or to build from nothing."""
@@ -421,6 +456,7 @@ def reset(*, forget_models: bool = True) -> None:
         if forget_models:
             _loaded.clear()
         _not_resident.clear()
+        _no_room.clear()
         _resident_only = False
 
 

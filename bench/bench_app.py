@@ -67,7 +67,8 @@ class Clips:
         return write_clip(self.folder / f"clip-{self.count}.mp4", seconds=5.0, seed=seed)
 
 
-def start_app(dtype: str, log_path: Path):
+def start_app(dtype: str, log_path: Path, root: Path = common.ROOT, script: str = "app.py"):
+    """`python app.py` (or `script`) in the checkout at `root` on the replicas, and a gradio_client `Client` of it."""
     from gradio_client import Client
 
     env = {**os.environ, "HF_HUB_CACHE": str(common.REPLICA_CACHE), "HF_HUB_OFFLINE": "1",
@@ -79,7 +80,7 @@ def start_app(dtype: str, log_path: Path):
         env.pop("PDR_DTYPE", None)
     port = _free_port()
     log = open(log_path, "w")  # noqa: SIM115 (closed with the process in stop_app)
-    server = subprocess.Popen([sys.executable, "app.py", "--port", str(port)], cwd=common.ROOT, env=env, stdout=log,
+    server = subprocess.Popen([sys.executable, script, "--port", str(port)], cwd=root, env=env, stdout=log,
                               stderr=subprocess.STDOUT)
     deadline = time.monotonic() + APP_START_TIMEOUT_S
     started = time.perf_counter()

@@ -5,6 +5,8 @@ what GPU quota they spend.
     python -m bench.bench_classroom --scenes lesson --learners 10
     python -m bench.bench_classroom --baseline ../other    # the same scenes, and another checkout's app.py beside it
     python -m bench.bench_classroom --scenes cpu-fallback  # full-size replicas, no quota: each action on the CPU
+    python -m bench.bench_classroom --scenes lesson --cold-start-s 12 --warm-for-s 20 --baseline-commit REV
+                                                           # slow fresh workers, kept 20 s; REV's app beside this one
 
 Starts `python app.py` as on a ZeroGPU Space, with the fake `spaces` of tests/fake_spaces imitating ZeroGPU's rules:
 the visitors without a token (every learner on a course site) share one quota; a call is admitted only when the
@@ -21,8 +23,10 @@ Learners are gradio_client sessions without a ZeroGPU token, calling the named e
 
 Per scene it prints: actions answered of those sent, errors by message ("Queue is full", ZeroGPU's refusals),
 actions answered on the Space's CPU after a refusal, answers from the shared result cache, GPU calls admitted and
-refused, the quota they were charged, the seconds from the click to the answer (median, 95th percentile,
-slowest), and per GPU function the durations its calls asked (before the 1.5 factor) with the longest it held a GPU.
+refused, those aborted for running past what they asked (in the first and the second half of the GPU calls, in the
+order they ended), the calls that got a fresh worker, the quota they were charged, the seconds from the click to
+the answer (median, 95th percentile, slowest), and per GPU function the durations its calls asked (before the 1.5
+factor) with the longest it held a GPU.
 
 Tiny random-weight replicas: the models take milliseconds here, so these figures measure how the Space handles a
 class (queue, caches, quota, fallbacks), not the models; the Space's CPU is given the tests' fixed pace
@@ -91,6 +95,7 @@ class App:
         self.port = _free_port()
         env = {**os.environ, "SPACES_ZERO_GPU": "1", "PDR_DEVICE": "cpu", "HF_HUB_CACHE": str(hf_cache or tiny_replicas()),
                "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False", "FAKE_SPACES_LOG": str(self.requests),
+               "GRADIO_TEMP_DIR": str(work / "gradio"),  # its own: another app's sweep of /tmp/gradio spares its files
                "PYTHONPATH": os.pathsep.join([str(common.ROOT / "tests" / "fake_spaces"), str(folder)]),
                **{f"FAKE_SPACES_{name.upper()}": str(value) for name, value in rules.items()}}
         if cpu_pace:  # where actions run, as the tests decide it (tiny replicas take no real CPU time to measure)
@@ -179,6 +184,8 @@ def summary(records: list[dict], requests: list[dict]) -> dict:
         "on_cpu_after_refusal": sum(any(run["fallback"] for run in n.get("ran_on", [])) for n in numbers),
         "from_result_cache": sum(bool(n.get("from_result_cache")) for n in numbers),
         "gpu_calls": len(admitted), "gpu_refused": len(requests) - len(admitted),
+        "gpu_aborted": [sum(r.get("outcome") == "aborted" for r in half) for half in _halves(admitted)],
+        "fresh_workers": sum(bool(r.get("fresh_worker")) for r in admitted),
         "quota_charged_s": round(sum(r.get("charged", 0.0) for r in requests), 1),
         # per GPU function: the seconds each call asked (before ZeroGPU's 1.5 factor) -> calls, and the most it held
         "asks": {function: {"asked_s": dict(sorted(Counter(r["seconds"] for r in calls).items())),
@@ -188,6 +195,10 @@ def summary(records: list[dict], requests: list[dict]) -> dict:
         "seconds_p95": round(seconds[int(0.95 * (len(seconds) - 1))], 2) if seconds else None,
         "seconds_max": round(seconds[-1], 2) if seconds else None,
     }
+
+
+def _halves(calls: list[dict]) -> tuple[list[dict], list[dict]]:
+    return calls[:len(calls) // 2], calls[len(calls) // 2:]
 
 
 def _by_function(requests: list[dict]) -> dict[str, list[dict]]:
@@ -227,15 +238,16 @@ def cpu_fallback(folder: Path) -> dict:
                         for r in records]}
 
 
-def scene(name: str, folder: Path, learners: int, hall: int) -> dict:
-    """Run one scene against the app in `folder`; returns its summary."""
+def scene(name: str, folder: Path, learners: int, hall: int, workers: dict, quota_s: float) -> dict:
+    """Run one scene against the app in `folder`, its GPU workers starting and kept as `workers` says (the fake's
+    cold_start_s and warm_for_s), on a quota of `quota_s`; returns its summary."""
     work = Path(tempfile.mkdtemp(prefix=f"pdr-classroom-{name}-"))
     rng = random.Random(0)
     if name.startswith("lesson"):
-        rules = {"quota_s": ANONYMOUS_DAY_S, "abort": 1, "charge": "requested" if name == "lesson" else "used"}
+        rules = {"quota_s": quota_s, "abort": 1, "charge": "requested" if name == "lesson" else "used", **workers}
         plans = [(rng.uniform(0, 30), lesson(i)) for i in range(learners)]
     else:
-        rules = {"quota_s": ANONYMOUS_DAY_S, "abort": 1, "charge": "used"}
+        rules = {"quota_s": quota_s, "abort": 1, "charge": "used", **workers}
         spread = 60 if name == "hall" else 0
         plans = [(rng.uniform(0, spread), [one_click(i)]) for i in range(hall)]
     app = App(folder, rules, work)
@@ -246,6 +258,14 @@ def scene(name: str, folder: Path, learners: int, hall: int) -> dict:
         app.stop()
 
 
+def _checkout(commit: str) -> Path:
+    """The files of `commit` in a temporary folder (its app runs there, with this checkout's fake `spaces`)."""
+    folder = Path(tempfile.mkdtemp(prefix="pdr-classroom-baseline-"))
+    archive = subprocess.run(["git", "archive", commit], cwd=common.ROOT, check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(folder)], input=archive, check=True)
+    return folder
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scenes", nargs="*", default=["lesson", "lesson-used", "hall", "burst"],
@@ -253,13 +273,20 @@ def main() -> None:
     parser.add_argument("--learners", type=int, default=LEARNERS)
     parser.add_argument("--hall", type=int, default=HALL)
     parser.add_argument("--baseline", type=Path, help="another checkout whose app.py runs the same scenes beside this one")
+    parser.add_argument("--baseline-commit", help="a commit of this repository whose app.py runs beside this one")
+    parser.add_argument("--quota-s", type=float, default=ANONYMOUS_DAY_S, help="the quota visitors without a token "
+                        "share (default: one anonymous day)")
+    parser.add_argument("--cold-start-s", type=float, default=0.0, help="a fresh GPU worker's start (default 0)")
+    parser.add_argument("--warm-for-s", type=float, default=None, help="how long an idle worker is kept (default: always)")
     args = parser.parse_args()
     sys.path.insert(0, str(common.ROOT))
-    apps = {"this app": common.ROOT, **({"baseline": args.baseline.resolve()} if args.baseline else {})}
+    baseline = args.baseline.resolve() if args.baseline else (_checkout(args.baseline_commit) if args.baseline_commit else None)
+    apps = {"this app": common.ROOT, **({"baseline": baseline} if baseline else {})}
+    workers = {"cold_start_s": args.cold_start_s, **({"warm_for_s": args.warm_for_s} if args.warm_for_s else {})}
     for name in args.scenes:
         for label, folder in apps.items():
             result = (cpu_fallback(folder) if name == "cpu-fallback" else
-                      scene(name, folder, args.learners, args.hall))
+                      scene(name, folder, args.learners, args.hall, workers, args.quota_s))
             print(f"{name:12} {label:9} {json.dumps(result)}", flush=True)
 
 

@@ -5,7 +5,7 @@ compute functions (no gradio) on the bundled examples and prints one row per pro
 value and threshold. Exits 1 when a promise fails, 2 when a download fails.
 
 `--random-weights` runs it on the random-weight replicas already in the cache (the tests do): promises
-that need trained weights are reported "n/a (random weights)", the others (shared encoders, label
+that need trained weights are reported "not judged: random weights", the others (shared encoders, label
 formats) are still checked. `--only GROUP` runs some groups (mae, jepa, noise, surprise, probes, llm).
 """
 
@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -21,9 +22,10 @@ import checkpoints
 from demos import examples, images, jepa, labels, noise, videos
 from demos.compute import classification, mae, mae_vs_jepa, noise_sweep, probes, shared_encoder, tubes, vqa
 
-NOT_APPLICABLE = "n/a (random weights)"
+NOT_APPLICABLE = "not judged: random weights"
 PUBLISHED_GRID = 16  # the blocks and tubes below are placed on the real checkpoint's 16x16 grid, then scaled
 IMAGE_BLOCK = mae_vs_jepa.DEFAULT_BLOCK  # (top, left, height, width): the centre of the image
+IMAGE_FRAMES = (mae_vs_jepa.CPU_FRAMES, mae_vs_jepa.GPU_FRAMES)  # V-JEPA 2 fed a still image on a CPU, on a GPU
 CLIP_TUBE = (5, 6, 5, 3, 3, 5)  # README's /tube_predict example: the wall, tubelets 3 to 5
 VANISH_TUBE = (9, 4, 5, 7)  # the floor where the ball rolls behind the wall, hidden in every tubelet
 QUESTION = "Which actions did the classifiers see in this clip?"
@@ -45,7 +47,8 @@ class Row:
     needs_trained_weights: bool = True
 
 
-def _scaled(cells: tuple[int, ...], grid: int) -> tuple[int, ...]:
+def scaled(cells: tuple[int, ...], grid: int) -> tuple[int, ...]:
+    """Cells placed on the published 16x16 grid, on a grid of `grid` patches a side (sizes at least one)."""
     return tuple(max(1, round(c * grid / PUBLISHED_GRID)) if i >= 2 else round(c * grid / PUBLISHED_GRID)
                  for i, c in enumerate(cells))
 
@@ -67,21 +70,29 @@ def mae_rows() -> list[Row]:
 
 def jepa_rows() -> list[Row]:
     grid = jepa.TokenLayout.of(jepa.load().model.config, 1).rows
-    image_scores = []
+    image_scores = {frames: [] for frames in IMAGE_FRAMES}
     for path in examples.images():
-        stats = mae_vs_jepa.compare(images.load_image(path), *_scaled(IMAGE_BLOCK, grid)).stats()
-        image_scores.append((stats["mean_cosine"], *stats["baselines"].values()))
+        image = images.load_image(path)
+        for frames, scores in image_scores.items():
+            stats = mae_vs_jepa.compare(image, *scaled(IMAGE_BLOCK, grid), num_frames=frames).stats()
+            scores.append((stats["mean_cosine"], *stats["baselines"].values()))
     clip_scores = []
     for path in examples.videos():
         clip = tubes.load_clip(path, num_frames=16, frame_step=4, size=grid * 16)
-        numbers = tubes.predict_tube(clip, *_scaled(CLIP_TUBE[:4], grid), *CLIP_TUBE[4:]).numbers()["mean_cosine"]
+        numbers = tubes.predict_tube(clip, *scaled(CLIP_TUBE[:4], grid), *CLIP_TUBE[4:]).numbers()["mean_cosine"]
         clip_scores.append((numbers.pop(tubes.SERIES_PREDICTED), *numbers.values()))
-    rows = []
-    for what, scores in (("images", image_scores), ("clips", clip_scores)):
+    cpu, gpu = (image_scores[frames] for frames in IMAGE_FRAMES)
+    rows = [Row(f"6.2-6.3 {Path(path).name}: the predictor's mean cosine fed {' / '.join(map(str, IMAGE_FRAMES))} "
+                "frames (what a CPU feeds / V-JEPA 2's image evaluation, a GPU)",
+                f"{few[0]:+.3f} / {many[0]:+.3f} (the CPU's input {few[0] - many[0]:+.3f})",
+                "none: judge what the CPU's input costs", None)
+            for path, few, many in zip(examples.images(), cpu, gpu, strict=True)]
+    groups = [(f"images, {frames} frames", f"images ({frames} frames)", scores) for frames, scores in image_scores.items()]
+    for what, where, scores in (*groups, ("clips", "clips", clip_scores)):
         wins = sum(predicted > max(baselines) for predicted, *baselines in scores)
         margin = min(predicted - max(baselines) for predicted, *baselines in scores)
         rows.append(Row(f"6.2-6.4 V-JEPA 2 predictor's mean cosine beats both baselines, bundled {what}",
-                        f"{wins}/{len(scores)}; smallest margin {margin:+.3f}", f"all {what}", wins == len(scores)))
+                        f"{wins}/{len(scores)}; smallest margin {margin:+.3f}", f"all {where}", wins == len(scores)))
     return rows
 
 
@@ -89,7 +100,7 @@ def noise_rows() -> list[Row]:
     grid = jepa.TokenLayout.of(jepa.load().model.config, 1).rows
     measured = []
     for path in examples.images():
-        clean, grainy = noise_sweep.sweep(images.load_image(path), *_scaled(IMAGE_BLOCK, grid), GRAIN, 2).levels
+        clean, grainy = noise_sweep.sweep(images.load_image(path), *scaled(IMAGE_BLOCK, grid), GRAIN, 2).levels
         measured.append((grainy.target_cosine, grainy.mae_pixel_mse / max(clean.mae_pixel_mse, 1e-12)))
     holds = sum(cosine >= TARGET_STEADY_COSINE and growth >= MAE_ERROR_GROWTH for cosine, growth in measured)
     return [Row(f"6.2-6.3 with {GRAIN.label}, the JEPA target moves little where MAE's error grows, bundled images",
@@ -112,7 +123,7 @@ def surprise_rows() -> list[Row]:
     grid = jepa.TokenLayout.of(jepa.load().model.config, 1).rows
     path = next(p for p in examples.videos() if p.endswith("ball_vanishes.mp4"))
     clip = tubes.load_clip(path, num_frames=16, frame_step=4, size=grid * 16)
-    result = tubes.predict_tube(clip, *_scaled(VANISH_TUBE, grid))
+    result = tubes.predict_tube(clip, *scaled(VANISH_TUBE, grid))
     surprise = result.l1[tubes.SERIES_PREDICTED]
     peak, expected = int(result.tube.tubelets[int(np.argmax(surprise))]), vanish_tubelet()
     return [Row("6.4 the surprise curve peaks where the ball vanishes (ball_vanishes.mp4)",

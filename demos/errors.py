@@ -10,6 +10,11 @@ class UserError(Exception):
     """A problem with the input or the set-up that the user can fix (bad file, absurd value, no weights)."""
 
 
+class NeedsGpu(UserError):
+    """The action runs on the Space's CPU here, but a model it needs has no CPU copy (the Space's memory had no room
+    for one): only a GPU can run it."""
+
+
 def number(name: str, value, *, minimum: float | None = None, maximum: float | None = None) -> float:
     """`value` as a finite float within the bounds, else a UserError that names the control (`name`)."""
     try:

@@ -27,10 +27,12 @@ import logging
 import pickle
 import threading
 import time
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 from demos import devices, zerogpu
-from demos.errors import UserError
+from demos.errors import NeedsGpu, UserError
+from demos.gpu_margins import Ask
 from demos.zerogpu import GpuUnavailable, Run
 
 log = logging.getLogger(__name__)
@@ -60,6 +62,19 @@ class _Failure:
             return UserError(self.message)
 
 
+@dataclass(frozen=True)
+class _Timed:
+    """A worker's answer (its result, a stream's first item, or a `_Failure`) with the seconds of the function's own
+    work before it, measured in the worker: the rest of the time until it arrived is the call's overhead."""
+
+    value: object
+    work_s: float
+
+
+# The seconds decided for the GPU call this thread is making, returned by the duration that `spaces` asks for.
+_asked_now: ContextVar[int | None] = ContextVar("pdr_asked_now", default=None)
+
+
 def _estimate(seconds, args, kwargs) -> float:
     return float(seconds(*args, **kwargs) if callable(seconds) else seconds)
 
@@ -83,10 +98,12 @@ def _placed_on_cpu(function: str, gpu_work_s: float, cpu_s: float) -> bool:
     """The GPU only where it pays: the CPU takes an action it finishes quickly, or sooner than a GPU call would
     (ZeroGPU's scheduling, and a fresh worker's start, included), counting the CPU work already waiting: in a
     lecture hall the GPU takes what the one CPU thread would only queue."""
-    warm = zerogpu.worker_is_warm(function)
+    extra_start_s = 0.0
+    if not zerogpu.worker_is_warm(function):
+        extra_start_s = zerogpu.margins.margin(function, False) - zerogpu.margins.margin(function, True)
     with _backlog_lock:
         cpu_s += _cpu_backlog["seconds"]
-    gpu_s = ZEROGPU_CALL_S + gpu_work_s + (0.0 if warm else zerogpu.GPU_COLD_START_S - zerogpu.GPU_WARM_START_S)
+    gpu_s = ZEROGPU_CALL_S + gpu_work_s + max(0.0, extra_start_s)
     return cpu_s <= max(CPU_QUICK_S, gpu_s)
 
 
@@ -198,7 +215,8 @@ def gpu_task(fn=None, *, gpu_seconds, cpu_seconds):
     name = fn.__qualname__
 
     def duration(*args, **kwargs) -> int:
-        return zerogpu.requested_seconds(name, _estimate(gpu_seconds, args, kwargs))
+        asked = _asked_now.get()
+        return asked if asked is not None else zerogpu.requested_seconds(name, _estimate(gpu_seconds, args, kwargs))
 
     if not zerogpu.ON_ZERO_GPU:
         return _as_task(_recording(fn, name), fn, duration)
@@ -209,20 +227,26 @@ def gpu_task(fn=None, *, gpu_seconds, cpu_seconds):
 
         def stream_in_worker(*args, **kwargs):
             zerogpu.use_all_cores()
+            started, first = time.perf_counter(), True
             try:
-                yield from fn(*args, **kwargs)
+                for item in fn(*args, **kwargs):
+                    yield _Timed(item, time.perf_counter() - started) if first else item
+                    first = False
             except UserError as error:
-                yield _Failure(type(error), str(error))
+                failure = _Failure(type(error), str(error))
+                yield _Timed(failure, time.perf_counter() - started) if first else failure
 
         on_gpu = spaces.GPU(functools.wraps(fn)(stream_in_worker), duration=duration)
     else:
 
         def run_in_worker(*args, **kwargs):
             zerogpu.use_all_cores()
+            started = time.perf_counter()
             try:
-                return fn(*args, **kwargs)
+                value = fn(*args, **kwargs)
             except UserError as error:
-                return _Failure(type(error), str(error))
+                value = _Failure(type(error), str(error))
+            return _Timed(value, time.perf_counter() - started)
 
         on_gpu = spaces.GPU(functools.wraps(fn)(run_in_worker), duration=duration)
 
@@ -238,68 +262,112 @@ def gpu_task(fn=None, *, gpu_seconds, cpu_seconds):
             return f"the Space's CPU does this in about {cpu_s:.1f} s, and it spends no GPU quota", False, cpu_s
         return None, False, cpu_s
 
-    def refused(error: Exception, started: float) -> GpuUnavailable:
+    def asking(args, kwargs) -> tuple[Ask, int]:
+        """The margin this call asks (it takes an idle worker, if any) and its whole seconds, for `duration`."""
+        ask = zerogpu.margins.ask(name, time.monotonic())
+        asked = zerogpu.requested_seconds(name, _estimate(gpu_seconds, args, kwargs), ask.margin)
+        _asked_now.set(asked)
+        return ask, asked
+
+    def refused(error: Exception, ask: Ask, started: float) -> GpuUnavailable:
         refusal = _as_refusal(error)
         if refusal is None:
             raise error
-        zerogpu.worker_lost(name)
+        if refusal.kind == "aborted":
+            zerogpu.margins.aborted(name, ask)
+        else:
+            zerogpu.margins.refused(name, ask, time.monotonic())
         zerogpu.remember_refusal(refusal)
-        log.warning("GPU call %s refused or failed after %.2f s: %s", name, time.perf_counter() - started,
-                    refusal.detail)
+        log.warning("GPU call %s refused or failed after %.2f s: %s", name, time.monotonic() - started, refusal.detail)
         return refusal
 
+    def arrived(timed: _Timed, ask: Ask, started: float, asked: int):
+        """The worker's first answer: learn the call's overhead from it; its value. A stream's worker is busy until
+        the stream ends."""
+        warm, overhead = zerogpu.margins.returned(name, ask, started=started, now=time.monotonic(), work_s=timed.work_s,
+                                                  release=not streams)
+        log.info("GPU call %s: asked %d s for a %s worker, returned after %.2f s: work %.2f s, overhead %.2f s (%s); %s",
+                 name, asked, "warm" if ask.warm else "fresh", time.monotonic() - started, timed.work_s, overhead,
+                 "warm" if warm else "cold", zerogpu.margins.describe(name))
+        return timed.value
+
     def ran_on_gpu(started: float, asked: int) -> None:
-        seconds = time.perf_counter() - started
-        zerogpu.worker_ran(name)
-        log.info("GPU call %s: asked %d s, returned after %.2f s", name, asked, seconds)
-        zerogpu.record(Run(name, "gpu", "", False, seconds))
+        zerogpu.record(Run(name, "gpu", "", False, time.monotonic() - started, asked))
 
     if streams:
 
         @functools.wraps(fn)
         def call(*args, **kwargs):
             why, fallback, cpu_s = where(args, kwargs)
-            started = time.perf_counter()
+            started = time.monotonic()
             if why is not None:
-                yield from _on_the_cpu(fn, args, kwargs, why, cpu_s)
-                zerogpu.record(Run(name, "cpu", why, fallback, time.perf_counter() - started))
-                return
-            asked = duration(*args, **kwargs)
+                items = _on_the_cpu(fn, args, kwargs, why, cpu_s)
+                try:
+                    first = [next(items)]
+                except StopIteration:
+                    first = []
+                except NeedsGpu:
+                    if fallback:
+                        raise
+                    first = None  # placed on the CPU, where its model has no copy: a GPU call after all
+                if first is not None:
+                    yield from first
+                    yield from items
+                    zerogpu.record(Run(name, "cpu", why, fallback, time.monotonic() - started))
+                    return
+            ask, asked = asking(args, kwargs)
+            ended = True  # unless ZeroGPU refused or aborted it: its worker is then gone
             try:
                 for item in on_gpu(*args, **kwargs):
+                    if isinstance(item, _Timed):
+                        item = arrived(item, ask, started, asked)
                     if isinstance(item, _Failure):
                         raise item.error()
                     yield item
             except UserError:
                 raise
             except Exception as error:
-                raise refused(error, started) from error
+                ended = False
+                raise refused(error, ask, started) from error
+            finally:
+                _asked_now.set(None)
+                if ended:
+                    zerogpu.margins.released(name, time.monotonic())
             ran_on_gpu(started, asked)
     else:
 
         @functools.wraps(fn)
         def call(*args, **kwargs):
             why, fallback, cpu_s = where(args, kwargs)
-            started = time.perf_counter()
+            started = time.monotonic()
             if why is not None:
-                result = _on_the_cpu(fn, args, kwargs, why, cpu_s)
-                zerogpu.record(Run(name, "cpu", why, fallback, time.perf_counter() - started))
-                return result
-            asked = duration(*args, **kwargs)
+                try:
+                    result = _on_the_cpu(fn, args, kwargs, why, cpu_s)
+                except NeedsGpu:
+                    if fallback:
+                        raise
+                    # placed on the CPU, where its model has no copy: a GPU call after all
+                else:
+                    zerogpu.record(Run(name, "cpu", why, fallback, time.monotonic() - started))
+                    return result
+            ask, asked = asking(args, kwargs)
             try:
                 result = on_gpu(*args, **kwargs)
             except Exception as error:
-                refusal = refused(error, started)
-                cold = duration(*args, **kwargs)  # `refused` forgot the warm worker
-                if refusal.kind != "aborted" or cold <= asked:
+                refusal = refused(error, ask, started)
+                again, asked_again = asking(args, kwargs)  # what was learned from the abort
+                if refusal.kind != "aborted" or asked_again <= asked:
+                    zerogpu.margins.refused(name, again, time.monotonic())
                     raise refusal from error
-                # Asked for a warm worker and got a fresh one, which ran out of time starting: once more, cold.
-                log.warning("GPU call %s: asking again with a cold start's margin (%d s)", name, cold)
-                started, asked = time.perf_counter(), cold
+                log.warning("GPU call %s: asking again, with the margin the abort taught (%d s)", name, asked_again)
+                ask, asked, started = again, asked_again, time.monotonic()
                 try:
                     result = on_gpu(*args, **kwargs)
                 except Exception as error_again:
-                    raise refused(error_again, started) from error_again
+                    raise refused(error_again, ask, started) from error_again
+            finally:
+                _asked_now.set(None)
+            result = arrived(result, ask, started, asked)
             if isinstance(result, _Failure):
                 raise result.error()
             ran_on_gpu(started, asked)

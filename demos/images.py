@@ -17,7 +17,9 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from demos import uploads
+from demos.cache import LRUCache
 from demos.errors import UserError, brief
+from demos.results import file_digest
 
 MAX_IMAGE_PIXELS = 150_000_000  # a 12000x12000 photo must still load; beyond this it is a decompression bomb
 MAX_IMAGE_SIDE = 1024  # images are downscaled so their long side is at most this, before any model
@@ -35,6 +37,7 @@ def load_image(source) -> np.ndarray:
 
     EXIF orientation is applied, every Pillow mode is converted (alpha is composited on white,
     16-bit values are scaled, not clipped) and the long side is brought down to MAX_IMAGE_SIDE.
+    A file whose content was read recently is not decoded again.
     """
     if source is None or (isinstance(source, str) and source == ""):
         raise UserError("No image given: upload an image, take a photo with the webcam, or pick an example.")
@@ -44,7 +47,7 @@ def load_image(source) -> np.ndarray:
         with _pillow_errors():
             rgb = _pil_to_rgb(source)
     elif isinstance(source, (str, os.PathLike)):
-        rgb = _read_image_file(Path(source))
+        return _read_image_file(Path(source))
     else:
         raise UserError(f"An image was expected, but got a {type(source).__name__}. {_IMAGE_HINT}")
     return np.ascontiguousarray(_fit_long_side(rgb, MAX_IMAGE_SIDE))
@@ -75,8 +78,24 @@ def center_square(image: np.ndarray, size: int) -> np.ndarray:
 
 
 
+# A learner runs a demo on the same picture many times (a new mask, a moved block): its pixels, decoded and brought
+# down to MAX_IMAGE_SIDE, are kept by the file's content, so a run decodes no upload it has seen before.
+DECODED_IMAGES = 8
+_decoded = LRUCache(DECODED_IMAGES)
+
+
 def _read_image_file(path: Path) -> np.ndarray:
     uploads.check_file(path, "image", _IMAGE_HINT)
+    key = file_digest(path)
+    rgb = _decoded.get(key)
+    if rgb is None:
+        rgb = np.ascontiguousarray(_fit_long_side(_decode_file(path), MAX_IMAGE_SIDE))
+        rgb.flags.writeable = False
+        _decoded.put(key, rgb)
+    return rgb.copy()  # the caller's own pixels
+
+
+def _decode_file(path: Path) -> np.ndarray:
     with _pillow_errors(), Image.open(path) as image:
         _check_pixels(image)
         if image.format == "JPEG":

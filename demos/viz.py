@@ -180,7 +180,8 @@ def view_with_block(view: np.ndarray, block, patch_size: int) -> np.ndarray:
 
 
 def closeup(real: np.ndarray, painted: np.ndarray, block, patch_size: int) -> np.ndarray:
-    """Real block pixels | MAE's pixels, side by side, scaled up (nearest) so blur is visible."""
+    """The block of `real` | the block of `painted` (MAE's pixels, or the predicted embeddings' PCA colours), side by
+    side, scaled up (nearest) so blur is visible."""
     y0, x0, y1, x1 = block.pixel_box(patch_size)
     scale = max(1, CLOSEUP_SIDE // max(y1 - y0, x1 - x0))
     left, right = upscale(real[y0:y1, x0:x1], scale), upscale(painted[y0:y1, x0:x1], scale)
@@ -190,7 +191,8 @@ def closeup(real: np.ndarray, painted: np.ndarray, block, patch_size: int) -> np
 
 def block_comparison_images(view, grid, block, *, actual, predicted, basis, patch_cosines, neighbour_ids,
                             mae_pasted, mae_reconstruction) -> dict:
-    """The 6.2-6.3 pictures, each with the block outlined.
+    """The 6.2-6.3 pictures, each with the block outlined, and two close-ups of the block: real | MAE's pixels, and
+    actual | predicted embeddings in the same PCA colours.
 
     actual: (rows*cols, D) features of every patch; predicted: (block patches, D), row-major over the
     block; basis: `pca_basis` of `actual`; patch_cosines and neighbour_ids: one per block patch.
@@ -227,6 +229,7 @@ def block_comparison_images(view, grid, block, *, actual, predicted, basis, patc
         "pca_predicted": outlined(as_image(predicted_rgb)),
         "cosine_map": outlined(cosine_map),
         "neighbours": outlined(neighbours),
+        "jepa_closeup": closeup(as_image(actual_rgb), as_image(predicted_rgb), block, p),
     }
 
 

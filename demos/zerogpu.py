@@ -7,7 +7,8 @@
   CPU and why, and where its GPU functions ran (`Run`).
 - `GpuUnavailable`: ZeroGPU refused or failed a call; the tab runs the action again `on_cpu`. After a refusal of a
   visitor who is not signed in, their actions plan for the CPU for `REFUSED_BACKOFF_S`.
-- `requested_seconds(function, work_s)`: what a GPU call asks ZeroGPU for, with a warm or a cold worker's margin.
+- `requested_seconds(function, work_s)`: what a GPU call asks ZeroGPU for, with a warm or a cold worker's margin;
+  `margins` (`demos.gpu_margins`) learns those margins and the warm window from the calls the Space sees.
 - `cpu_thread()`: the one thread, with every core, that runs the Space's own model work.
 - `reset()`: forget warm workers and refusals.
 
@@ -26,6 +27,8 @@ from concurrent.futures import ThreadPoolExecutor
 from contextvars import ContextVar
 from dataclasses import dataclass
 
+from demos.gpu_margins import Assumed, GpuMargins
+
 ENV_ZERO_GPU = "SPACES_ZERO_GPU"  # set by Hugging Face on a ZeroGPU Space ("1"/"t"/"true", as `spaces` reads it)
 
 ON_ZERO_GPU = os.environ.get(ENV_ZERO_GPU, "").lower() in ("1", "t", "true")
@@ -38,8 +41,8 @@ if ON_ZERO_GPU:
 # What a GPU call asks ZeroGPU for: a start margin plus the function's own work estimate (`gpu_seconds` of each
 # compute module: about 3x what `python -m bench.bench_gpu` measured). A worker that ran the same function a
 # moment ago is kept and reused while idle; a fresh one first starts CUDA, reads ZeroGPU's packed weights, copies
-# them to the GPU and runs its first kernels (the last two measured in docs/benchmarks.md; the first two could
-# not be measured here): the Space's log says what each call asked and how long it held the GPU.
+# them to the GPU and runs its first kernels. These are the assumptions the Space starts from; `demos.gpu_margins`
+# learns the margins and the warm window from the calls it sees, and the log says what it learned.
 GPU_COLD_START_S = 6.0
 GPU_WARM_START_S = 1.0
 GPU_WARM_FOR_S = 30.0  # a function's worker counts as warm this long after a call of it returned
@@ -57,7 +60,8 @@ class Run:
     device: str  # "gpu" (a ZeroGPU worker, or this machine's device off ZeroGPU) or "cpu" (the Space's CPU)
     why: str  # why it ran where it did ("" off ZeroGPU)
     fallback: bool  # ZeroGPU could not run it (quota, no GPU, a failed call), so the Space's CPU did
-    seconds: float
+    seconds: float  # from the call to its result; for a GPU call, about the seconds it held its worker
+    asked: int | None = None  # the seconds a GPU call asked ZeroGPU for (None on the CPU or off ZeroGPU)
 
 
 class GpuUnavailable(Exception):
@@ -80,16 +84,17 @@ _runs: ContextVar[list | None] = ContextVar("pdr_runs", default=None)
 _signed_in: ContextVar[bool] = ContextVar("pdr_signed_in", default=False)
 _cpu_reason: ContextVar[str | None] = ContextVar("pdr_cpu_reason", default=None)
 
-_warm_until: dict[str, float] = {}  # GPU function -> until when its worker counts as warm
+margins = GpuMargins(Assumed(GPU_COLD_START_S, GPU_WARM_START_S, GPU_WARM_FOR_S))  # learned from this process's calls
 _refused: dict = {"until": 0.0, "why": ""}  # the last refusal of a visitor who was not signed in
 _state_lock = threading.Lock()
 
 
 def reset() -> None:
-    """Forget which GPU workers are warm and any refusal: the state a process starts in (tests call it between
-    scenarios)."""
+    """Forget the learned margins, which GPU workers are warm and any refusal: the state a process starts in (tests
+    call it between scenarios)."""
+    global margins
     with _state_lock:
-        _warm_until.clear()
+        margins = GpuMargins(margins.assumed)
         _refused.update(until=0.0, why="")
 
 
@@ -167,28 +172,17 @@ def remember_refusal(refusal: GpuUnavailable) -> None:
 
 
 def worker_is_warm(function: str) -> bool:
-    """Whether a call of `function` returned from a GPU worker within `GPU_WARM_FOR_S`."""
-    with _state_lock:
-        return time.monotonic() < _warm_until.get(function, 0.0)
+    """Whether a call of `function` starting now likely finds an idle worker of it still warm."""
+    return margins.peek(function, time.monotonic()).warm
 
 
-def worker_ran(function: str) -> None:
-    """A call of `function` returned from its GPU worker just now: the worker stays warm a while."""
-    with _state_lock:
-        _warm_until[function] = time.monotonic() + GPU_WARM_FOR_S
-
-
-def worker_lost(function: str) -> None:
-    """ZeroGPU refused or failed a call of `function`: its next call may get a fresh worker."""
-    with _state_lock:
-        _warm_until.pop(function, None)
-
-
-def requested_seconds(function: str, work_s: float) -> int:
-    """The whole seconds a GPU call asks ZeroGPU for: its work estimate and the start margin of a warm or a cold
-    worker (ZeroGPU drops fractions of a second, so round up)."""
-    margin = GPU_WARM_START_S if worker_is_warm(function) else GPU_COLD_START_S
-    return max(1, math.ceil(margin + work_s))
+def requested_seconds(function: str, work_s: float, margin_s: float | None = None) -> int:
+    """The whole seconds a GPU call asks ZeroGPU for: its work (the estimate, or what its recent calls took where
+    that was more) and a start margin (by default the learned margin of the worker a call starting now would get;
+    ZeroGPU drops fractions of a second, so round up)."""
+    if margin_s is None:
+        margin_s = margins.peek(function, time.monotonic()).margin
+    return max(1, math.ceil(margin_s + margins.work(function, work_s)))
 
 
 def use_all_cores() -> None:

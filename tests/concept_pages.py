@@ -7,6 +7,10 @@ import app
 CONCEPTS = {concept.tab_id: concept for concept in app.CONCEPTS}
 OPENING = app.CONCEPTS[0]  # the tab `/` opens with, its example shown on load
 RESULT_TIMEOUT_MS = 180_000  # the first visit computes the example (and loads its models) on a busy 2-core machine
+# A JS expression: the pictures a result shows, those of blocks that take no upload (not the examples' thumbnails, not
+# a picker's picture).
+OUTPUT_IMAGES = ("[...document.querySelectorAll('.block img')].filter((img) => "
+                 "!img.closest('.block').querySelector('input[type=file]') && !img.closest('.gallery, footer, .bp'))")
 
 
 def click_picture_corner(page, selector: str) -> None:
@@ -24,6 +28,13 @@ def click_picture_corner(page, selector: str) -> None:
         return [r.x + (r.width - img.naturalWidth * scale) / 2, r.y + (r.height - img.naturalHeight * scale) / 2];
     }""", selector)
     page.mouse.click(x + 3, y + 3)
+
+
+def open_folds(frame) -> None:
+    """Open every closed accordion on `frame` (a page or an iframe's frame): gradio renders a fold's content only once
+    it is open, and everything a page knows must be reachable there."""
+    while (closed := frame.locator("button.label-wrap:not(.open)")).count():
+        closed.first.click()
 
 
 def run_button(tab_id: str) -> str:

@@ -11,9 +11,28 @@ pytestmark = pytest.mark.browser
 def test_upload_reconstruct_and_see_outputs(browser_page, artifacts_dir):
     page = browser_page
     page.get_by_role("tab", name=mae.CONCEPT.title).click()
+    page.get_by_text("Another picture, another mask, a larger model").filter(visible=True).click()
     page.locator("#mae-image input[type=file]").set_input_files(str(EXAMPLE_IMAGES[0]))
     page.locator("#mae-image img").first.wait_for(timeout=30_000)
     page.locator("#mae-run").click()
     page.locator("#mae-pasted img").first.wait_for(timeout=60_000)
     assert "147 of 196 patches hidden" in page.locator("#mae-summary").inner_text(timeout=30_000)
     page.screenshot(path=artifacts_dir / "mae_tab.png", full_page=True)
+
+
+def test_the_masked_input_follows_the_ratio_before_any_model_runs(browser_page, monkeypatch):
+    """Moving the ratio redraws the hidden patches at once: no model, no queue; Reconstruct then runs the model."""
+    from demos.compute import mae as compute
+
+    page = browser_page
+    page.get_by_role("tab", name=mae.CONCEPT.title).click()
+    page.locator("#mae-summary").get_by_text("patches hidden").wait_for(timeout=120_000)
+    calls = []
+    monkeypatch.setattr(compute, "reconstruct", lambda *args, **kwargs: calls.append(args))
+    ratio = page.locator("#mae-ratio input[type=range]")
+    ratio.focus()
+    for _ in range(3):
+        ratio.press("ArrowRight")  # 0.75 -> 0.9
+    page.locator("#mae-summary").get_by_text("177 of 196 patches will be hidden").wait_for(timeout=30_000)
+    page.get_by_role("button", name="The image with 177 of 196 patches hidden, in grey.").wait_for(timeout=30_000)
+    assert calls == []

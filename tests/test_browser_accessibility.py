@@ -9,7 +9,16 @@ import json
 import gradio as gr
 import pytest
 from axe_playwright_python.sync_playwright import Axe
-from concept_pages import CONCEPTS, OPENING, result_text, run_button, wait_for_example, wait_for_new_text
+from concept_pages import (
+    CONCEPTS,
+    OPENING,
+    OUTPUT_IMAGES,
+    open_folds,
+    result_text,
+    run_button,
+    wait_for_example,
+    wait_for_new_text,
+)
 
 from demos import examples
 
@@ -43,9 +52,8 @@ def test_no_serious_or_critical_violation(browser, running_app, artifacts_dir, p
 
 def _output_pictures(page) -> list[dict]:
     """Every picture a result shows: the pictures of blocks that take no upload, and their alt texts."""
-    return page.evaluate("""() => [...document.querySelectorAll('.block img')]
-        .filter((img) => !img.closest('.block').querySelector('input[type=file]') && !img.closest('.gallery, footer'))
-        .map((img) => ({block: img.closest('[id]')?.id || '', alt: img.getAttribute('alt') || ''}))""")
+    return page.evaluate(f"""() => {OUTPUT_IMAGES}
+        .map((img) => ({{block: img.closest('[id]')?.id || '', alt: img.getAttribute('alt') || ''}}))""")
 
 
 @pytest.mark.parametrize("tab_id", [tab_id for tab_id, concept in CONCEPTS.items() if concept.pictures])
@@ -54,9 +62,8 @@ def test_every_output_picture_says_what_it_shows(browser, running_app, tab_id):
     try:
         page.goto(f"{running_app.local_url}{CONCEPTS[tab_id].path}")
         wait_for_example(page, tab_id)
-        page.wait_for_function("""() => [...document.querySelectorAll('.block img')].filter(
-            (img) => !img.closest('.block').querySelector('input[type=file]') && !img.closest('.gallery, footer'))
-            .every((img) => img.alt)""", timeout=30_000)
+        open_folds(page)
+        page.wait_for_function(f"() => {OUTPUT_IMAGES}.every((img) => img.alt)", timeout=30_000)
         pictures = _output_pictures(page)
         assert len(pictures) == CONCEPTS[tab_id].pictures
         assert all(len(picture["alt"]) > 40 for picture in pictures), pictures
@@ -89,20 +96,20 @@ def _tab_to(page, selector: str) -> int:
     raise AssertionError(f"{selector} not reached in {MAX_TAB_PRESSES} Tab presses")
 
 
-# Per concept: the control the keyboard sets, the keys it presses there, the value they set, and what the new
+# Per concept: the control the keyboard sets, the keys it presses there, what the control then says (its value, or
+# for a picker its words), whether Enter there runs the action (a picker) rather than the main button, and what the new
 # result then says (None: any new result). A concept not here is run again as it is.
 KEYBOARD = {
-    "mae": ("#mae-ratio input[type=number]", ["Control+A", "0", ".", "5"], "0.5", "98 of 196 patches hidden"),
-    "mae-vs-jepa": ("#mvj-top input[type=range]", ["ArrowLeft"], "3", "at row 3, column"),  # the block
-    "tubes": ("#tubes-top input[type=number]", ["Control+A", "0"], "0", "at row 0, column"),  # the tube
-    "heads": ("#heads-start input", ["Control+A", "1"], "1", None),  # any new timings
+    "mae": ("#mae-ratio input[type=number]", ["Control+A", "0", ".", "5"], "0.5", False, "98 of 196 patches hidden"),
+    "mae-vs-jepa": ("#block-picture .bp-picture", ["ArrowLeft"], "column 3", True, "at row 4, column 3"),  # the block
+    "tubes": ("#tube-picture .bp-picture", ["ArrowLeft"], "column 3", True, "at row 4, column 3"),  # the tube
 }
 
 
 @pytest.mark.parametrize("tab_id", list(CONCEPTS))
 def test_the_keyboard_places_and_runs(browser, running_app, tab_id):
     """From the top of the page, Tab to the control and set it, Tab on to the main action and press Enter."""
-    control, keys, value, expected = KEYBOARD.get(tab_id, (None, [], None, None))
+    control, keys, value, enter_there, expected = KEYBOARD.get(tab_id, (None, [], None, False, None))
     text = result_text(tab_id)
     page = browser.new_page(viewport={"width": 1280, "height": 1000})
     try:
@@ -115,8 +122,10 @@ def test_the_keyboard_places_and_runs(browser, running_app, tab_id):
             to_control = _tab_to(page, control)
             for key in keys:
                 page.keyboard.press(key)
-            assert page.locator(control).input_value() == value
-        to_action = _tab_to(page, run_button(tab_id))
+            said = (page.locator(control).input_value() if not enter_there else
+                    page.locator(control).locator("xpath=..").inner_text())
+            assert value in said, said
+        to_action = 0 if enter_there else _tab_to(page, run_button(tab_id))
         page.keyboard.press("Enter")
         wait_for_new_text(page, text, before)
         if expected:

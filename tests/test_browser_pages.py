@@ -7,15 +7,14 @@ page. Screenshots go to the artifacts folder (conftest.py `artifacts_dir`).
 import time
 
 import pytest
-from concept_pages import CONCEPTS, OPENING, checked_page, wait_for_example
+from concept_pages import CONCEPTS, OPENING, OUTPUT_IMAGES, checked_page, open_folds, wait_for_example
 
 import app
 
 pytestmark = pytest.mark.browser
 
-# The result's pictures: those of blocks that take no upload (not the examples' thumbnails), and any result video.
-OUTPUT_PICTURES = """() => [...document.querySelectorAll('.block img')]
-    .filter((img) => !img.closest('.block').querySelector('input[type=file]') && !img.closest('.gallery, footer'))
+# The result's pictures, and any result video.
+OUTPUT_PICTURES = f"""() => {OUTPUT_IMAGES}
     .concat([...document.querySelectorAll('.result video')]).map((element) => element.getAttribute('src') || '')"""
 NO_SIDEWAYS_SCROLL = "() => document.scrollingElement.scrollWidth <= window.innerWidth"
 
@@ -24,6 +23,7 @@ def _check_concept_page(frame, tab_id: str) -> None:
     """On `frame` (a page or an iframe's frame): only this concept's controls, and its example's result."""
     concept = CONCEPTS[tab_id]
     wait_for_example(frame, tab_id)
+    open_folds(frame)
     # Attached, not visible: pictures below the fold load lazily. Each is a file the server wrote.
     deadline = time.monotonic() + 30
     while True:

@@ -31,14 +31,26 @@ def test_gradio_rewrites_an_output_picture_in_place_and_the_app_does_not(tmp_pat
                                                                   real_write(self, data))[1])
     assert processing_utils.save_pil_to_cache(PIL.Image.fromarray(picture), str(tmp_path), format="png") == path
     assert writes == [(path, True)], "the upstream defect is gone: OutputImage may go back to plain gr.Image"
-    writes.clear()
-    inode = os.stat(path).st_ino
+    first = common.save_png(picture, str(tmp_path))
+    inode = os.stat(first).st_ino
+    common._SAVED_PNGS.clear()  # encoded again, the same bytes find their file
     saved = common.save_png(picture, str(tmp_path))
-    assert writes == [] and os.stat(saved).st_ino == inode  # the same bytes: the file is left as it is
+    assert saved == first and os.stat(saved).st_ino == inode  # the same bytes: the file is left as it is
     fresh = tmp_path / "fresh"
     saved = common.save_png(picture, str(fresh))  # a new picture: written under a temporary name, then renamed
     assert np.array_equal(np.asarray(PIL.Image.open(saved)), picture) and [p.name for p in Path(saved).parent.iterdir()] == [
         "image.png"]
+
+
+def test_a_picture_shown_again_is_not_encoded_again(tmp_path, monkeypatch):
+    picture = np.random.default_rng(1).integers(0, 255, (32, 32, 3), dtype=np.uint8)
+    first = common.save_png(picture, str(tmp_path))
+    encoded = []
+    monkeypatch.setattr(processing_utils, "hash_bytes", lambda data: encoded.append(data) or "x")
+    assert common.save_png(picture.copy(), str(tmp_path)) == first and encoded == []
+    os.remove(first)  # gradio's `delete_cache` took it: written again
+    assert np.array_equal(np.asarray(PIL.Image.open(common.save_png(picture, str(tmp_path)))), picture)
+    assert len(encoded) == 1
 
 
 @pytest.mark.slow  # many requests at once

@@ -212,6 +212,17 @@ def test_oversized_upload(tmp_path, monkeypatch):
         images.load_image(path)
 
 
+def test_a_file_read_before_is_not_decoded_again(tmp_path, monkeypatch):
+    pixels = np.random.default_rng(2).integers(0, 255, (40, 60, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(tmp_path / "a.png")
+    first = images.load_image(tmp_path / "a.png")
+    first[:] = 0  # the caller's own copy
+    (tmp_path / "b.png").write_bytes((tmp_path / "a.png").read_bytes())  # the same picture uploaded again
+    monkeypatch.setattr(images, "_decode_file", lambda path: pytest.fail("decoded again"))
+    again = images.load_image(tmp_path / "b.png")
+    assert np.array_equal(again, pixels) and again.flags.writeable
+
+
 def test_image_digest():
     a = np.zeros((4, 4, 3), np.uint8)
     b = a.copy()

@@ -1,5 +1,7 @@
 """6.1 masked autoencoder: exact masks, honest pasting, clear errors (tiny offline checkpoints)."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -80,15 +82,17 @@ def test_a_one_colour_image_needs_no_model(tiny_hub):
     result = mae.reconstruct(flat, ratio=0.75, seed=0)
     assert result.best_constant_mse == pytest.approx(0.0, abs=1e-12)
     assert result.image_mean_colour_mse == pytest.approx(0.0, abs=1e-12)
-    assert "all one colour" in mae_tab.constant_output_markdown(result)
+    assert "all one colour" in mae_tab.summary_markdown(result)
 
 
 def test_the_summary_ties_the_numbers_to_the_chapter(tiny_hub, example_image):
     result = mae.reconstruct(example_image, ratio=0.75, seed=2)
-    text = mae_tab.summary_markdown(result, "vit-mae-base")
-    assert f"**{result.best_constant_mse:.4f}**" in text and f"{result.image_mean_colour_mse:.4f}" in text
-    assert f"**{result.hidden_mse / result.best_constant_mse:.0%}** of the best constant's" in text
-    assert "a constant output can't possibly rebuild different patches" in text
+    best = result.best_constant_mse
+    for mse, claim in ((best / 4, "a constant output can't possibly rebuild different patches"),
+                       (best * 2, "here MAE does no better than a single colour")):
+        text = mae_tab.summary_markdown(dataclasses.replace(result, hidden_mse=mse))
+        assert "**147 of 196 patches hidden.**" in text and f"**{mse:.4f}**" in text and f"**{best:.4f}**" in text
+        assert f"{mse / best:.0%} of the constant's" in text and claim in text
 
 
 def test_nothing_hidden_reports_no_error(tiny_hub, example_image):

@@ -6,7 +6,7 @@ import torch
 from conftest import EXAMPLE_IMAGES
 from PIL import Image
 
-from demos import images, jepa, masks
+from demos import devices, images, jepa, masks, zerogpu
 from demos.compute import mae_vs_jepa
 from demos.errors import UserError
 from demos.tabs import mae_vs_jepa as mae_vs_jepa_tab
@@ -117,6 +117,56 @@ def test_more_frames_hide_the_block_in_every_tubelet(tiny_hub, example_image):
     assert result.predicted.shape[0] == 8 and len(result.stats()["cosine_per_patch"]) == 4
 
 
+# --- the frames follow the device -----------------------------------------------------------------
+
+
+def test_a_gpu_feeds_16_frames_a_cpu_2_and_a_zerogpu_fallback_the_cpus(monkeypatch):
+    monkeypatch.setenv(devices.ENV_DEVICE, "cuda")  # models on a GPU, decided without touching CUDA
+    assert devices.models_on_gpu() and mae_vs_jepa.default_frames() == mae_vs_jepa.GPU_FRAMES == 16
+    assert "as V-JEPA 2's image evaluation" in mae_vs_jepa.frames_reason(16)
+    with zerogpu.on_cpu("no GPU was free within a minute"):  # ZeroGPU refused: the action runs on the Space's CPU
+        assert mae_vs_jepa.default_frames() == mae_vs_jepa.CPU_FRAMES == 2
+        reason = mae_vs_jepa.frames_reason(2)
+        assert reason.startswith("2 frames (1 tubelet) on the Space's CPU (no GPU was free within a minute)")
+        assert "8x fewer tokens" in reason
+    monkeypatch.setenv(devices.ENV_DEVICE, "cpu")
+    assert mae_vs_jepa.default_frames() == 2 and "on this CPU" in mae_vs_jepa.frames_reason(2)
+    # On ZeroGPU (no device asked for) the action is planned for a GPU, until ZeroGPU sends it to the Space's CPU.
+    monkeypatch.delenv(devices.ENV_DEVICE)
+    monkeypatch.setattr(zerogpu, "ON_ZERO_GPU", True)
+    assert mae_vs_jepa.default_frames() == 16
+    with zerogpu.on_cpu("your ZeroGPU quota is used up for now"):
+        assert mae_vs_jepa.default_frames() == 2
+    assert "as asked" in mae_vs_jepa.frames_reason(4, asked=True)
+
+
+def test_the_work_estimates_follow_the_frames():
+    for estimate in (mae_vs_jepa.gpu_work_seconds, mae_vs_jepa.cpu_work_seconds):
+        for cached in (False, True):
+            assert estimate(16, cached) > estimate(2, cached) > 0
+        assert estimate(16, False) > estimate(16, True)
+    # 2 frames on a CPU: bench_mae_vs_jepa's comparison, with and without cached targets.
+    assert mae_vs_jepa.cpu_work_seconds(2, False) == pytest.approx(1.47)
+    assert mae_vs_jepa.cpu_work_seconds(2, True) == pytest.approx(0.92)
+    assert mae_vs_jepa.cpu_work_seconds(16, True) > 5 * mae_vs_jepa.cpu_work_seconds(2, True)
+    # The GPU function's estimates read the frames it is called with.
+    args = (None, [0], [1], [0])
+    assert mae_vs_jepa.cpu_seconds(*args, 16) == mae_vs_jepa.cpu_work_seconds(16, False)
+    assert mae_vs_jepa.gpu_seconds(*args, 2, targets="cached") == mae_vs_jepa.gpu_work_seconds(2, True)
+
+
+def test_the_comparison_on_a_gpu_is_a_16_frame_clip(tiny_hub, example_image, monkeypatch):
+    monkeypatch.setattr(devices, "models_on_gpu", lambda: True)  # the tiny models stay on this CPU
+    stats = mae_vs_jepa.compare(example_image, 1, 1, 2, 2).stats()
+    assert stats["num_frames"] == 16 and stats["tubelets"] == 8 and len(stats["target_token_ids"]) == 8 * 4
+    assert "image evaluation" in stats["frames_reason"]
+    monkeypatch.setattr(devices, "models_on_gpu", lambda: False)
+    stats = mae_vs_jepa.compare(example_image, 1, 1, 2, 2).stats()
+    assert stats["num_frames"] == 2 and stats["tubelets"] == 1 and "on this CPU" in stats["frames_reason"]
+    asked = mae_vs_jepa.compare(example_image, 1, 1, 2, 2, num_frames=16).stats()
+    assert asked["num_frames"] == 16 and "as V-JEPA 2's image evaluation" in asked["frames_reason"]
+
+
 # --- scores on known tensors ---------------------------------------------------------------------
 
 
@@ -146,6 +196,41 @@ def test_nearest_context_stays_in_the_same_tubelet():
     corner = np.array([0, 1, 3, 4])  # a 2x2 block in the corner: nearest of 0 is 2 (two steps) vs 6: tie, lower id
     ctx = masks.complement(9, corner)
     assert list(mae_vs_jepa.nearest_context_ids(jepa.TokenLayout(1, 3, 3, 2, 16), ctx, corner)) == [2, 2, 6, 5]
+
+
+def _patchwork(colours, patch_size=2) -> np.ndarray:
+    """A picture of flat patches: colours (rows, cols, 3) in 0..255, each patch_size pixels wide."""
+    return np.repeat(np.repeat(np.asarray(colours, np.uint8), patch_size, axis=0), patch_size, axis=1)
+
+
+def test_the_pixels_baselines_on_a_hand_made_picture():
+    grid = masks.PatchGrid(3, 3, 2)
+    black, white, grey = [0, 0, 0], [255, 255, 255], [51, 51, 51]
+    # The centre (hidden) is white, and so is patch 1 above it: the nearest visible patch (lowest id of four).
+    view = _patchwork([[black, white, black], [black, white, black], [grey, black, grey]])
+    scores = mae_vs_jepa.pixel_baselines(view, grid, [4])
+    assert scores["nearest_context_patch"] == 0.0
+    # The visible pixels' mean colour: (1 white + 2 grey (0.2) + 5 black) / 8 = 0.175 in every channel.
+    assert scores["context_mean_colour"] == pytest.approx((1 - 0.175) ** 2)
+    # A block with one patch copied wrongly: hide the centre column; 1 copies 0 (black, lowest id), 4 copies 3
+    # (black), 7 copies 6 (grey, lower id than 8).
+    scores = mae_vs_jepa.pixel_baselines(view, grid, [1, 4, 7])
+    assert scores["nearest_context_patch"] == pytest.approx((1 + 1 + 0.2 ** 2) / 3)
+    visible = (2 * 0.2) / 6
+    assert scores["context_mean_colour"] == pytest.approx((2 * (1 - visible) ** 2 + visible ** 2) / 3)
+
+
+def test_the_pixels_baselines_are_scored_as_mae_is(tiny_hub, example_image):
+    result = mae_vs_jepa.compare(example_image, 2, 1, 3, 2)
+    stats = result.stats()
+    assert set(stats["mae_baselines"]) == {"context_mean_colour", "nearest_context_patch"}
+    assert stats["mae_baselines"] == mae_vs_jepa.pixel_baselines(result.view, result.grid, result.tokens.patch_ids)
+    # Same definition as MAE's error: MAE's own painting, scored by the same function, gives its error.
+    painted = np.where(mae_vs_jepa.block_pixels(result.grid, result.tokens.patch_ids)[..., None],
+                       result.reconstruction.reconstruction, result.view)
+    hidden = mae_vs_jepa.block_pixels(result.grid, result.tokens.patch_ids)
+    mse = float(((painted[hidden] / 255 - result.view[hidden] / 255) ** 2).mean())
+    assert stats["mae_pixel_mse"] == pytest.approx(mse, abs=2e-5)  # MAE's error uses its unrounded pixels
 
 
 def test_cosines_and_neighbours_on_known_tensors():
@@ -248,9 +333,12 @@ def test_endpoint_end_to_end(client, crop):
 
     *images, summary, numbers = client.predict(handle_file(str(EXAMPLE_IMAGES[1])), 1, 2, 3, 2,
                                                api_name="/compare_pixels_embeddings")
-    assert len(images) == 7 and all(str(path).endswith(".png") for path in images)
+    assert len(images) == len(mae_vs_jepa.IMAGE_ORDER) == 8 and all(str(path).endswith(".png") for path in images)
     arrays = [np.asarray(Image.open(path).convert("RGB")) for path in images]
     assert arrays[0].shape == (crop, crop, 3)
+    assert arrays[7].shape == arrays[2].shape  # the embeddings' close-up, last, the size of MAE's
+    assert numbers["num_frames"] == 2 and "on this CPU" in numbers["frames_reason"]
+    assert set(numbers["mae_baselines"]) == {"context_mean_colour", "nearest_context_patch"}
     assert numbers["block"] == {"top": 1, "left": 2, "height": 3, "width": 2}
     assert numbers["block_patch_ids"] == [10, 11, 18, 19, 26, 27]
     assert len(numbers["cosine_per_patch"]) == 6 and numbers["mae_pixel_mse"] >= 0

@@ -31,3 +31,12 @@ def test_banner_says_outputs_are_meaningless(offline_demo_app):
 def test_every_concept_answers_without_the_hub(offline_demo_app, tab_id):
     _, client = offline_demo_app
     check_result(call_example(client, CONCEPTS[tab_id]))
+
+
+def test_the_deployed_check_answers_everything_and_judges_no_promise(offline_demo_app, capsys):
+    from checks import deployed
+
+    url, _ = offline_demo_app
+    assert deployed.main([url]) == 0
+    out = capsys.readouterr().out
+    assert "not judged: random weights" in out and "| FAIL |" not in out and "FAIL:" not in out

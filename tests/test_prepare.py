@@ -9,6 +9,7 @@ import types
 import pytest
 from conftest import ROOT
 from gradio_client import handle_file
+from gradio_client.exceptions import AppError
 from heads_video import write_counting_video
 
 import app
@@ -45,10 +46,11 @@ def test_a_prepared_clip_is_a_target_cache_hit_at_the_click_and_another_prepare_
     assert again["target_cache_hit"] and not again["targets_computed"] and again["seconds"] == 0.0
 
 
-def test_tube_prepare_is_quiet_about_a_bad_clip_and_an_empty_one(client, tmp_path):
+def test_tube_prepare_refuses_a_bad_clip_by_name_and_passes_over_an_empty_one(client, tmp_path):
     fake = tmp_path / "holiday.mp4"
     fake.write_text("definitely not a video")
-    assert "video" in client.predict(handle_file(str(fake)), 0.0, 8, 4, 0, api_name="/tube_prepare")["error"].lower()
+    with pytest.raises(AppError, match="^video: This file is not a video"):
+        client.predict(handle_file(str(fake)), 0.0, 8, 4, 0, api_name="/tube_prepare")
     assert client.predict(None, 0.0, 8, 4, 0, api_name="/tube_prepare") == {}
 
 

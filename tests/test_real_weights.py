@@ -1,8 +1,11 @@
 """`python -m checks.real_weights` end to end on the tiny replicas, and its table and exit-code logic."""
 
+import re
+
 import pytest
 
 from checks import real_weights
+from demos import examples
 
 
 @pytest.mark.slow  # every check of the command
@@ -14,9 +17,26 @@ def test_it_runs_end_to_end_on_the_replicas(tiny_hub, capsys):
                     "surprise curve peaks", "encoder is bit-identical", "every label name reads as text",
                     "Diving48 top-1", "cites the probes' labels"):
         assert promise in out
-    assert out.count(real_weights.NOT_APPLICABLE) == 10  # 3 MAE, 2 predictor, noise, surprise, 2 top-1, LLM
+    # 3 MAE, 3 predictor (images at 2 and 16 frames, clips), one 2 | 16 frames row per image, noise, surprise, 2 top-1,
+    # LLM
+    assert out.count(real_weights.NOT_APPLICABLE) == 10 + 1 + len(examples.images())
     # What does not need trained weights is checked on the replicas too: 2 shared encoders, 2 label formats.
     assert out.count("| PASS |") == 4 and "| FAIL |" not in out
+
+
+def test_the_predictor_is_printed_fed_both_inputs_side_by_side(tiny_hub, capsys):
+    """One row per bundled image: what the CPU's 2 frames cost against the 16 of V-JEPA 2's image evaluation, side
+    by side in one cell (no `|` inside a cell: the table keeps its four columns)."""
+    assert real_weights.main(["--random-weights", "--only", "jepa"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    for path in examples.images():
+        name = path.split("/")[-1]
+        row = next(line for line in lines if f"| 6.2-6.3 {name}: the predictor's mean cosine fed 2 / 16 frames" in line)
+        cosines = r"\| [+-]\d\.\d{3} / [+-]\d\.\d{3} \(the CPU's input [+-]\d\.\d{3}\) \|"
+        assert row.count("|") == 5 and re.search(cosines, row), row
+    for frames in (2, 16):
+        assert any(f"beats both baselines, bundled images, {frames} frames" in line for line in lines)
+    assert any("beats both baselines, bundled clips" in line for line in lines)
 
 
 def test_a_failing_promise_fails_the_command(tiny_hub, capsys, monkeypatch):

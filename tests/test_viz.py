@@ -49,3 +49,31 @@ def test_tube_panel_shows_actual_and_predicted_colours_and_the_cosine_beside_eac
     # The cosine bar is drawn in the cosine's colour: +0.5 for tubelet 1, -1 (blue) for tubelet 2.
     for frame, value in ((2, 0.5), (4, -1.0)):
         assert tuple(viz.cosine_colors(np.array([value]))[0]) in {tuple(c) for c in panels[frame].reshape(-1, 3)}
+
+
+def test_the_embeddings_close_up_is_mae_s_in_size_and_shows_actual_then_predicted_colours():
+    from demos import masks
+
+    rng = np.random.default_rng(2)
+    grid, block = masks.PatchGrid(4, 4, 16), masks.Block(top=1, left=1, height=2, width=3)
+    ids = block.patch_ids(grid)
+    actual = rng.standard_normal((grid.num_patches, 8))
+    predicted = -actual[ids]  # other colours than the actual ones
+    basis = viz.pca_basis(actual)
+    view = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    pictures = viz.block_comparison_images(
+        view, grid, block, actual=actual, predicted=predicted, basis=basis, patch_cosines=np.zeros(len(ids)),
+        neighbour_ids=ids, mae_pasted=view, mae_reconstruction=view[::-1].copy())
+    closeup = pictures["jepa_closeup"]
+    assert closeup.shape == pictures["mae_closeup"].shape and closeup.dtype == np.uint8
+    scale = viz.CLOSEUP_SIDE // (3 * 16)  # the block's longer side, scaled up as MAE's close-up is
+    assert closeup.shape == (2 * 16 * scale, 2 * 3 * 16 * scale + 6, 3)
+    half = 3 * 16 * scale
+    left, gap, right = closeup[:, :half], closeup[:, half:half + 6], closeup[:, half + 6:]
+    assert (gap == 255).all()  # the same white gap as MAE's close-up
+    # Each patch of the block in its PCA colour: actual on the left, predicted on the right, row-major.
+    side = 16 * scale
+    for i, (a, p) in enumerate(zip(viz.pca_colors(actual[ids], basis), viz.pca_colors(predicted, basis), strict=True)):
+        r, c = divmod(i, 3)
+        assert (left[r * side:(r + 1) * side, c * side:(c + 1) * side] == a).all()
+        assert (right[r * side:(r + 1) * side, c * side:(c + 1) * side] == p).all()

@@ -142,8 +142,12 @@ def test_a_gpu_function_asks_a_cold_start_first_and_less_once_its_worker_is_warm
     client, log_path = zerogpu_app
     for top in (2, 3):
         _call(client, "/tube_predict", _tube_args(top, 5))
-    asked = [r["seconds"] for r in _requests(log_path) if r["function"].endswith("encode_and_predict")]
-    assert asked[0] >= zerogpu.GPU_COLD_START_S and asked[-1] <= asked[0] - 4, asked
+    calls = [r for r in _requests(log_path) if r["function"].endswith("encode_and_predict")]
+    asked, estimate_s = [r["seconds"] for r in calls], calls[0]["seconds"] - zerogpu.GPU_COLD_START_S
+    # A fresh worker first, with the assumed cold margin; then a warm one, with the warm margin: 4 s less, unless the
+    # first call's work took longer than estimated on this busy CPU (the second then asks for that work too).
+    assert asked[0] >= zerogpu.GPU_COLD_START_S, asked
+    assert asked[-1] <= max(asked[0] - 4, zerogpu.GPU_WARM_START_S + estimate_s + calls[0]["held"] + 1), calls
 
 
 def test_a_checkpoint_left_out_at_start_up_is_a_clear_message(zerogpu_app):
@@ -152,3 +156,20 @@ def test_a_checkpoint_left_out_at_start_up_is_a_clear_message(zerogpu_app):
     client, _ = zerogpu_app
     with pytest.raises(AppError, match=f"{checkpoints.get(NOT_PRELOADED).hub_id} is not loaded"):
         _call(client, "/mae_reconstruct", (_image(2), 0.75, 0, NOT_PRELOADED))
+
+
+def test_the_deployed_check_shows_where_each_call_ran_and_names_a_checkpoint_left_out(zerogpu_app):
+    import app
+    from checks import deployed
+
+    client, _ = zerogpu_app
+    space = deployed.Space(client.src)
+    calls = deployed.check_endpoints(space, app.CONCEPTS)
+    assert [c.endpoint for c in calls][::2] == [name for concept in app.CONCEPTS for name in concept.endpoints]
+    assert not [c for c in calls if c.error], deployed.calls_table(calls)
+    gpu_runs = [run for c in calls for run in c.ran_on if run["device"] == "gpu"]
+    assert gpu_runs and all(run["asked"] >= 1 for run in gpu_runs), deployed.calls_table(calls)
+    assert "(asked " in deployed.calls_table(calls)
+    failed = [row for row in deployed.check_promises(space, only=("6.1",)) if row.passed is False]
+    assert failed and "/mae_reconstruct failed" in failed[0].measured, failed
+    assert f"{checkpoints.get(NOT_PRELOADED).hub_id} is not loaded" in failed[0].measured, failed

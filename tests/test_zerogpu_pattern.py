@@ -12,7 +12,7 @@ from conftest import FAKE_SPACES
 
 import checkpoints
 from demos import devices, gpu_functions, zerogpu
-from demos.errors import UserError
+from demos.errors import NeedsGpu, UserError
 from demos.gpu_functions import gpu_task
 
 SLOW_ON_CPU = 15.0  # seconds a test function's CPU estimate says: beyond CPU_QUICK_S and a GPU call, so it asks a GPU
@@ -90,6 +90,20 @@ def test_work_the_cpu_does_quickly_runs_there_in_its_own_thread_and_asks_no_gpu(
     assert thread.startswith("pdr-cpu-models") and threads == (os.cpu_count() or 1)
     assert torch.get_num_threads() == callers_threads
     assert [(run.device, run.fallback) for run in runs] == [("cpu", False)]
+
+
+def test_quick_work_whose_model_has_no_cpu_copy_runs_on_a_gpu_and_says_so_only_when_no_gpu_can(zero_gpu):
+    @gpu_task(gpu_seconds=0.02, cpu_seconds=0.2)
+    def reconstruct():
+        if zerogpu.cpu_reason() is not None:  # as `checkpoints.load` does for a copy the memory plan left out
+            raise NeedsGpu("This needs the GPU.")
+        return os.getpid()
+
+    with zerogpu.request_scope() as runs:
+        assert reconstruct() != os.getpid()
+    assert [run.device for run in runs] == ["gpu"] and len(zero_gpu.requested) == 1
+    with zerogpu.request_scope(), zerogpu.on_cpu("the GPU quota is used up"), pytest.raises(NeedsGpu):
+        reconstruct()
 
 
 def test_work_that_pays_on_a_gpu_runs_in_a_worker_with_every_core(zero_gpu):
@@ -221,18 +235,28 @@ def test_after_preload_only_resident_checkpoints_load_and_the_cpu_copy_is_apart(
 
 
 @pytest.mark.slow  # waits for a GPU call's time to run out
-def test_a_call_that_asked_for_a_warm_worker_and_ran_out_of_time_asks_again_cold(zero_gpu, monkeypatch, tmp_path):
-    """A fresh worker where a warm one was expected: its start outlasts the warm margin. One more try, cold."""
-    monkeypatch.setenv("FAKE_SPACES_ABORT", "1")
+def test_a_call_that_found_its_worker_gone_asks_again_cold_and_the_next_asks_cold_at_once(zero_gpu, monkeypatch,
+                                                                                       tmp_path, caplog):
+    """Workers that take 2.5 s to start and are kept 0.5 s idle, against the assumed 6 s and 30 s: the first call
+    teaches the cold margin; the one that expected a warm worker is aborted and asked again with it; the window is
+    learned, so the next call after as long idle asks cold at once."""
+    import time
+
+    for rule, value in (("ABORT", "1"), ("COLD_START_S", "2.5"), ("WARM_FOR_S", "0.5"), ("DURATION_FACTOR", "1")):
+        monkeypatch.setenv(f"FAKE_SPACES_{rule}", value)
 
     @gpu_task(gpu_seconds=0.1, cpu_seconds=SLOW_ON_CPU)
-    def encode(start_s):
-        import time
-
-        time.sleep(start_s)  # what a fresh worker spends starting
+    def encode():
         return "encoded"
 
-    assert encode(0.0) == "encoded"  # cold: asks 7 s
-    assert encode(4.0) == "encoded"  # asks 2 s as a warm worker (3 s with the factor), aborted, then 7 s again
+    caplog.set_level("INFO", logger="demos.gpu_functions")
+    assert encode() == "encoded"  # a fresh worker: asks the assumed 6 s and the work
+    time.sleep(1.2)
+    assert encode() == "encoded"  # expects a warm worker (idle 1.2 s < 30 s): asks 2 s, aborted, then 4-5 s
+    time.sleep(1.5)
+    assert encode() == "encoded"  # idle longer than the window learned: cold at once
     logged = _logged(tmp_path)
-    assert [(r["seconds"], r["outcome"]) for r in logged] == [(7, "ok"), (2, "aborted"), (7, "ok")]
+    assert [r["outcome"] for r in logged] == ["ok", "aborted", "ok", "ok"], logged
+    assert [r["seconds"] for r in logged][:2] == [7, 2] and all(2 < r["seconds"] < 7 for r in logged[2:]), logged
+    assert 1.2 <= zerogpu.margins.warm_for() < 1.5
+    assert "margins now cold 3." in caplog.text  # the log says what was learned

@@ -203,3 +203,29 @@ def validate_checkpoint(name: str) -> str:
         raise UserError(f"'{name}' is not a masked-autoencoder checkpoint; choose one of "
                         f"{', '.join(checkpoints.MAE_CHECKPOINTS)}.")
     return name
+
+
+@dataclass
+class MaskPreview:
+    masked: np.ndarray  # the model view with the hidden patches grey
+    grid: masks.PatchGrid
+    num_hidden: int
+
+
+def model_geometry(checkpoint: str) -> tuple[int, int]:
+    """(image side, patch side) of the checkpoint: the loaded model's own config, else the published one."""
+    if checkpoints.is_loaded(checkpoint):
+        config = checkpoints.load(checkpoint).model.config
+        return int(config.image_size), int(config.patch_size)
+    published = checkpoints.get(checkpoint)
+    return published.image_size, published.patch_size
+
+
+def mask_preview(image: np.ndarray, checkpoint: str, *, ratio: float, seed: int) -> MaskPreview:
+    """What `reconstruct` will hide, drawn without any model: the page shows it while the ratio or the seed moves."""
+    size, patch = model_geometry(checkpoint)
+    grid = masks.PatchGrid.square(size, patch)
+    hidden = masks.hidden_mask(grid.num_patches, masks.random_hidden_ids(grid.num_patches, ratio, seed))
+    view = images.center_square(image, size)
+    masked = viz.grey_out(view, viz.patch_mask_image(hidden.reshape(grid.rows, grid.cols), grid.patch_size))
+    return MaskPreview(masked, grid, int(hidden.sum()))

@@ -7,7 +7,12 @@ conditioned on where the block is (the predictor's mask tokens carry the block's
 
 Both models see the same square view (`images.center_square(image, crop)`, crop = V-JEPA 2's
 `config.crop_size`, 256 px); MAE runs at that size too, so its 16x16 patch grid is V-JEPA 2's grid
-and the MAE mask is exactly the JEPA block.
+and the MAE mask is exactly the JEPA block. V-JEPA 2 sees the picture as a static clip: 16 identical frames on
+a GPU, as its image evaluation does, 2 on a CPU (`default_frames`, `frames_reason`).
+
+Each model is scored beside guesses that need no learning: the embeddings' baselines (the mean of the visible
+embeddings, a copy of the nearest visible patch's) and the pixels' (`pixel_baselines`: the visible pixels' mean
+colour, a copy of the nearest visible patch).
 
 `compare` is the computation (an image array and the block as plain numbers in, a `Comparison` out);
 its model work is the GPU function `predict_block`, and the full-image targets are cached in the main
@@ -27,7 +32,7 @@ import torch
 import torch.nn.functional as F
 
 import checkpoints
-from demos import images, jepa, masks, viz
+from demos import devices, images, jepa, masks, viz, zerogpu
 from demos.cache import LRUCache
 from demos.compute import mae
 from demos.errors import UserError, whole_number
@@ -37,21 +42,43 @@ from demos.noise import Noise, added_noise_mse
 JEPA_CHECKPOINT = jepa.CHECKPOINT  # "vjepa2-vitl"
 MAE_CHECKPOINT = "vit-mae-base"
 
-# V-JEPA 2 sees a still image as a static clip. The official image evaluation repeats the image 16
-# times (8 tubelets of 2 frames: 2048 tokens for the 256-px ViT-L). Here it is repeated only twice,
-# which is ONE tubelet: 256 tokens, 8x fewer than 16 frames, and attention cost falls even more. That
-# is what keeps a click near one second on a 2-core CPU. With identical frames every tubelet holds the
-# same pixels, so the block is still hidden "in every frame"; the features are not bit-identical to a
-# 16-frame run (attention sees fewer copies), which is the price of the speed.
-NUM_FRAMES = 2
+# V-JEPA 2 sees a still image as a static clip. Its official image evaluation repeats the image 16 times (8
+# tubelets of 2 frames: 2048 tokens for the 256-px ViT-L): a GPU feeds that (`default_frames`). A CPU feeds it
+# twice, ONE tubelet: 256 tokens, 8x fewer, and attention's cost falls even more; that keeps a click near one
+# second on a 2-core CPU. With identical frames every tubelet holds the same pixels, so the block is still hidden
+# "in every frame"; the features are not those of 16 frames (attention sees fewer copies): an input the model was
+# not evaluated on, and `python -m checks.real_weights` prints what it costs the predictor.
+GPU_FRAMES = 16
+CPU_FRAMES = 2
 DEFAULT_BLOCK = (6, 6, 4, 4)  # top row, left column, height, width in patches: the centre of a 16x16 grid
 PUBLISHED_GRID = 16  # vjepa2-vitl-fpc64-256: 256 px / 16-px patches; sliders start with this range
-# Pictures whose full-image features are kept (about 1 MB each for ViT-L, 1 tubelet): each image and each of
-# its noise levels is one, so a few images with their noise sweeps.
-TARGET_CACHE_SIZE = 24
+# Pictures whose full-image features are kept (ViT-L: 8 MB each at 16 frames, 1 MB at 2; at most 96 MB): each
+# image and each of its noise levels is one, so a few images with their noise sweeps (3 levels by default).
+TARGET_CACHE_SIZE = 12
 # Blocks whose model work is kept (the prediction and MAE's painting, about 1 MB each): the noise sweep that
 # follows a comparison on the page reuses the comparison's level instead of running it again.
 BLOCK_CACHE_SIZE = 8
+
+
+def default_frames() -> int:
+    """Frames of the static clip on the device this action is planned for (`devices.models_on_gpu`: known without
+    loading a model; False inside an action ZeroGPU sent to the Space's CPU, `zerogpu.on_cpu`)."""
+    return GPU_FRAMES if devices.models_on_gpu() else CPU_FRAMES
+
+
+def frames_reason(num_frames: int, *, asked: bool = False) -> str:
+    """Why V-JEPA 2 sees the picture as `num_frames` frames, in a sentence for the page and the numbers."""
+    tubelets = max(1, num_frames // 2)
+    clip = f"{num_frames} frames ({tubelets} tubelet{'s' if tubelets > 1 else ''})"
+    if num_frames == GPU_FRAMES:
+        return f"{clip}, as V-JEPA 2's image evaluation repeats a still image"
+    if asked:
+        return f"{clip}, as asked; V-JEPA 2's image evaluation repeats a still image {GPU_FRAMES} times"
+    why = zerogpu.cpu_reason()
+    where = f"the Space's CPU ({why})" if why else "this CPU"
+    fewer = f"{GPU_FRAMES // num_frames}x fewer tokens" if num_frames < GPU_FRAMES else "the tokens"
+    return (f"{clip} on {where}: {fewer} than the {GPU_FRAMES} frames of V-JEPA 2's image evaluation, so that a "
+            f"click answers within seconds; a GPU feeds {GPU_FRAMES}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -160,6 +187,22 @@ def nearest_patches(queries: torch.Tensor, keys: torch.Tensor) -> tuple[np.ndarr
     return index.cpu().numpy(), best.cpu().numpy()
 
 
+def pixel_baselines(view: np.ndarray, grid: masks.PatchGrid, patch_ids) -> dict:
+    """The pixels' own baselines, scored as MAE is (`mae_pixel_mse`: the mean squared error over the block's pixels,
+    pixels in 0..1, against the picture both models see): every hidden pixel painted the visible pixels' mean colour
+    (`context_mean_colour`), and each hidden patch a copy of the nearest visible patch (`nearest_context_patch`, the
+    embeddings' rule, `nearest_context_ids`, on the patch grid)."""
+    pixels = np.asarray(view, dtype=np.float64) / 255
+    p, patch_ids = grid.patch_size, np.asarray(patch_ids, dtype=np.int64)
+    hidden = block_pixels(grid, patch_ids)
+    mean_colour = mae.constant_output_mse(pixels[hidden], pixels[~hidden].mean(axis=0))
+    patches = pixels.reshape(grid.rows, p, grid.cols, p, 3).swapaxes(1, 2).reshape(grid.num_patches, p, p, 3)
+    spatial = jepa.TokenLayout(tubelets=1, rows=grid.rows, cols=grid.cols, tubelet_size=2, patch_size=p)
+    nearest = nearest_context_ids(spatial, masks.complement(grid.num_patches, patch_ids), patch_ids)
+    copied = float(((patches[patch_ids] - patches[nearest]) ** 2).mean())
+    return {"context_mean_colour": mean_colour, "nearest_context_patch": copied}
+
+
 # ---------------------------------------------------------------------------------------------
 # Full-image target features: cached in this (the main) process per (image, noise, checkpoint, frames),
 # so that moving the block reruns only the context encoder, the predictor and MAE; and each block's own
@@ -224,25 +267,33 @@ class BlockPass:
     seconds: dict
 
 
-# The work estimates (docs/benchmarks.md): on a GPU about 2x the slowest whole comparison bench_gpu measured, per
-# encoder pass; on the CPU bench_mae_vs_jepa's comparison with and without cached targets (one pass or two).
-GPU_SECONDS_PER_ENCODER_PASS = 0.15
-CPU_SECONDS_PER_ENCODER_PASS, CPU_SECONDS_PREDICTOR_AND_MAE = 0.55, 0.37
+# The work estimates (docs/benchmarks.md), by frames: on a GPU MAE, the predictor and the rest at about 2x the whole
+# 2-frame comparison bench_gpu measured, plus each ViT-L pass as 6.4 estimates it (`tubes`: 0.15 s over 16 frames,
+# growing with the power 1.5 of the frames); on the CPU bench_mae_vs_jepa's 2-frame comparison with and without
+# cached targets (one pass or two), each pass growing with the power 1.2 of the frames (to the 16-frame ViT-L pass
+# bench_tubes measured, 6.6-7.1 s) and the predictor with the frames, MAE (about 0.15 s of the 0.37) fixed.
+GPU_SECONDS_BLOCK = 0.3
+GPU_SECONDS_PER_PASS_16_FRAMES, GPU_PASS_POWER = 0.15, 1.5
+CPU_SECONDS_PER_PASS_2_FRAMES, CPU_PASS_POWER = 0.55, 1.2
+CPU_SECONDS_MAE, CPU_SECONDS_PREDICTOR_2_FRAMES = 0.15, 0.22
 
 
-def _passes(num_frames: int, targets_cached: bool) -> int:
-    """Encoder passes of one tubelet's size: two without cached targets, one with, per tubelet."""
-    return (1 if targets_cached else 2) * max(1, num_frames // 2)
+def _passes(targets_cached: bool) -> int:
+    """Encoder passes over the clip: the full clip's targets and the context alone, or the context alone."""
+    return 1 if targets_cached else 2
 
 
 def gpu_work_seconds(num_frames: int, targets_cached: bool) -> float:
     """One comparison's GPU work."""
-    return _passes(num_frames, targets_cached) * GPU_SECONDS_PER_ENCODER_PASS
+    per_pass = GPU_SECONDS_PER_PASS_16_FRAMES * (num_frames / GPU_FRAMES) ** GPU_PASS_POWER
+    return GPU_SECONDS_BLOCK + _passes(targets_cached) * per_pass
 
 
 def cpu_work_seconds(num_frames: int, targets_cached: bool) -> float:
     """One comparison's CPU work."""
-    return CPU_SECONDS_PREDICTOR_AND_MAE + _passes(num_frames, targets_cached) * CPU_SECONDS_PER_ENCODER_PASS
+    frames = num_frames / CPU_FRAMES
+    per_pass = CPU_SECONDS_PER_PASS_2_FRAMES * frames ** CPU_PASS_POWER
+    return CPU_SECONDS_MAE + CPU_SECONDS_PREDICTOR_2_FRAMES * frames + _passes(targets_cached) * per_pass
 
 
 def gpu_seconds(view, patch_ids, context_ids, target_ids, num_frames, *, targets=None, **_) -> float:
@@ -295,7 +346,9 @@ class Comparison:
     reconstruction: mae.Reconstruction
     target_cache_hit: bool
     seconds: dict
-    num_frames: int = NUM_FRAMES
+    num_frames: int = CPU_FRAMES
+    frames_reason: str = ""  # why V-JEPA 2 saw the picture as `num_frames` frames (`frames_reason`)
+    mae_baselines: dict = field(default_factory=dict)  # `pixel_baselines`: MAE's task done without learning
     block_cache_hit: bool = False  # this block of this picture was computed before: no model ran now
     noise: Noise = Noise()  # what was added to the picture both models saw
     block_noise_mse: float = 0.0  # how far the noise moved the block's pixels (pixels in 0..1)
@@ -316,6 +369,7 @@ class Comparison:
             "view_size": int(self.view.shape[0]),
             "num_frames": self.num_frames,
             "tubelets": self.tokens.layout.tubelets,
+            "frames_reason": self.frames_reason,
             "block_patch_ids": [int(i) for i in ids],
             "target_token_ids": [int(i) for i in self.tokens.target_ids],
             "num_context_tokens": int(len(self.tokens.context_ids)),
@@ -329,6 +383,7 @@ class Comparison:
             "block_noise_mse": self.block_noise_mse,
             "mae_pixel_mse": self.reconstruction.hidden_mse,
             "mae_pixel_mse_per_patch": [round(float(v), 6) for v in mse],
+            "mae_baselines": dict(self.mae_baselines),
             "nearest_neighbour_ids": [int(i) for i in self.neighbour_ids],
             "neighbour_is_own_patch": float(np.mean(self.neighbour_ids == ids)),
             "neighbour_in_block": float(np.mean(np.isin(self.neighbour_ids, ids))),
@@ -340,14 +395,17 @@ class Comparison:
         }
 
 
-def compare(image, top, left, height, width, *, noise: Noise = Noise(), num_frames: int = NUM_FRAMES,
+def compare(image, top, left, height, width, *, noise: Noise = Noise(), num_frames: int | None = None,
             jepa_checkpoint: str = JEPA_CHECKPOINT, mae_checkpoint: str = MAE_CHECKPOINT) -> Comparison:
     """Hide the (top, left, height, width) block (in patches) of `image` from both MAE and V-JEPA 2.
 
     image: an HxWx3 uint8 array (`images.load_image`); `noise` is added to the square both models see.
+    num_frames: the frames of V-JEPA 2's static clip; None: this device's (`default_frames`).
     Raises `UserError` for a block a learner can fix (outside the grid, no context left). The model work
     is the GPU function `predict_block`; the full-image targets are cached here, in the main process.
     """
+    asked = num_frames is not None
+    num_frames = int(num_frames) if asked else default_frames()
     loaded = jepa.load(jepa_checkpoint)
     model, config = loaded.model, loaded.model.config
     grid, block, tokens = block_tokens(config, top, left, height, width, num_frames)
@@ -362,7 +420,7 @@ def compare(image, top, left, height, width, *, noise: Noise = Noise(), num_fram
     device_pass = cached_pass(key, patch_ids, mae_checkpoint, model) if hit else None
     block_hit = device_pass is not None
     if not block_hit:
-        device_pass = predict_block(view, tokens.patch_ids, tokens.context_ids, tokens.target_ids, int(num_frames),
+        device_pass = predict_block(view, tokens.patch_ids, tokens.context_ids, tokens.target_ids, num_frames,
                                     targets=features.targets if hit else None, jepa_checkpoint=jepa_checkpoint,
                                     mae_checkpoint=mae_checkpoint)
         keep_pass(key, patch_ids, mae_checkpoint, device_pass, model)
@@ -379,6 +437,7 @@ def compare(image, top, left, height, width, *, noise: Noise = Noise(), num_fram
     base_copy = nearest_context_cosines(targets, layout, tokens.context_ids, tokens.target_ids)
     predicted_spatial = predicted.view(layout.tubelets, len(patch_ids), -1).mean(dim=0)
     neighbour_ids, neighbour_cos = nearest_patches(predicted_spatial, features.spatial)
+    mae_baselines = pixel_baselines(features.view, grid, patch_ids)
     seconds["scores"] = time.perf_counter() - start
 
     if reconstruction.grid != grid or not np.array_equal(reconstruction.model_view, features.view):
@@ -386,7 +445,8 @@ def compare(image, top, left, height, width, *, noise: Noise = Noise(), num_fram
                         f"V-JEPA 2 into {grid.patch_size}: the two cannot hide the same block.")
 
     result = Comparison(grid, block, tokens, features.view, predicted, actual, cosines, base_mean, base_copy,
-                        neighbour_ids, neighbour_cos, reconstruction, hit, seconds, int(num_frames), block_hit, noise,
+                        neighbour_ids, neighbour_cos, reconstruction, hit, seconds, num_frames,
+                        frames_reason(num_frames, asked=asked), mae_baselines, block_hit, noise,
                         added_noise_mse(clean, features.view, block_pixels(grid, patch_ids)))
     start = time.perf_counter()
     result.images = viz.block_comparison_images(
@@ -397,4 +457,6 @@ def compare(image, top, left, height, width, *, noise: Noise = Noise(), num_fram
     return result
 
 
-IMAGE_ORDER = ["view", "mae_pasted", "mae_closeup", "pca_actual", "pca_predicted", "cosine_map", "neighbours"]
+# The pictures in the order the endpoint returns them; new ones go last, so that a caller's positions stay.
+IMAGE_ORDER = ["view", "mae_pasted", "mae_closeup", "pca_actual", "pca_predicted", "cosine_map", "neighbours",
+               "jepa_closeup"]

@@ -53,6 +53,7 @@ class NoiseSweep:
     noise: Noise  # the learner's level, the last of `levels`
     levels: list[SweepLevel]
     seconds: dict
+    num_frames: int = mae_vs_jepa.CPU_FRAMES  # the frames of V-JEPA 2's static clip (as the comparison's)
 
     def stats(self) -> dict:
         """Plain numbers for the API: one list entry per level, the clean picture first."""
@@ -62,6 +63,7 @@ class NoiseSweep:
         return {
             "noise": self.noise.kind,
             "block": dataclasses.asdict(self.block),
+            "num_frames": self.num_frames,
             "levels": [{"label": level.noise.label, "level": level.noise.level} for level in self.levels],
             **series,
             "seconds": {k: round(v, 4) for k, v in self.seconds.items()},
@@ -111,10 +113,12 @@ def _level_passes(keys, cached, views, tokens, num_frames, model, jepa_checkpoin
 
 
 def sweep(image, top, left, height, width, noise: Noise, levels=DEFAULT_LEVELS, *,
-          num_frames: int = mae_vs_jepa.NUM_FRAMES, jepa_checkpoint: str = mae_vs_jepa.JEPA_CHECKPOINT,
+          num_frames: int | None = None, jepa_checkpoint: str = mae_vs_jepa.JEPA_CHECKPOINT,
           mae_checkpoint: str = mae_vs_jepa.MAE_CHECKPOINT) -> NoiseSweep:
     """Hide the (top, left, height, width) block (in patches) of `image` at `levels` levels of `noise`, the
-    clean picture first. Raises `UserError` for a clean `noise`, a bad level count or an impossible block."""
+    clean picture first, V-JEPA 2 fed `num_frames` frames (None: this device's, `mae_vs_jepa.default_frames`, as the
+    comparison). Raises `UserError` for a clean `noise`, a bad level count or an impossible block."""
+    num_frames = mae_vs_jepa.default_frames() if num_frames is None else int(num_frames)
     count = whole_number("The number of noise levels", levels, minimum=2, maximum=MAX_LEVELS)
     steps = noise.levels(count)
     loaded = jepa.load(jepa_checkpoint)
@@ -126,7 +130,7 @@ def sweep(image, top, left, height, width, noise: Noise, levels=DEFAULT_LEVELS, 
     cached = [mae_vs_jepa.TARGET_CACHE.get(key, owner=model) for key in keys]
     clean = np.array(images.center_square(image, config.crop_size))
     views = [hit.view if hit else step.apply(clean) for hit, step in zip(cached, steps, strict=True)]
-    passes, block_hits, seconds = _level_passes(keys, cached, views, tokens, int(num_frames), model,
+    passes, block_hits, seconds = _level_passes(keys, cached, views, tokens, num_frames, model,
                                                 jepa_checkpoint, mae_checkpoint)
     features = [hit or mae_vs_jepa.keep_targets(key, view, device_pass, tokens.layout, model)
                 for hit, key, view, device_pass in zip(cached, keys, views, passes, strict=True)]
@@ -140,4 +144,4 @@ def sweep(image, top, left, height, width, noise: Noise, levels=DEFAULT_LEVELS, 
                           block_hit)
                for step, device_pass, feats, hit, block_hit in zip(steps, passes, features, cached, block_hits,
                                                                    strict=True)]
-    return NoiseSweep(block, noise, results, seconds)
+    return NoiseSweep(block, noise, results, seconds, num_frames)

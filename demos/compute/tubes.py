@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import os
 import tempfile
 import threading
@@ -544,11 +545,18 @@ def render_video(result: TubeResult, path: str | os.PathLike) -> str:
     return mp4.write_mp4(frames, str(path), result.clip.playback_fps)
 
 
+def _written_at(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except FileNotFoundError:  # another visitor's render pruned it meanwhile
+        return -math.inf
+
+
 def output_video_path(result: TubeResult) -> Path:
     """A path in a private temp folder; the oldest renders beyond OUTPUT_VIDEOS_KEPT are deleted."""
     folder = Path(tempfile.gettempdir()) / "pdr-tubes"
     folder.mkdir(exist_ok=True)
-    old = sorted(folder.glob("*.mp4"), key=lambda p: p.stat().st_mtime)
+    old = sorted(folder.glob("*.mp4"), key=_written_at)
     for stale in old[: max(0, len(old) - OUTPUT_VIDEOS_KEPT + 1)]:
         stale.unlink(missing_ok=True)
     t = result.tube

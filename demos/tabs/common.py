@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextvars
 import functools
 import inspect
+import io
 import logging
 import os
 import shutil
@@ -23,8 +24,9 @@ from gradio import processing_utils
 from gradio.context import LocalContext
 
 import checkpoints
-from demos import images, results, videos, zerogpu
+from demos import cache, images, results, videos, zerogpu
 from demos.errors import UserError
+from demos.tabs import links
 
 log = logging.getLogger(__name__)
 
@@ -150,6 +152,7 @@ def action(name: str | None = None, *, numbers: int | None = -1, summary: int | 
     - Every failure reaches the page and gradio_client as a gr.Error (`gradio_errors`).
     - On ZeroGPU each GPU function runs where it pays (`gpu_functions.gpu_task`), and when ZeroGPU refuses or fails
       a call, the action runs again on the Space's CPU (`device_note` says so on the page).
+    - With `name`, the action needs its files: a null one is refused before it runs (`api_inputs`, `files_needed`).
     - With `name`, identical requests (the same action, the same files, the same values) are answered from the
       shared `RESULTS`, running once however many visitors send them at once; `numbers` is the index of the
       result's numbers (a dict), which then say `from_result_cache`, and `summary` the index of the markdown
@@ -177,6 +180,7 @@ def action(name: str | None = None, *, numbers: int | None = -1, summary: int | 
                 except Exception as error:
                     raise _as_gradio_error(error) from error
 
+            stream_action.files_needed = bool(name)
             return stream_action
 
         @functools.wraps(fn)
@@ -190,6 +194,7 @@ def action(name: str | None = None, *, numbers: int | None = -1, summary: int | 
             except Exception as error:
                 raise _as_gradio_error(error) from error
 
+        plain_action.files_needed = bool(name)
         return plain_action
 
     return decorate
@@ -213,7 +218,7 @@ def device_numbers() -> dict:
     if not zerogpu.ON_ZERO_GPU:
         return {}
     return {"ran_on": [{"function": run.function, "device": run.device, "seconds": round(run.seconds, 3),
-                        "why": run.why, "fallback": run.fallback} for run in zerogpu.runs()]}
+                        "why": run.why, "fallback": run.fallback, "asked": run.asked} for run in zerogpu.runs()]}
 
 
 def api_doc(**limits):
@@ -229,17 +234,23 @@ def api_doc(**limits):
     return fill
 
 
-def _explained_upload_error(error: Exception, payload, check, fallback: str) -> gr.Error:
-    """Let `check` (a reader from `demos.images` or `demos.videos`) say what is wrong with an upload that gradio could not take."""
+def _explained_upload_error(component, error: Exception, payload, check, fallback: str) -> gr.Error:
+    """Let `check` (a reader from `demos.images` or `demos.videos`) say what is wrong with an upload that gradio could
+    not take. The error names its `input_component`, for `api_inputs` to put the parameter's name in front."""
     if isinstance(error, gr.Error):
-        return error
-    try:
-        check(getattr(payload, "path", None))
-    except UserError as explained:
-        return gr.Error(str(explained))
-    except Exception:
-        log.warning("Upload preprocessing failed: %s", error)
-    return gr.Error(fallback)
+        explained = error
+    elif isinstance(error, UserError):  # the component's own check (`VideoInput`) said it already
+        explained = gr.Error(str(error))
+    else:
+        explained = gr.Error(fallback)
+        try:
+            check(getattr(payload, "path", None))
+        except UserError as reason:
+            explained = gr.Error(str(reason))
+        except Exception:
+            log.warning("Upload preprocessing failed: %s", error)
+    explained.input_component = component
+    return explained
 
 
 class ImageInput(gr.Image):
@@ -257,7 +268,7 @@ class ImageInput(gr.Image):
         try:
             return super().preprocess(payload)
         except Exception as error:
-            raise _explained_upload_error(error, payload, images.load_image,
+            raise _explained_upload_error(self, error, payload, images.load_image,
                                           "This file could not be opened as an image. Try a PNG or JPEG.") from error
 
 
@@ -265,17 +276,22 @@ class VideoInput(gr.Video):
     """`gr.Video` whose unreadable uploads reach the learner as a sentence, not a bare error.
 
     Keep "upload" among its sources and set no `format`, so gradio never converts a video (which needs an
-    ffmpeg binary); decode with `demos.videos`.
+    ffmpeg binary); decode with `demos.videos`. gr.Video takes any file; here a file that is no video (a picture
+    sent as a clip) is refused in preprocessing, as gr.Image refuses what is no image, so that its message can name
+    the parameter (`api_inputs`).
     """
 
     is_template = True  # gradio's convention for subclasses: render with the parent's (Video) frontend
 
     def preprocess(self, payload):
         try:
-            return super().preprocess(payload)
+            path = super().preprocess(payload)
+            if path is not None:
+                videos.probe_video(path)
+            return path
         except Exception as error:
             raise _explained_upload_error(
-                error, payload, videos.probe_video,
+                self, error, payload, videos.probe_video,
                 "This file could not be read as a video. Try an MP4, WebM, MOV or MKV file.") from error
 
 
@@ -302,31 +318,54 @@ class OutputImage(gr.Image):
         return super().postprocess(value)
 
 
+# zlib's fastest level: a result's pictures encode several times faster than at Pillow's default (6), still
+# lossless, and photos barely grow (flat grey and heat-map areas compress well at any level).
+PNG_COMPRESS_LEVEL = 1
+_SAVED_PNGS = cache.LRUCache(64)  # (picture's digest, cache folder) -> its file: a picture shown again is not re-encoded
+
+
 def save_png(array: np.ndarray, cache_dir: str) -> str:
     """The picture as a PNG in gradio's cache, named as gradio names it, written whole (temporary file, rename)."""
-    data = processing_utils.encode_pil_to_bytes(PIL.Image.fromarray(array.astype(np.uint8, copy=False)), "png")
+    array = array.astype(np.uint8, copy=False)
+    key = (images.image_digest(array), str(cache_dir))
+    known = _SAVED_PNGS.get(key)
+    if known is not None and _touch(known):  # the same picture again (the model's view of a re-run image)
+        return known
+    with io.BytesIO() as buffer:
+        PIL.Image.fromarray(array).save(buffer, "png", compress_level=PNG_COMPRESS_LEVEL)
+        data = buffer.getvalue()
     folder = Path(cache_dir) / processing_utils.hash_bytes(data)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "image.png"
-    try:
-        os.utime(path)  # the same bytes are there already: `delete_cache` ages the file from now
-        return str(path)
-    except FileNotFoundError:
-        pass
-    handle, staging = tempfile.mkstemp(dir=folder, prefix=".image.png.")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            file.write(data)
-        os.replace(staging, path)
-    except BaseException:
-        Path(staging).unlink(missing_ok=True)
-        raise
+    if not _touch(str(path)):  # else the same bytes are there already
+        handle, staging = tempfile.mkstemp(dir=folder, prefix=".image.png.")
+        try:
+            with os.fdopen(handle, "wb") as file:
+                file.write(data)
+            os.replace(staging, path)
+        except BaseException:
+            Path(staging).unlink(missing_ok=True)
+            raise
+    _SAVED_PNGS.put(key, str(path))
     return str(path)
+
+
+def _touch(path: str) -> bool:
+    """Whether the file is there; if so, `delete_cache` ages it from now."""
+    try:
+        os.utime(path)
+        return True
+    except FileNotFoundError:
+        return False
 
 
 # The class of the result a concept is about: in a course page's 800-pixel column or on a phone its picture fills
 # its box's width (app.py's CSS); the layout gives that box the most room on the page.
 RESULT = "result"
+# The class of the outputs that carry the chapter's claim: a course's iframe (800x900) shows each of them in its first
+# screen, once the example has loaded.
+CLAIM = "claim"
+CLAIM_PICTURE_PX = 300  # the height of a claim's picture: two side by side and the gesture fit one screen
 
 
 def output_image(label: str, **kwargs) -> OutputImage:
@@ -346,6 +385,26 @@ def describe_pictures(numbers: gr.JSON, pictures: list[gr.Image], describe: Call
         return updates if len(pictures) > 1 else updates[0]  # gradio takes one output's value bare
 
     numbers.change(alt_texts, numbers, pictures, api_name=False, queue=False, show_progress="hidden")
+
+
+def caption_on(numbers: gr.JSON, caption: gr.Markdown, describe: Callable[[dict], str]) -> None:
+    """Write `describe(numbers)` into `caption` whenever a new result's numbers arrive: a line under a claim, drawn
+    from the numbers every client gets, so the endpoint's outputs stay as they are. Private and unqueued."""
+    def write(values: dict | None):
+        return describe(values) if values else gr.skip()
+
+    numbers.change(write, numbers, caption, api_name=False, queue=False, show_progress="hidden")
+
+
+def notes_caption(numbers: dict) -> str:
+    """A few words for a claim's caption: the result came from the shared cache, or the Space's CPU ran it because
+    ZeroGPU could not (the summary, folded below, says why)."""
+    notes = ""
+    if numbers.get("from_result_cache"):
+        notes += " ♻️ *Someone asked exactly this before: the shared result.*"
+    if any(run.get("fallback") for run in numbers.get("ran_on", [])):
+        notes += " 🖥️ *Ran on the Space's CPU: ZeroGPU could not run it (the details below say why).*"
+    return notes
 
 
 def ensure_loaded(names: list[str], progress: gr.Progress | None) -> None:
@@ -400,6 +459,14 @@ def prepare_on(triggers: list, fn, inputs: list, output, api_name: str) -> None:
     gr.on(triggers, None, cancels=[event], api_visibility="private")
 
 
+def on_pick(component, examples: gr.Examples, fn, inputs: list, outputs, **kwargs) -> list:
+    """Run `fn` when the learner picks a new picture or clip: an upload, a recording or a paste (`input`), or one of
+    `examples`. Not on `change`: a page opened at a link's setting sets the input and its controls at once, and a
+    `change` would run `fn` with the controls' old values. Returns both events, for what follows them."""
+    return [component.input(fn, inputs, outputs, **kwargs),
+            examples.load_input_event.then(fn, inputs, outputs, **{**kwargs, "api_name": False})]
+
+
 def endpoint(name: str, public: bool) -> str | bool:
     """The `api_name` of a tab's action: its name where the tab owns the endpoint, none on a repeat of the tab.
 
@@ -427,11 +494,18 @@ class ReadyExample:
     `compute(progress)` returns the values of `outputs` for the example already in the tab's inputs. The
     result is computed by the first visitor who needs it and then kept for the life of the process,
     so a page opens with its result in place without slowing the Space's start-up.
+
+    `link` and `run` open a concept page at the setting its address asks for (`links`): `run(values, progress)` returns
+    `outputs` for the inputs the address set (component -> value; the others keep their defaults), and `notice`
+    says what the address asked for that the page could not take.
     """
 
     key: str
     outputs: list
     compute: Callable[[gr.Progress], tuple]
+    link: links.Link | None = None
+    run: Callable[[dict, gr.Progress], tuple] | None = None
+    notice: gr.Markdown | None = None
 
     def result(self, progress: gr.Progress | None = None) -> tuple:
         with _READY_LOCK:
@@ -441,18 +515,26 @@ class ReadyExample:
                 _READY_RESULTS[self.key] = _keep_files(self.key, self.outputs, tuple(self.compute(progress)))
             return _READY_RESULTS[self.key]
 
-    def show_on(self, triggers: list) -> None:
-        """Fill the outputs with the example's result when one of `triggers` fires, once per page visit."""
+    def show_on(self, triggers: list, from_address: bool = False) -> None:
+        """Fill the outputs with the example's result when one of `triggers` fires, once per page visit; with
+        `from_address`, at the setting the page's address asks for, if any."""
         shown = gr.State(False)
+        linked = [] if not from_address or self.link is None else [self.link.example, *self.link.settings.values()]
+        outputs = list(dict.fromkeys([*linked, *self.outputs, *([self.notice] if linked else [])]))
 
         @gradio_errors
-        def show(already_shown: bool, progress=gr.Progress()):
+        def show(already_shown: bool, request: gr.Request, progress=gr.Progress()):
             if already_shown:
-                return [gr.skip()] * len(self.outputs) + [True]
-            return [*self.result(progress), True]
+                return [gr.skip()] * len(outputs) + [True]
+            values, problems = self.link.read(request.query_params) if linked else ({}, [])
+            result = self.run(values, progress) if values else self.result(progress)
+            values.update(zip(self.outputs, result, strict=True))
+            if linked:
+                values[self.notice] = gr.Markdown(links.notice(problems), visible=bool(problems))
+            return [values.get(output, gr.skip()) for output in outputs] + [True]
 
         # Not in the models' concurrency group: a stored result must not wait behind another visitor's run.
-        gr.on(triggers, show, shown, [*self.outputs, shown], api_name=False, concurrency_limit=None)
+        gr.on(triggers, show, shown, [*outputs, shown], api_name=False, concurrency_limit=None)
 
 
 def _keep_files(key: str, outputs: list, values: tuple) -> tuple:

@@ -10,7 +10,7 @@ import checkpoints
 from demos import devices, examples
 from demos.compute import classification, probe_results, probes, shared_encoder, vqa
 from demos.errors import UserError
-from demos.tabs import common
+from demos.tabs import common, links
 from demos.tabs.concept import Concept
 
 EXAMPLE_QUESTIONS = [
@@ -171,166 +171,210 @@ REQUEST_LIMITS = dict(max_start=probes.MAX_START_S, top_k=probe_results.TOP_K, m
                       max_tokens=vqa.MAX_NEW_TOKENS)
 
 
-def build_tab(endpoints: bool = True) -> common.ReadyExample:
-    """The 6.5 tab: video, probes, VQA panel; endpoints /classify_action and /answer_question (named when
-    `endpoints`). Returns the example it opens with, for the page to show on load.
+def load_models(progress) -> None:
+    common.ensure_loaded(["vjepa2-vitl", *probes.PROBE_NAMES], progress)
+
+
+@common.action("classify_action", summary=-3)
+@common.api_doc(**REQUEST_LIMITS)
+def classify_action(video, start_s: float, sampling: str = probes.SAMPLING_AUTO,
+                    progress=gr.Progress()):
+    """One frozen encoder, many tasks: two attentive probes on the same frozen V-JEPA 2 encoder name the action.
+
+    Something-Something v2 (174 hand-object actions, e.g. "Putting something on a surface") and Diving48 (48
+    dives: take-off, somersaults, twists, position) each read the encoder's features of the clip through a small
+    attentive pooler and a linear layer. Each gives its top {top_k} labels with probabilities: a guess among its
+    own classes, never a description of everything in the clip. Frame sampling: "shared" reads one clip with one
+    encoder pass for both probes, "per_probe" each probe's own evaluation clip, "paper" segments x 3 views as the
+    published accuracies were measured (minutes on a CPU).
+
+    Args:
+        video: the clip, as an http(s) URL (MP4, WebM, MOV or MKV; up to an hour).
+        start_s: where the sampled clip starts, in seconds from the beginning, 0 to {max_start}.
+        sampling: "auto" (the default: "per_probe" on a GPU, "shared" on a CPU), "shared", "per_probe" or "paper" (see below).
+
+    Returns:
+        Something-Something v2: readable label -> probability, top {top_k}
+        Diving48: readable label -> probability, top {top_k}
+        a markdown table of the encoder passes and heads that ran, with their times
+        a markdown report of the load-time check that both probes share the base encoder's weights
+        the numbers: sampling used and why, encoder passes and heads with their seconds, each head's top {top_k} as hub labels
     """
+    video, start_s, sampling = probes.validate_request(video, start_s, sampling)
+    load_models(progress)
+    progress(0.5, desc="Reading frames and running the encoder…")
+    result = classification.classify(video, start_s, sampling=sampling)
+    labels = result.label_dicts()
+    return (labels[probes.PROBE_NAMES[0]], labels[probes.PROBE_NAMES[1]], timings_markdown(result) + common.device_note(),
+            sharing_markdown(), {**result.timings(), **common.device_numbers()})
 
-    def load_models(progress) -> None:
-        common.ensure_loaded(["vjepa2-vitl", *probes.PROBE_NAMES], progress)
 
-    @common.action("classify_action", summary=-3)
-    @common.api_doc(**REQUEST_LIMITS)
-    def classify_action(video, start_s: float, sampling: str = probes.SAMPLING_AUTO,
-                        progress=gr.Progress()):
-        """One frozen encoder, many tasks: two attentive probes on the same frozen V-JEPA 2 encoder name the action.
+@common.action("answer_question", summary=-3)
+@common.api_doc(**REQUEST_LIMITS)
+def answer_question(video, start_s: float, question: str, sampling: str = probes.SAMPLING_AUTO,
+                    progress=gr.Progress()):
+    """Ask a small language model (Qwen2.5-0.5B-Instruct) a question about a clip, on the same frozen V-JEPA 2 encoder.
 
-        Something-Something v2 (174 hand-object actions, e.g. "Putting something on a surface") and Diving48 (48
-        dives: take-off, somersaults, twists, position) each read the encoder's features of the clip through a small
-        attentive pooler and a linear layer. Each gives its top {top_k} labels with probabilities: a guess among its
-        own classes, never a description of everything in the clip. Frame sampling: "shared" reads one clip with one
-        encoder pass for both probes, "per_probe" each probe's own evaluation clip, "paper" segments x 3 views as the
-        published accuracies were measured (minutes on a CPU).
+    In probe-grounded mode (the default) the language model never sees the video: it reads only the two probes'
+    top labels and probabilities as text, so it can name actions they know and nothing else (not colours, counts
+    or objects). The answer streams; at most {max_tokens} new tokens.
 
-        Args:
-            video: the clip, as an http(s) URL (MP4, WebM, MOV or MKV; up to an hour).
-            start_s: where the sampled clip starts, in seconds from the beginning, 0 to {max_start}.
-            sampling: "auto" (the default: "per_probe" on a GPU, "shared" on a CPU), "shared", "per_probe" or "paper" (see below).
+    Args:
+        video: the clip, as an http(s) URL (MP4, WebM, MOV or MKV; up to an hour).
+        start_s: where the sampled clip starts, in seconds from the beginning, 0 to {max_start}.
+        question: the question, 1 to {max_chars} characters.
+        sampling: the probes' frame sampling in grounded mode, as for classify_action: "auto", "shared", "per_probe" or "paper".
 
-        Returns:
-            Something-Something v2: readable label -> probability, top {top_k}
-            Diving48: readable label -> probability, top {top_k}
-            a markdown table of the encoder passes and heads that ran, with their times
-            a markdown report of the load-time check that both probes share the base encoder's weights
-            the numbers: sampling used and why, encoder passes and heads with their seconds, each head's top {top_k} as hub labels
-        """
+    Returns:
+        the answer (text)
+        the mode that answered and what it can know (markdown)
+        exactly what the language model was told
+        the numbers: mode, passes and heads run or reused, seconds to the first token, tokens generated, limits
+    """
+    question = vqa.validate_question(question)  # a bad question fails before any model loads
+    video, start_s, sampling = probes.validate_request(video, start_s, sampling)
+    load_models(progress)
+    common.ensure_loaded([vqa.LLM], progress)
+    progress(0.8, desc="Preparing what the language model reads…")
+    for update in vqa.answer_stream(video, start_s, question, sampling):
+        yield (update.answer, mode_markdown(update.mode) + common.device_note(), update.prompt_shown,
+               {**update.numbers, **common.device_numbers()})
+
+
+PREPARED_CLIP = common.LatestPerSession()
+
+
+@common.action()
+def prepare_clip(video, start_s: float, sampling: str = probes.SAMPLING_AUTO, request: gr.Request = None,
+                 progress=gr.Progress()):
+    """Prepare a clip for /classify_action and /answer_question: run the encoder passes the heads will read
+    (cached by content), so that the next call with the same clip, start and sampling runs only the heads;
+    on a CPU, where the heads take seconds, run the heads too, so that it runs none.
+
+    The page runs it when a clip is picked, its start or the sampling changes. Cheap when cached; on a CPU
+    the paper protocol is not prepared (minutes). Returns numbers: sampling used, encoder_passes (missing
+    ones), encoder_passes_run, encoder_passes_reused, heads_run, stale (a newer prepare of this session
+    began, so nothing more was kept), skipped (why not), seconds; or error (/classify_action says what is
+    wrong).
+    """
+    still_wanted = PREPARED_CLIP.begin(request)
+    if video is None:
+        return {}
+    try:
         video, start_s, sampling = probes.validate_request(video, start_s, sampling)
         load_models(progress)
-        progress(0.5, desc="Reading frames and running the encoder…")
-        result = classification.classify(video, start_s, sampling=sampling)
-        labels = result.label_dicts()
-        return (labels[probes.PROBE_NAMES[0]], labels[probes.PROBE_NAMES[1]], timings_markdown(result) + common.device_note(),
-                sharing_markdown(), {**result.timings(), **common.device_numbers()})
+        return classification.prefetch(video, start_s, sampling=sampling, still_wanted=still_wanted)
+    except UserError as error:  # the click reports it; a prepare stays quiet
+        return {"error": str(error)}
 
-    @common.action("answer_question", summary=-3)
-    @common.api_doc(**REQUEST_LIMITS)
-    def answer_question(video, start_s: float, question: str, sampling: str = probes.SAMPLING_AUTO,
-                        progress=gr.Progress()):
-        """Ask a small language model (Qwen2.5-0.5B-Instruct) a question about a clip, on the same frozen V-JEPA 2 encoder.
 
-        In probe-grounded mode (the default) the language model never sees the video: it reads only the two probes'
-        top labels and probabilities as text, so it can name actions they know and nothing else (not colours, counts
-        or objects). The answer streams; at most {max_tokens} new tokens.
+def heads_caption(numbers: dict) -> str:
+    """One line under the labels: what ran for both heads, and where."""
+    passes, reused = numbers["encoder_passes_run"], numbers["encoder_passes_reused"]
+    heads = len(numbers["heads"])
+    ran = (f"**{passes} encoder pass{'es' if passes != 1 else ''} ran** for {heads} heads"
+           + (f" ({reused} reused from the cache)" if reused else "")
+           + f"; sampling: {SAMPLING_NAMES[numbers['sampling']]}.")
+    return ran + common.notes_caption(numbers)
 
-        Args:
-            video: the clip, as an http(s) URL (MP4, WebM, MOV or MKV; up to an hour).
-            start_s: where the sampled clip starts, in seconds from the beginning, 0 to {max_start}.
-            question: the question, 1 to {max_chars} characters.
-            sampling: the probes' frame sampling in grounded mode, as for classify_action: "auto", "shared", "per_probe" or "paper".
 
-        Returns:
-            the answer (text)
-            the mode that answered and what it can know (markdown)
-            exactly what the language model was told
-            the numbers: mode, passes and heads run or reused, seconds to the first token, tokens generated, limits
-        """
-        question = vqa.validate_question(question)  # a bad question fails before any model loads
-        video, start_s, sampling = probes.validate_request(video, start_s, sampling)
-        load_models(progress)
-        common.ensure_loaded([vqa.LLM], progress)
-        progress(0.8, desc="Preparing what the language model reads…")
-        for update in vqa.answer_stream(video, start_s, question, sampling):
-            yield (update.answer, mode_markdown(update.mode) + common.device_note(), update.prompt_shown,
-                   {**update.numbers, **common.device_numbers()})
+ANSWER_LINES = {
+    vqa.MODE_GROUNDED: "🟡 **Probe-grounded:** the language model read only the probes' top labels, never the video; "
+                       "it cannot know colours, counts or objects.",
+    vqa.MODE_PROJECTED: "🟢 **Projected:** the language model read the frozen encoder's features of the clip through a "
+                        "trained projector.",
+}
 
+
+def answer_line(numbers: dict) -> str:
+    """Under the answer: what the language model could know (the whole story is folded below)."""
+    return ANSWER_LINES.get(numbers.get("mode"), "") + common.notes_caption(numbers)
+
+
+def build_tab(endpoints: bool = True) -> common.ReadyExample:
+    """The 6.5 tab: the clip, the two heads' buttons and the question first; both probes' labels and the answer
+    beside them; the rest folded. Endpoints /classify_action and /answer_question (named when `endpoints`).
+    Returns the example it opens with, for the page to show on load.
+    """
     common.call_to_action(CALL_TO_ACTION)
+    notice = gr.Markdown(visible=False)
     with gr.Row():
-        with gr.Column(scale=1):
-            video = common.VideoInput(label="Video", value=EXAMPLE_VIDEO, sources=["upload", "webcam"], include_audio=True,
-                                      height=280, elem_id="heads-video")
-            if examples.videos():
-                gr.Examples(examples=examples.videos(), inputs=video, cache_examples=False)
+        video = common.VideoInput(label="Video", value=EXAMPLE_VIDEO, sources=["upload", "webcam"], include_audio=True,
+                                  height=220, elem_id="heads-video")
+        with gr.Column():
+            question = gr.Textbox(label="Question for the language model", value=EXAMPLE_QUESTION,
+                                  placeholder=EXAMPLE_QUESTIONS[1], lines=2, max_lines=4, elem_id="heads-question")
+            with gr.Row():  # the downstream heads on the one frozen encoder: pick one
+                run = gr.Button("Probes: call the action", variant="primary", elem_id="heads-run", min_width=140)
+                ask = gr.Button("Language model: answer", variant="primary", elem_id="heads-ask", min_width=140)
+    answer = gr.Textbox(label="The language model's answer (streams in)", lines=2, interactive=False,
+                        elem_id="heads-answer", elem_classes=[common.CLAIM])
+    answer_caption = gr.Markdown(elem_id="heads-answer-caption")
+    with gr.Row():
+        # Side by side where there is room for both; one above the other on a phone.
+        ssv2 = gr.Label(num_top_classes=probe_results.TOP_K, label="Something-Something v2 probe (174 actions)",
+                        elem_id="heads-ssv2", elem_classes=[common.RESULT, common.CLAIM], min_width=LABELS_MIN_WIDTH)
+        diving = gr.Label(num_top_classes=probe_results.TOP_K, label="Diving48 probe (48 dives)",
+                          elem_id="heads-diving48", elem_classes=[common.RESULT, common.CLAIM],
+                          min_width=LABELS_MIN_WIDTH)
+    caption = gr.Markdown(elem_id="heads-caption")
+    with gr.Accordion("Another clip, its start, the frame sampling, example questions", open=False):
+        gr.Examples(examples=examples.videos(), inputs=video, cache_examples=False)
+        with gr.Row():
             start_s = gr.Number(value=0.0, minimum=0, maximum=probes.MAX_START_S, precision=2, label="Start (s)",
                                 info="Where the sampled clip begins.", elem_id="heads-start")
             sampling = gr.Radio(SAMPLING_CHOICES, value=probes.SAMPLING_AUTO, label="Frame sampling",
-                                info=sampling_info())
-            run = gr.Button("Call the action", variant="primary", elem_id="heads-run")
-        with gr.Column(scale=2):
-            gr.Markdown(INTRO)
-            with gr.Row():
-                # Side by side where there is room for both; one above the other in an 800-pixel column.
-                ssv2 = gr.Label(num_top_classes=probe_results.TOP_K, label="Something-Something v2 (174 actions)",
-                                elem_id="heads-ssv2", elem_classes=[common.RESULT], min_width=LABELS_MIN_WIDTH)
-                diving = gr.Label(num_top_classes=probe_results.TOP_K, label="Diving48 (48 dives)", elem_id="heads-diving48",
-                                  elem_classes=[common.RESULT], min_width=LABELS_MIN_WIDTH)
-            timings = gr.Markdown(elem_id="heads-timings")
-            sharing = gr.Markdown(sharing_markdown(), elem_id="heads-sharing")
-            numbers = gr.JSON(label="Numbers", visible=False)
-    gr.Markdown("### Ask the commentator: a language model on the same frozen encoder")
-    with gr.Row():
-        with gr.Column(scale=1):
-            question = gr.Textbox(label="Question", value=EXAMPLE_QUESTION, placeholder=EXAMPLE_QUESTIONS[1], lines=2,
-                                  max_lines=4, elem_id="heads-question")
-            gr.Examples(examples=[[q] for q in EXAMPLE_QUESTIONS], inputs=question, cache_examples=False,
-                        label="Example questions")
-            ask = gr.Button("Ask", variant="primary", elem_id="heads-ask")
-        with gr.Column(scale=2):
-            answer = gr.Textbox(label="Answer (streams in)", lines=4, interactive=False, elem_id="heads-answer")
-            mode = gr.Markdown(elem_id="heads-mode")
-            with gr.Accordion("Exactly what the language model was told", open=False):
-                prompt_shown = gr.Textbox(show_label=False, lines=10, max_lines=30, interactive=False,
-                                          elem_id="heads-prompt")
-            answer_numbers = gr.JSON(label="Numbers", visible=False)
-            with gr.Accordion("What each mode can and cannot know", open=False):
-                gr.Markdown(MODE_TEXT[vqa.MODE_GROUNDED] + "\n\n" + MODE_TEXT[vqa.MODE_PROJECTED])
-    gr.Markdown(EXPLANATION)
+                                info=sampling_info(), elem_id="heads-sampling")
+        gr.Examples(examples=[[q] for q in EXAMPLE_QUESTIONS], inputs=question, cache_examples=False,
+                    label="Example questions")
+    with gr.Accordion("How it ran: encoder passes, heads, the shared encoder", open=False):
+        timings = gr.Markdown(elem_id="heads-timings")
+        sharing = gr.Markdown(sharing_markdown(), elem_id="heads-sharing")
+    with gr.Accordion("What you are looking at, and what the language model was told", open=False):
+        gr.Markdown(INTRO + EXPLANATION)
+        mode = gr.Markdown(elem_id="heads-mode")
+        prompt_shown = gr.Textbox(label="Exactly what the language model was told", lines=6, max_lines=30,
+                                  interactive=False, elem_id="heads-prompt")
+        with gr.Row():
+            numbers = gr.JSON(label="Numbers of the probes (what the API returns)")
+            answer_numbers = gr.JSON(label="Numbers of the answer")
+    link = links.Link(CONCEPT_PATH, video, examples.videos(),
+                      {"start": start_s, "sampling": sampling, "question": question})
+    links.link_control(link)
 
-    run.click(classify_action, [video, start_s, sampling], [ssv2, diving, timings, sharing, numbers],
+    classify_outputs = [ssv2, diving, timings, sharing, numbers]
+    run.click(classify_action, [video, start_s, sampling], classify_outputs,
               api_name=common.endpoint("classify_action", endpoints), concurrency_id=common.MODEL_CONCURRENCY_ID)
+    common.caption_on(numbers, caption, heads_caption)
+    common.caption_on(answer_numbers, answer_caption, answer_line)
     # The question reads the clip as the page samples it, so a prepared or classified clip runs no pass again.
     ask_args = dict(fn=answer_question, inputs=[video, start_s, question, sampling],
                     outputs=[answer, mode, prompt_shown, answer_numbers], concurrency_id=common.MODEL_CONCURRENCY_ID)
     ask.click(api_name=common.endpoint("answer_question", endpoints), **ask_args)
     question.submit(api_name=False, **ask_args)
-
-    prepared_clip = common.LatestPerSession()
-
-    @common.action()
-    def prepare_clip(video, start_s: float, sampling: str = probes.SAMPLING_AUTO, request: gr.Request = None,
-                     progress=gr.Progress()):
-        """Prepare a clip for /classify_action and /answer_question: run the encoder passes the heads will read
-        (cached by content), so that the next call with the same clip, start and sampling runs only the heads;
-        on a CPU, where the heads take seconds, run the heads too, so that it runs none.
-
-        The page runs it when a clip is picked, its start or the sampling changes. Cheap when cached; on a CPU
-        the paper protocol is not prepared (minutes). Returns numbers: sampling used, encoder_passes (missing
-        ones), encoder_passes_run, encoder_passes_reused, heads_run, stale (a newer prepare of this session
-        began, so nothing more was kept), skipped (why not), seconds; or error (/classify_action says what is
-        wrong).
-        """
-        still_wanted = prepared_clip.begin(request)
-        if video is None:
-            return {}
-        try:
-            video, start_s, sampling = probes.validate_request(video, start_s, sampling)
-            load_models(progress)
-            return classification.prefetch(video, start_s, sampling=sampling, still_wanted=still_wanted)
-        except UserError as error:  # the click reports it; a prepare stays quiet
-            return {"error": str(error)}
-
     common.prepare_on([video.change, start_s.submit, sampling.change], prepare_clip, [video, start_s, sampling],
                       gr.JSON(visible=False), api_name=common.endpoint("prepare_clip", endpoints))
 
-    def example_result(progress):
-        labels = classify_action(*example_call(), progress)
-        *_, answered = answer_question(EXAMPLE_VIDEO, 0.0, EXAMPLE_QUESTION, probes.SAMPLING_AUTO,
-                                       progress)  # the whole streamed answer
+    outputs = [*classify_outputs, answer, mode, prompt_shown, answer_numbers]
+
+    def run_linked(values: dict, progress):
+        clip = values.get(video, EXAMPLE_VIDEO), values.get(start_s, 0.0)
+        chosen = values.get(sampling, probes.SAMPLING_AUTO)
+        labels = classify_action(*clip, chosen, progress)
+        *_, answered = answer_question(*clip, values.get(question, EXAMPLE_QUESTION), chosen, progress)
         return (*labels, *answered)
 
-    return common.ReadyExample("heads", [ssv2, diving, timings, sharing, numbers, answer, mode, prompt_shown, answer_numbers],
-                               example_result)
+    return common.ReadyExample("heads", outputs, example_result, link=link, run=run_linked, notice=notice)
 
 
-CONCEPT = Concept("heads", "6.5 One encoder, many tasks", "one-encoder-many-tasks", build_tab, CALL_TO_ACTION,
+def example_result(progress):
+    labels = classify_action(*example_call(), progress)
+    *_, answered = answer_question(EXAMPLE_VIDEO, 0.0, EXAMPLE_QUESTION, probes.SAMPLING_AUTO,
+                                   progress)  # the whole streamed answer
+    return (*labels, *answered)
+
+
+CONCEPT_PATH = "one-encoder-many-tasks"
+CONCEPT = Concept("heads", "6.5 One encoder, many tasks", CONCEPT_PATH, build_tab, CALL_TO_ACTION,
                   endpoint="/classify_action", example_call=example_call, endpoints=("/classify_action", "/answer_question"),
-                  run_button="heads-run", summary="heads-timings", example_summary="encoder pass 1", prepare="/prepare_clip")
+                  run_button="heads-run", summary="heads-caption", example_summary="encoder pass", prepare="/prepare_clip")

@@ -1,4 +1,8 @@
-"""6.1 tab: an image, a mask ratio and seed, the reconstruction; the `/mae_reconstruct` endpoint."""
+"""6.1 tab: an image, a mask ratio and seed, the reconstruction; the `/mae_reconstruct` endpoint.
+
+The first screen holds the gesture and the claim: the ratio, the masked input (redrawn while the ratio moves, no
+model) beside MAE's reconstruction, and MAE's error next to a constant colour's. The rest is folded.
+"""
 
 import random
 
@@ -7,38 +11,30 @@ import gradio as gr
 import checkpoints
 from demos import examples, images, masks
 from demos.compute import mae
-from demos.tabs import common
+from demos.tabs import common, links
 from demos.tabs.concept import Concept
-
-
-def summary_markdown(result: mae.Reconstruction, checkpoint: str) -> str:
-    stats = result.stats()
-    head = (f"**{stats['num_hidden']} of {stats['num_patches']} patches hidden** "
-            f"({stats['grid'][0]}×{stats['grid'][1]} grid of {stats['patch_size']}-pixel patches, "
-            f"`{checkpoints.get(checkpoint).hub_id}`).")
-    if result.hidden_mse is None:
-        return head + " Nothing is hidden, so there is nothing to reconstruct: raise the ratio."
-    return (head + f"\n\nMean squared error on the hidden patches: **{result.hidden_mse:.4f}** (pixels in 0–1; "
-            f"RMSE {result.hidden_mse ** 0.5:.3f}). MAE's own training loss there (normalised pixels): "
-            f"{result.model_loss:.3f}.\n\n" + constant_output_markdown(result))
-
 
 # Below this (an RMSE under 1 % of the range) the hidden patches are, to the eye, all one colour.
 CONSTANT_IS_PERFECT_MSE = 1e-4
 
 
-def constant_output_markdown(result: mae.Reconstruction) -> str:
-    """MAE's error beside a collapsed model's: one colour painted into every hidden patch."""
-    best, image_mean = result.best_constant_mse, result.image_mean_colour_mse
-    line = (f"A **constant output**, one colour in every hidden patch, would score **{best:.4f}** with the best "
-            f"colour there is (the hidden patches' own mean, which no model could know) and {image_mean:.4f} with "
-            f"the image's mean colour. ")
+def summary_markdown(result: mae.Reconstruction) -> str:
+    """The claim in one line: how many patches were hidden, and MAE's error beside a collapsed model's."""
+    stats = result.stats()
+    head = f"**{stats['num_hidden']} of {stats['num_patches']} patches hidden.**"
+    if result.hidden_mse is None:
+        return head + " Nothing is hidden, so there is nothing to reconstruct: raise the ratio."
+    best = result.best_constant_mse
+    line = (f"{head} MAE's error on them: **{result.hidden_mse:.4f}**; one constant colour, at best: "
+            f"**{best:.4f}**.")
     if best < CONSTANT_IS_PERFECT_MSE:
-        return line + ("Here the hidden patches are all one colour, so a constant would do: hide patches that "
+        return line + (" Here the hidden patches are all one colour, so a constant would do: hide patches that "
                        "differ from each other to see why MAE cannot collapse.")
-    return line + (f"MAE's error is **{result.hidden_mse / best:.0%}** of the best constant's. *Collapse isn't the "
-                   f"danger here: a constant output can't possibly rebuild different patches.*")
-
+    share = f" MAE's error is {result.hidden_mse / best:.0%} of the constant's"
+    if result.hidden_mse >= best:
+        return line + share + ": here MAE does no better than a single colour."
+    return line + share + (": *collapse isn't the danger here, a constant output can't possibly rebuild different "
+                           "patches.*")
 
 
 def picture_descriptions(numbers: dict) -> list[str]:
@@ -49,31 +45,34 @@ def picture_descriptions(numbers: dict) -> list[str]:
              f"The squared error on each of the {hidden} hidden patches, from dark (none) to bright ({mae.ERROR_MAP_MAX} "
              f"or more); the mean is {numbers['hidden_mse']:.4f}.")
     return [f"The image as the model sees it: a square cut into {rows}×{cols} patches of {patch} pixels.",
-            f"The image with {hidden} of {total} patches hidden, in grey.",
+            masked_description(hidden, total),
             f"MAE's raw reconstruction: its guess for every one of the {total} patches, the visible ones included.",
             f"The reconstruction: the {visible} visible patches of the image, and MAE's guesses painted into the "
             f"{hidden} hidden ones.",
             error]
 
 
+def masked_description(hidden: int, total: int) -> str:
+    return f"The image with {hidden} of {total} patches hidden, in grey."
+
+
 EXPLANATION = """
 ### What you are looking at
 MAE cuts the image into patches, **hides most of them**, and trains a ViT to paint the hidden pixels
 back from the few it can see. The encoder only ever sees the visible patches; a light decoder fills
-in the rest. The pasted view is how the MAE paper shows results: real pixels where the model could
-see, its guesses where it could not.
+in the rest. The reconstruction is shown as the MAE paper shows results: real pixels where the model
+could see, its guesses where it could not.
 
 ### Why a high ratio still works, and what the real danger is
 At 75% and beyond, the hidden patches all differ from each other, so a model that output one constant
-colour would score badly everywhere: the task cannot be "solved" trivially, the encoder has to learn
-about objects and shapes. The summary puts a number on it: MAE's error beside the error of the best
-single colour for those patches, which no constant output can beat. The subtler danger is the
-*target*: pixels. Every hidden patch is scored on
-exact colours, so capacity goes into texture, lighting and noise that no one could predict, which is
-why reconstructions look **blurry** exactly where detail is unpredictable (compare the error map with
-the image). The next tab asks: what if we predicted a *representation* of the hidden region instead?
+colour would score badly everywhere: the task cannot be "solved" trivially. The line under the pictures
+puts a number on it: MAE's error beside the error of the best single colour for those patches (the
+hidden pixels' own mean, which no model could know; the details also give the image's mean colour).
+The subtler danger is the *target*: pixels. Every hidden patch is scored on exact colours, so capacity
+goes into texture, lighting and noise that no one could predict, which is why reconstructions look
+**blurry** exactly where detail is unpredictable (compare the error map with the image). The next page
+asks: what if we predicted a *representation* of the hidden region instead?
 """
-
 
 CALL_TO_ACTION = "Drag the mask ratio up to 75%+ and hit reconstruct"
 EXAMPLE_IMAGE = str(examples.IMAGES_DIR / "chelsea.jpg")  # the image the tab opens with, its result in place
@@ -85,100 +84,129 @@ def example_call() -> tuple:
     return EXAMPLE_IMAGE, EXAMPLE_RATIO, EXAMPLE_SEED, EXAMPLE_CHECKPOINT
 
 
-def _new_seed() -> int:
+@common.action("mae_reconstruct")
+@common.api_doc(max_ratio=masks.MAX_MASK_RATIO, max_seed=masks.MAX_SEED, error_max=mae.ERROR_MAP_MAX,
+                checkpoints=", ".join(f'"{name}"' for name in checkpoints.MAE_CHECKPOINTS))
+def mae_reconstruct(image_path, mask_ratio: float, mask_seed: int, checkpoint: str, progress=gr.Progress()):
+    """Masked autoencoder (ViT-MAE): hide most of an image's patches and see the model paint their pixels back.
+
+    The image is centre-cropped to a square and resized to the model's input (224 px, cut into 16-pixel
+    patches, a 14x14 grid; vit-mae-huge: 14-pixel patches, 16x16). The encoder sees only the visible patches;
+    the decoder reconstructs every pixel of the hidden ones. Reconstructions blur where detail cannot be
+    known from the context: that is the cost of a pixel target. Beside MAE's error, what a constant output
+    (one colour in every hidden patch) would score: a collapsed model cannot rebuild different patches.
+
+    Args:
+        image_path: the image, as an http(s) URL (PNG, JPEG or WebP, any size).
+        mask_ratio: share of the patches hidden, 0 to {max_ratio} (MAE trains at 0.75: 147 of 196 patches hidden).
+        mask_seed: whole number, 0 to {max_seed}; the same seed and ratio hide the same patches.
+        checkpoint: which ViT-MAE: {checkpoints} (larger ones reconstruct better).
+
+    Returns:
+        the image as the model sees it (PNG, 224x224 pixels)
+        the masked input, hidden patches grey (PNG)
+        the raw reconstruction of every patch (PNG)
+        the reconstruction with the visible patches pasted back, as the MAE paper shows it (PNG)
+        the squared error on each hidden patch, bright = {error_max} or more (PNG)
+        a markdown summary: the hidden patches, MAE's error and the best constant colour's
+        the numbers: hidden_mse (pixel MSE on the hidden patches, 0-1), model_loss, best_constant_mse and
+        image_mean_colour_mse (what one colour in every hidden patch would score), num_hidden, grid,
+        hidden_patch_ids, ...
+    """
+    image = images.load_image(image_path)
+    ratio, seed = masks.validate_ratio(mask_ratio), masks.validate_seed(mask_seed)
+    checkpoint = mae.validate_checkpoint(checkpoints.get(checkpoint).name)
+    common.ensure_loaded([checkpoint], progress)
+    progress(0.9, desc="Reconstructing…")
+    result = mae.reconstruct(image, checkpoint, ratio=ratio, seed=seed)
+    return (result.model_view, result.masked, result.reconstruction, result.pasted, result.error_map,
+            summary_markdown(result) + common.device_note(), {**result.stats(), **common.device_numbers()})
+
+
+def reconstruct_if_image(image_path, mask_ratio, mask_seed, checkpoint, progress=gr.Progress()):
+    """A new picture or a new mask means something only once there is an image; with one, reconstruct at once."""
+    if image_path is None:
+        return [gr.skip()] * 7
+    return mae_reconstruct(image_path, mask_ratio, mask_seed, checkpoint, progress)
+
+
+@common.gradio_errors
+def preview_mask(image_path, mask_ratio, mask_seed, checkpoint):
+    """While the ratio or the seed moves: the patches that will be hidden, drawn without a model (no queue)."""
+    if image_path is None:
+        return gr.skip(), gr.skip()
+    preview = mae.mask_preview(images.load_image(image_path), mae.validate_checkpoint(checkpoint),
+                               ratio=masks.validate_ratio(mask_ratio), seed=masks.validate_seed(mask_seed))
+    total = preview.grid.num_patches
+    return (gr.Image(preview.masked, alt_text=masked_description(preview.num_hidden, total)),
+            f"**{preview.num_hidden} of {total} patches will be hidden.** Press **Reconstruct** to see MAE paint "
+            "them back.")
+
+
+def new_seed() -> int:
     return random.randint(0, masks.MAX_SEED)
 
 
 def build_tab(endpoints: bool = True) -> common.ReadyExample:
-    """The 6.1 tab: inputs, outputs, explanation and the `/mae_reconstruct` endpoint (named when `endpoints`).
-
-    Returns the example it opens with, for the page to show on load.
-    """
-
-    @common.action("mae_reconstruct")
-    @common.api_doc(max_ratio=masks.MAX_MASK_RATIO, max_seed=masks.MAX_SEED, error_max=mae.ERROR_MAP_MAX,
-                    checkpoints=", ".join(f'"{name}"' for name in checkpoints.MAE_CHECKPOINTS))
-    def mae_reconstruct(image_path, mask_ratio: float, mask_seed: int, checkpoint: str,
-                        progress=gr.Progress()):
-        """Masked autoencoder (ViT-MAE): hide most of an image's patches and see the model paint their pixels back.
-
-        The image is centre-cropped to a square and resized to the model's input (224 px, cut into 16-pixel
-        patches, a 14x14 grid; vit-mae-huge: 14-pixel patches, 16x16). The encoder sees only the visible patches;
-        the decoder reconstructs every pixel of the hidden ones. Reconstructions blur where detail cannot be
-        known from the context: that is the cost of a pixel target. Beside MAE's error, what a constant output
-        (one colour in every hidden patch) would score: a collapsed model cannot rebuild different patches.
-
-        Args:
-            image_path: the image, as an http(s) URL (PNG, JPEG or WebP, any size).
-            mask_ratio: share of the patches hidden, 0 to {max_ratio} (MAE trains at 0.75: 147 of 196 patches hidden).
-            mask_seed: whole number, 0 to {max_seed}; the same seed and ratio hide the same patches.
-            checkpoint: which ViT-MAE: {checkpoints} (larger ones reconstruct better).
-
-        Returns:
-            the image as the model sees it (PNG, 224x224 pixels)
-            the masked input, hidden patches grey (PNG)
-            the raw reconstruction of every patch (PNG)
-            the reconstruction with the visible patches pasted back, as the MAE paper shows it (PNG)
-            the squared error on each hidden patch, bright = {error_max} or more (PNG)
-            a markdown summary
-            the numbers: hidden_mse (pixel MSE on the hidden patches, 0-1), model_loss, best_constant_mse and
-            image_mean_colour_mse (what one colour in every hidden patch would score), num_hidden, grid,
-            hidden_patch_ids, ...
-        """
-        image = images.load_image(image_path)
-        ratio, seed = masks.validate_ratio(mask_ratio), masks.validate_seed(mask_seed)
-        checkpoint = mae.validate_checkpoint(checkpoints.get(checkpoint).name)
-        common.ensure_loaded([checkpoint], progress)
-        progress(0.9, desc="Reconstructing…")
-        result = mae.reconstruct(image, checkpoint, ratio=ratio, seed=seed)
-        return (result.model_view, result.masked, result.reconstruction, result.pasted, result.error_map,
-                summary_markdown(result, checkpoint) + common.device_note(), {**result.stats(), **common.device_numbers()})
-
+    """The 6.1 tab: the gesture and the claim first, the rest folded; the `/mae_reconstruct` endpoint (named when
+    `endpoints`). Returns the example it opens with, for the page to show on load."""
     common.call_to_action(CALL_TO_ACTION)
-    with gr.Row():
-        with gr.Column(scale=1):
-            image = common.image_input("Image", value=EXAMPLE_IMAGE, height=320, elem_id="mae-image")
-            gr.Examples(examples=examples.images(), inputs=image, cache_examples=False)
-            ratio = gr.Slider(0.0, masks.MAX_MASK_RATIO, value=EXAMPLE_RATIO, step=0.05, label="Mask ratio",
-                              info="Share of patches hidden from the encoder (MAE trains at 0.75).", elem_id="mae-ratio")
-            with gr.Row():
+    notice = gr.Markdown(visible=False)
+    with gr.Row(equal_height=True):
+        masked_out = common.output_image("Masked input (grey = hidden)", elem_id="mae-masked",
+                                         height=common.CLAIM_PICTURE_PX, elem_classes=[common.CLAIM])
+        pasted_out = common.output_image("MAE's reconstruction", elem_id="mae-pasted",
+                                         height=common.CLAIM_PICTURE_PX, elem_classes=[common.RESULT, common.CLAIM])
+    with gr.Row(equal_height=True):
+        ratio = gr.Slider(0.0, masks.MAX_MASK_RATIO, value=EXAMPLE_RATIO, step=0.05, label="Mask ratio",
+                          info="Share of patches hidden (MAE trains at 0.75).", elem_id="mae-ratio", scale=3)
+        with gr.Column(scale=1, min_width=160):
+            run = gr.Button("Reconstruct", variant="primary", elem_id="mae-run")
+            new_mask = gr.Button("🎲 New random mask", size="sm")
+    summary = gr.Markdown(elem_id="mae-summary", elem_classes=[common.CLAIM])
+    with gr.Accordion("Another picture, another mask, a larger model", open=False):
+        with gr.Row():
+            image = common.image_input("Image", value=EXAMPLE_IMAGE, height=220, elem_id="mae-image")
+            with gr.Column():
+                picture_examples = gr.Examples(examples=examples.images(), inputs=image, cache_examples=False)
                 seed = gr.Number(value=EXAMPLE_SEED, precision=0, minimum=0, maximum=masks.MAX_SEED,
                                  label="Mask seed", info="Same seed and ratio, same hidden patches.")
-                new_mask = gr.Button("🎲 New random mask", size="sm")
-            checkpoint = gr.Dropdown(
-                choices=[(checkpoints.get(n).hub_id, n) for n in checkpoints.MAE_CHECKPOINTS],
-                value=EXAMPLE_CHECKPOINT, label="Checkpoint",
-                info="Larger models reconstruct better; ViT-H uses 14-pixel patches.")
-            run = gr.Button("Reconstruct", variant="primary", elem_id="mae-run")
-        with gr.Column(scale=2):
-            with gr.Row():
-                view_out = common.output_image("What the model sees")
-                masked_out = common.output_image("Masked input (grey = hidden)")
-                pasted_out = common.output_image("Reconstruction + visible patches", elem_id="mae-pasted",
-                                                 elem_classes=[common.RESULT])
-            with gr.Row():
-                raw_out = common.output_image("Raw reconstruction (every patch)")
-                error_out = common.output_image(f"Error on hidden patches (bright = {mae.ERROR_MAP_MAX} or more)")
-            summary = gr.Markdown(elem_id="mae-summary")
-            numbers = gr.JSON(label="Numbers", visible=False)
-    gr.Markdown(EXPLANATION)
+                checkpoint = gr.Dropdown(
+                    choices=[(checkpoints.get(n).hub_id, n) for n in checkpoints.MAE_CHECKPOINTS],
+                    value=EXAMPLE_CHECKPOINT, label="Checkpoint",
+                    info="Larger models reconstruct better; ViT-H uses 14-pixel patches.")
+    with gr.Accordion("More pictures: the model's view, the raw reconstruction, the error", open=False):
+        with gr.Row():
+            view_out = common.output_image("What the model sees")
+            raw_out = common.output_image("Raw reconstruction (every patch)")
+            error_out = common.output_image(f"Error on hidden patches (bright = {mae.ERROR_MAP_MAX} or more)")
+    with gr.Accordion("What you are looking at, and the numbers", open=False):
+        gr.Markdown(EXPLANATION)
+        numbers = gr.JSON(label="Numbers (what the API returns)")
+    link = links.Link(CONCEPT_PATH, image, examples.images(), {"ratio": ratio, "seed": seed, "model": checkpoint})
+    links.link_control(link)
 
+    inputs = [image, ratio, seed, checkpoint]
     outputs = [view_out, masked_out, raw_out, pasted_out, error_out, summary, numbers]
     common.describe_pictures(numbers, outputs[:5], picture_descriptions)
-    run.click(mae_reconstruct, [image, ratio, seed, checkpoint], outputs, concurrency_id=common.MODEL_CONCURRENCY_ID,
+    run.click(mae_reconstruct, inputs, outputs, concurrency_id=common.MODEL_CONCURRENCY_ID,
               api_name=common.endpoint("mae_reconstruct", endpoints))
-    # A new mask only means something once there is an image; with one, show it straight away.
-    def rerun_if_image(image_path, mask_ratio, mask_seed, checkpoint, progress=gr.Progress()):
-        if image_path is None:
-            return [gr.skip()] * len(outputs)
-        return mae_reconstruct(image_path, mask_ratio, mask_seed, checkpoint, progress)
+    gr.on([ratio.input, seed.input, checkpoint.input], preview_mask, inputs, [masked_out, summary], api_name=False,
+          queue=False, show_progress="hidden")
+    new_mask.click(new_seed, None, seed, api_name=False, queue=False).then(
+        reconstruct_if_image, inputs, outputs, api_name=False, concurrency_id=common.MODEL_CONCURRENCY_ID)
+    common.on_pick(image, picture_examples, reconstruct_if_image, inputs, outputs, api_name=False,
+                   concurrency_id=common.MODEL_CONCURRENCY_ID)
 
-    new_mask.click(_new_seed, None, seed, api_name=False).then(
-        rerun_if_image, [image, ratio, seed, checkpoint], outputs, api_name=False,
-        concurrency_id=common.MODEL_CONCURRENCY_ID)
-    return common.ReadyExample("mae", outputs, lambda progress: mae_reconstruct(*example_call(), progress))
+    def run_linked(values: dict, progress):
+        return mae_reconstruct(*(values.get(component, default) for component, default in
+                                 zip(inputs, example_call(), strict=True)), progress)
+
+    return common.ReadyExample("mae", outputs, lambda progress: mae_reconstruct(*example_call(), progress),
+                               link=link, run=run_linked, notice=notice)
 
 
-CONCEPT = Concept("mae", "6.1 Masked autoencoder", "masked-autoencoder", build_tab, CALL_TO_ACTION,
+CONCEPT_PATH = "masked-autoencoder"
+CONCEPT = Concept("mae", "6.1 Masked autoencoder", CONCEPT_PATH, build_tab, CALL_TO_ACTION,
                   endpoint="/mae_reconstruct", example_call=example_call, endpoints=("/mae_reconstruct",),
                   run_button="mae-run", summary="mae-summary", example_summary="147 of 196 patches hidden", pictures=5)

@@ -1,12 +1,13 @@
 """6.2-6.3 tab: place a block on a still image, MAE paints it, V-JEPA 2 predicts its embeddings.
 
 Endpoints `/compare_pixels_embeddings(image, top, left, height, width, noise, grain_level, jpeg_quality)` and
-`/noise_sweep(image, top, left, height, width, noise, grain_level, jpeg_quality, levels)`. A click on the
-model view, the nudge buttons and the sliders only set the block's position; the computation follows, and
-with noise picked the sweep over its levels follows that.
+`/noise_sweep(image, top, left, height, width, noise, grain_level, jpeg_quality, levels)`. The block is dragged on
+the picture (`BlockPicker`) or set by the folded sliders; its release runs the comparison once, and with noise
+picked the sweep over its levels follows.
 """
 
 import gradio as gr
+import numpy as np
 
 from demos import examples, images, jepa, masks, viz
 from demos.compute import mae_vs_jepa
@@ -22,7 +23,8 @@ from demos.noise import (
     NONE,
     Noise,
 )
-from demos.tabs import common
+from demos.tabs import common, links
+from demos.tabs.block_picker import BlockPicker, picture_url
 from demos.tabs.concept import Concept
 
 CHECKPOINTS = [mae_vs_jepa.JEPA_CHECKPOINT, mae_vs_jepa.MAE_CHECKPOINT]
@@ -92,7 +94,9 @@ def picture_descriptions(numbers: dict) -> list[str]:
             f"the mean is {numbers['mean_cosine']:+.2f}.",
             f"For each predicted embedding, the patch whose actual embedding is nearest, lit up: "
             f"{numbers['neighbour_is_own_patch']:.0%} find their own patch, {numbers['neighbour_in_block']:.0%} land "
-            f"inside the block."]
+            f"inside the block.",
+            "A close-up of the block's embeddings as colours: the actual ones on the left, V-JEPA 2's predicted ones "
+            "on the right."]
 
 
 def sweep_description(numbers: dict) -> list[str]:
@@ -114,14 +118,15 @@ def example_call() -> tuple:
     """The arguments of a `/compare_pixels_embeddings` call on the example image, without noise."""
     return EXAMPLE_IMAGE, *EXAMPLE_CALL_BLOCK
 
-INTRO = f"""
-### Hide a block, then fill it in two ways
-Click on **What both models see** to move the yellow block (or use the arrows and sliders). The same
-block is hidden from two models. **MAE** (left) must paint its *pixels*. **V-JEPA 2** (right) must
-predict its *embeddings*: its context encoder sees only the visible patches, and its predictor is told
-*where* the block is (the position-carrying mask tokens, the variable *z*). V-JEPA 2 is a video model:
-the still image is fed as a static clip of {mae_vs_jepa.NUM_FRAMES} identical frames (one "tubelet"), not the 16 of the
-official image evaluation, so that a click answers in about a second on a small CPU.
+INTRO = """The yellow block is hidden from both models. **MAE** paints its *pixels*; **V-JEPA 2** predicts its
+*embeddings* from the visible patches alone, told only *where* the block is."""
+
+FRAMES_TEXT = f"""
+### A still picture for a video model
+V-JEPA 2 is a video model: the picture is fed as a static clip of identical frames. Its image evaluation
+repeats a picture {mae_vs_jepa.GPU_FRAMES} times ({mae_vs_jepa.GPU_FRAMES // 2} tubelets of 2 frames),
+and so does this page on a GPU; on a CPU it feeds 2 frames (one tubelet, 8× fewer tokens), so that a drag answers
+within seconds. The line beside the picture says which input this result had.
 """
 
 VIEW_TEXT = """The centre square both models see, cut into 16-pixel patches. The yellow block is hidden from
@@ -174,269 +179,336 @@ pixel and it burns capacity on textures, noise, even JPEG artifacts ... JEPA pre
 
 
 
-def build_tab(endpoints: bool = True) -> common.ReadyExample:
-    """The 6.2-6.3 tab and its `/compare_pixels_embeddings` endpoint (named when `endpoints`).
+@common.action("compare_pixels_embeddings", numbers=-2, summary=-3)
+@common.api_doc(grid=mae_vs_jepa.PUBLISHED_GRID, last=mae_vs_jepa.PUBLISHED_GRID - 1, gpu_frames=mae_vs_jepa.GPU_FRAMES,
+                cpu_frames=mae_vs_jepa.CPU_FRAMES,
+                max_grain=MAX_GRAIN_LEVEL, min_quality=MIN_JPEG_QUALITY, max_quality=MAX_JPEG_QUALITY)
+def compare_pixels_embeddings(image_path, top: float, left: float, height: float, width: float,
+                              noise: str = NONE, grain_level: float = DEFAULT_GRAIN_LEVEL,
+                              jpeg_quality: float = DEFAULT_JPEG_QUALITY, progress=gr.Progress()):
+    """Pixels vs embeddings: hide one block of an image; MAE paints its pixels, V-JEPA 2 predicts its embeddings.
 
+    Both models see the same 256x256 centre square, cut into a {grid}x{grid} grid of 16-pixel patches, with
+    film grain or JPEG compression added if asked. MAE (vit-mae-base) reconstructs the block's pixels. V-JEPA 2
+    (vjepa2-vitl, the image as a static clip: {gpu_frames} frames on a GPU, as its image evaluation, {cpu_frames} on
+    a CPU) encodes the visible patches alone and its predictor guesses the block's embeddings; they are scored by
+    cosine against the full image's embeddings, beside two baselines that need no learning (MAE's pixels too).
+
+    Args:
+        image_path: the image, as an http(s) URL (PNG, JPEG or WebP, any size).
+        top: the block's top row, in patches from the top, 0 to {last}.
+        left: the block's left column, in patches from the left, 0 to {last}.
+        height: the block's height in patches, 1 to {grid} (the block must fit the grid and leave some context).
+        width: the block's width in patches, 1 to {grid}.
+        noise: "none" (the default), "grain" (film grain) or "jpeg" (JPEG compression), added to the picture both see.
+        grain_level: the film grain's standard deviation in 8-bit levels, 1 to {max_grain} (with "grain").
+        jpeg_quality: the JPEG quality, {min_quality} (coarsest) to {max_quality} (with "jpeg").
+
+    Returns:
+        the model view with the hidden block outlined (PNG)
+        MAE's pixels pasted into the block (PNG)
+        a close-up of the block, real | MAE (PNG)
+        the actual embeddings as colours (PNG; each patch's embedding projected on its 3 main directions)
+        the same, with V-JEPA 2's predicted embeddings pasted into the block (PNG)
+        the cosine of each predicted embedding with the actual one, red 1, white 0, blue -1 (PNG)
+        for each predicted embedding, the patch whose actual embedding is nearest (PNG)
+        a close-up of the block's embeddings, actual | predicted, in the same colours (PNG)
+        a markdown summary
+        the numbers: mean_cosine, baselines, cosine_per_patch, mae_pixel_mse, mae_baselines (the pixels' own:
+        context_mean_colour, nearest_context_patch), num_frames, frames_reason, noise, block_noise_mse,
+        block_patch_ids, target_token_ids, ...
+    """
+    image = images.load_image(image_path)
+    added = Noise.of(noise, grain_level, jpeg_quality)
+    common.ensure_loaded(CHECKPOINTS, progress)
+    progress(0.9, desc="Predicting the block…")
+    result = mae_vs_jepa.compare(image, top, left, height, width, noise=added)
+    return (*[result.images[k] for k in mae_vs_jepa.IMAGE_ORDER], summary_markdown(result) + common.device_note(),
+            {**result.stats(), **common.device_numbers()}, result.grid)
+
+
+@common.action("noise_sweep")
+@common.api_doc(grid=mae_vs_jepa.PUBLISHED_GRID, last=mae_vs_jepa.PUBLISHED_GRID - 1, max_grain=MAX_GRAIN_LEVEL,
+                min_quality=MIN_JPEG_QUALITY, max_quality=MAX_JPEG_QUALITY, max_levels=sweeps.MAX_LEVELS)
+def noise_sweep(image_path, top: float, left: float, height: float, width: float, noise: str,
+                       grain_level: float, jpeg_quality: float, levels: float, progress=gr.Progress()):
+    """Noise nobody can predict: the same hidden block at a few levels of film grain or JPEG compression.
+
+    From the clean picture to the level given: MAE's pixel error in the block against its (noisy) target and how
+    much of it is the added noise itself, beside how far V-JEPA 2's target embeddings move (cosine of the noisy
+    and the clean ones) and the predictor's cosine with its target. The chapter's claim made measurable: a pixel
+    target must chase the noise, an embedding target can leave it out.
+
+    Args:
+        image_path: the image, as an http(s) URL (PNG, JPEG or WebP, any size).
+        top: the block's top row, in patches of the {grid}x{grid} grid, 0 to {last}.
+        left: the block's left column, 0 to {last}.
+        height: the block's height in patches, 1 to {grid}.
+        width: the block's width in patches, 1 to {grid}.
+        noise: "grain" (film grain) or "jpeg" (JPEG compression).
+        grain_level: the strongest film grain, its standard deviation in 8-bit levels, 1 to {max_grain}.
+        jpeg_quality: the coarsest JPEG quality, {min_quality} to {max_quality}.
+        levels: how many levels, the clean picture included, 2 to {max_levels}.
+
+    Returns:
+        a plot of the four measures over the levels (PNG)
+        a markdown summary
+        the numbers: per level its label, mae_pixel_mse, noise_mse, target_cosine, predictor_cosine and cache hits
+    """
+    image = images.load_image(image_path)
+    added = Noise.of(noise, grain_level, jpeg_quality)
+    common.ensure_loaded(CHECKPOINTS, progress)
+    progress(0.5, desc="Hiding the block at each noise level…")
+    result = sweeps.sweep(image, top, left, height, width, added, levels)
+    stats = result.stats()
+    plot = viz.noise_sweep_plot([level["label"] for level in stats["levels"]], stats["mae_pixel_mse"],
+                                stats["noise_mse"], stats["target_cosine"], stats["predictor_cosine"])
+    return plot, sweep_markdown(result) + common.device_note(), {**stats, **common.device_numbers()}
+
+
+def sweep_if_noise(image_path, top, left, height, width, noise, grain_level, jpeg_quality, levels,
+                   progress=gr.Progress()):
+    """After each comparison: the sweep over the noise levels, or the hint when no noise is picked."""
+    if image_path is None:
+        return [gr.skip()] * 3
+    if noise == NONE:
+        return None, NOISE_HINT, None
+    return noise_sweep(image_path, top, left, height, width, noise, grain_level, jpeg_quality, levels, progress)
+
+
+def compare_if_image(image_path, top, left, height, width, noise, grain_level, jpeg_quality, progress=gr.Progress()):
+    if image_path is None:
+        return [gr.skip()] * (len(mae_vs_jepa.IMAGE_ORDER) + 3)
+    return compare_pixels_embeddings(image_path, top, left, height, width, noise, grain_level, jpeg_quality, progress)
+
+
+def model_grid(progress=None) -> masks.PatchGrid:
+    """V-JEPA 2's patch grid (loading the models the first time)."""
+    common.ensure_loaded(CHECKPOINTS, progress)
+    config = jepa.load().model.config
+    return masks.PatchGrid.square(config.crop_size, config.patch_size)
+
+
+@common.gradio_errors
+def fit_controls(image_path, top, left, height, width, noise, grain_level, jpeg_quality, progress=gr.Progress()):
+    """A new picture: the sliders fitted to V-JEPA 2's patch grid, and the picker showing the picture both models
+    will see, the block on it."""
+    if image_path is None:
+        return [gr.skip()] * 6
+    grid = model_grid(progress)
+    block = masks.fit_block(grid, top, left, height, width)
+    return (gr.Slider(maximum=grid.rows - 1, value=block.top), gr.Slider(maximum=grid.cols - 1, value=block.left),
+            gr.Slider(maximum=grid.rows, value=block.height), gr.Slider(maximum=grid.cols, value=block.width), grid,
+            picker_view(image_path, block, noise, grain_level, jpeg_quality, grid))
+
+
+def picker_view(image_path, block: masks.Block, noise, grain_level, jpeg_quality, grid: masks.PatchGrid):
+    """The picker: the square both models see (with its noise), its grid, the block."""
+    square = images.center_square(images.load_image(image_path), grid.rows * grid.patch_size)
+    view = Noise.of(noise, grain_level, jpeg_quality).apply(np.array(square))
+    return BlockPicker(picture=picture_url(view, "JPEG"), rows=grid.rows, cols=grid.cols, value=block_value(block))
+
+
+@common.gradio_errors
+def noisy_picture(image_path, top, left, height, width, noise, grain_level, jpeg_quality, grid):
+    """New noise: the picker shows the picture as both models now see it."""
+    if image_path is None or grid is None:
+        return gr.skip()
+    return picker_view(image_path, masks.fit_block(grid, top, left, height, width), noise, grain_level, jpeg_quality,
+                       grid)
+
+
+def block_value(block: masks.Block) -> dict:
+    return {"top": block.top, "left": block.left, "height": block.height, "width": block.width}
+
+
+def place_block(block: dict):
+    """The picker's block into the exact-position sliders (the model reads those)."""
+    return block["top"], block["left"], block["height"], block["width"]
+
+
+@common.gradio_errors
+def resize_block(grid, top, left, height, width):
+    """A new size from the sliders keeps the block inside the grid by moving it, instead of failing; the picker
+    follows."""
+    if grid is None:
+        return [gr.skip()] * 3
+    block = masks.fit_block(grid, top, left, height, width)
+    return block.top, block.left, BlockPicker(value=block_value(block))
+
+
+def follow_sliders(top, left, height, width):
+    """The picker shows the block the sliders set."""
+    return BlockPicker(value={"top": int(top), "left": int(left), "height": int(height), "width": int(width)})
+
+
+def mae_caption(numbers: dict) -> str:
+    """Under MAE's close-up: its pixel error, beside the two pixel baselines, and a verdict."""
+    mse, base = numbers["mae_pixel_mse"], numbers["mae_baselines"]
+    if mse is None:
+        return ""
+    copy, mean = base["nearest_context_patch"], base["context_mean_colour"]
+    verdict = ("MAE **beats both**." if mse < min(copy, mean) else
+               "MAE does **not** beat the best of them here.")
+    return (f"Pixel error in the block: **{mse:.4f}** (MSE, lower is better). Copying the nearest visible patch: "
+            f"{copy:.4f}; the visible pixels' mean colour: {mean:.4f}. {verdict}")
+
+
+def jepa_caption(numbers: dict) -> str:
+    """Under JEPA's close-up: the predictor's cosine, beside the two embedding baselines, and a verdict."""
+    cosine, base = numbers["mean_cosine"], numbers["baselines"]
+    mean, copy = base["context_mean"], base["nearest_context_patch"]
+    verdict = ("The predictor **beats both**." if cosine > max(mean, copy) else
+               "The predictor does **not** beat the best of them here.")
+    return (f"Cosine with the actual embeddings: **{cosine:+.3f}** (higher is better). The visible embeddings' "
+            f"mean: {mean:+.3f}; copying the nearest visible patch: {copy:+.3f}. {verdict}")
+
+
+def block_caption(numbers: dict) -> str:
+    """Beside the picker: where the block is, and how V-JEPA 2 was fed the picture."""
+    b = numbers["block"]
+    return (f"**Block at row {b['top']}, column {b['left']}**, {b['height']}×{b['width']} patches, hidden from both "
+            f"models. V-JEPA 2 saw the picture as {numbers['frames_reason']}." + common.notes_caption(numbers))
+
+
+def build_tab(endpoints: bool = True) -> common.ReadyExample:
+    """The 6.2-6.3 tab: the block dragged on the picture, then MAE's pixels beside JEPA's embeddings for it, each
+    scored; the rest folded. Endpoints /compare_pixels_embeddings and /noise_sweep (named when `endpoints`).
     Returns the example it opens with, for the page to show on load.
     """
-
-    @common.action("compare_pixels_embeddings", numbers=-2, summary=-3)
-    @common.api_doc(grid=mae_vs_jepa.PUBLISHED_GRID, last=mae_vs_jepa.PUBLISHED_GRID - 1, frames=mae_vs_jepa.NUM_FRAMES,
-                    max_grain=MAX_GRAIN_LEVEL, min_quality=MIN_JPEG_QUALITY, max_quality=MAX_JPEG_QUALITY)
-    def compare_pixels_embeddings(image_path, top: float, left: float, height: float, width: float,
-                                  noise: str = NONE, grain_level: float = DEFAULT_GRAIN_LEVEL,
-                                  jpeg_quality: float = DEFAULT_JPEG_QUALITY, progress=gr.Progress()):
-        """Pixels vs embeddings: hide one block of an image; MAE paints its pixels, V-JEPA 2 predicts its embeddings.
-
-        Both models see the same 256x256 centre square, cut into a {grid}x{grid} grid of 16-pixel patches, with
-        film grain or JPEG compression added if asked. MAE (vit-mae-base) reconstructs the block's pixels. V-JEPA 2
-        (vjepa2-vitl, the image as a static clip of {frames} frames) encodes the visible patches alone and its
-        predictor guesses the block's embeddings; they are scored by cosine against the full image's embeddings,
-        beside two baselines that need no learning.
-
-        Args:
-            image_path: the image, as an http(s) URL (PNG, JPEG or WebP, any size).
-            top: the block's top row, in patches from the top, 0 to {last}.
-            left: the block's left column, in patches from the left, 0 to {last}.
-            height: the block's height in patches, 1 to {grid} (the block must fit the grid and leave some context).
-            width: the block's width in patches, 1 to {grid}.
-            noise: "none" (the default), "grain" (film grain) or "jpeg" (JPEG compression), added to the picture both see.
-            grain_level: the film grain's standard deviation in 8-bit levels, 1 to {max_grain} (with "grain").
-            jpeg_quality: the JPEG quality, {min_quality} (coarsest) to {max_quality} (with "jpeg").
-
-        Returns:
-            the model view with the hidden block outlined (PNG)
-            MAE's pixels pasted into the block (PNG)
-            a close-up of the block, real | MAE (PNG)
-            the actual embeddings as colours (PNG; each patch's embedding projected on its 3 main directions)
-            the same, with V-JEPA 2's predicted embeddings pasted into the block (PNG)
-            the cosine of each predicted embedding with the actual one, red 1, white 0, blue -1 (PNG)
-            for each predicted embedding, the patch whose actual embedding is nearest (PNG)
-            a markdown summary
-            the numbers: mean_cosine, baselines, cosine_per_patch, mae_pixel_mse, noise, block_noise_mse,
-            block_patch_ids, target_token_ids, ...
-        """
-        image = images.load_image(image_path)
-        added = Noise.of(noise, grain_level, jpeg_quality)
-        common.ensure_loaded(CHECKPOINTS, progress)
-        progress(0.9, desc="Predicting the block…")
-        result = mae_vs_jepa.compare(image, top, left, height, width, noise=added)
-        return (*[result.images[k] for k in mae_vs_jepa.IMAGE_ORDER], summary_markdown(result) + common.device_note(),
-                {**result.stats(), **common.device_numbers()}, result.grid)
-
-    @common.action("noise_sweep")
-    @common.api_doc(grid=mae_vs_jepa.PUBLISHED_GRID, last=mae_vs_jepa.PUBLISHED_GRID - 1, max_grain=MAX_GRAIN_LEVEL,
-                    min_quality=MIN_JPEG_QUALITY, max_quality=MAX_JPEG_QUALITY, max_levels=sweeps.MAX_LEVELS)
-    def noise_sweep(image_path, top: float, left: float, height: float, width: float, noise: str,
-                           grain_level: float, jpeg_quality: float, levels: float, progress=gr.Progress()):
-        """Noise nobody can predict: the same hidden block at a few levels of film grain or JPEG compression.
-
-        From the clean picture to the level given: MAE's pixel error in the block against its (noisy) target and how
-        much of it is the added noise itself, beside how far V-JEPA 2's target embeddings move (cosine of the noisy
-        and the clean ones) and the predictor's cosine with its target. The chapter's claim made measurable: a pixel
-        target must chase the noise, an embedding target can leave it out.
-
-        Args:
-            image_path: the image, as an http(s) URL (PNG, JPEG or WebP, any size).
-            top: the block's top row, in patches of the {grid}x{grid} grid, 0 to {last}.
-            left: the block's left column, 0 to {last}.
-            height: the block's height in patches, 1 to {grid}.
-            width: the block's width in patches, 1 to {grid}.
-            noise: "grain" (film grain) or "jpeg" (JPEG compression).
-            grain_level: the strongest film grain, its standard deviation in 8-bit levels, 1 to {max_grain}.
-            jpeg_quality: the coarsest JPEG quality, {min_quality} to {max_quality}.
-            levels: how many levels, the clean picture included, 2 to {max_levels}.
-
-        Returns:
-            a plot of the four measures over the levels (PNG)
-            a markdown summary
-            the numbers: per level its label, mae_pixel_mse, noise_mse, target_cosine, predictor_cosine and cache hits
-        """
-        image = images.load_image(image_path)
-        added = Noise.of(noise, grain_level, jpeg_quality)
-        common.ensure_loaded(CHECKPOINTS, progress)
-        progress(0.5, desc="Hiding the block at each noise level…")
-        result = sweeps.sweep(image, top, left, height, width, added, levels)
-        stats = result.stats()
-        plot = viz.noise_sweep_plot([level["label"] for level in stats["levels"]], stats["mae_pixel_mse"],
-                                    stats["noise_mse"], stats["target_cosine"], stats["predictor_cosine"])
-        return plot, sweep_markdown(result) + common.device_note(), {**stats, **common.device_numbers()}
-
     top0, left0, height0, width0 = mae_vs_jepa.DEFAULT_BLOCK
     common.call_to_action(CALL_TO_ACTION)
-    gr.Markdown(INTRO)
+    notice = gr.Markdown(visible=False)
     with gr.Row():
-        with gr.Column(scale=1, min_width=300):
-            image = common.image_input("Image", value=EXAMPLE_IMAGE, height=260, elem_id="mvj-image")
-            gr.Examples(examples=examples.images(), inputs=image, cache_examples=False)
-            with gr.Row():
-                height = gr.Slider(1, mae_vs_jepa.PUBLISHED_GRID, value=height0, step=1, label="Block height (patches)",
-                                   elem_id="mvj-height")
-                width = gr.Slider(1, mae_vs_jepa.PUBLISHED_GRID, value=width0, step=1, label="Block width (patches)",
-                                  elem_id="mvj-width")
-            with gr.Row():
-                top = gr.Slider(0, mae_vs_jepa.PUBLISHED_GRID - 1, value=top0, step=1, label="Top row", elem_id="mvj-top")
-                left = gr.Slider(0, mae_vs_jepa.PUBLISHED_GRID - 1, value=left0, step=1, label="Left column",
-                                 elem_id="mvj-left")
-            with gr.Row():
-                up = gr.Button("↑", size="sm", min_width=40)
-                down = gr.Button("↓", size="sm", min_width=40)
-                go_left = gr.Button("←", size="sm", min_width=40)
-                go_right = gr.Button("→", size="sm", min_width=40)
+        with gr.Column(scale=2, min_width=240):
+            picker = BlockPicker(dict(zip(("top", "left", "height", "width"), mae_vs_jepa.DEFAULT_BLOCK, strict=True)),
+                                 rows=mae_vs_jepa.PUBLISHED_GRID, cols=mae_vs_jepa.PUBLISHED_GRID,
+                                 label="The picture both models see, with the hidden block", elem_id="block-picture")
+        with gr.Column(scale=3, min_width=280):
+            gr.Markdown(INTRO)
+            verdict = gr.Markdown(elem_id="mvj-verdict")
             run = gr.Button("Hide the block and predict", variant="primary", elem_id="mvj-run")
-            with gr.Group():
-                noise_kind = gr.Radio([("No noise", NONE), ("Film grain", GRAIN), ("JPEG compression", JPEG)],
-                                      value=NONE, label="Noise added to the picture both models see",
-                                      elem_id="mvj-noise")
-                grain_level = gr.Slider(1, MAX_GRAIN_LEVEL, value=DEFAULT_GRAIN_LEVEL, step=1,
-                                        label="Film grain level (its standard deviation, 8-bit levels)",
-                                        elem_id="mvj-grain")
-                jpeg_quality = gr.Slider(MIN_JPEG_QUALITY, MAX_JPEG_QUALITY, value=DEFAULT_JPEG_QUALITY, step=1,
-                                         label="JPEG quality (lower: coarser)", elem_id="mvj-jpeg")
-        with gr.Column(scale=1, min_width=300):
-            view_out = common.output_image("What both models see: click to move the block", elem_id="mvj-view",
-                                       height=300)
-            gr.Markdown(VIEW_TEXT)
-            mae_out = common.output_image("MAE: pixels painted into the block", elem_id="mvj-mae", height=260)
-            closeup_out = common.output_image("Close-up: real | MAE", height=220)
-            gr.Markdown(MAE_TEXT)
-        with gr.Column(scale=2, min_width=400):
-            with gr.Row():
-                pca_actual = common.output_image("(a) Actual embeddings (PCA colours)", elem_id="mvj-pca-actual",
-                                                 height=280, elem_classes=[common.RESULT])
-                pca_predicted = common.output_image("(a) Predicted pasted into the block",
-                                                elem_id="mvj-pca-predicted", height=280, elem_classes=[common.RESULT])
-            gr.Markdown(PCA_TEXT)
-            with gr.Row():
-                cosine_out = common.output_image("(b) Cosine: predicted vs actual", height=280)
-                neighbours_out = common.output_image("(d) Nearest neighbours", height=280)
-            gr.Markdown(COSINE_TEXT + "\n\n" + NEIGHBOUR_TEXT)
-            gr.Markdown(BASELINE_TEXT)
-            summary = gr.Markdown(elem_id="mvj-summary")
-            sweep_summary = gr.Markdown(NOISE_HINT, elem_id="mvj-noise-summary")
-            with gr.Column(visible=False) as sweep_box:  # shown once noise is picked: no empty plot before
-                sweep_plot = common.output_image("Noise levels: MAE's pixels and V-JEPA 2's embeddings, same block",
-                                                 elem_id="mvj-noise-plot", height=260)
+    with gr.Row(equal_height=True):
+        with gr.Column(min_width=280):
+            mae_closeup = common.output_image("Pixels: real | MAE", elem_id="mvj-mae-closeup",
+                                              height=common.CLAIM_PICTURE_PX // 2 + 40, elem_classes=[common.RESULT, common.CLAIM])
+            mae_score = gr.Markdown(elem_id="mvj-mae-score")
+        with gr.Column(min_width=280):
+            jepa_closeup = common.output_image("Embeddings: actual | predicted",
+                                               elem_id="mvj-jepa-closeup", height=common.CLAIM_PICTURE_PX // 2 + 40,
+                                               elem_classes=[common.RESULT, common.CLAIM])
+            jepa_score = gr.Markdown(elem_id="mvj-jepa-score")
+    with gr.Accordion("Another picture, the block's exact place, noise", open=False):
+        with gr.Row():
+            image = common.image_input("Image", value=EXAMPLE_IMAGE, height=220, elem_id="mvj-image")
+            with gr.Column():
+                picture_examples = gr.Examples(examples=examples.images(), inputs=image, cache_examples=False)
                 with gr.Row():
-                    sweep_levels = gr.Slider(2, sweeps.MAX_LEVELS, value=sweeps.DEFAULT_LEVELS, step=1,
-                                             label="Levels in the plot (the clean picture counts; each costs time)")
-                    sweep_run = gr.Button("Compare the noise levels", size="sm", elem_id="mvj-noise-run")
-            with gr.Accordion("All numbers (what the API returns)", open=False):
-                numbers = gr.JSON(label="Numbers")
-                sweep_numbers = gr.JSON(label="Noise levels")
-    gr.Markdown(EXPLANATION)
-    grid = gr.State(None)  # V-JEPA 2's patch grid, once known: clicks and nudges move the block on it
+                    top = gr.Slider(0, mae_vs_jepa.PUBLISHED_GRID - 1, value=top0, step=1, label="Top row",
+                                    elem_id="mvj-top")
+                    left = gr.Slider(0, mae_vs_jepa.PUBLISHED_GRID - 1, value=left0, step=1, label="Left column",
+                                     elem_id="mvj-left")
+                with gr.Row():
+                    height = gr.Slider(1, mae_vs_jepa.PUBLISHED_GRID, value=height0, step=1,
+                                       label="Block height (patches)", elem_id="mvj-height")
+                    width = gr.Slider(1, mae_vs_jepa.PUBLISHED_GRID, value=width0, step=1,
+                                      label="Block width (patches)", elem_id="mvj-width")
+        with gr.Row():
+            noise_kind = gr.Radio([("No noise", NONE), ("Film grain", GRAIN), ("JPEG compression", JPEG)],
+                                  value=NONE, label="Noise added to the picture both models see", elem_id="mvj-noise")
+            grain_level = gr.Slider(1, MAX_GRAIN_LEVEL, value=DEFAULT_GRAIN_LEVEL, step=1,
+                                    label="Film grain level (its standard deviation, 8-bit levels)", elem_id="mvj-grain")
+            jpeg_quality = gr.Slider(MIN_JPEG_QUALITY, MAX_JPEG_QUALITY, value=DEFAULT_JPEG_QUALITY, step=1,
+                                     label="JPEG quality (lower: coarser)", elem_id="mvj-jpeg")
+        sweep_summary = gr.Markdown(NOISE_HINT, elem_id="mvj-noise-summary")
+        with gr.Column(visible=False) as sweep_box:  # shown once noise is picked: no empty plot before
+            sweep_plot = common.output_image("Noise levels: MAE's pixels and V-JEPA 2's embeddings, same block",
+                                             elem_id="mvj-noise-plot", height=260)
+            with gr.Row():
+                sweep_levels = gr.Slider(2, sweeps.MAX_LEVELS, value=sweeps.DEFAULT_LEVELS, step=1,
+                                         label="Levels in the plot (the clean picture counts; each costs time)")
+                sweep_run = gr.Button("Compare the noise levels", size="sm", elem_id="mvj-noise-run")
+    with gr.Accordion("The whole picture: MAE's pixels, the embeddings as colours, cosine, neighbours", open=False):
+        with gr.Row():
+            view_out = common.output_image("What both models see, the block outlined", elem_id="mvj-view")
+            mae_out = common.output_image("MAE: pixels painted into the block", elem_id="mvj-mae")
+        gr.Markdown(VIEW_TEXT + "\n\n" + MAE_TEXT)
+        with gr.Row():
+            pca_actual = common.output_image("(a) Actual embeddings (PCA colours)", elem_id="mvj-pca-actual")
+            pca_predicted = common.output_image("(a) Predicted pasted into the block", elem_id="mvj-pca-predicted")
+        gr.Markdown(PCA_TEXT)
+        with gr.Row():
+            cosine_out = common.output_image("(b) Cosine: predicted vs actual")
+            neighbours_out = common.output_image("(d) Nearest neighbours")
+        gr.Markdown(COSINE_TEXT + "\n\n" + BASELINE_TEXT + "\n\n" + NEIGHBOUR_TEXT)
+    with gr.Accordion("What you are looking at, and the numbers", open=False):
+        summary = gr.Markdown(elem_id="mvj-summary")
+        gr.Markdown(EXPLANATION + FRAMES_TEXT)
+        numbers = gr.JSON(label="Numbers (what the API returns)")
+        sweep_numbers = gr.JSON(label="Noise levels")
+    grid = gr.State(None)  # V-JEPA 2's patch grid, once known
+    link = links.Link(CONCEPT_PATH, image, examples.images(),
+                      {"top": top, "left": left, "height": height, "width": width, "noise": noise_kind,
+                       "grain": grain_level, "jpeg": jpeg_quality})
+    links.link_control(link)
 
-    outputs = [view_out, mae_out, closeup_out, pca_actual, pca_predicted, cosine_out, neighbours_out,
-               summary, numbers, grid]
+    pictures = {"view": view_out, "mae_pasted": mae_out, "mae_closeup": mae_closeup, "pca_actual": pca_actual,
+                "pca_predicted": pca_predicted, "cosine_map": cosine_out, "neighbours": neighbours_out,
+                "jepa_closeup": jepa_closeup}
+    outputs = [*(pictures[name] for name in mae_vs_jepa.IMAGE_ORDER), summary, numbers, grid]
     common.describe_pictures(numbers, outputs[:len(mae_vs_jepa.IMAGE_ORDER)], picture_descriptions)
     common.describe_pictures(sweep_numbers, [sweep_plot], sweep_description)
+    for caption, describe in ((mae_score, mae_caption), (jepa_score, jepa_caption), (verdict, block_caption)):
+        common.caption_on(numbers, caption, describe)
     block_inputs = [image, top, left, height, width, noise_kind, grain_level, jpeg_quality]
     sweep_inputs = [*block_inputs, sweep_levels]
     sweep_outputs = [sweep_plot, sweep_summary, sweep_numbers]
-
-    def sweep_if_noise(image_path, top, left, height, width, noise, grain_level, jpeg_quality, levels,
-                       progress=gr.Progress()):
-        """After each comparison: the sweep over the noise levels, or the hint when no noise is picked."""
-        if image_path is None:
-            return [gr.skip()] * len(sweep_outputs)
-        if noise == NONE:
-            return None, NOISE_HINT, None
-        return noise_sweep(image_path, top, left, height, width, noise, grain_level, jpeg_quality, levels,
-                                  progress)
+    model_args = dict(api_name=False, concurrency_id=common.MODEL_CONCURRENCY_ID)
 
     def then_sweep(event):
-        event.success(sweep_if_noise, sweep_inputs, sweep_outputs, api_name=False,
-                      concurrency_id=common.MODEL_CONCURRENCY_ID)
+        event.success(sweep_if_noise, sweep_inputs, sweep_outputs, **model_args)
+
+    def then_compare(event):
+        then_sweep(event.then(compare_if_image, block_inputs, outputs, **model_args))
 
     then_sweep(run.click(compare_pixels_embeddings, block_inputs, outputs,
                          api_name=common.endpoint("compare_pixels_embeddings", endpoints),
                          concurrency_id=common.MODEL_CONCURRENCY_ID))
     sweep_run.click(noise_sweep, sweep_inputs, sweep_outputs, api_name=common.endpoint("noise_sweep", endpoints),
                     concurrency_id=common.MODEL_CONCURRENCY_ID)
-    sweep_levels.release(sweep_if_noise, sweep_inputs, sweep_outputs, api_name=False,
-                         concurrency_id=common.MODEL_CONCURRENCY_ID)
-
-    def rerun_if_image(image_path, top, left, height, width, noise, grain_level, jpeg_quality,
-                       progress=gr.Progress()):
-        if image_path is None:
-            return [gr.skip()] * len(outputs)
-        return compare_pixels_embeddings(image_path, top, left, height, width, noise, grain_level, jpeg_quality,
-                                         progress)
-
-    def rerun(event):
-        then_sweep(event.then(rerun_if_image, block_inputs, outputs, api_name=False,
-                              concurrency_id=common.MODEL_CONCURRENCY_ID))
-
-    def sliders_on(grid, block):
-        return (gr.Slider(maximum=grid.rows - 1, value=block.top), gr.Slider(maximum=grid.cols - 1, value=block.left),
-                gr.Slider(maximum=grid.rows, value=block.height), gr.Slider(maximum=grid.cols, value=block.width), grid)
-
-    @common.gradio_errors
-    def fit_controls(image_path, top, left, height, width, progress=gr.Progress()):
-        """A new image: load the models (first time only) and fit the sliders to V-JEPA 2's patch grid."""
-        if image_path is None:
-            return [gr.skip()] * 5
-        common.ensure_loaded(CHECKPOINTS, progress)
-        config = jepa.load().model.config
-        grid = masks.PatchGrid.square(config.crop_size, config.patch_size)
-        return sliders_on(grid, masks.fit_block(grid, top, left, height, width))
-
-    @common.gradio_errors
-    def place_block(grid, height, width, evt: gr.SelectData):
-        """A click on the model view only sets the position controls; the computation follows."""
-        if grid is None or evt.index is None:  # no result yet, or a click beside the picture
-            return [gr.skip()] * 4
-        block = masks.block_at_pixel(grid, *evt.index[:2], height, width)
-        return block.top, block.left, block.height, block.width
-
-    def nudger(direction):
-        @common.gradio_errors
-        def move(grid, top, left, height, width):
-            grid = grid or masks.PatchGrid(mae_vs_jepa.PUBLISHED_GRID, mae_vs_jepa.PUBLISHED_GRID, 16)
-            return mae_vs_jepa.nudge(direction, grid, top, left, height, width)
-        return move
-
-    @common.gradio_errors
-    def resize_block(grid, top, left, height, width):
-        """A new size keeps the block inside the grid by moving it, instead of failing.
-
-        A block that fits is left alone: leaving the size's number box with the keyboard fires this too, and
-        its answer must not undo the position the learner sets next."""
-        if grid is None:
-            return [gr.skip()] * 2
-        block = masks.fit_block(grid, top, left, height, width)
-        if (block.top, block.left) == (top, left):
-            return [gr.skip()] * 2
-        return block.top, block.left
+    sweep_levels.release(sweep_if_noise, sweep_inputs, sweep_outputs, **model_args)
 
     controls = [top, left, height, width]
-    rerun(image.change(fit_controls, block_inputs[:5], [*controls, grid], api_name=False,
-                       concurrency_id=common.MODEL_CONCURRENCY_ID))
-    rerun(view_out.select(place_block, [grid, height, width], controls, api_name=False))
-    for button, direction in [(up, "up"), (down, "down"), (go_left, "left"), (go_right, "right")]:
-        rerun(button.click(nudger(direction), [grid, *controls], [top, left], api_name=False))
+    for picked in common.on_pick(image, picture_examples, fit_controls, block_inputs, [*controls, grid, picker], **model_args):
+        then_compare(picked)
+    # A drag ends in one run: the sliders take the block, then the models run (Enter on the picture runs them too).
+    for gesture in (picker.release, picker.submit):
+        then_compare(gesture(place_block, picker, controls, api_name=False, queue=False))
     for slider in (height, width):
-        rerun(slider.release(resize_block, [grid, *controls], [top, left], api_name=False))
+        then_compare(slider.release(resize_block, [grid, *controls], [top, left, picker], api_name=False))
     for slider in (top, left):
-        then_sweep(slider.release(rerun_if_image, block_inputs, outputs, api_name=False,
-                                  concurrency_id=common.MODEL_CONCURRENCY_ID))
+        then_compare(slider.release(follow_sliders, controls, picker, api_name=False, queue=False))
     noise_kind.change(lambda kind: gr.Column(visible=kind != NONE), noise_kind, sweep_box, api_name=False, queue=False,
                       show_progress="hidden")
     for event in (noise_kind.change, grain_level.release, jpeg_quality.release):
-        then_sweep(event(rerun_if_image, block_inputs, outputs, api_name=False,
-                         concurrency_id=common.MODEL_CONCURRENCY_ID))
+        then_compare(event(noisy_picture, [*block_inputs, grid], picker, api_name=False))
 
-    def example_result(progress):
-        *sliders, grid = fit_controls(EXAMPLE_IMAGE, *mae_vs_jepa.DEFAULT_BLOCK, progress)
-        block = masks.fit_block(grid, *mae_vs_jepa.DEFAULT_BLOCK)
-        return (*sliders, *compare_pixels_embeddings(EXAMPLE_IMAGE, block.top, block.left, block.height, block.width,
-                                                     progress=progress))
+    def result_for(values: dict, progress):
+        """The example's outputs, with the picker and sliders fitted to the grid, at the values given."""
+        args = [values.get(component, default) for component, default in
+                zip(block_inputs, [EXAMPLE_IMAGE, *mae_vs_jepa.DEFAULT_BLOCK, NONE, DEFAULT_GRAIN_LEVEL,
+                                   DEFAULT_JPEG_QUALITY], strict=True)]
+        *sliders, fitted, view = fit_controls(*args, progress)
+        block = masks.fit_block(fitted, *args[1:5])
+        return (*sliders, view, *compare_pixels_embeddings(args[0], block.top, block.left, block.height, block.width,
+                                                            *args[5:], progress=progress))
 
-    return common.ReadyExample("mae_vs_jepa", [*controls, *outputs], example_result)
+    return common.ReadyExample("mae_vs_jepa", [*controls, picker, *outputs], lambda progress: result_for({}, progress),
+                               link=link, run=result_for, notice=notice)
 
 
-CONCEPT = Concept("mae-vs-jepa", "6.2-6.3 Pixels vs embeddings", "pixels-vs-embeddings", build_tab, CALL_TO_ACTION,
+CONCEPT_PATH = "pixels-vs-embeddings"
+CONCEPT = Concept("mae-vs-jepa", "6.2-6.3 Pixels vs embeddings", CONCEPT_PATH, build_tab, CALL_TO_ACTION,
                   endpoint="/compare_pixels_embeddings", example_call=example_call,
-                  endpoints=("/compare_pixels_embeddings", "/noise_sweep"), run_button="mvj-run", summary="mvj-summary",
-                  example_summary="patches at row", pictures=7)
+                  endpoints=("/compare_pixels_embeddings", "/noise_sweep"), run_button="mvj-run", summary="mvj-verdict",
+                  example_summary="Block at row", pictures=8)

@@ -1,7 +1,7 @@
 """6.4 tab: a clip, a tube of patches over a span of tubelets, the prediction over time.
 
 Endpoints `/tube_predict`, `/tube_preview` and `/tube_prepare` (a clip's full-clip pass, started when it is
-picked or resampled). A click on the preview only sets the tube's position.
+picked or resampled). The tube is dragged on a frame (`BlockPicker`); its release runs `/tube_predict`'s function once.
 """
 
 import time
@@ -9,11 +9,11 @@ import time
 import gradio as gr
 import numpy as np
 
-import checkpoints
 from demos import examples, jepa, masks, videos, viz
 from demos.compute import tubes
 from demos.errors import UserError
-from demos.tabs import common
+from demos.tabs import common, links
+from demos.tabs.block_picker import BlockPicker, picture_url
 from demos.tabs.concept import Concept
 
 
@@ -60,7 +60,7 @@ def features_description(numbers: dict) -> list[str]:
 PREVIEW_DESCRIPTION = ("The first frame the tube hides, as the model sees it, with the patch grid and the tube in "
                        "yellow; the text below says which frame. The Top row and Left column controls move the tube.")
 
-CALL_TO_ACTION = "Play the clip: the shaded tube is hidden"
+CALL_TO_ACTION = "Drag the tube over the clip: the predictor guesses what it hides, frame by frame"
 EXAMPLE_VIDEO = str(examples.VIDEOS_DIR / "ball_behind_wall.mp4")  # the clip the tab opens with, its result in place
 EXAMPLE_TUBE = (9, 10, 4, 4)  # top, left, height, width in patches: where the ball comes out from behind the wall
 
@@ -112,237 +112,294 @@ TUBE_LIMITS = dict(grid=tubes.GRID_SLIDER_MAX, last=tubes.GRID_SLIDER_MAX - 1, m
                    max_step=videos.MAX_FRAME_STEP, max_fps=videos.MAX_SAMPLE_FPS)
 
 
-def build_tab(endpoints: bool = True) -> common.ReadyExample:
-    """The 6.4 tab: video and tube controls, outputs, explanation; endpoints /tube_predict and /tube_preview
-    (named when `endpoints`). Returns the example it opens with, for the page to show on load.
+def model_geometry(progress):
+    common.ensure_loaded([tubes.CHECKPOINT], progress)
+    config = jepa.load().model.config
+    return config.crop_size, config.patch_size, config.tubelet_size
+
+def clip_for(video, start_s, num_frames, frame_step, sample_fps, progress):
+    crop, patch, tubelet = model_geometry(progress)
+    progress(0.05, desc="Decoding the frames…")
+    clip = tubes.load_clip(video, start_s=start_s, num_frames=num_frames, frame_step=frame_step,
+                     sample_fps=sample_fps, size=crop, tubelet_size=tubelet)
+    return clip, patch, tubelet
+
+
+@common.action("tube_predict")
+@common.api_doc(**TUBE_LIMITS)
+def tube_predict(video, start_s: float, num_frames: int, frame_step: int, sample_fps: float, top: int,
+                 left: int, height: int, width: int, first_tubelet: int, last_tubelet: int,
+                 progress=gr.Progress()):
+    """Tube masking (V-JEPA 2 on video): hide a region of a clip through time and predict its features.
+
+    The clip is sampled and centre-cropped to 256x256, cut into tubelets: 16-pixel patches over 2 frames (a
+    {grid}x{grid} grid per tubelet). The context encoder sees only the tokens outside the tube; the predictor
+    guesses the tube's features, which are compared by cosine with the full clip's features, per tubelet,
+    beside two baselines. The error over time is a surprise signal: it spikes where the scene did not do what
+    the model expected. Call tube_preview first to see a frame, the patch grid and where the tube lies.
+
+    Args:
+        video: the clip, as an http(s) URL (MP4, WebM, MOV or MKV; up to an hour).
+        start_s: where sampling starts, in seconds from the beginning (0 or more).
+        num_frames: frames to sample, 2 to {max_frames}, rounded up to whole tubelets of 2 (8 on a CPU, 16 on a GPU by default).
+        frame_step: take every n-th frame, 1 to {max_step} (4 by default); ignored when sample_fps is above 0.
+        sample_fps: sample at this many frames per second, 0 to {max_fps}; 0 uses frame_step.
+        top: the tube's top row, in patches, 0 to {last} (moved inside the grid if it reaches past an edge).
+        left: the tube's left column, in patches, 0 to {last}.
+        height: the tube's height in patches, 1 to {grid}.
+        width: the tube's width in patches, 1 to {grid}.
+        first_tubelet: first hidden tubelet (tubelet t = frames 2t and 2t+1), 0 or more.
+        last_tubelet: last hidden tubelet, included; first 0 and last num_frames/2 - 1 hide the region in every frame.
+
+    Returns:
+        the clip with the tube shaded, and beside each frame the tube's actual and predicted features and their cosine (MP4)
+        cosine with the actual features per tubelet, for the predictor and the baselines (table: tubelet, cosine, series)
+        the predictor's L1 error per tubelet, the surprise curve (table: tubelet, L1 error, series)
+        the hidden pixels, actual and predicted features of each hidden tubelet as colours (PNG)
+        a markdown summary
+        the numbers: tube, tubelets, frames, cosine and l1 per series and tubelet, mean_cosine, grid, notes, seconds, ...
     """
-
-    def model_geometry(progress):
-        common.ensure_loaded([tubes.CHECKPOINT], progress)
-        config = jepa.load().model.config
-        return config.crop_size, config.patch_size, config.tubelet_size
-
-    def clip_for(video, start_s, num_frames, frame_step, sample_fps, progress):
-        crop, patch, tubelet = model_geometry(progress)
-        progress(0.05, desc="Decoding the frames…")
-        clip = tubes.load_clip(video, start_s=start_s, num_frames=num_frames, frame_step=frame_step,
-                         sample_fps=sample_fps, size=crop, tubelet_size=tubelet)
-        return clip, patch, tubelet
-
-    @common.action("tube_predict")
-    @common.api_doc(**TUBE_LIMITS)
-    def tube_predict(video, start_s: float, num_frames: int, frame_step: int, sample_fps: float, top: int,
-                     left: int, height: int, width: int, first_tubelet: int, last_tubelet: int,
-                     progress=gr.Progress()):
-        """Tube masking (V-JEPA 2 on video): hide a region of a clip through time and predict its features.
-
-        The clip is sampled and centre-cropped to 256x256, cut into tubelets: 16-pixel patches over 2 frames (a
-        {grid}x{grid} grid per tubelet). The context encoder sees only the tokens outside the tube; the predictor
-        guesses the tube's features, which are compared by cosine with the full clip's features, per tubelet,
-        beside two baselines. The error over time is a surprise signal: it spikes where the scene did not do what
-        the model expected. Call tube_preview first to see a frame, the patch grid and where the tube lies.
-
-        Args:
-            video: the clip, as an http(s) URL (MP4, WebM, MOV or MKV; up to an hour).
-            start_s: where sampling starts, in seconds from the beginning (0 or more).
-            num_frames: frames to sample, 2 to {max_frames}, rounded up to whole tubelets of 2 (8 on a CPU, 16 on a GPU by default).
-            frame_step: take every n-th frame, 1 to {max_step} (4 by default); ignored when sample_fps is above 0.
-            sample_fps: sample at this many frames per second, 0 to {max_fps}; 0 uses frame_step.
-            top: the tube's top row, in patches, 0 to {last} (moved inside the grid if it reaches past an edge).
-            left: the tube's left column, in patches, 0 to {last}.
-            height: the tube's height in patches, 1 to {grid}.
-            width: the tube's width in patches, 1 to {grid}.
-            first_tubelet: first hidden tubelet (tubelet t = frames 2t and 2t+1), 0 or more.
-            last_tubelet: last hidden tubelet, included; first 0 and last num_frames/2 - 1 hide the region in every frame.
-
-        Returns:
-            the clip with the tube shaded, and beside each frame the tube's actual and predicted features and their cosine (MP4)
-            cosine with the actual features per tubelet, for the predictor and the baselines (table: tubelet, cosine, series)
-            the predictor's L1 error per tubelet, the surprise curve (table: tubelet, L1 error, series)
-            the hidden pixels, actual and predicted features of each hidden tubelet as colours (PNG)
-            a markdown summary
-            the numbers: tube, tubelets, frames, cosine and l1 per series and tubelet, mean_cosine, grid, notes, seconds, ...
-        """
-        clip, patch, tubelet = clip_for(video, start_s, num_frames, frame_step, sample_fps, progress)
-        result = tubes.predict_tube(clip, top, left, height, width, first_tubelet, last_tubelet,
-                              progress=lambda f, d: progress(0.1 + 0.8 * f, desc=d))
-        progress(0.92, desc="Rendering the video and pictures…")
-        start = time.perf_counter()
-        video_path = tubes.render_video(result, tubes.output_video_path(result))
-        image = tubes.features_image(result)
-        result.seconds["render"] = time.perf_counter() - start
-        return (video_path, result.cosine_table(), result.surprise_table(), image,
-                summary_markdown(result) + common.device_note(), {**result.numbers(), **common.device_numbers()})
-
-    @common.gradio_errors
-    @common.api_doc(**TUBE_LIMITS)
-    def tube_preview(video, start_s: float, num_frames: int, frame_step: int, sample_fps: float, top: int,
-                     left: int, height: int, width: int, first_tubelet: int, last_tubelet: int,
-                     progress=gr.Progress()):
-        """See where a tube lies before predicting it: the first frame it hides, with the patch grid and the tube.
-
-        Runs no model, only decodes the sampled frames: a quick way to choose top, left, height and width for
-        tube_predict, which takes the same arguments.
-
-        Args:
-            video: the clip, as an http(s) URL (MP4, WebM, MOV or MKV; up to an hour).
-            start_s: where sampling starts, in seconds from the beginning (0 or more).
-            num_frames: frames to sample, 2 to {max_frames}, rounded up to whole tubelets of 2.
-            frame_step: take every n-th frame, 1 to {max_step}; ignored when sample_fps is above 0.
-            sample_fps: sample at this many frames per second, 0 to {max_fps}; 0 uses frame_step.
-            top: the tube's top row, in patches, 0 to {last}.
-            left: the tube's left column, in patches, 0 to {last}.
-            height: the tube's height in patches, 1 to {grid}.
-            width: the tube's width in patches, 1 to {grid}.
-            first_tubelet: first hidden tubelet (tubelet t = frames 2t and 2t+1), 0 or more.
-            last_tubelet: last hidden tubelet, included.
-
-        Returns:
-            the first hidden frame as the model sees it, with the patch grid and the tube in yellow (PNG)
-            a markdown note: frames, frame rate, time span, grid and tubelets, and any adjustment made to the request
-        """
-        if video is None:
-            return None, ""
-        clip, patch, tubelet = clip_for(video, start_s, num_frames, frame_step, sample_fps, progress)
-        grid = masks.PatchGrid.square(clip.size, patch)
-        tube, notes = tubes.make_tube(grid, clip.num_frames // tubelet, top, left, height, width, first_tubelet,
-                                last_tubelet)
-        frames = tube.frames(tubelet)
-        text = (f"{clip.num_frames} frames at {clip.playback_fps:.1f} fps "
-                f"({clip.timestamps_s[0]:.2f}–{clip.timestamps_s[-1]:.2f} s), {grid.rows}×{grid.cols} patches, "
-                f"{clip.num_frames // tubelet} tubelets. Showing frame {frames.start}, the first the tube hides. "
-                "Click the frame to move the tube.")
-        all_notes = [*clip.notes, *notes]
-        if all_notes:
-            text += "\n\n**Notes:** " + " ".join(all_notes)
-        frame = clip.frames[min(tube.first_tubelet * tubelet, clip.num_frames - 1)]
-        return viz.upscale(viz.tube_preview(frame, tube, patch), display_scale(clip.size)), text
-
-    @common.gradio_errors
-    def move_tube(height, width, evt: gr.SelectData):
-        """A click only sets the tube's position; the computation is the separate /tube_predict endpoint."""
-        if not checkpoints.is_loaded(tubes.CHECKPOINT) or evt is None or evt.index is None:
-            return gr.skip(), gr.skip()
-        config = jepa.load().model.config
-        scale = display_scale(config.crop_size)
-        grid = masks.PatchGrid.square(config.crop_size, config.patch_size)
-        block = masks.block_at_pixel(grid, evt.index[0] / scale, evt.index[1] / scale, height, width)
-        return block.top, block.left
+    clip, patch, tubelet = clip_for(video, start_s, num_frames, frame_step, sample_fps, progress)
+    result = tubes.predict_tube(clip, top, left, height, width, first_tubelet, last_tubelet,
+                          progress=lambda f, d: progress(0.1 + 0.8 * f, desc=d))
+    progress(0.92, desc="Rendering the video and pictures…")
+    start = time.perf_counter()
+    video_path = tubes.render_video(result, tubes.output_video_path(result))
+    image = tubes.features_image(result)
+    result.seconds["render"] = time.perf_counter() - start
+    return (video_path, result.cosine_table(), result.surprise_table(), image,
+            summary_markdown(result) + common.device_note(), {**result.numbers(), **common.device_numbers()})
 
 
-    def tubelet_limits(num_frames, first, last):
-        try:
-            tubelets = max(1, -(-int(num_frames) // 2))
-        except (TypeError, ValueError):
-            return gr.skip(), gr.skip()
-        return (gr.update(maximum=tubelets - 1, value=min(first, tubelets - 1)),
-                gr.update(maximum=tubelets - 1, value=min(last, tubelets - 1)))
+@common.gradio_errors
+@common.api_doc(**TUBE_LIMITS)
+def tube_preview(video, start_s: float, num_frames: int, frame_step: int, sample_fps: float, top: int,
+                 left: int, height: int, width: int, first_tubelet: int, last_tubelet: int,
+                 progress=gr.Progress()):
+    """See where a tube lies before predicting it: the first frame it hides, with the patch grid and the tube.
 
+    Runs no model, only decodes the sampled frames: a quick way to choose top, left, height and width for
+    tube_predict, which takes the same arguments.
+
+    Args:
+        video: the clip, as an http(s) URL (MP4, WebM, MOV or MKV; up to an hour).
+        start_s: where sampling starts, in seconds from the beginning (0 or more).
+        num_frames: frames to sample, 2 to {max_frames}, rounded up to whole tubelets of 2.
+        frame_step: take every n-th frame, 1 to {max_step}; ignored when sample_fps is above 0.
+        sample_fps: sample at this many frames per second, 0 to {max_fps}; 0 uses frame_step.
+        top: the tube's top row, in patches, 0 to {last}.
+        left: the tube's left column, in patches, 0 to {last}.
+        height: the tube's height in patches, 1 to {grid}.
+        width: the tube's width in patches, 1 to {grid}.
+        first_tubelet: first hidden tubelet (tubelet t = frames 2t and 2t+1), 0 or more.
+        last_tubelet: last hidden tubelet, included.
+
+    Returns:
+        the first hidden frame as the model sees it, with the patch grid and the tube in yellow (PNG)
+        a markdown note: frames, frame rate, time span, grid and tubelets, and any adjustment made to the request
+    """
+    if video is None:
+        return None, ""
+    clip, patch, tubelet = clip_for(video, start_s, num_frames, frame_step, sample_fps, progress)
+    grid = masks.PatchGrid.square(clip.size, patch)
+    tube, notes = tubes.make_tube(grid, clip.num_frames // tubelet, top, left, height, width, first_tubelet,
+                            last_tubelet)
+    frames = tube.frames(tubelet)
+    text = (f"{clip.num_frames} frames at {clip.playback_fps:.1f} fps "
+            f"({clip.timestamps_s[0]:.2f}–{clip.timestamps_s[-1]:.2f} s), {grid.rows}×{grid.cols} patches, "
+            f"{clip.num_frames // tubelet} tubelets. Showing frame {frames.start}, the first the tube hides. "
+            "Click the frame to move the tube.")
+    all_notes = [*clip.notes, *notes]
+    if all_notes:
+        text += "\n\n**Notes:** " + " ".join(all_notes)
+    frame = clip.frames[min(tube.first_tubelet * tubelet, clip.num_frames - 1)]
+    return viz.upscale(viz.tube_preview(frame, tube, patch), display_scale(clip.size)), text
+
+
+@common.gradio_errors
+def picker_frame(video, start_s, num_frames, frame_step, sample_fps, top, left, height, width, first_tubelet,
+                 last_tubelet, progress=gr.Progress()):
+    """The frame the tube first hides, for the picker to draw the tube on (in the browser), and the tube on its grid."""
+    if video is None:
+        return gr.skip()
+    clip, patch, tubelet = clip_for(video, start_s, num_frames, frame_step, sample_fps, progress)
+    grid = masks.PatchGrid.square(clip.size, patch)
+    tube, _ = tubes.make_tube(grid, clip.num_frames // tubelet, top, left, height, width, first_tubelet, last_tubelet)
+    frame = clip.frames[min(tube.first_tubelet * tubelet, clip.num_frames - 1)]
+    return BlockPicker(picture=picture_url(frame, "JPEG"), rows=grid.rows, cols=grid.cols,
+                       value=block_of(tube))
+
+
+BLOCK_KEYS = ("top", "left", "height", "width")
+
+
+def block_of(tube) -> dict:
+    """The tube's place on the grid, as the picker's value."""
+    return {key: int(getattr(tube, key)) for key in BLOCK_KEYS}
+
+
+def place_tube(block: dict):
+    """The picker's tube into the exact-position sliders (the model reads those)."""
+    return tuple(int(block[key]) for key in BLOCK_KEYS)
+
+
+def tubelet_limits(num_frames, first, last):
+    try:
+        tubelets = max(1, -(-int(num_frames) // 2))
+    except (TypeError, ValueError):
+        return gr.skip(), gr.skip()
+    return (gr.update(maximum=tubelets - 1, value=min(first, tubelets - 1)),
+            gr.update(maximum=tubelets - 1, value=min(last, tubelets - 1)))
+
+
+
+PREPARED_CLIP = common.LatestPerSession()
+
+
+@common.action()
+def tube_prepare(video, start_s: float, num_frames: int, frame_step: int, sample_fps: float,
+                 request: gr.Request, progress=gr.Progress()):
+    """Prepare a clip for /tube_predict: encode the full clip once (its targets, cached by content), so that
+    /tube_predict with the same clip and sampling runs only the context encoder and the predictor.
+
+    The page runs it when a clip is picked or its sampling changes. Cheap when the clip is cached. Returns
+    numbers: target_cache_hit (it was cached), targets_computed, stale (a newer prepare of this session
+    began, so nothing was kept), skipped (why nothing ran, e.g. on ZeroGPU), seconds, num_frames; or error
+    (a clip whose sampling cannot be read). A file that is no video is refused, as by /tube_predict.
+    """
+    still_wanted = PREPARED_CLIP.begin(request)
+    if video is None:
+        return {}
+    try:
+        clip, _, _ = clip_for(video, start_s, num_frames, frame_step, sample_fps, progress)
+        return tubes.prepare_targets(clip, still_wanted=still_wanted)
+    except UserError as error:  # the preview and the click report it; a prepare stays quiet
+        return {"error": str(error)}
+
+
+def build_tab(endpoints: bool = True) -> common.ReadyExample:
+    """The 6.4 tab: the tube dragged on a frame beside the clip it hides, playing with the guess beside each frame;
+    the rest folded. Endpoints /tube_predict, /tube_preview and /tube_prepare (named when `endpoints`). Returns the
+    example it opens with, for the page to show on load.
+    """
     default_frames = tubes.default_frames()
     default_tubelets = default_frames // 2
     max_tubelet = tubes.GPU_FRAMES // 2 - 1  # the API's limit on every device (a 16-frame call's last tubelet)
     example_top, example_left, example_height, example_width = EXAMPLE_TUBE
     common.call_to_action(CALL_TO_ACTION)
+    notice = gr.Markdown(visible=False)
     with gr.Row():
-        with gr.Column(scale=1):
+        with gr.Column(scale=2, min_width=240):
+            picker = BlockPicker(dict(zip(BLOCK_KEYS, EXAMPLE_TUBE, strict=True)), rows=tubes.GRID_SLIDER_MAX,
+                                 cols=tubes.GRID_SLIDER_MAX, label="A frame of the clip with the hidden tube",
+                                 noun="Tube", elem_id="tube-picture")
+        with gr.Column(scale=3, min_width=280):
+            shaded = gr.Video(label="The clip, tube hidden | actual vs predicted features, cosine", autoplay=True,
+                              loop=True, height=common.CLAIM_PICTURE_PX, interactive=False, elem_id="tubes-shaded",
+                              elem_classes=[common.RESULT, common.CLAIM])
+    with gr.Row(equal_height=True):
+        first_tubelet = gr.Slider(0, max_tubelet, value=0, step=1, label="Hidden from tubelet")
+        last_tubelet = gr.Slider(0, max_tubelet, value=default_tubelets - 1, step=1,
+                                 label="to tubelet (tubelet t = frames 2t, 2t+1)")
+        run = gr.Button("Hide the tube and predict", variant="primary", elem_id="tubes-run", min_width=160)
+    summary = gr.Markdown(elem_id="tubes-summary")
+    with gr.Accordion("Another clip, and how it is sampled", open=False):
+        with gr.Row():
             # include_audio=True: dropping audio would need an ffmpeg binary, which a Space may not have.
-            video = common.VideoInput(label="Video", value=EXAMPLE_VIDEO, sources=["upload", "webcam"], include_audio=True,
-                                      height=280, elem_id="tubes-video")
-            gr.Examples(examples=examples.videos(), inputs=video, cache_examples=False)
-            with gr.Accordion("Sampling", open=False):  # closed: on a phone the video comes sooner
+            video = common.VideoInput(label="Video", value=EXAMPLE_VIDEO, sources=["upload", "webcam"],
+                                      include_audio=True, height=220, elem_id="tubes-video")
+            with gr.Column():
+                clips = gr.Examples(examples=examples.videos(), inputs=video, cache_examples=False)
                 with gr.Row():
                     start_s = gr.Number(value=0.0, minimum=0, label="Start (s)", precision=2)
-                    num_frames = gr.Slider(2, videos.MAX_FRAMES, value=default_frames, step=2, label="Frames",
-                                           info=frames_info(default_frames))
-                with gr.Row():
-                    frame_step = gr.Slider(1, tubes.FRAME_STEP_SLIDER_MAX, value=tubes.DEFAULT_FRAME_STEP, step=1,
-                                           label="Frame step", info="Take every n-th frame.")
                     sample_fps = gr.Number(value=0, minimum=0, maximum=videos.MAX_SAMPLE_FPS, label="Or fps",
                                            info="Above 0: sample at this rate instead of the frame step.")
-            with gr.Accordion("The tube (in patches and tubelets)", open=True):
-                # A control, not a result: no download or share buttons (three fewer stops for the keyboard).
-                preview = common.output_image("Click to place the tube", height=300, elem_id="tubes-preview",
-                                              alt_text=PREVIEW_DESCRIPTION, buttons=["fullscreen"])
+        with gr.Row():
+            num_frames = gr.Slider(2, videos.MAX_FRAMES, value=default_frames, step=2, label="Frames",
+                                   info=frames_info(default_frames))
+            frame_step = gr.Slider(1, tubes.FRAME_STEP_SLIDER_MAX, value=tubes.DEFAULT_FRAME_STEP, step=1,
+                                   label="Frame step", info="Take every n-th frame.")
+    with gr.Accordion("The tube's exact place, in patches", open=False):
+        with gr.Row():
+            # A control, not a result: no download or share buttons (three fewer stops for the keyboard).
+            preview = common.output_image("The first hidden frame, the grid and the tube", height=220,
+                                          elem_id="tubes-preview", alt_text=PREVIEW_DESCRIPTION, buttons=["fullscreen"])
+            with gr.Column():
                 preview_text = gr.Markdown(elem_id="tubes-preview-text")
                 with gr.Row():
-                    top = gr.Slider(0, tubes.GRID_SLIDER_MAX - 1, value=example_top, step=1, label="Top row", elem_id="tubes-top")
+                    top = gr.Slider(0, tubes.GRID_SLIDER_MAX - 1, value=example_top, step=1, label="Top row",
+                                    elem_id="tubes-top")
                     left = gr.Slider(0, tubes.GRID_SLIDER_MAX - 1, value=example_left, step=1, label="Left column",
                                      elem_id="tubes-left")
                 with gr.Row():
                     height = gr.Slider(1, tubes.GRID_SLIDER_MAX, value=example_height, step=1, label="Height")
                     width = gr.Slider(1, tubes.GRID_SLIDER_MAX, value=example_width, step=1, label="Width")
-                with gr.Row():
-                    first_tubelet = gr.Slider(0, max_tubelet, value=0, step=1, label="Hidden from tubelet")
-                    last_tubelet = gr.Slider(0, max_tubelet, value=default_tubelets - 1, step=1,
-                                             label="to tubelet", info="Both included; tubelet t = frames 2t, 2t+1.")
-            run = gr.Button("Hide the tube and predict", variant="primary", elem_id="tubes-run")
-        with gr.Column(scale=2):
-            shaded = gr.Video(label="The clip, tube hidden; beside it: actual vs predicted features, cosine",
-                              autoplay=True, loop=True, height=300, interactive=False, elem_id="tubes-shaded",
-                              elem_classes=[common.RESULT])
-            with gr.Row():
-                cosine_plot = gr.LinePlot(x="tubelet", y="cosine", color="series", y_lim=[-1, 1],
-                                          label="Cosine with the actual features, per tubelet",
-                                          x_title="tubelet (2 frames)", elem_id="tubes-cosine")
-                surprise_plot = gr.LinePlot(x="tubelet", y="L1 error", color="series",
-                                            label="Surprise: the predictor's error (L1) over time",
-                                            x_title="tubelet (2 frames)", elem_id="tubes-surprise")
-            features = common.output_image("Tube features over time (PCA colours): actual vs predicted",
+    with gr.Accordion("Over time: the cosine, the surprise, the features", open=False):
+        with gr.Row():
+            cosine_plot = gr.LinePlot(x="tubelet", y="cosine", color="series", y_lim=[-1, 1],
+                                      label="Cosine with the actual features, per tubelet",
+                                      x_title="tubelet (2 frames)", elem_id="tubes-cosine")
+            surprise_plot = gr.LinePlot(x="tubelet", y="L1 error", color="series",
+                                        label="Surprise: the predictor's error (L1) over time",
+                                        x_title="tubelet (2 frames)", elem_id="tubes-surprise")
+        features = common.output_image("Tube features over time (PCA colours): actual vs predicted",
                                        elem_id="tubes-features")
-            summary = gr.Markdown(elem_id="tubes-summary")
-            numbers = gr.JSON(label="Numbers", visible=False)
-    gr.Markdown(EXPLANATION)
+    with gr.Accordion("What you are looking at, and the numbers", open=False):
+        gr.Markdown(EXPLANATION)
+        numbers = gr.JSON(label="Numbers (what the API returns)")
+    link = links.Link(CONCEPT_PATH, video, examples.videos(),
+                      {"top": top, "left": left, "height": height, "width": width, "first": first_tubelet,
+                       "last": last_tubelet})
+    links.link_control(link)
 
     sampling_inputs = [video, start_s, num_frames, frame_step, sample_fps]
     tube_inputs = [top, left, height, width, first_tubelet, last_tubelet]
     outputs = [shaded, cosine_plot, surprise_plot, features, summary, numbers]
     common.describe_pictures(numbers, [features], features_description)
-    run.click(tube_predict, sampling_inputs + tube_inputs, outputs, concurrency_id=common.MODEL_CONCURRENCY_ID,
-              api_name=common.endpoint("tube_predict", endpoints))
+    predict_args = dict(fn=tube_predict, inputs=sampling_inputs + tube_inputs, outputs=outputs,
+                        concurrency_id=common.MODEL_CONCURRENCY_ID)
+    run.click(api_name=common.endpoint("tube_predict", endpoints), **predict_args)
 
+    # The preview and the picker's frame only decode frames (cached per clip): they do not wait behind a model's run,
+    # so a picked clip shows on the picker while its prepare still runs.
     preview_args = dict(fn=tube_preview, inputs=sampling_inputs + tube_inputs, outputs=[preview, preview_text],
-                        concurrency_id=common.MODEL_CONCURRENCY_ID, trigger_mode="always_last")
-    video.change(api_name=common.endpoint("tube_preview", endpoints), **preview_args)
+                        trigger_mode="always_last")
+    frame_args = dict(fn=picker_frame, inputs=sampling_inputs + tube_inputs, outputs=picker, api_name=False,
+                      trigger_mode="always_last")
+    for picked in common.on_pick(video, clips, api_name=common.endpoint("tube_preview", endpoints), **preview_args):
+        picked.then(**frame_args)
     for control in (start_s, sample_fps):
-        control.submit(api_name=False, **preview_args)
-    for control in (frame_step, top, left, height, width, first_tubelet, last_tubelet):
-        control.release(api_name=False, **preview_args)
+        control.submit(api_name=False, **preview_args).then(**frame_args)
+    for control in (frame_step, first_tubelet, last_tubelet):
+        control.release(api_name=False, **preview_args).then(**frame_args)
+    for control in (top, left, height, width):  # the picker follows the sliders
+        control.release(api_name=False, **preview_args).then(**frame_args)
     num_frames.release(tubelet_limits, [num_frames, first_tubelet, last_tubelet], [first_tubelet, last_tubelet],
-                       api_name=False).then(api_name=False, **preview_args)
-    preview.select(move_tube, [height, width], [top, left], api_name=False).then(api_name=False, **preview_args)
-
-    prepared_clip = common.LatestPerSession()
-
-    @common.action()
-    def tube_prepare(video, start_s: float, num_frames: int, frame_step: int, sample_fps: float,
-                     request: gr.Request, progress=gr.Progress()):
-        """Prepare a clip for /tube_predict: encode the full clip once (its targets, cached by content), so that
-        /tube_predict with the same clip and sampling runs only the context encoder and the predictor.
-
-        The page runs it when a clip is picked or its sampling changes. Cheap when the clip is cached. Returns
-        numbers: target_cache_hit (it was cached), targets_computed, stale (a newer prepare of this session
-        began, so nothing was kept), skipped (why nothing ran, e.g. on ZeroGPU), seconds, num_frames; or error
-        (a clip that cannot be read: /tube_predict says what is wrong with it).
-        """
-        still_wanted = prepared_clip.begin(request)
-        if video is None:
-            return {}
-        try:
-            clip, _, _ = clip_for(video, start_s, num_frames, frame_step, sample_fps, progress)
-            return tubes.prepare_targets(clip, still_wanted=still_wanted)
-        except UserError as error:  # the preview and the click report it; a prepare stays quiet
-            return {"error": str(error)}
+                       api_name=False).then(api_name=False, **preview_args).then(**frame_args)
+    # A drag ends in one run: the sliders take the tube, then the model runs (Enter on the picture runs it too).
+    for gesture in (picker.release, picker.submit):
+        gesture(place_tube, picker, [top, left, height, width], api_name=False, queue=False).then(
+            api_name=False, **predict_args).then(api_name=False, **preview_args)
 
     common.prepare_on([video.change, start_s.submit, sample_fps.submit, num_frames.release, frame_step.release],
-                      tube_prepare, sampling_inputs, gr.JSON(visible=False), api_name=common.endpoint("tube_prepare", endpoints))
+                      tube_prepare, sampling_inputs, gr.JSON(visible=False),
+                      api_name=common.endpoint("tube_prepare", endpoints))
 
-    def example_result(progress):
-        args = example_call()
-        return (*tube_preview(*args, progress=progress), *tube_predict(*args, progress=progress))
+    def result_for(args, progress):
+        return (*tube_preview(*args, progress=progress), picker_frame(*args, progress=progress),
+                *tube_predict(*args, progress=progress))
 
-    return common.ReadyExample("tubes", [preview, preview_text, *outputs], example_result)
+    def run_linked(values: dict, progress):
+        inputs = [*sampling_inputs, *tube_inputs]
+        return result_for([values.get(component, default) for component, default in
+                           zip(inputs, example_call(), strict=True)], progress)
+
+    return common.ReadyExample("tubes", [preview, preview_text, picker, *outputs],
+                               lambda progress: result_for(example_call(), progress), link=link, run=run_linked,
+                               notice=notice)
 
 
-CONCEPT = Concept("tubes", "6.4 Tube masking", "tube-masking", build_tab, CALL_TO_ACTION, endpoint="/tube_predict",
+CONCEPT_PATH = "tube-masking"
+CONCEPT = Concept("tubes", "6.4 Tube masking", CONCEPT_PATH, build_tab, CALL_TO_ACTION, endpoint="/tube_predict",
                   example_call=example_call, endpoints=("/tube_predict", "/tube_preview"), run_button="tubes-run",
                   summary="tubes-summary", example_summary="Tube:", pictures=2, prepare="/tube_prepare")

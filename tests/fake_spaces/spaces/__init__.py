@@ -34,11 +34,15 @@ module instead of the real one. What it imitates, as spaces 0.51.3 does it
   printed: ZeroGPU hides the message of every exception that is not a `gr.Error`.
 - A child that has not answered within its duration (FAKE_SPACES_ABORT=1) or within `timeout`
   seconds (a hang) is killed and the call raises `gr.Error("GPU task aborted")`.
+- Workers' start and reuse, as a ZeroGPU Space may see them: a call that finds no idle worker of its
+  function released within FAKE_SPACES_WARM_FOR_S (default: forever) gets a fresh one, which first
+  takes FAKE_SPACES_COLD_START_S (default 0) to start, within the call's duration. A call that ends
+  without an abort leaves its worker idle.
 - async functions are refused at decoration (NotImplementedError); a GPU function called inside
   a worker runs directly.
 
-It differs from ZeroGPU in that every call gets a fresh child (ZeroGPU reuses an idle worker of the
-same function, so state left in a worker survives some calls and not others: never rely on it);
+It differs from ZeroGPU in that every call gets a fresh child, only its start imitated (ZeroGPU reuses an
+idle worker of the same function, so state left in a worker survives some calls and not others: never rely on it);
 values travel as plain pickles (ZeroGPU's multiprocessing queues share CPU tensors' memory instead);
 progress reported in the child is not forwarded; there is no CUDA emulation; and the quota never
 refills (ZeroGPU's refills over a day).
@@ -88,6 +92,8 @@ class Rules:
     gpus: int  # FAKE_SPACES_GPUS: GPU calls at once; more wait in the queue
     queue_timeout_s: float  # FAKE_SPACES_QUEUE_TIMEOUT_S: how long a call waits for a GPU (default 60)
     abort: bool  # FAKE_SPACES_ABORT=1: a call that runs past its duration is aborted
+    cold_start_s: float  # FAKE_SPACES_COLD_START_S: a fresh worker's start, before the function runs
+    warm_for_s: float  # FAKE_SPACES_WARM_FOR_S: how long an idle worker is kept
 
     @classmethod
     def from_environment(cls) -> Rules:
@@ -95,7 +101,8 @@ class Rules:
         return cls(float(env("FAKE_SPACES_QUOTA_S", "inf")), float(env("FAKE_SPACES_TOKEN_QUOTA_S", "inf")),
                    float(env("FAKE_SPACES_DURATION_FACTOR", "1.5")), env("FAKE_SPACES_CHARGE", "used") == "requested",
                    int(env("FAKE_SPACES_GPUS", "0")) or sys.maxsize, float(env("FAKE_SPACES_QUEUE_TIMEOUT_S", "60")),
-                   env("FAKE_SPACES_ABORT", "") == "1")
+                   env("FAKE_SPACES_ABORT", "") == "1", float(env("FAKE_SPACES_COLD_START_S", "0")),
+                   float(env("FAKE_SPACES_WARM_FOR_S", "inf")))
 
 
 requested: list[Request] = []  # every active call appends one; tests read and clear it
@@ -108,6 +115,7 @@ _SIZES = ("large", "xlarge")
 _in_worker = False  # set in the forked child: nested GPU functions run directly there
 _spent: dict[str | None, float] = {}  # token (None: no token) -> quota seconds charged, or set aside for running calls
 _busy = {"gpus": 0}  # GPU calls running now
+_idle_workers: dict[str, list[float]] = {}  # function -> when each of its idle workers was released
 _state = threading.Condition()
 
 
@@ -115,6 +123,7 @@ def reset_quotas() -> None:
     """Give every visitor their whole quota again (tests)."""
     with _state:
         _spent.clear()
+        _idle_workers.clear()
 
 
 def GPU(fn=None, *, duration=60, size="large"):
@@ -135,8 +144,9 @@ def GPU(fn=None, *, duration=60, size="large"):
             if _in_worker:
                 yield from fn(*args, **kwargs)
                 return
-            with _scheduled(fn, duration, size, args, kwargs) as deadline:
-                child, receiver = _fork(fn, args, kwargs, streams=True)
+            with _scheduled(fn, duration, size, args, kwargs) as call:
+                child, receiver = _fork(fn, args, kwargs, streams=True, start_s=call.start_s)
+                deadline = call.deadline
                 try:
                     while (item := _receive(child, receiver, deadline)) is not _END:
                         yield item
@@ -149,10 +159,10 @@ def GPU(fn=None, *, duration=60, size="large"):
     def call(*args, **kwargs):
         if _in_worker:
             return fn(*args, **kwargs)
-        with _scheduled(fn, duration, size, args, kwargs) as deadline:
-            child, receiver = _fork(fn, args, kwargs, streams=False)
+        with _scheduled(fn, duration, size, args, kwargs) as call:
+            child, receiver = _fork(fn, args, kwargs, streams=False, start_s=call.start_s)
             try:
-                return _receive(child, receiver, deadline)
+                return _receive(child, receiver, call.deadline)
             finally:
                 _finish(child, receiver)
 
@@ -173,9 +183,9 @@ class _scheduled:
             raise ValueError(f"{fn.__qualname__} asks for {value!r} s of GPU, which ZeroGPU schedules as {self.seconds} s")
         self.request = Request(self.function, self.seconds, size)
         self.asked = round(self.seconds * self.rules.factor)  # what the client sends the scheduler
-        self.outcome, self.started = "refused", None
+        self.outcome, self.started, self.start_s, self.deadline = "refused", None, 0.0, 0.0
 
-    def __enter__(self) -> float:
+    def __enter__(self) -> _scheduled:
         requested.append(self.request)
         try:
             self._admit()
@@ -189,7 +199,19 @@ class _scheduled:
             self._log(charged=0.0)
             raise
         self.started = time.monotonic()
-        return self.started + (self.asked if self.rules.abort else timeout)
+        self.start_s = 0.0 if self._warm_worker() else self.rules.cold_start_s
+        self.deadline = self.started + (self.asked if self.rules.abort else timeout)
+        return self
+
+    def _warm_worker(self) -> bool:
+        """Take the idle worker of this function released last, if it is still kept."""
+        with _state:
+            idle = [t for t in _idle_workers.get(self.function, []) if self.started - t < self.rules.warm_for_s]
+            _idle_workers[self.function] = idle
+            if not idle:
+                return False
+            idle.pop()
+            return True
 
     def __exit__(self, kind, error, _):
         held = time.monotonic() - self.started
@@ -198,6 +220,9 @@ class _scheduled:
             _busy["gpus"] -= 1
         self._charge(charged)
         self.outcome = "ok" if error is None else ("aborted" if "aborted" in str(error) else "error")
+        if self.outcome != "aborted":  # its worker stays, idle
+            with _state:
+                _idle_workers.setdefault(self.function, []).append(time.monotonic())
         self._log(charged=charged, held=held)
 
     def _admit(self) -> None:
@@ -235,7 +260,8 @@ class _scheduled:
             torch = sys.modules.get("torch")
             threads = torch.get_num_threads() if torch is not None else None
             line = {**dataclasses.asdict(self.request), "parent_torch_threads": threads, "signed_in": self.token is not None,
-                    "asked": self.asked, "outcome": self.outcome, "held": round(held, 3), "charged": round(charged, 3)}
+                    "asked": self.asked, "outcome": self.outcome, "held": round(held, 3), "charged": round(charged, 3),
+                    "fresh_worker": self.start_s > 0, "ended": round(time.time(), 3)}
             with open(log_path, "a") as log:
                 log.write(json.dumps(line) + "\n")
 
@@ -255,7 +281,7 @@ def _visitor_token() -> str | None:
 _END = object()  # stands for the end of a stream in the parent
 
 
-def _fork(fn, args, kwargs, streams):
+def _fork(fn, args, kwargs, streams, start_s=0.0):
     try:  # in the caller, before any child starts, as ZeroGPU's argument queue does (spaces/utils.py)
         payload = pickle.dumps((args, kwargs))
     except Exception as exc:
@@ -263,16 +289,18 @@ def _fork(fn, args, kwargs, streams):
             raise
         raise pickle.PicklingError(str(exc)) from exc
     receiver, sender = _FORK.Pipe(duplex=False)
-    child = _FORK.Process(target=_work, args=(fn, payload, sender, streams), daemon=True)
+    child = _FORK.Process(target=_work, args=(fn, payload, sender, streams, start_s), daemon=True)
     child.start()
     sender.close()
     return child, receiver
 
 
-def _work(fn, payload, sender, streams):
-    """In the child: run `fn` in a new thread, as ZeroGPU's worker does, and send back what it gives."""
+def _work(fn, payload, sender, streams, start_s):
+    """In the child: start (a fresh worker's `start_s`), run `fn` in a new thread, as ZeroGPU's worker does, and send
+    back what it gives."""
     global _in_worker
     _in_worker = True
+    time.sleep(start_s)
     args, kwargs = pickle.loads(payload)
 
     def run():

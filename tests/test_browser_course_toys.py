@@ -1,0 +1,122 @@
+"""Each concept page as a course's iframe meets it: one screen holds the gesture and the claim.
+
+At 800x900 (a course's iframe) and 390x844 (a phone), once the example has loaded: the page fits its height budget,
+every output of class "claim" starts in the first screen at 800 px, and 6.2-6.3's two claims (MAE's pixels, JEPA's
+embeddings) share one row. A pointer drag on the block or the tube moves it (the page names the new column) and runs
+the model once. A page opened with query parameters shows that setting; a bad one opens the default and says so;
+"Link to this view" gives the address back.
+"""
+
+import re
+
+import pytest
+from concept_pages import CONCEPTS, RESULT_TIMEOUT_MS, checked_page, wait_for_example, wait_for_new_text
+
+from demos.compute import mae_vs_jepa, tubes
+
+pytestmark = pytest.mark.browser
+
+HEIGHT_BUDGET_PX = {800: 1300, 390: 2600}
+FIRST_SCREEN_PX = 900
+VIEWPORTS = {800: {"width": 800, "height": 900}, 390: {"width": 390, "height": 844}}
+CLAIM_TOPS = """() => [...document.querySelectorAll('.claim')].map((element) => [element.id,
+    element.getBoundingClientRect().top + scrollY])"""
+
+
+@pytest.mark.parametrize("width", [800, 390])
+@pytest.mark.parametrize("tab_id", list(CONCEPTS))
+def test_the_claim_in_the_first_screen(browser, running_app, artifacts_dir, tab_id, width):
+    concept = CONCEPTS[tab_id]
+    with checked_page(browser, artifacts_dir / f"toy_{concept.path}_{width}.png", viewport=VIEWPORTS[width]) as page:
+        page.goto(f"{running_app.local_url}{concept.path}")
+        wait_for_example(page, tab_id)
+        page.wait_for_timeout(1000)  # the last pictures lay out
+        height = page.evaluate("() => document.scrollingElement.scrollHeight")
+        assert height <= HEIGHT_BUDGET_PX[width], f"{concept.path} is {height} px tall at {width} px"
+        claims = page.evaluate(CLAIM_TOPS)
+        assert claims, "no output of class 'claim'"
+        if width == 800:
+            late = [(elem_id, top) for elem_id, top in claims if top >= FIRST_SCREEN_PX]
+            assert not late, f"claims below the first screen: {late}"
+        if tab_id == "mae-vs-jepa" and width == 800:
+            tops = dict(claims)
+            assert abs(tops["mvj-mae-closeup"] - tops["mvj-jepa-closeup"]) <= 2, tops
+
+
+def _calls(monkeypatch, module, name: str) -> list:
+    """Each call of `module.name` from now on (the app runs in this process)."""
+    calls, original = [], getattr(module, name)
+
+    def counted(*args, **kwargs):
+        calls.append(args)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, counted)
+    return calls
+
+
+def _drag(page, selector: str, to_column: int, rows: int) -> None:
+    """Press on the block's centre and drag it, in steps, so that its left column becomes `to_column`."""
+    picture = page.locator(f"{selector} .bp-picture")
+    picture.scroll_into_view_if_needed()
+    box = picture.bounding_box()
+    block = page.locator(f"{selector} .bp-block").bounding_box()
+    start_x, start_y = block["x"] + block["width"] / 2, block["y"] + block["height"] / 2
+    patch = box["width"] / rows
+    left_now = round((block["x"] - box["x"]) / patch)
+    page.mouse.move(start_x, start_y)
+    page.mouse.down()
+    page.mouse.move(start_x + (to_column - left_now) * patch, start_y, steps=8)
+    page.mouse.up()
+
+
+DRAGS = {  # tab_id: (picker selector, the compute function its release runs)
+    "mae-vs-jepa": ("#block-picture", mae_vs_jepa, "compare"),
+    "tubes": ("#tube-picture", tubes, "predict_tube"),
+}
+
+
+@pytest.mark.parametrize("tab_id", list(DRAGS))
+def test_a_drag_moves_the_block_and_runs_the_model_once(browser, running_app, artifacts_dir, monkeypatch, tab_id):
+    selector, module, function = DRAGS[tab_id]
+    concept = CONCEPTS[tab_id]
+    with checked_page(browser, artifacts_dir / f"drag_{concept.path}.png", viewport=VIEWPORTS[800]) as page:
+        page.goto(f"{running_app.local_url}{concept.path}")
+        wait_for_example(page, tab_id)
+        where = page.locator(f"{selector} .bp-where")
+        columns = int(page.locator(f"{selector} .bp-picture").evaluate(
+            "(element) => getComputedStyle(element).getPropertyValue('--cols')"))
+        before = page.locator(f"#{concept.summary}").inner_text()
+        calls = _calls(monkeypatch, module, function)
+        _drag(page, selector, 0, columns)
+        assert "column 0" in where.inner_text()
+        wait_for_new_text(page, f"#{concept.summary}", before)
+        page.wait_for_timeout(1500)  # anything else the release set off has started by now
+        assert len(calls) == 1, f"the release ran {function} {len(calls)} times"
+        assert "column 0" in page.locator(f"#{concept.summary}").inner_text()
+
+
+def test_a_page_opens_at_the_setting_its_address_asks_for(browser, running_app, artifacts_dir):
+    concept = CONCEPTS["mae"]
+    with checked_page(browser, artifacts_dir / "link_masked-autoencoder.png", viewport=VIEWPORTS[800]) as page:
+        page.goto(f"{running_app.local_url}{concept.path}?example=coffee&ratio=0.9&seed=3")
+        summary = page.locator(f"#{concept.summary}")
+        summary.get_by_text("177 of 196 patches hidden").wait_for(timeout=RESULT_TIMEOUT_MS)
+        assert page.locator("#mae-ratio input[type=number]").input_value() == "0.9"
+        page.get_by_role("button", name="Link to this view").click()
+        address = page.locator(".view-link textarea, .view-link input").first
+        page.wait_for_function("() => document.querySelector('.view-link textarea, .view-link input')?.value"
+                               ".startsWith('http')", timeout=30_000)
+        link = address.input_value()
+        assert re.fullmatch(rf"http://127\.0\.0\.1:\d+/{concept.path}\?example=coffee&ratio=0\.9&seed=3&"
+                            r"model=vit-mae-base", link), link
+
+
+def test_a_bad_value_opens_the_default_and_the_page_says_so(browser, running_app, artifacts_dir):
+    concept = CONCEPTS["mae"]
+    with checked_page(browser, artifacts_dir / "link_bad_masked-autoencoder.png", viewport=VIEWPORTS[390]) as page:
+        page.goto(f"{running_app.local_url}{concept.path}?ratio=abc&example=nothere")
+        page.get_by_text("ratio=abc").wait_for(timeout=RESULT_TIMEOUT_MS)
+        notice = page.get_by_text("opened with the default").inner_text()
+        assert "nothere" in notice and "it takes a number from 0 to 0.95" in notice
+        wait_for_example(page, "mae")
