@@ -138,16 +138,16 @@ def test_every_model_endpoint_answers_twice_where_it_pays_and_moves_are_served_f
     assert all(r["parent_torch_threads"] == 1 and r["outcome"] == "ok" for r in requests), requests
 
 
-def test_a_gpu_function_asks_a_cold_start_first_and_less_once_its_worker_is_warm(zerogpu_app):
+def test_the_first_gpu_call_asks_the_assumed_cold_start_and_later_ones_what_the_space_learned(zerogpu_app):
     client, log_path = zerogpu_app
     for top in (2, 3):
         _call(client, "/tube_predict", _tube_args(top, 5))
-    calls = [r for r in _requests(log_path) if r["function"].endswith("encode_and_predict")]
-    asked, estimate_s = [r["seconds"] for r in calls], calls[0]["seconds"] - zerogpu.GPU_COLD_START_S
-    # A fresh worker first, with the assumed cold margin; then a warm one, with the warm margin: 4 s less, unless the
-    # first call's work took longer than estimated on this busy CPU (the second then asks for that work too).
-    assert asked[0] >= zerogpu.GPU_COLD_START_S, asked
-    assert asked[-1] <= max(asked[0] - 4, zerogpu.GPU_WARM_START_S + estimate_s + calls[0]["held"] + 1), calls
+    requests = _requests(log_path)
+    # Nothing learned yet: the Space's first GPU call asks the assumed cold start on top of its work. This imitation's
+    # workers start at once, so the margins learned from the calls that follow (whichever function made them) ask less.
+    assert requests[0]["seconds"] >= zerogpu.GPU_COLD_START_S, requests[0]
+    tube_asks = [r["seconds"] for r in requests if r["function"].endswith("encode_and_predict")]
+    assert tube_asks and max(tube_asks) < requests[0]["seconds"], (requests[0], tube_asks)
 
 
 def test_a_checkpoint_left_out_at_start_up_is_a_clear_message(zerogpu_app):
