@@ -527,7 +527,11 @@ class ReadyExample:
             if already_shown:
                 return [gr.skip()] * len(outputs) + [True]
             values, problems = self.link.read(request.query_params) if linked else ({}, [])
-            result = self.run(values, progress) if values else self.result(progress)
+            try:
+                result = self.run(values, progress) if values else self.result(progress)
+            except gr.Error as refused:  # values each fine, together not (the action says why): the example instead
+                values, problems = {}, [*problems, refused.message]
+                result = self.result(progress)
             values.update(zip(self.outputs, result, strict=True))
             if linked:
                 values[self.notice] = gr.Markdown(links.notice(problems), visible=bool(problems))
