@@ -73,3 +73,31 @@ def wait_for_new_text(frame, selector: str, before: str, timeout_ms: int = RESUL
     """Until the text of `selector` on `frame` differs from `before`: a new result has arrived."""
     frame.wait_for_function("([selector, before]) => document.querySelector(selector).innerText !== before",
                             arg=[selector, before], timeout=timeout_ms)
+
+
+# gradio's status tracker in each output block: shown while its event is pending, class "hide" once it is done.
+# A watch installed before a request sees one tracker shown, then all hidden again: that request's result arrived.
+_BUSY = "() => [...document.querySelectorAll('[data-testid=status-tracker]')].some((t) => !t.classList.contains('hide'))"
+_WATCH = f"""() => {{
+    const busy = {_BUSY};
+    const watch = window.__resultWatch = {{seen: false, arrived: false}};
+    const observer = new MutationObserver(() => {{
+        if (busy()) watch.seen = true;
+        else if (watch.seen) {{ watch.arrived = true; observer.disconnect(); }}
+    }});
+    observer.observe(document.body, {{subtree: true, childList: true, attributes: true, attributeFilter: ["class"]}});
+}}"""
+
+
+def run_and_wait(frame, start, timeout_ms: int = RESULT_TIMEOUT_MS) -> None:
+    """Start a request with `start(frame)` (a click, a key) and wait until its result has arrived on `frame`.
+
+    New text is no sign of it: the shared result cache answers a repeated request with the very result already
+    shown. So this waits for the page to be idle, watches gradio's status trackers, starts the request and waits
+    until a tracker has shown it pending and all are hidden again.
+    """
+    frame.wait_for_function(f"() => !({_BUSY})()", timeout=timeout_ms)
+    frame.evaluate(_WATCH)
+    start(frame)
+    frame.wait_for_function("() => window.__resultWatch.arrived", timeout=timeout_ms)
+

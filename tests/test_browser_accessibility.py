@@ -16,9 +16,9 @@ from concept_pages import (
     RESULT_TIMEOUT_MS,
     open_folds,
     result_text,
+    run_and_wait,
     run_button,
     wait_for_example,
-    wait_for_new_text,
 )
 
 from demos import examples
@@ -117,7 +117,6 @@ def test_the_keyboard_places_and_runs(browser, running_app, tab_id):
         page.goto(f"{running_app.local_url}{CONCEPTS[tab_id].path}")
         wait_for_example(page, tab_id)
         page.wait_for_timeout(1000)  # the example's controls settle with its result
-        before = page.locator(text).inner_text()
         to_control = 0
         if control:
             to_control = _tab_to(page, control)
@@ -127,11 +126,11 @@ def test_the_keyboard_places_and_runs(browser, running_app, tab_id):
                     page.locator(control).locator("xpath=..").inner_text())
             assert value in said, said
         to_action = 0 if enter_there else _tab_to(page, run_button(tab_id))
-        page.keyboard.press("Enter")
         if expected:  # not any new text: 6.1's line already says what a new ratio will hide, before the model runs
+            page.keyboard.press("Enter")
             page.locator(text).get_by_text(expected).wait_for(timeout=RESULT_TIMEOUT_MS)
-        else:
-            wait_for_new_text(page, text, before)
+        else:  # the same request again, which the shared cache may answer with the very text shown
+            run_and_wait(page, lambda page: page.keyboard.press("Enter"))
         print(f"{tab_id}: {to_control} Tab presses to the control, {to_action} more to the main action")
     finally:
         page.close()

@@ -9,7 +9,15 @@ import re
 import time
 
 import pytest
-from concept_pages import CONCEPTS, checked_page, result_text, run_button, wait_for_example, wait_for_new_text
+from concept_pages import (
+    CONCEPTS,
+    checked_page,
+    result_text,
+    run_and_wait,
+    run_button,
+    wait_for_example,
+    wait_for_new_text,
+)
 from conftest import ROOT
 
 pytestmark = pytest.mark.browser
@@ -110,8 +118,11 @@ def test_the_iframe_follows_its_content(browser, running_app, artifacts_dir, tab
 
         selector = result_text(tab_id)
         before = iframe.locator(selector).inner_text()
-        NEW_RESULT.get(tab_id, lambda frame: frame.locator(run_button(tab_id)).click())(iframe)
-        wait_for_new_text(frame, selector, before)
+        if tab_id in NEW_RESULT:  # a new request: a new text
+            NEW_RESULT[tab_id](iframe)
+            wait_for_new_text(frame, selector, before)
+        else:  # the same request again, which the shared cache may answer with the very text shown
+            run_and_wait(frame, lambda frame: frame.locator(run_button(tab_id)).click())
         after = _wait_until_it_fits(page, frame)
         assert _fits(after), after
 
