@@ -21,7 +21,7 @@ import gradio as gr
 
 import checkpoints  # first of ours: through `demos.zerogpu`, on ZeroGPU it imports `spaces` before anything touches CUDA
 from demos import uploads, zerogpu
-from demos.tabs import api_inputs, common, mcp_results, theme
+from demos.tabs import api_inputs, mcp_results, theme, widgets
 
 TITLE = "Predict, Don't Reconstruct"
 # Off ZeroGPU the models' events run one at a time (two at once only thrash a 2-vCPU Space), and the queue turns
@@ -95,7 +95,7 @@ LAUNCH_OPTIONS = {
 
 def _banner() -> None:
     if checkpoints.offline_demo_enabled():
-        gr.Markdown(common.OFFLINE_DEMO_BANNER, elem_id="offline-demo-banner")
+        gr.Markdown(widgets.OFFLINE_DEMO_BANNER, elem_id="offline-demo-banner")
 
 
 def build_app() -> gr.Blocks:

@@ -41,12 +41,12 @@ def main() -> None:
     sys.path.insert(0, os.getcwd())
     from demos import images
     from demos.compute import mae
-    from demos.tabs import common
+    from demos.tabs import widgets
 
     _time(mae, "masked_forward", "forward")
     _time(mae, "reconstruct", "reconstruct")
     _time(images, "load_image", "load_image")
-    _time(common, "save_png", "png")
+    _time(widgets, "save_png", "png")
     import app
 
     app.main()

@@ -1,7 +1,7 @@
 """The one exception type a learner is meant to read, and the checks of numbers that raise it.
 
 Compute code raises `UserError` with a sentence a learner understands; the page's handlers
-(`demos.tabs.common`) turn it into a `gr.Error`. Keeping gradio out of here lets the
+(`demos.tabs.actions`) turn it into a `gr.Error`. Keeping gradio out of here lets the
 compute modules run and be tested without a UI.
 """
 

@@ -37,7 +37,7 @@ NEW_RESULT = {
                             frame.locator("#tube-picture .bp-picture").press("Enter")),
 }
 # The width each element is drawn at: a picture's or video's box less what its object-fit leaves empty. The results
-# are what each block of class "result" (`common.RESULT`) shows: its picture or video, else the block itself.
+# are what each block of class "result" (`widgets.RESULT`) shows: its picture or video, else the block itself.
 DRAWN_WIDTHS = """() => {
     const drawn = (element) => {
         const box = element.getBoundingClientRect();

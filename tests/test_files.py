@@ -17,7 +17,7 @@ from gradio_client import Client, handle_file
 
 from demos import images, uploads, videos
 from demos.errors import UserError
-from demos.tabs import common
+from demos.tabs import widgets
 
 
 def test_gradio_rewrites_an_output_picture_in_place_and_the_app_does_not(tmp_path, monkeypatch):
@@ -31,25 +31,25 @@ def test_gradio_rewrites_an_output_picture_in_place_and_the_app_does_not(tmp_pat
                                                                   real_write(self, data))[1])
     assert processing_utils.save_pil_to_cache(PIL.Image.fromarray(picture), str(tmp_path), format="png") == path
     assert writes == [(path, True)], "the upstream defect is gone: OutputImage may go back to plain gr.Image"
-    first = common.save_png(picture, str(tmp_path))
+    first = widgets.save_png(picture, str(tmp_path))
     inode = os.stat(first).st_ino
-    common._SAVED_PNGS.clear()  # encoded again, the same bytes find their file
-    saved = common.save_png(picture, str(tmp_path))
+    widgets._SAVED_PNGS.clear()  # encoded again, the same bytes find their file
+    saved = widgets.save_png(picture, str(tmp_path))
     assert saved == first and os.stat(saved).st_ino == inode  # the same bytes: the file is left as it is
     fresh = tmp_path / "fresh"
-    saved = common.save_png(picture, str(fresh))  # a new picture: written under a temporary name, then renamed
+    saved = widgets.save_png(picture, str(fresh))  # a new picture: written under a temporary name, then renamed
     assert np.array_equal(np.asarray(PIL.Image.open(saved)), picture) and [p.name for p in Path(saved).parent.iterdir()] == [
         "image.png"]
 
 
 def test_a_picture_shown_again_is_not_encoded_again(tmp_path, monkeypatch):
     picture = np.random.default_rng(1).integers(0, 255, (32, 32, 3), dtype=np.uint8)
-    first = common.save_png(picture, str(tmp_path))
+    first = widgets.save_png(picture, str(tmp_path))
     encoded = []
     monkeypatch.setattr(processing_utils, "hash_bytes", lambda data: encoded.append(data) or "x")
-    assert common.save_png(picture.copy(), str(tmp_path)) == first and encoded == []
+    assert widgets.save_png(picture.copy(), str(tmp_path)) == first and encoded == []
     os.remove(first)  # gradio's `delete_cache` took it: written again
-    assert np.array_equal(np.asarray(PIL.Image.open(common.save_png(picture, str(tmp_path)))), picture)
+    assert np.array_equal(np.asarray(PIL.Image.open(widgets.save_png(picture, str(tmp_path)))), picture)
     assert len(encoded) == 1
 
 

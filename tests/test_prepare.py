@@ -16,7 +16,7 @@ import app
 import checkpoints
 from demos import devices
 from demos.compute import classification, features, tubes
-from demos.tabs import common
+from demos.tabs import events
 from demos.tabs import tubes as tubes_tab
 
 VIDEO = str(ROOT / "examples" / "videos" / "ball_behind_wall.mp4")
@@ -143,7 +143,7 @@ def test_the_prepare_events_are_bounded_one_per_session_and_cancel_the_stale_one
     config = {d["id"]: d for d in demo.get_config_file()["dependencies"]}
     for api_name in ("tube_prepare", "prepare_clip"):
         fn_index, fn = next((i, fn) for i, fn in demo.fns.items() if fn.api_name == api_name)
-        assert fn.concurrency_id == common.MODEL_CONCURRENCY_ID and fn.trigger_mode == "always_last"
+        assert fn.concurrency_id == events.MODEL_CONCURRENCY_ID and fn.trigger_mode == "always_last"
         assert config[fn_index]["show_progress"] == "hidden"
         # The same triggers cancel the running prepare (the newest one waits for it: always_last).
         cancelling = [d for d in config.values() if fn_index in d["cancels"]]
@@ -152,7 +152,7 @@ def test_the_prepare_events_are_bounded_one_per_session_and_cancel_the_stale_one
 
 
 def test_latest_per_session():
-    latest = common.LatestPerSession()
+    latest = events.LatestPerSession()
     first = latest.begin(types.SimpleNamespace(session_hash="a"))
     other_session = latest.begin(types.SimpleNamespace(session_hash="b"))
     assert first() and other_session()

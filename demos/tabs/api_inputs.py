@@ -10,10 +10,10 @@ a component's preprocessing raises other than `gr.Error` reaches the caller as "
 `serve_every_client(demo)` puts one check in front of gradio's preprocessing, for every named endpoint (its page's
 events included, whose values are good already):
 - an item left out at the end of the list is null, and null is the parameter's documented default;
-- a null file where the action needs one (`common.action` with a name), a number that is not a finite number or
+- a null file where the action needs one (`actions.action` with a name), a number that is not a finite number or
   lies outside its control's range, a choice not among the choices, text that is not text, a file that is not a
   file's description: each a `gr.Error` naming the parameter (its API name and its label) and what it takes.
-A file that cannot be read is explained by the component itself (`common.ImageInput`, `common.VideoInput`); its
+A file that cannot be read is explained by the component itself (`widgets.ImageInput`, `widgets.VideoInput`); its
 message is given the parameter's name here.
 
 gradio's MCP server fills in the arguments a tool call leaves out, but the MCP SDK checks a call against the tool's
@@ -205,7 +205,7 @@ def _short(value) -> str:
 
 
 def _with_name(error: gr.Error, named: dict[int, tuple[Any, Parameter]], state) -> gr.Error:
-    """A component's own refusal (`common.ImageInput`, `common.VideoInput` set `input_component`), with the
+    """A component's own refusal (`widgets.ImageInput`, `widgets.VideoInput` set `input_component`), with the
     parameter's name in front."""
     component = getattr(error, "input_component", None)
     for block, parameter in named.values():

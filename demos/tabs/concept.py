@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from demos.tabs.common import ReadyExample
+from demos.tabs.ready_examples import ReadyExample
 
 
 @dataclass(frozen=True)

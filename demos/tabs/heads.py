@@ -10,7 +10,7 @@ import checkpoints
 from demos import devices, examples
 from demos.compute import classification, probe_results, probes, shared_encoder, vqa
 from demos.errors import UserError
-from demos.tabs import common, links
+from demos.tabs import actions, events, links, ready_examples, widgets
 from demos.tabs.concept import Concept
 
 EXAMPLE_QUESTIONS = [
@@ -172,11 +172,11 @@ REQUEST_LIMITS = dict(max_start=probes.MAX_START_S, top_k=probe_results.TOP_K, m
 
 
 def load_models(progress) -> None:
-    common.ensure_loaded(["vjepa2-vitl", *probes.PROBE_NAMES], progress)
+    actions.ensure_loaded(["vjepa2-vitl", *probes.PROBE_NAMES], progress)
 
 
-@common.action("classify_action", summary=-3)
-@common.api_doc(**REQUEST_LIMITS)
+@actions.action("classify_action", summary=-3)
+@actions.api_doc(**REQUEST_LIMITS)
 def classify_action(video, start_s: float, sampling: str = probes.SAMPLING_AUTO,
                     progress=gr.Progress()):
     """One frozen encoder, many tasks: two attentive probes on the same frozen V-JEPA 2 encoder name the action.
@@ -205,12 +205,12 @@ def classify_action(video, start_s: float, sampling: str = probes.SAMPLING_AUTO,
     progress(0.5, desc="Reading frames and running the encoder…")
     result = classification.classify(video, start_s, sampling=sampling)
     labels = result.label_dicts()
-    return (labels[probes.PROBE_NAMES[0]], labels[probes.PROBE_NAMES[1]], timings_markdown(result) + common.device_note(),
-            sharing_markdown(), {**result.timings(), **common.device_numbers()})
+    return (labels[probes.PROBE_NAMES[0]], labels[probes.PROBE_NAMES[1]], timings_markdown(result) + actions.device_note(),
+            sharing_markdown(), {**result.timings(), **actions.device_numbers()})
 
 
-@common.action("answer_question", summary=-3)
-@common.api_doc(**REQUEST_LIMITS)
+@actions.action("answer_question", summary=-3)
+@actions.api_doc(**REQUEST_LIMITS)
 def answer_question(video, start_s: float, question: str, sampling: str = probes.SAMPLING_AUTO,
                     progress=gr.Progress()):
     """Ask a small language model (Qwen2.5-0.5B-Instruct) a question about a clip, on the same frozen V-JEPA 2 encoder.
@@ -234,17 +234,17 @@ def answer_question(video, start_s: float, question: str, sampling: str = probes
     question = vqa.validate_question(question)  # a bad question fails before any model loads
     video, start_s, sampling = probes.validate_request(video, start_s, sampling)
     load_models(progress)
-    common.ensure_loaded([vqa.LLM], progress)
+    actions.ensure_loaded([vqa.LLM], progress)
     progress(0.8, desc="Preparing what the language model reads…")
     for update in vqa.answer_stream(video, start_s, question, sampling):
-        yield (update.answer, mode_markdown(update.mode) + common.device_note(), update.prompt_shown,
-               {**update.numbers, **common.device_numbers()})
+        yield (update.answer, mode_markdown(update.mode) + actions.device_note(), update.prompt_shown,
+               {**update.numbers, **actions.device_numbers()})
 
 
-PREPARED_CLIP = common.LatestPerSession()
+PREPARED_CLIP = events.LatestPerSession()
 
 
-@common.action()
+@actions.action()
 def prepare_clip(video, start_s: float, sampling: str = probes.SAMPLING_AUTO, request: gr.Request = None,
                  progress=gr.Progress()):
     """Prepare a clip for /classify_action and /answer_question: run the encoder passes the heads will read
@@ -275,7 +275,7 @@ def heads_caption(numbers: dict) -> str:
     ran = (f"**{passes} encoder pass{'es' if passes != 1 else ''} ran** for {heads} heads"
            + (f" ({reused} reused from the cache)" if reused else "")
            + f"; sampling: {SAMPLING_NAMES[numbers['sampling']]}.")
-    return ran + common.notes_caption(numbers)
+    return ran + actions.notes_caption(numbers)
 
 
 ANSWER_LINES = {
@@ -288,18 +288,18 @@ ANSWER_LINES = {
 
 def answer_line(numbers: dict) -> str:
     """Under the answer: what the language model could know (the whole story is folded below)."""
-    return ANSWER_LINES.get(numbers.get("mode"), "") + common.notes_caption(numbers)
+    return ANSWER_LINES.get(numbers.get("mode"), "") + actions.notes_caption(numbers)
 
 
-def build_tab(endpoints: bool = True) -> common.ReadyExample:
+def build_tab(endpoints: bool = True) -> ready_examples.ReadyExample:
     """The 6.5 tab: the clip, the two heads' buttons and the question first; both probes' labels and the answer
     beside them; the rest folded. Endpoints /classify_action and /answer_question (named when `endpoints`).
     Returns the example it opens with, for the page to show on load.
     """
-    common.call_to_action(CALL_TO_ACTION)
+    widgets.call_to_action(CALL_TO_ACTION)
     notice = gr.Markdown(visible=False)
     with gr.Row():
-        video = common.VideoInput(label="Video", value=EXAMPLE_VIDEO, sources=["upload", "webcam"], include_audio=True,
+        video = widgets.VideoInput(label="Video", value=EXAMPLE_VIDEO, sources=["upload", "webcam"], include_audio=True,
                                   height=220, elem_id="heads-video")
         with gr.Column():
             question = gr.Textbox(label="Question for the language model", value=EXAMPLE_QUESTION,
@@ -308,14 +308,14 @@ def build_tab(endpoints: bool = True) -> common.ReadyExample:
                 run = gr.Button("Probes: call the action", variant="primary", elem_id="heads-run", min_width=140)
                 ask = gr.Button("Language model: answer", variant="primary", elem_id="heads-ask", min_width=140)
     answer = gr.Textbox(label="The language model's answer (streams in)", lines=2, interactive=False,
-                        elem_id="heads-answer", elem_classes=[common.CLAIM])
+                        elem_id="heads-answer", elem_classes=[widgets.CLAIM])
     answer_caption = gr.Markdown(elem_id="heads-answer-caption")
     with gr.Row():
         # Side by side where there is room for both; one above the other on a phone.
         ssv2 = gr.Label(num_top_classes=probe_results.TOP_K, label="Something-Something v2 probe (174 actions)",
-                        elem_id="heads-ssv2", elem_classes=[common.RESULT, common.CLAIM], min_width=LABELS_MIN_WIDTH)
+                        elem_id="heads-ssv2", elem_classes=[widgets.RESULT, widgets.CLAIM], min_width=LABELS_MIN_WIDTH)
         diving = gr.Label(num_top_classes=probe_results.TOP_K, label="Diving48 probe (48 dives)",
-                          elem_id="heads-diving48", elem_classes=[common.RESULT, common.CLAIM],
+                          elem_id="heads-diving48", elem_classes=[widgets.RESULT, widgets.CLAIM],
                           min_width=LABELS_MIN_WIDTH)
     caption = gr.Markdown(elem_id="heads-caption")
     with gr.Accordion("Another clip, its start, the frame sampling, example questions", open=False):
@@ -344,16 +344,16 @@ def build_tab(endpoints: bool = True) -> common.ReadyExample:
 
     classify_outputs = [ssv2, diving, timings, sharing, numbers]
     run.click(classify_action, [video, start_s, sampling], classify_outputs,
-              api_name=common.endpoint("classify_action", endpoints), concurrency_id=common.MODEL_CONCURRENCY_ID)
-    common.caption_on(numbers, caption, heads_caption)
-    common.caption_on(answer_numbers, answer_caption, answer_line)
+              api_name=events.endpoint("classify_action", endpoints), concurrency_id=events.MODEL_CONCURRENCY_ID)
+    widgets.caption_on(numbers, caption, heads_caption)
+    widgets.caption_on(answer_numbers, answer_caption, answer_line)
     # The question reads the clip as the page samples it, so a prepared or classified clip runs no pass again.
     ask_args = dict(fn=answer_question, inputs=[video, start_s, question, sampling],
-                    outputs=[answer, mode, prompt_shown, answer_numbers], concurrency_id=common.MODEL_CONCURRENCY_ID)
-    ask.click(api_name=common.endpoint("answer_question", endpoints), **ask_args)
+                    outputs=[answer, mode, prompt_shown, answer_numbers], concurrency_id=events.MODEL_CONCURRENCY_ID)
+    ask.click(api_name=events.endpoint("answer_question", endpoints), **ask_args)
     question.submit(api_name=False, **ask_args)
-    common.prepare_on([video.change, start_s.submit, sampling.change], prepare_clip, [video, start_s, sampling],
-                      gr.JSON(visible=False), api_name=common.endpoint("prepare_clip", endpoints))
+    events.prepare_on([video.change, start_s.submit, sampling.change], prepare_clip, [video, start_s, sampling],
+                      gr.JSON(visible=False), api_name=events.endpoint("prepare_clip", endpoints))
 
     outputs = [*classify_outputs, answer, mode, prompt_shown, answer_numbers]
 
@@ -364,7 +364,7 @@ def build_tab(endpoints: bool = True) -> common.ReadyExample:
         *_, answered = answer_question(*clip, values.get(question, EXAMPLE_QUESTION), chosen, progress)
         return (*labels, *answered)
 
-    return common.ReadyExample("heads", outputs, example_result, link=link, run=run_linked, notice=notice)
+    return ready_examples.ReadyExample("heads", outputs, example_result, link=link, run=run_linked, notice=notice)
 
 
 def example_result(progress):

@@ -11,7 +11,7 @@ import gradio as gr
 import checkpoints
 from demos import examples, images, masks
 from demos.compute import mae
-from demos.tabs import common, links
+from demos.tabs import actions, events, links, ready_examples, widgets
 from demos.tabs.concept import Concept
 
 # Below this (an RMSE under 1 % of the range) the hidden patches are, to the eye, all one colour.
@@ -84,8 +84,8 @@ def example_call() -> tuple:
     return EXAMPLE_IMAGE, EXAMPLE_RATIO, EXAMPLE_SEED, EXAMPLE_CHECKPOINT
 
 
-@common.action("mae_reconstruct")
-@common.api_doc(max_ratio=masks.MAX_MASK_RATIO, max_seed=masks.MAX_SEED, error_max=mae.ERROR_MAP_MAX,
+@actions.action("mae_reconstruct")
+@actions.api_doc(max_ratio=masks.MAX_MASK_RATIO, max_seed=masks.MAX_SEED, error_max=mae.ERROR_MAP_MAX,
                 checkpoints=", ".join(f'"{name}"' for name in checkpoints.MAE_CHECKPOINTS))
 def mae_reconstruct(image_path, mask_ratio: float, mask_seed: int, checkpoint: str, progress=gr.Progress()):
     """Masked autoencoder (ViT-MAE): hide most of an image's patches and see the model paint their pixels back.
@@ -116,11 +116,11 @@ def mae_reconstruct(image_path, mask_ratio: float, mask_seed: int, checkpoint: s
     image = images.load_image(image_path)
     ratio, seed = masks.validate_ratio(mask_ratio), masks.validate_seed(mask_seed)
     checkpoint = mae.validate_checkpoint(checkpoints.get(checkpoint).name)
-    common.ensure_loaded([checkpoint], progress)
+    actions.ensure_loaded([checkpoint], progress)
     progress(0.9, desc="Reconstructing…")
     result = mae.reconstruct(image, checkpoint, ratio=ratio, seed=seed)
     return (result.model_view, result.masked, result.reconstruction, result.pasted, result.error_map,
-            summary_markdown(result) + common.device_note(), {**result.stats(), **common.device_numbers()})
+            summary_markdown(result) + actions.device_note(), {**result.stats(), **actions.device_numbers()})
 
 
 def reconstruct_if_image(image_path, mask_ratio, mask_seed, checkpoint, progress=gr.Progress()):
@@ -130,7 +130,7 @@ def reconstruct_if_image(image_path, mask_ratio, mask_seed, checkpoint, progress
     return mae_reconstruct(image_path, mask_ratio, mask_seed, checkpoint, progress)
 
 
-@common.gradio_errors
+@actions.gradio_errors
 def preview_mask(image_path, mask_ratio, mask_seed, checkpoint):
     """While the ratio or the seed moves: the patches that will be hidden, drawn without a model (no queue)."""
     if image_path is None:
@@ -147,26 +147,26 @@ def new_seed() -> int:
     return random.randint(0, masks.MAX_SEED)
 
 
-def build_tab(endpoints: bool = True) -> common.ReadyExample:
+def build_tab(endpoints: bool = True) -> ready_examples.ReadyExample:
     """The 6.1 tab: the gesture and the claim first, the rest folded; the `/mae_reconstruct` endpoint (named when
     `endpoints`). Returns the example it opens with, for the page to show on load."""
-    common.call_to_action(CALL_TO_ACTION)
+    widgets.call_to_action(CALL_TO_ACTION)
     notice = gr.Markdown(visible=False)
     with gr.Row(equal_height=True):
-        masked_out = common.output_image("Masked input (grey = hidden)", elem_id="mae-masked",
-                                         height=common.CLAIM_PICTURE_PX, elem_classes=[common.CLAIM])
-        pasted_out = common.output_image("MAE's reconstruction", elem_id="mae-pasted",
-                                         height=common.CLAIM_PICTURE_PX, elem_classes=[common.RESULT, common.CLAIM])
+        masked_out = widgets.output_image("Masked input (grey = hidden)", elem_id="mae-masked",
+                                         height=widgets.CLAIM_PICTURE_PX, elem_classes=[widgets.CLAIM])
+        pasted_out = widgets.output_image("MAE's reconstruction", elem_id="mae-pasted",
+                                         height=widgets.CLAIM_PICTURE_PX, elem_classes=[widgets.RESULT, widgets.CLAIM])
     with gr.Row(equal_height=True):
         ratio = gr.Slider(0.0, masks.MAX_MASK_RATIO, value=EXAMPLE_RATIO, step=0.05, label="Mask ratio",
                           info="Share of patches hidden (MAE trains at 0.75).", elem_id="mae-ratio", scale=3)
         with gr.Column(scale=1, min_width=160):
             run = gr.Button("Reconstruct", variant="primary", elem_id="mae-run")
             new_mask = gr.Button("🎲 New random mask", size="sm")
-    summary = gr.Markdown(elem_id="mae-summary", elem_classes=[common.CLAIM])
+    summary = gr.Markdown(elem_id="mae-summary", elem_classes=[widgets.CLAIM])
     with gr.Accordion("Another picture, another mask, a larger model", open=False):
         with gr.Row():
-            image = common.image_input("Image", value=EXAMPLE_IMAGE, height=220, elem_id="mae-image")
+            image = widgets.image_input("Image", value=EXAMPLE_IMAGE, height=220, elem_id="mae-image")
             with gr.Column():
                 picture_examples = gr.Examples(examples=examples.images(), inputs=image, cache_examples=False)
                 seed = gr.Number(value=EXAMPLE_SEED, precision=0, minimum=0, maximum=masks.MAX_SEED,
@@ -177,9 +177,9 @@ def build_tab(endpoints: bool = True) -> common.ReadyExample:
                     info="Larger models reconstruct better; ViT-H uses 14-pixel patches.")
     with gr.Accordion("More pictures: the model's view, the raw reconstruction, the error", open=False):
         with gr.Row():
-            view_out = common.output_image("What the model sees")
-            raw_out = common.output_image("Raw reconstruction (every patch)")
-            error_out = common.output_image(f"Error on hidden patches (bright = {mae.ERROR_MAP_MAX} or more)")
+            view_out = widgets.output_image("What the model sees")
+            raw_out = widgets.output_image("Raw reconstruction (every patch)")
+            error_out = widgets.output_image(f"Error on hidden patches (bright = {mae.ERROR_MAP_MAX} or more)")
     with gr.Accordion("What you are looking at, and the numbers", open=False):
         gr.Markdown(EXPLANATION)
         numbers = gr.JSON(label="Numbers (what the API returns)")
@@ -188,21 +188,21 @@ def build_tab(endpoints: bool = True) -> common.ReadyExample:
 
     inputs = [image, ratio, seed, checkpoint]
     outputs = [view_out, masked_out, raw_out, pasted_out, error_out, summary, numbers]
-    common.describe_pictures(numbers, outputs[:5], picture_descriptions)
-    run.click(mae_reconstruct, inputs, outputs, concurrency_id=common.MODEL_CONCURRENCY_ID,
-              api_name=common.endpoint("mae_reconstruct", endpoints))
+    widgets.describe_pictures(numbers, outputs[:5], picture_descriptions)
+    run.click(mae_reconstruct, inputs, outputs, concurrency_id=events.MODEL_CONCURRENCY_ID,
+              api_name=events.endpoint("mae_reconstruct", endpoints))
     gr.on([ratio.input, seed.input, checkpoint.input], preview_mask, inputs, [masked_out, summary], api_name=False,
           queue=False, show_progress="hidden")
     new_mask.click(new_seed, None, seed, api_name=False, queue=False).then(
-        reconstruct_if_image, inputs, outputs, api_name=False, concurrency_id=common.MODEL_CONCURRENCY_ID)
-    common.on_pick(image, picture_examples, reconstruct_if_image, inputs, outputs, api_name=False,
-                   concurrency_id=common.MODEL_CONCURRENCY_ID)
+        reconstruct_if_image, inputs, outputs, api_name=False, concurrency_id=events.MODEL_CONCURRENCY_ID)
+    events.on_pick(image, picture_examples, reconstruct_if_image, inputs, outputs, api_name=False,
+                   concurrency_id=events.MODEL_CONCURRENCY_ID)
 
     def run_linked(values: dict, progress):
         return mae_reconstruct(*(values.get(component, default) for component, default in
                                  zip(inputs, example_call(), strict=True)), progress)
 
-    return common.ReadyExample("mae", outputs, lambda progress: mae_reconstruct(*example_call(), progress),
+    return ready_examples.ReadyExample("mae", outputs, lambda progress: mae_reconstruct(*example_call(), progress),
                                link=link, run=run_linked, notice=notice)
 
 

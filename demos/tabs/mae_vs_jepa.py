@@ -23,7 +23,7 @@ from demos.noise import (
     NONE,
     Noise,
 )
-from demos.tabs import common, links
+from demos.tabs import actions, events, links, ready_examples, widgets
 from demos.tabs.block_picker import BlockPicker, picture_url
 from demos.tabs.concept import Concept
 
@@ -179,8 +179,8 @@ pixel and it burns capacity on textures, noise, even JPEG artifacts ... JEPA pre
 
 
 
-@common.action("compare_pixels_embeddings", numbers=-2, summary=-3)
-@common.api_doc(grid=mae_vs_jepa.PUBLISHED_GRID, last=mae_vs_jepa.PUBLISHED_GRID - 1, gpu_frames=mae_vs_jepa.GPU_FRAMES,
+@actions.action("compare_pixels_embeddings", numbers=-2, summary=-3)
+@actions.api_doc(grid=mae_vs_jepa.PUBLISHED_GRID, last=mae_vs_jepa.PUBLISHED_GRID - 1, gpu_frames=mae_vs_jepa.GPU_FRAMES,
                 cpu_frames=mae_vs_jepa.CPU_FRAMES,
                 max_grain=MAX_GRAIN_LEVEL, min_quality=MIN_JPEG_QUALITY, max_quality=MAX_JPEG_QUALITY)
 def compare_pixels_embeddings(image_path, top: float, left: float, height: float, width: float,
@@ -220,15 +220,15 @@ def compare_pixels_embeddings(image_path, top: float, left: float, height: float
     """
     image = images.load_image(image_path)
     added = Noise.of(noise, grain_level, jpeg_quality)
-    common.ensure_loaded(CHECKPOINTS, progress)
+    actions.ensure_loaded(CHECKPOINTS, progress)
     progress(0.9, desc="Predicting the block…")
     result = mae_vs_jepa.compare(image, top, left, height, width, noise=added)
-    return (*[result.images[k] for k in mae_vs_jepa.IMAGE_ORDER], summary_markdown(result) + common.device_note(),
-            {**result.stats(), **common.device_numbers()}, result.grid)
+    return (*[result.images[k] for k in mae_vs_jepa.IMAGE_ORDER], summary_markdown(result) + actions.device_note(),
+            {**result.stats(), **actions.device_numbers()}, result.grid)
 
 
-@common.action("noise_sweep")
-@common.api_doc(grid=mae_vs_jepa.PUBLISHED_GRID, last=mae_vs_jepa.PUBLISHED_GRID - 1, max_grain=MAX_GRAIN_LEVEL,
+@actions.action("noise_sweep")
+@actions.api_doc(grid=mae_vs_jepa.PUBLISHED_GRID, last=mae_vs_jepa.PUBLISHED_GRID - 1, max_grain=MAX_GRAIN_LEVEL,
                 min_quality=MIN_JPEG_QUALITY, max_quality=MAX_JPEG_QUALITY, max_levels=sweeps.MAX_LEVELS)
 def noise_sweep(image_path, top: float, left: float, height: float, width: float, noise: str,
                        grain_level: float, jpeg_quality: float, levels: float, progress=gr.Progress()):
@@ -257,13 +257,13 @@ def noise_sweep(image_path, top: float, left: float, height: float, width: float
     """
     image = images.load_image(image_path)
     added = Noise.of(noise, grain_level, jpeg_quality)
-    common.ensure_loaded(CHECKPOINTS, progress)
+    actions.ensure_loaded(CHECKPOINTS, progress)
     progress(0.5, desc="Hiding the block at each noise level…")
     result = sweeps.sweep(image, top, left, height, width, added, levels)
     stats = result.stats()
     plot = viz.noise_sweep_plot([level["label"] for level in stats["levels"]], stats["mae_pixel_mse"],
                                 stats["noise_mse"], stats["target_cosine"], stats["predictor_cosine"])
-    return plot, sweep_markdown(result) + common.device_note(), {**stats, **common.device_numbers()}
+    return plot, sweep_markdown(result) + actions.device_note(), {**stats, **actions.device_numbers()}
 
 
 def sweep_if_noise(image_path, top, left, height, width, noise, grain_level, jpeg_quality, levels,
@@ -284,12 +284,12 @@ def compare_if_image(image_path, top, left, height, width, noise, grain_level, j
 
 def model_grid(progress=None) -> masks.PatchGrid:
     """V-JEPA 2's patch grid (loading the models the first time)."""
-    common.ensure_loaded(CHECKPOINTS, progress)
+    actions.ensure_loaded(CHECKPOINTS, progress)
     config = jepa.load().model.config
     return masks.PatchGrid.square(config.crop_size, config.patch_size)
 
 
-@common.gradio_errors
+@actions.gradio_errors
 def fit_controls(image_path, top, left, height, width, noise, grain_level, jpeg_quality, progress=gr.Progress()):
     """A new picture: the sliders fitted to V-JEPA 2's patch grid, and the picker showing the picture both models
     will see, the block on it."""
@@ -309,7 +309,7 @@ def picker_view(image_path, block: masks.Block, noise, grain_level, jpeg_quality
     return BlockPicker(picture=picture_url(view, "JPEG"), rows=grid.rows, cols=grid.cols, value=block_value(block))
 
 
-@common.gradio_errors
+@actions.gradio_errors
 def noisy_picture(image_path, top, left, height, width, noise, grain_level, jpeg_quality, grid):
     """New noise: the picker shows the picture as both models now see it."""
     if image_path is None or grid is None:
@@ -327,7 +327,7 @@ def place_block(block: dict):
     return block["top"], block["left"], block["height"], block["width"]
 
 
-@common.gradio_errors
+@actions.gradio_errors
 def resize_block(grid, top, left, height, width):
     """A new size from the sliders keeps the block inside the grid by moving it, instead of failing; the picker
     follows."""
@@ -368,16 +368,16 @@ def block_caption(numbers: dict) -> str:
     """Beside the picker: where the block is, and how V-JEPA 2 was fed the picture."""
     b = numbers["block"]
     return (f"**Block at row {b['top']}, column {b['left']}**, {b['height']}×{b['width']} patches, hidden from both "
-            f"models. V-JEPA 2 saw the picture as {numbers['frames_reason']}." + common.notes_caption(numbers))
+            f"models. V-JEPA 2 saw the picture as {numbers['frames_reason']}." + actions.notes_caption(numbers))
 
 
-def build_tab(endpoints: bool = True) -> common.ReadyExample:
+def build_tab(endpoints: bool = True) -> ready_examples.ReadyExample:
     """The 6.2-6.3 tab: the block dragged on the picture, then MAE's pixels beside JEPA's embeddings for it, each
     scored; the rest folded. Endpoints /compare_pixels_embeddings and /noise_sweep (named when `endpoints`).
     Returns the example it opens with, for the page to show on load.
     """
     top0, left0, height0, width0 = mae_vs_jepa.DEFAULT_BLOCK
-    common.call_to_action(CALL_TO_ACTION)
+    widgets.call_to_action(CALL_TO_ACTION)
     notice = gr.Markdown(visible=False)
     with gr.Row():
         with gr.Column(scale=2, min_width=240):
@@ -390,17 +390,18 @@ def build_tab(endpoints: bool = True) -> common.ReadyExample:
             run = gr.Button("Hide the block and predict", variant="primary", elem_id="mvj-run")
     with gr.Row(equal_height=True):
         with gr.Column(min_width=280):
-            mae_closeup = common.output_image("Pixels: real | MAE", elem_id="mvj-mae-closeup",
-                                              height=common.CLAIM_PICTURE_PX // 2 + 40, elem_classes=[common.RESULT, common.CLAIM])
+            mae_closeup = widgets.output_image("Pixels: real | MAE", elem_id="mvj-mae-closeup",
+                                              height=widgets.CLAIM_PICTURE_PX // 2 + 40,
+                                              elem_classes=[widgets.RESULT, widgets.CLAIM])
             mae_score = gr.Markdown(elem_id="mvj-mae-score")
         with gr.Column(min_width=280):
-            jepa_closeup = common.output_image("Embeddings: actual | predicted",
-                                               elem_id="mvj-jepa-closeup", height=common.CLAIM_PICTURE_PX // 2 + 40,
-                                               elem_classes=[common.RESULT, common.CLAIM])
+            jepa_closeup = widgets.output_image("Embeddings: actual | predicted",
+                                               elem_id="mvj-jepa-closeup", height=widgets.CLAIM_PICTURE_PX // 2 + 40,
+                                               elem_classes=[widgets.RESULT, widgets.CLAIM])
             jepa_score = gr.Markdown(elem_id="mvj-jepa-score")
     with gr.Accordion("Another picture, the block's exact place, noise", open=False):
         with gr.Row():
-            image = common.image_input("Image", value=EXAMPLE_IMAGE, height=220, elem_id="mvj-image")
+            image = widgets.image_input("Image", value=EXAMPLE_IMAGE, height=220, elem_id="mvj-image")
             with gr.Column():
                 picture_examples = gr.Examples(examples=examples.images(), inputs=image, cache_examples=False)
                 with gr.Row():
@@ -422,7 +423,7 @@ def build_tab(endpoints: bool = True) -> common.ReadyExample:
                                      label="JPEG quality (lower: coarser)", elem_id="mvj-jpeg")
         sweep_summary = gr.Markdown(NOISE_HINT, elem_id="mvj-noise-summary")
         with gr.Column(visible=False) as sweep_box:  # shown once noise is picked: no empty plot before
-            sweep_plot = common.output_image("Noise levels: MAE's pixels and V-JEPA 2's embeddings, same block",
+            sweep_plot = widgets.output_image("Noise levels: MAE's pixels and V-JEPA 2's embeddings, same block",
                                              elem_id="mvj-noise-plot", height=260)
             with gr.Row():
                 sweep_levels = gr.Slider(2, sweeps.MAX_LEVELS, value=sweeps.DEFAULT_LEVELS, step=1,
@@ -430,16 +431,16 @@ def build_tab(endpoints: bool = True) -> common.ReadyExample:
                 sweep_run = gr.Button("Compare the noise levels", size="sm", elem_id="mvj-noise-run")
     with gr.Accordion("The whole picture: MAE's pixels, the embeddings as colours, cosine, neighbours", open=False):
         with gr.Row():
-            view_out = common.output_image("What both models see, the block outlined", elem_id="mvj-view")
-            mae_out = common.output_image("MAE: pixels painted into the block", elem_id="mvj-mae")
+            view_out = widgets.output_image("What both models see, the block outlined", elem_id="mvj-view")
+            mae_out = widgets.output_image("MAE: pixels painted into the block", elem_id="mvj-mae")
         gr.Markdown(VIEW_TEXT + "\n\n" + MAE_TEXT)
         with gr.Row():
-            pca_actual = common.output_image("(a) Actual embeddings (PCA colours)", elem_id="mvj-pca-actual")
-            pca_predicted = common.output_image("(a) Predicted pasted into the block", elem_id="mvj-pca-predicted")
+            pca_actual = widgets.output_image("(a) Actual embeddings (PCA colours)", elem_id="mvj-pca-actual")
+            pca_predicted = widgets.output_image("(a) Predicted pasted into the block", elem_id="mvj-pca-predicted")
         gr.Markdown(PCA_TEXT)
         with gr.Row():
-            cosine_out = common.output_image("(b) Cosine: predicted vs actual")
-            neighbours_out = common.output_image("(d) Nearest neighbours")
+            cosine_out = widgets.output_image("(b) Cosine: predicted vs actual")
+            neighbours_out = widgets.output_image("(d) Nearest neighbours")
         gr.Markdown(COSINE_TEXT + "\n\n" + BASELINE_TEXT + "\n\n" + NEIGHBOUR_TEXT)
     with gr.Accordion("What you are looking at, and the numbers", open=False):
         summary = gr.Markdown(elem_id="mvj-summary")
@@ -456,14 +457,14 @@ def build_tab(endpoints: bool = True) -> common.ReadyExample:
                 "pca_predicted": pca_predicted, "cosine_map": cosine_out, "neighbours": neighbours_out,
                 "jepa_closeup": jepa_closeup}
     outputs = [*(pictures[name] for name in mae_vs_jepa.IMAGE_ORDER), summary, numbers, grid]
-    common.describe_pictures(numbers, outputs[:len(mae_vs_jepa.IMAGE_ORDER)], picture_descriptions)
-    common.describe_pictures(sweep_numbers, [sweep_plot], sweep_description)
+    widgets.describe_pictures(numbers, outputs[:len(mae_vs_jepa.IMAGE_ORDER)], picture_descriptions)
+    widgets.describe_pictures(sweep_numbers, [sweep_plot], sweep_description)
     for caption, describe in ((mae_score, mae_caption), (jepa_score, jepa_caption), (verdict, block_caption)):
-        common.caption_on(numbers, caption, describe)
+        widgets.caption_on(numbers, caption, describe)
     block_inputs = [image, top, left, height, width, noise_kind, grain_level, jpeg_quality]
     sweep_inputs = [*block_inputs, sweep_levels]
     sweep_outputs = [sweep_plot, sweep_summary, sweep_numbers]
-    model_args = dict(api_name=False, concurrency_id=common.MODEL_CONCURRENCY_ID)
+    model_args = dict(api_name=False, concurrency_id=events.MODEL_CONCURRENCY_ID)
 
     def then_sweep(event):
         event.success(sweep_if_noise, sweep_inputs, sweep_outputs, **model_args)
@@ -472,14 +473,14 @@ def build_tab(endpoints: bool = True) -> common.ReadyExample:
         then_sweep(event.then(compare_if_image, block_inputs, outputs, **model_args))
 
     then_sweep(run.click(compare_pixels_embeddings, block_inputs, outputs,
-                         api_name=common.endpoint("compare_pixels_embeddings", endpoints),
-                         concurrency_id=common.MODEL_CONCURRENCY_ID))
-    sweep_run.click(noise_sweep, sweep_inputs, sweep_outputs, api_name=common.endpoint("noise_sweep", endpoints),
-                    concurrency_id=common.MODEL_CONCURRENCY_ID)
+                         api_name=events.endpoint("compare_pixels_embeddings", endpoints),
+                         concurrency_id=events.MODEL_CONCURRENCY_ID))
+    sweep_run.click(noise_sweep, sweep_inputs, sweep_outputs, api_name=events.endpoint("noise_sweep", endpoints),
+                    concurrency_id=events.MODEL_CONCURRENCY_ID)
     sweep_levels.release(sweep_if_noise, sweep_inputs, sweep_outputs, **model_args)
 
     controls = [top, left, height, width]
-    for picked in common.on_pick(image, picture_examples, fit_controls, block_inputs, [*controls, grid, picker], **model_args):
+    for picked in events.on_pick(image, picture_examples, fit_controls, block_inputs, [*controls, grid, picker], **model_args):
         then_compare(picked)
     # A drag ends in one run: the sliders take the block, then the models run (Enter on the picture runs them too).
     for gesture in (picker.release, picker.submit):
@@ -503,7 +504,7 @@ def build_tab(endpoints: bool = True) -> common.ReadyExample:
         return (*sliders, view, *compare_pixels_embeddings(args[0], block.top, block.left, block.height, block.width,
                                                             *args[5:], progress=progress))
 
-    return common.ReadyExample("mae_vs_jepa", [*controls, picker, *outputs], lambda progress: result_for({}, progress),
+    return ready_examples.ReadyExample("mae_vs_jepa", [*controls, picker, *outputs], lambda progress: result_for({}, progress),
                                link=link, run=result_for, notice=notice)
 
 

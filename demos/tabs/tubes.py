@@ -12,7 +12,7 @@ import numpy as np
 from demos import examples, jepa, masks, videos, viz
 from demos.compute import tubes
 from demos.errors import UserError
-from demos.tabs import common, links
+from demos.tabs import actions, events, links, ready_examples, widgets
 from demos.tabs.block_picker import BlockPicker, picture_url
 from demos.tabs.concept import Concept
 
@@ -113,7 +113,7 @@ TUBE_LIMITS = dict(grid=tubes.GRID_SLIDER_MAX, last=tubes.GRID_SLIDER_MAX - 1, m
 
 
 def model_geometry(progress):
-    common.ensure_loaded([tubes.CHECKPOINT], progress)
+    actions.ensure_loaded([tubes.CHECKPOINT], progress)
     config = jepa.load().model.config
     return config.crop_size, config.patch_size, config.tubelet_size
 
@@ -125,8 +125,8 @@ def clip_for(video, start_s, num_frames, frame_step, sample_fps, progress):
     return clip, patch, tubelet
 
 
-@common.action("tube_predict")
-@common.api_doc(**TUBE_LIMITS)
+@actions.action("tube_predict")
+@actions.api_doc(**TUBE_LIMITS)
 def tube_predict(video, start_s: float, num_frames: int, frame_step: int, sample_fps: float, top: int,
                  left: int, height: int, width: int, first_tubelet: int, last_tubelet: int,
                  progress=gr.Progress()):
@@ -168,11 +168,11 @@ def tube_predict(video, start_s: float, num_frames: int, frame_step: int, sample
     image = tubes.features_image(result)
     result.seconds["render"] = time.perf_counter() - start
     return (video_path, result.cosine_table(), result.surprise_table(), image,
-            summary_markdown(result) + common.device_note(), {**result.numbers(), **common.device_numbers()})
+            summary_markdown(result) + actions.device_note(), {**result.numbers(), **actions.device_numbers()})
 
 
-@common.gradio_errors
-@common.api_doc(**TUBE_LIMITS)
+@actions.gradio_errors
+@actions.api_doc(**TUBE_LIMITS)
 def tube_preview(video, start_s: float, num_frames: int, frame_step: int, sample_fps: float, top: int,
                  left: int, height: int, width: int, first_tubelet: int, last_tubelet: int,
                  progress=gr.Progress()):
@@ -216,7 +216,7 @@ def tube_preview(video, start_s: float, num_frames: int, frame_step: int, sample
     return viz.upscale(viz.tube_preview(frame, tube, patch), display_scale(clip.size)), text
 
 
-@common.gradio_errors
+@actions.gradio_errors
 def picker_frame(video, start_s, num_frames, frame_step, sample_fps, top, left, height, width, first_tubelet,
                  last_tubelet, progress=gr.Progress()):
     """The frame the tube first hides, for the picker to draw the tube on (in the browser), and the tube on its grid."""
@@ -253,10 +253,10 @@ def tubelet_limits(num_frames, first, last):
 
 
 
-PREPARED_CLIP = common.LatestPerSession()
+PREPARED_CLIP = events.LatestPerSession()
 
 
-@common.action()
+@actions.action()
 def tube_prepare(video, start_s: float, num_frames: int, frame_step: int, sample_fps: float,
                  request: gr.Request, progress=gr.Progress()):
     """Prepare a clip for /tube_predict: encode the full clip once (its targets, cached by content), so that
@@ -277,7 +277,7 @@ def tube_prepare(video, start_s: float, num_frames: int, frame_step: int, sample
         return {"error": str(error)}
 
 
-def build_tab(endpoints: bool = True) -> common.ReadyExample:
+def build_tab(endpoints: bool = True) -> ready_examples.ReadyExample:
     """The 6.4 tab: the tube dragged on a frame beside the clip it hides, playing with the guess beside each frame;
     the rest folded. Endpoints /tube_predict, /tube_preview and /tube_prepare (named when `endpoints`). Returns the
     example it opens with, for the page to show on load.
@@ -286,7 +286,7 @@ def build_tab(endpoints: bool = True) -> common.ReadyExample:
     default_tubelets = default_frames // 2
     max_tubelet = tubes.GPU_FRAMES // 2 - 1  # the API's limit on every device (a 16-frame call's last tubelet)
     example_top, example_left, example_height, example_width = EXAMPLE_TUBE
-    common.call_to_action(CALL_TO_ACTION)
+    widgets.call_to_action(CALL_TO_ACTION)
     notice = gr.Markdown(visible=False)
     with gr.Row():
         with gr.Column(scale=2, min_width=240):
@@ -295,8 +295,8 @@ def build_tab(endpoints: bool = True) -> common.ReadyExample:
                                  noun="Tube", elem_id="tube-picture")
         with gr.Column(scale=3, min_width=280):
             shaded = gr.Video(label="The clip, tube hidden | actual vs predicted features, cosine", autoplay=True,
-                              loop=True, height=common.CLAIM_PICTURE_PX, interactive=False, elem_id="tubes-shaded",
-                              elem_classes=[common.RESULT, common.CLAIM])
+                              loop=True, height=widgets.CLAIM_PICTURE_PX, interactive=False, elem_id="tubes-shaded",
+                              elem_classes=[widgets.RESULT, widgets.CLAIM])
     with gr.Row(equal_height=True):
         first_tubelet = gr.Slider(0, max_tubelet, value=0, step=1, label="Hidden from tubelet")
         last_tubelet = gr.Slider(0, max_tubelet, value=default_tubelets - 1, step=1,
@@ -306,7 +306,7 @@ def build_tab(endpoints: bool = True) -> common.ReadyExample:
     with gr.Accordion("Another clip, and how it is sampled", open=False):
         with gr.Row():
             # include_audio=True: dropping audio would need an ffmpeg binary, which a Space may not have.
-            video = common.VideoInput(label="Video", value=EXAMPLE_VIDEO, sources=["upload", "webcam"],
+            video = widgets.VideoInput(label="Video", value=EXAMPLE_VIDEO, sources=["upload", "webcam"],
                                       include_audio=True, height=220, elem_id="tubes-video")
             with gr.Column():
                 clips = gr.Examples(examples=examples.videos(), inputs=video, cache_examples=False)
@@ -322,7 +322,7 @@ def build_tab(endpoints: bool = True) -> common.ReadyExample:
     with gr.Accordion("The tube's exact place, in patches", open=False):
         with gr.Row():
             # A control, not a result: no download or share buttons (three fewer stops for the keyboard).
-            preview = common.output_image("The first hidden frame, the grid and the tube", height=220,
+            preview = widgets.output_image("The first hidden frame, the grid and the tube", height=220,
                                           elem_id="tubes-preview", alt_text=PREVIEW_DESCRIPTION, buttons=["fullscreen"])
             with gr.Column():
                 preview_text = gr.Markdown(elem_id="tubes-preview-text")
@@ -342,7 +342,7 @@ def build_tab(endpoints: bool = True) -> common.ReadyExample:
             surprise_plot = gr.LinePlot(x="tubelet", y="L1 error", color="series",
                                         label="Surprise: the predictor's error (L1) over time",
                                         x_title="tubelet (2 frames)", elem_id="tubes-surprise")
-        features = common.output_image("Tube features over time (PCA colours): actual vs predicted",
+        features = widgets.output_image("Tube features over time (PCA colours): actual vs predicted",
                                        elem_id="tubes-features")
     with gr.Accordion("What you are looking at, and the numbers", open=False):
         gr.Markdown(EXPLANATION)
@@ -355,10 +355,10 @@ def build_tab(endpoints: bool = True) -> common.ReadyExample:
     sampling_inputs = [video, start_s, num_frames, frame_step, sample_fps]
     tube_inputs = [top, left, height, width, first_tubelet, last_tubelet]
     outputs = [shaded, cosine_plot, surprise_plot, features, summary, numbers]
-    common.describe_pictures(numbers, [features], features_description)
+    widgets.describe_pictures(numbers, [features], features_description)
     predict_args = dict(fn=tube_predict, inputs=sampling_inputs + tube_inputs, outputs=outputs,
-                        concurrency_id=common.MODEL_CONCURRENCY_ID)
-    run.click(api_name=common.endpoint("tube_predict", endpoints), **predict_args)
+                        concurrency_id=events.MODEL_CONCURRENCY_ID)
+    run.click(api_name=events.endpoint("tube_predict", endpoints), **predict_args)
 
     # The preview and the picker's frame only decode frames (cached per clip): they do not wait behind a model's run,
     # so a picked clip shows on the picker while its prepare still runs.
@@ -366,7 +366,7 @@ def build_tab(endpoints: bool = True) -> common.ReadyExample:
                         trigger_mode="always_last")
     frame_args = dict(fn=picker_frame, inputs=sampling_inputs + tube_inputs, outputs=picker, api_name=False,
                       trigger_mode="always_last")
-    for picked in common.on_pick(video, clips, api_name=common.endpoint("tube_preview", endpoints), **preview_args):
+    for picked in events.on_pick(video, clips, api_name=events.endpoint("tube_preview", endpoints), **preview_args):
         picked.then(**frame_args)
     for control in (start_s, sample_fps):
         control.submit(api_name=False, **preview_args).then(**frame_args)
@@ -381,9 +381,9 @@ def build_tab(endpoints: bool = True) -> common.ReadyExample:
         gesture(place_tube, picker, [top, left, height, width], api_name=False, queue=False).then(
             api_name=False, **predict_args).then(api_name=False, **preview_args)
 
-    common.prepare_on([video.change, start_s.submit, sample_fps.submit, num_frames.release, frame_step.release],
+    events.prepare_on([video.change, start_s.submit, sample_fps.submit, num_frames.release, frame_step.release],
                       tube_prepare, sampling_inputs, gr.JSON(visible=False),
-                      api_name=common.endpoint("tube_prepare", endpoints))
+                      api_name=events.endpoint("tube_prepare", endpoints))
 
     def result_for(args, progress):
         return (*tube_preview(*args, progress=progress), picker_frame(*args, progress=progress),
@@ -394,7 +394,7 @@ def build_tab(endpoints: bool = True) -> common.ReadyExample:
         return result_for([values.get(component, default) for component, default in
                            zip(inputs, example_call(), strict=True)], progress)
 
-    return common.ReadyExample("tubes", [preview, preview_text, picker, *outputs],
+    return ready_examples.ReadyExample("tubes", [preview, preview_text, picker, *outputs],
                                lambda progress: result_for(example_call(), progress), link=link, run=run_linked,
                                notice=notice)
 
