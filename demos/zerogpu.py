@@ -60,8 +60,8 @@ class Run:
 class GpuUnavailable(Exception):
     """ZeroGPU refused or failed a call (quota, no GPU free, queue timeout, an aborted or failed task).
 
-    Not a UserError: the caller runs the whole action again on the Space's CPU (`on_cpu(error.why)`), planned for
-    the CPU. `why` says what happened in words a learner reads; `detail` is ZeroGPU's own message; `kind` is
+    Not a UserError: the dispatcher runs the whole action again on the Space's CPU (`on_cpu(error.why)`), planned
+    for the CPU. `why` says what happened in words a learner reads; `detail` is ZeroGPU's own message; `kind` is
     "quota" (the visitor's quota, or no GPU free for them), "aborted" (the call ran past its duration) or "failed".
     """
 

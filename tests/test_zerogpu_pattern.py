@@ -175,6 +175,30 @@ def test_a_quota_refusal_is_remembered_for_visitors_who_are_not_signed_in(zero_g
         assert zerogpu.cpu_reason() is None
 
 
+def test_an_action_zerogpu_refuses_runs_again_on_the_cpu_in_its_place(zero_gpu, monkeypatch):
+    from demos.tabs import actions
+
+    monkeypatch.setenv("FAKE_SPACES_QUOTA_S", "5")  # less than a cold start's request x 1.5
+    monkeypatch.setattr(devices, "cpu_pace", lambda: 1.0)
+
+    @gpu_task(gpu_seconds=0.1, cpu_seconds=10.0)  # sooner on a GPU, even a fresh worker; within patience on the CPU
+    def work():
+        return zerogpu.cpu_reason()
+
+    def result():
+        return work(), [(run.device, run.fallback) for run in zerogpu.runs()]
+
+    def stream():
+        yield "started"
+        yield result()
+
+    refused = "the GPU time this Space shares among visitors who are not signed in on huggingface.co is used up for now"
+    assert actions.action()(result)() == (refused, [("cpu", True)])
+    DISPATCHER.reset()  # forget the back-off: the stream's first call asks a GPU again
+    assert list(actions.action()(stream)()) == ["started", "started", (refused, [("cpu", True)])]
+    assert [request.function.rsplit(".", 1)[-1] for request in zero_gpu.requested] == ["work", "work"]
+
+
 def test_on_the_cpu_an_action_runs_there_unless_it_would_take_too_long(zero_gpu):
     @gpu_task(gpu_seconds=0.1, cpu_seconds=lambda seconds: seconds)
     def work(seconds):

@@ -1,5 +1,6 @@
 """The action wrapper every tab's model-running handler wears: failures as gr.Error, the shared result cache,
-ZeroGPU placement with its CPU fallback, and the device notes that say where a click ran."""
+the way through the dispatcher (where each computation runs, the CPU rerun after a refusal: `demos.dispatcher`),
+and the device notes that say where a click ran."""
 
 from __future__ import annotations
 
