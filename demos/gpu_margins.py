@@ -9,7 +9,7 @@ nearer the cold margin than the warm one; the warm window (how long an idle work
 times after which calls found their worker warm or gone. The work a call asks for is its estimate, or what the
 function's recent calls measured where that was more.
 
-Pure: every method takes the time (`now`, in seconds of a monotonic clock) as an argument; `demos.zerogpu` keeps
+Pure: every method takes the time (`now`, in seconds of a monotonic clock) as an argument; `demos.dispatcher` keeps
 one instance for the process.
 """
 

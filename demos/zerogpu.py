@@ -1,33 +1,30 @@
-"""ZeroGPU, and where one visitor's action runs.
+"""ZeroGPU's side of the Space: what it is, what one visitor's action carries, and what a refusal says.
 
 - `ON_ZERO_GPU` (from SPACES_ZERO_GPU): on ZeroGPU, `spaces` is imported here, at import, before anything touches
   CUDA: import this module before any that might (app.py imports `checkpoints`, which imports it, first). The
   parent keeps torch at one thread, so that a forked GPU worker never inherits a used OpenMP pool.
-- `request_scope()`, `on_cpu(why)`, `cpu_reason()`, `runs()`: one visitor's action, whether it runs on the Space's
-  CPU and why, and where its GPU functions ran (`Run`).
-- `GpuUnavailable`: ZeroGPU refused or failed a call; the tab runs the action again `on_cpu`. After a refusal of a
-  visitor who is not signed in, their actions plan for the CPU for `REFUSED_BACKOFF_S`.
-- `requested_seconds(function, work_s)`: what a GPU call asks ZeroGPU for, with a warm or a cold worker's margin;
-  `margins` (`demos.gpu_margins`) learns those margins and the warm window from the calls the Space sees.
+- `GPU_COLD_START_S`, `GPU_WARM_START_S`, `GPU_WARM_FOR_S`: the start margins and warm window the Space assumes
+  before it has seen a GPU call (`demos.gpu_margins` learns them).
+- `request_scope()`, `on_cpu(why)`, `cpu_reason()`, `signed_in()`, `runs()`, `record(run)`: one visitor's action,
+  whether it runs on the Space's CPU and why, and where its GPU functions ran (`Run`). `checkpoints.load` returns
+  the CPU copy of a checkpoint inside a CPU run.
+- `GpuUnavailable`, `refusal(error)`: ZeroGPU refused or failed a call, in words a learner reads.
 - `cpu_thread()`: the one thread, with every core, that runs the Space's own model work.
-- `reset()`: forget warm workers and refusals.
 
-The decorator that sends a compute function across this boundary is `demos.gpu_functions`.
+Where each call runs, and what a refusal does, is decided in `demos.placement` and carried out by
+`demos.dispatcher`; the decorator that sends a compute function across the boundary is `demos.gpu_functions`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import contextvars
-import math
 import os
+import pickle
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from contextvars import ContextVar
 from dataclasses import dataclass
-
-from demos.gpu_margins import Assumed, GpuMargins
 
 ENV_ZERO_GPU = "SPACES_ZERO_GPU"  # set by Hugging Face on a ZeroGPU Space ("1"/"t"/"true", as `spaces` reads it)
 
@@ -46,10 +43,6 @@ if ON_ZERO_GPU:
 GPU_COLD_START_S = 6.0
 GPU_WARM_START_S = 1.0
 GPU_WARM_FOR_S = 30.0  # a function's worker counts as warm this long after a call of it returned
-# Visitors who are not signed in on huggingface.co (every learner on a course site) share one ZeroGPU quota. Once
-# ZeroGPU has refused one of them, their actions plan for the CPU for this long before a GPU is asked again.
-# Signed-in visitors have quotas of their own and always ask.
-REFUSED_BACKOFF_S = 300.0
 
 
 @dataclass(frozen=True)
@@ -67,8 +60,8 @@ class Run:
 class GpuUnavailable(Exception):
     """ZeroGPU refused or failed a call (quota, no GPU free, queue timeout, an aborted or failed task).
 
-    Not a UserError: the caller runs the whole action again on the Space's CPU (`on_cpu(error.why)`), planned for
-    the CPU. `why` says what happened in words a learner reads; `detail` is ZeroGPU's own message; `kind` is
+    Not a UserError: the dispatcher runs the whole action again on the Space's CPU (`on_cpu(error.why)`), planned
+    for the CPU. `why` says what happened in words a learner reads; `detail` is ZeroGPU's own message; `kind` is
     "quota" (the visitor's quota, or no GPU free for them), "aborted" (the call ran past its duration) or "failed".
     """
 
@@ -77,35 +70,44 @@ class GpuUnavailable(Exception):
         self.why, self.detail, self.kind = why, detail, kind
 
 
-# Per request (set by the tabs' handler wrapper, `request_scope`): the runs so far, whether the visitor is signed
-# in, and, when the request runs on the Space's CPU, why (`on_cpu`). Inside a CPU run it also tells
-# `checkpoints.load` to return the CPU copy of a checkpoint.
+# ZeroGPU's messages, as `spaces` raises them: (what the message says, what the learner reads, its kind).
+_REFUSALS = (
+    ("Space app has reached its GPU limit", "the GPU time this Space shares among visitors who are not signed in "
+     "on huggingface.co is used up for now", "quota"),
+    ("No GPU was available after", "no GPU was free within a minute", "quota"),
+    ("exceeded your", "your ZeroGPU quota is used up for now", "quota"),
+    ("No GPU was available", "no GPU was available", "quota"),
+    ("GPU task aborted", "the GPU call ran out of its time", "aborted"),
+    ("illegal duration", "ZeroGPU refused the GPU time this asked for", "failed"),
+)
+
+
+def refusal(error: Exception) -> GpuUnavailable | None:
+    """What `spaces` raised, as a `GpuUnavailable`; None for an error that is the caller's (a value that does not
+    pickle, a visitor who left while queued)."""
+    if isinstance(error, pickle.PicklingError) or "closed by visitor" in str(error):
+        return None
+    detail = " ".join(str(part) for part in (getattr(error, "title", ""), getattr(error, "message", error)) if part)
+    for marker, why, kind in _REFUSALS:
+        if marker.lower() in detail.lower():
+            return GpuUnavailable(why, detail, kind)
+    return GpuUnavailable("the GPU call failed", detail or type(error).__name__, "failed")
+
+
+# Per request (set by `dispatcher.DISPATCHER.request_scope`, which the tabs' handler wrapper opens): the runs so
+# far, whether the visitor is signed in, and, when the request runs on the Space's CPU, why (`on_cpu`). Inside a
+# CPU run it also tells `checkpoints.load` to return the CPU copy of a checkpoint.
 _runs: ContextVar[list | None] = ContextVar("pdr_runs", default=None)
 _signed_in: ContextVar[bool] = ContextVar("pdr_signed_in", default=False)
 _cpu_reason: ContextVar[str | None] = ContextVar("pdr_cpu_reason", default=None)
 
-margins = GpuMargins(Assumed(GPU_COLD_START_S, GPU_WARM_START_S, GPU_WARM_FOR_S))  # learned from this process's calls
-_refused: dict = {"until": 0.0, "why": ""}  # the last refusal of a visitor who was not signed in
-_state_lock = threading.Lock()
-
-
-def reset() -> None:
-    """Forget the learned margins, which GPU workers are warm and any refusal: the state a process starts in (tests
-    call it between scenarios)."""
-    global margins
-    with _state_lock:
-        margins = GpuMargins(margins.assumed)
-        _refused.update(until=0.0, why="")
-
 
 @contextlib.contextmanager
-def request_scope(*, signed_in: bool = False):
-    """One visitor's action: collects its `Run`s (yielded list) and, on ZeroGPU, plans it for the Space's CPU
-    while ZeroGPU refuses visitors who are not signed in (`REFUSED_BACKOFF_S`)."""
+def request_scope(*, signed_in: bool = False, cpu_reason: str | None = None):
+    """One visitor's action: collects its `Run`s (yielded list); with `cpu_reason`, it runs on the Space's CPU from
+    its start, for that reason (`placement.action_on_cpu` decides it)."""
     runs: list[Run] = []
-    tokens = [_runs.set(runs), _signed_in.set(signed_in)]
-    why = None if signed_in or not ON_ZERO_GPU else _refusal_backoff()
-    tokens.append(_cpu_reason.set(why))
+    tokens = [_runs.set(runs), _signed_in.set(signed_in), _cpu_reason.set(cpu_reason)]
     try:
         yield runs
     finally:
@@ -145,6 +147,11 @@ def worth_preparing() -> bool:
     return not ON_ZERO_GPU or _cpu_reason.get() is not None
 
 
+def signed_in() -> bool:
+    """Whether the visitor of this action is signed in on huggingface.co (a ZeroGPU quota of their own)."""
+    return _signed_in.get()
+
+
 def runs() -> list[Run]:
     """Where this action's GPU functions ran so far (see `request_scope`)."""
     return list(_runs.get() or [])
@@ -155,34 +162,6 @@ def record(run: Run) -> None:
     runs = _runs.get()
     if runs is not None:
         runs.append(run)
-
-
-def _refusal_backoff() -> str | None:
-    with _state_lock:
-        if time.monotonic() < _refused["until"]:
-            return _refused["why"]
-    return None
-
-
-def remember_refusal(refusal: GpuUnavailable) -> None:
-    """A quota refusal of a visitor who is not signed in plans their actions for the CPU for a while."""
-    if refusal.kind == "quota" and not _signed_in.get():
-        with _state_lock:
-            _refused.update(until=time.monotonic() + REFUSED_BACKOFF_S, why=refusal.why)
-
-
-def worker_is_warm(function: str) -> bool:
-    """Whether a call of `function` starting now likely finds an idle worker of it still warm."""
-    return margins.peek(function, time.monotonic()).warm
-
-
-def requested_seconds(function: str, work_s: float, margin_s: float | None = None) -> int:
-    """The whole seconds a GPU call asks ZeroGPU for: its work (the estimate, or what its recent calls took where
-    that was more) and a start margin (by default the learned margin of the worker a call starting now would get;
-    ZeroGPU drops fractions of a second, so round up)."""
-    if margin_s is None:
-        margin_s = margins.peek(function, time.monotonic()).margin
-    return max(1, math.ceil(margin_s + margins.work(function, work_s)))
 
 
 def use_all_cores() -> None:

@@ -8,8 +8,9 @@ import torch
 from heads_video import write_counting_video
 
 import checkpoints
-from demos import devices, gpu_functions, jepa, videos, zerogpu
+from demos import devices, jepa, placement, videos
 from demos.compute import classification, features, probe_results, probe_work, probes, shared_encoder
+from demos.dispatcher import DISPATCHER
 from demos.errors import UserError
 from demos.labels import readable_label
 from demos.tabs import heads as heads_tab
@@ -503,7 +504,7 @@ def _real_size_work(sampling: str, runs: bool) -> "probe_work.HeadsInput":
 
 @pytest.mark.parametrize("sampling, first, cached", [("shared", 7, 7), ("per_probe", 7, 7), ("paper", 14, 8)])
 def test_gpu_durations_are_sized_to_the_passes_still_missing_and_the_heads(sampling, first, cached):
-    seconds = [zerogpu.requested_seconds("a cold worker", probe_work.heads_seconds(_real_size_work(sampling, runs)))
+    seconds = [DISPATCHER.requested_seconds("a cold worker", probe_work.heads_seconds(_real_size_work(sampling, runs)))
                for runs in (True, False)]
     assert seconds == [first, cached] and all(s < 60 for s in seconds)
 
@@ -513,5 +514,5 @@ def test_on_a_cpu_only_the_shared_clip_answers_within_a_learners_patience():
     and the paper protocol minutes: on ZeroGPU's CPU fallback only the first runs, the others say when to retry."""
     shared, per_probe, paper = (probe_work.heads_cpu_seconds(_real_size_work(sampling, True))
                                 for sampling in ("shared", "per_probe", "paper"))
-    assert shared < gpu_functions.CPU_PATIENCE_S < per_probe < paper
+    assert shared < placement.CPU_PATIENCE_S < per_probe < paper
     assert probe_work.heads_cpu_seconds(_real_size_work("shared", False)) < shared  # a prepared clip: the heads only

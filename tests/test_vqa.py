@@ -296,6 +296,7 @@ def test_an_error_in_generation_reaches_the_caller(llm, tokenizer):
 def test_on_zerogpu_generation_stops_within_the_gpu_duration_it_asked_for(monkeypatch):
     from demos import zerogpu
     from demos.compute import features, vqa
+    from demos.dispatcher import DISPATCHER
 
     monkeypatch.setattr(zerogpu, "ON_ZERO_GPU", True)
     limit = vqa.generation_time_s()
@@ -303,7 +304,7 @@ def test_on_zerogpu_generation_stops_within_the_gpu_duration_it_asked_for(monkey
     cached = features.PassInput("vjepa2-vitl", (23,), 16, None, {})
     missing = features.PassInput("vjepa2-vitl", (23,), 16, torch.zeros(1))
     work = [vqa.gpu_seconds("q", vqa.MODE_PROJECTED, clip=clip, max_time_s=limit) for clip in (cached, missing)]
-    asked = [zerogpu.requested_seconds("answer_on_device", seconds) for seconds in work]
+    asked = [DISPATCHER.requested_seconds("answer_on_device", seconds) for seconds in work]
     assert limit < work[0] < work[1] and zerogpu.GPU_COLD_START_S + limit < asked[0] <= asked[1] < 60
     with zerogpu.on_cpu("no GPU was free within a minute"):  # the Space's CPU: no GPU duration to stay within
         assert vqa.generation_time_s() == vqa.MAX_GENERATION_SECONDS

@@ -1,5 +1,5 @@
-"""The ZeroGPU boundary: gpu_task (where a call runs, what it asks, what a refusal becomes),
-resident-only loading and the CPU copies, with the fake `spaces` in-process."""
+"""The ZeroGPU boundary: gpu_task through the dispatcher (where a call runs, what it asks, what a refusal
+becomes), resident-only loading and the CPU copies, with the fake `spaces` in-process."""
 
 import importlib
 import json
@@ -11,7 +11,8 @@ import pytest
 from conftest import FAKE_SPACES
 
 import checkpoints
-from demos import devices, gpu_functions, zerogpu
+from demos import devices, placement, zerogpu
+from demos.dispatcher import DISPATCHER
 from demos.errors import NeedsGpu, UserError
 from demos.gpu_functions import gpu_task
 
@@ -31,12 +32,12 @@ def zero_gpu(monkeypatch, tmp_path):
     monkeypatch.setenv("SPACES_ZERO_GPU", "1")
     monkeypatch.setenv("FAKE_SPACES_LOG", str(tmp_path / "requests.jsonl"))
     monkeypatch.setattr(zerogpu, "ON_ZERO_GPU", True)
-    zerogpu.reset()
+    DISPATCHER.reset()
     spaces = importlib.import_module("spaces")
     spaces.requested.clear()
     spaces.reset_quotas()
     yield spaces
-    zerogpu.reset()
+    DISPATCHER.reset()
 
 
 def _logged(tmp_path) -> list[dict]:
@@ -48,22 +49,22 @@ def test_elsewhere_a_gpu_task_runs_in_process_one_call_at_a_time(monkeypatch):
     monkeypatch.setattr(zerogpu, "ON_ZERO_GPU", False)
 
     def work(x):
-        return x + 1, gpu_functions.device_busy(), os.getpid()
+        return x + 1, DISPATCHER.device_busy(), os.getpid()
 
     def stream(n):
         for i in range(n):
-            yield i, gpu_functions.device_busy()
+            yield i, DISPATCHER.device_busy()
 
     task = gpu_task(gpu_seconds=5, cpu_seconds=5)(work)
     assert task.plain is work and task(1) == (2, True, os.getpid())
-    assert not gpu_functions.device_busy()
+    assert not DISPATCHER.device_busy()
     # A stream holds the lock until it ends or is closed (a cancelled prepare's thread finishes first).
     items = gpu_task(gpu_seconds=5, cpu_seconds=5)(stream)(3)
-    assert next(items) == (0, True) and gpu_functions.device_busy()
+    assert next(items) == (0, True) and DISPATCHER.device_busy()
     items.close()
-    assert not gpu_functions.device_busy()
+    assert not DISPATCHER.device_busy()
     assert list(gpu_task(gpu_seconds=5, cpu_seconds=5)(stream)(2)) == [(0, True), (1, True)]
-    assert not gpu_functions.device_busy()
+    assert not DISPATCHER.device_busy()
 
 
 def test_a_user_error_inside_keeps_its_message_and_class(zero_gpu):
@@ -162,16 +163,40 @@ def test_a_quota_refusal_is_remembered_for_visitors_who_are_not_signed_in(zero_g
     def work():
         return "on a GPU"
 
-    with zerogpu.request_scope(signed_in=False), pytest.raises(zerogpu.GpuUnavailable) as caught:
+    with DISPATCHER.request_scope(signed_in=False), pytest.raises(zerogpu.GpuUnavailable) as caught:
         work()
     assert "Space app has reached its GPU limit" in caught.value.detail and caught.value.kind == "quota"
     assert "not signed in" in caught.value.why
     assert _logged(tmp_path)[-1]["outcome"] == "refused"
     # The next visitor without a token plans for the CPU at once; a signed-in one still asks a GPU.
-    with zerogpu.request_scope(signed_in=False):
+    with DISPATCHER.request_scope(signed_in=False):
         assert zerogpu.cpu_reason() == caught.value.why and not devices.models_on_gpu()
-    with zerogpu.request_scope(signed_in=True):
+    with DISPATCHER.request_scope(signed_in=True):
         assert zerogpu.cpu_reason() is None
+
+
+def test_an_action_zerogpu_refuses_runs_again_on_the_cpu_in_its_place(zero_gpu, monkeypatch):
+    from demos.tabs import actions
+
+    monkeypatch.setenv("FAKE_SPACES_QUOTA_S", "5")  # less than a cold start's request x 1.5
+    monkeypatch.setattr(devices, "cpu_pace", lambda: 1.0)
+
+    @gpu_task(gpu_seconds=0.1, cpu_seconds=10.0)  # sooner on a GPU, even a fresh worker; within patience on the CPU
+    def work():
+        return zerogpu.cpu_reason()
+
+    def result():
+        return work(), [(run.device, run.fallback) for run in zerogpu.runs()]
+
+    def stream():
+        yield "started"
+        yield result()
+
+    refused = "the GPU time this Space shares among visitors who are not signed in on huggingface.co is used up for now"
+    assert actions.action()(result)() == (refused, [("cpu", True)])
+    DISPATCHER.reset()  # forget the back-off: the stream's first call asks a GPU again
+    assert list(actions.action()(stream)()) == ["started", "started", (refused, [("cpu", True)])]
+    assert [request.function.rsplit(".", 1)[-1] for request in zero_gpu.requested] == ["work", "work"]
 
 
 def test_on_the_cpu_an_action_runs_there_unless_it_would_take_too_long(zero_gpu):
@@ -182,7 +207,7 @@ def test_on_the_cpu_an_action_runs_there_unless_it_would_take_too_long(zero_gpu)
     with zerogpu.request_scope() as runs, zerogpu.on_cpu("no GPU was free within a minute"):
         assert work(2.0) == "no GPU was free within a minute"
         with pytest.raises(UserError, match="longer than the 30 s .* sign in"):
-            work((gpu_functions.CPU_PATIENCE_S + 1) / devices.cpu_pace())  # an estimate for this CPU's pace
+            work((placement.CPU_PATIENCE_S + 1) / devices.cpu_pace())  # an estimate for this CPU's pace
     assert [(run.device, run.fallback) for run in runs] == [("cpu", True)] and zero_gpu.requested == []
 
 
@@ -249,7 +274,7 @@ def test_a_call_that_found_its_worker_gone_asks_again_cold_and_the_next_asks_col
     def encode():
         return "encoded"
 
-    caplog.set_level("INFO", logger="demos.gpu_functions")
+    caplog.set_level("INFO", logger="demos.dispatcher")
     assert encode() == "encoded"  # a fresh worker: asks the assumed 6 s and the work
     time.sleep(1.2)
     assert encode() == "encoded"  # expects a warm worker (idle 1.2 s < 30 s): asks 2 s, aborted, then 4-5 s
@@ -258,5 +283,5 @@ def test_a_call_that_found_its_worker_gone_asks_again_cold_and_the_next_asks_col
     logged = _logged(tmp_path)
     assert [r["outcome"] for r in logged] == ["ok", "aborted", "ok", "ok"], logged
     assert [r["seconds"] for r in logged][:2] == [7, 2] and all(2 < r["seconds"] < 7 for r in logged[2:]), logged
-    assert 1.2 <= zerogpu.margins.warm_for() < 1.5
+    assert 1.2 <= DISPATCHER.margins.warm_for() < 1.5
     assert "margins now cold 3." in caplog.text  # the log says what was learned

@@ -1,5 +1,6 @@
 """The action wrapper every tab's model-running handler wears: failures as gr.Error, the shared result cache,
-ZeroGPU placement with its CPU fallback, and the device notes that say where a click ran."""
+the way through the dispatcher (where each computation runs, the CPU rerun after a refusal: `demos.dispatcher`),
+and the device notes that say where a click ran."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from gradio.context import LocalContext
 
 import checkpoints
 from demos import results, zerogpu
+from demos.dispatcher import DISPATCHER
 from demos.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -77,41 +79,26 @@ def _signed_in() -> bool:
     return bool(headers.get("x-ip-token"))
 
 
-def _run(fn, args, kwargs):
-    """`fn` for one visitor's action: where ZeroGPU refuses or fails a GPU call, the whole action again on the
-    Space's CPU, planned for it (`zerogpu.on_cpu`)."""
-    with zerogpu.request_scope(signed_in=_signed_in()) as runs:
-        try:
-            return fn(*args, **kwargs)
-        except zerogpu.GpuUnavailable as refusal:
-            runs.clear()
-            with zerogpu.on_cpu(refusal.why):
-                return fn(*args, **kwargs)
+_END = object()
 
 
-def _scoped_stream(fn, args, kwargs):
-    with zerogpu.request_scope(signed_in=_signed_in()) as runs:
-        try:
-            yield from fn(*args, **kwargs)
-        except zerogpu.GpuUnavailable as refusal:
-            runs.clear()
-            with zerogpu.on_cpu(refusal.why):
-                yield from fn(*args, **kwargs)  # the page shows this stream in place of the refused one
-
-
-def _stream(fn, args, kwargs):
-    """`_scoped_stream`, each step in one context: gradio runs every step of a stream in a copy of its own."""
+def _dispatched(fn, args, kwargs):
+    """`fn` as one visitor's action through the dispatcher (`DISPATCHER.action`: its request scope, and the rerun on
+    the Space's CPU when ZeroGPU refuses or fails a GPU call), as a stream; each step in one context, since gradio
+    runs every step of a stream in a copy of its own and the action's scope must span them all."""
     context = contextvars.copy_context()
-    items = context.run(_scoped_stream, fn, args, kwargs)
+    items = context.run(DISPATCHER.action, fn, args, kwargs, signed_in=_signed_in())
     try:
-        while True:
-            try:
-                item = context.run(next, items)
-            except StopIteration:
-                return
+        while (item := context.run(next, items, _END)) is not _END:
             yield item
     finally:
         context.run(items.close)
+
+
+def _run(fn, args, kwargs):
+    """A plain action's result: the one item of its stream."""
+    (value,) = _dispatched(fn, args, kwargs)
+    return value
 
 
 SHARED_RESULT_NOTE = "\n\n♻️ *Someone asked exactly this before: the Space's shared result, computed once.*"
@@ -134,8 +121,8 @@ def action(name: str | None = None, *, numbers: int | None = -1, summary: int | 
     """Decorate a tab's action (a handler that runs models, a plain function or a stream).
 
     - Every failure reaches the page and gradio_client as a gr.Error (`gradio_errors`).
-    - On ZeroGPU each GPU function runs where it pays (`gpu_functions.gpu_task`), and when ZeroGPU refuses or fails
-      a call, the action runs again on the Space's CPU (`device_note` says so on the page).
+    - It runs through the dispatcher (`DISPATCHER.action`): on ZeroGPU each GPU function runs where it pays, and when
+      ZeroGPU refuses or fails a call, the action runs again on the Space's CPU (`device_note` says so on the page).
     - With `name`, the action needs its files: a null one is refused before it runs (`api_inputs`, `files_needed`).
     - With `name`, identical requests (the same action, the same files, the same values) are answered from the
       shared `RESULTS`, running once however many visitors send them at once; `numbers` is the index of the
@@ -157,9 +144,9 @@ def action(name: str | None = None, *, numbers: int | None = -1, summary: int | 
                 try:
                     cache_key = key(args, kwargs)
                     if cache_key is None:
-                        yield from _stream(fn, args, kwargs)
+                        yield from _dispatched(fn, args, kwargs)
                         return
-                    for value, hit in RESULTS.stream_or_compute(cache_key, lambda: _stream(fn, args, kwargs)):
+                    for value, hit in RESULTS.stream_or_compute(cache_key, lambda: _dispatched(fn, args, kwargs)):
                         yield _marked(value, hit, numbers, summary)
                 except Exception as error:
                     raise _as_gradio_error(error) from error
