@@ -226,7 +226,7 @@ def _from_hub(ckpt: Checkpoint, dtype, local_files_only: bool):
 def _hub_answers(ckpt: Checkpoint) -> bool:
     """One request without retries: does the Hub answer at all (any HTTP status counts)?
 
-    huggingface_hub retries a failed request five times with backoff (about 25 s) when a file is not
+    huggingface_hub retries a failed request five times with growing backoff when a file is not
     cached; asking once first turns "no network" into a message within `HUB_CHECK_TIMEOUT_S`.
     """
     from huggingface_hub import get_hf_file_metadata, hf_hub_url
