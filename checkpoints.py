@@ -317,8 +317,8 @@ def _quantize_linear_int8(model, ckpt: Checkpoint):
 def load(name: str) -> Loaded:
     """The checkpoint's model and processor, loaded on first use, then shared (one per process).
 
-    After ZeroGPU's start-up (`keep_resident_only`) only resident checkpoints are returned; any other is a UserError. Inside an
-    action that runs on the Space's CPU there, the checkpoint's CPU copy.
+    After ZeroGPU's start-up (`keep_resident_only`) only resident checkpoints are returned; any other is a
+    UserError. Inside an action that runs on the Space's CPU there, the checkpoint's CPU copy.
     """
     ckpt = get(name)
     key = _copy_key(name)
