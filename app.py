@@ -20,7 +20,7 @@ from pathlib import Path
 import gradio as gr
 
 import checkpoints  # first of ours: through `demos.zerogpu`, on ZeroGPU it imports `spaces` before anything touches CUDA
-from demos import uploads, zerogpu
+from demos import startup, uploads, zerogpu
 from demos.tabs import api_inputs, mcp_results, theme, widgets
 
 TITLE = "Predict, Don't Reconstruct"
@@ -137,8 +137,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.offline_demo:
         where = checkpoints.enable_offline_demo()
         logging.getLogger(__name__).warning("Offline demo mode: tiny random-weight models in %s", where)
-    if zerogpu.ON_ZERO_GPU:  # every model resident before launch(); see checkpoints' docstring
-        checkpoints.preload_all()
+    if zerogpu.ON_ZERO_GPU:  # every model resident before launch(); see demos.startup
+        startup.preload_all()
     build_app().launch(server_name=args.host, server_port=args.port, **LAUNCH_OPTIONS)
 
 

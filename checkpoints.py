@@ -4,7 +4,7 @@
   each checkpoint.
 - `load(name)`: lazy, cached, thread-safe loading (first use only, once per process) through the ordinary
   `from_pretrained(hub_id)` path, on the device and dtype chosen by `devices.device_and_dtype()`.
-- `preload_all()`: ZeroGPU start-up, every checkpoint resident before `launch()`, with a CPU copy.
+- `use_loader(name, fn)`: a module's own loader for a checkpoint (loading and the checks that touch its weights).
 - `enable_offline_demo()`: the explicit offline demo mode (tiny random-weight models, see `offline/replicas.py`).
 - `reset()`: lazy loading again, as a process starts (tests).
 
@@ -12,18 +12,17 @@ CLI: `python checkpoints.py list` and `python checkpoints.py download [names]`.
 No gradio here: a checkpoint that cannot be fetched raises `CheckpointUnavailable`, a `UserError`.
 
 On ZeroGPU (`demos.zerogpu`) every checkpoint is loaded and moved to the device once, at start-up, before
-`launch()`: app.py calls `preload_all()`. A model check that touches weights (a mask token, an encoder comparison)
-belongs in that checkpoint's loader, registered with `use_loader(name, fn)`, so it runs then too. Afterwards
-`load()` of a checkpoint that is not resident raises a `UserError`: nothing loads inside a GPU function
+`launch()` (`demos.startup`). A model check that touches weights (a mask token, an encoder comparison) belongs in
+that checkpoint's loader, registered with `use_loader(name, fn)`, so it runs then too. Afterwards `load()` of a
+checkpoint that is not resident raises a `UserError` (`keep_resident_only`): nothing loads inside a GPU function
 (`demos.gpu_functions`). Elsewhere (CPU, local GPU) loading stays lazy. ZeroGPU packs the device copies away at
-launch, so the main process keeps a CPU copy of each (`cpu_copy_names`) for the work that runs there: `load()`
-returns it inside `zerogpu.on_cpu`.
+launch, so the main process keeps a CPU copy of each for the work that runs there: `load()` returns it inside
+`zerogpu.on_cpu`.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import importlib
 import logging
 import os
@@ -33,9 +32,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import psutil
-
-from demos import devices, memory_plan, zerogpu  # on ZeroGPU `zerogpu` imports `spaces` before anything touches CUDA
+from demos import devices, zerogpu  # on ZeroGPU `zerogpu` imports `spaces` before anything touches CUDA
 from demos.errors import NeedsGpu, UserError
 
 log = logging.getLogger(__name__)
@@ -44,8 +41,6 @@ log = logging.getLogger(__name__)
 ENV_OFFLINE_DEMO = "PDR_OFFLINE_DEMO"  # "1": tiny random-weight models, a banner says so
 ENV_PROJECTOR_REPO = "PDR_PROJECTOR_REPO"  # hub id of a trained VQA projector (none is published)
 ENV_CPU_INT8 = "PDR_CPU_INT8"  # "0": keep the LLM's linear layers in floating point on a CPU
-ENV_PRELOAD = "PDR_PRELOAD"  # ZeroGPU: comma-separated names to load at start-up (default: every checkpoint)
-ENV_CPU_COPIES = "PDR_CPU_COPIES"  # ZeroGPU: names that also get a CPU copy at start-up (default: the same; "none")
 
 HUB_CHECK_TIMEOUT_S = 2.0  # how long a checkpoint missing from the cache waits for the Hub's first answer
 
@@ -171,7 +166,7 @@ class Loaded:
 
 
 # Each checkpoint once per copy: (name, False) on this machine's device, (name, True) the Space's CPU copy on
-# ZeroGPU (`cpu_copy_names`), which the actions that run on the CPU use.
+# ZeroGPU (`demos.startup`), which the actions that run on the CPU use.
 _loaded: dict[tuple[str, bool], Loaded] = {}
 # One checkpoint loads at a time: two first clicks load the weights once, and two loads (a click's and a
 # cancelled prepare's, whose thread runs on) never add their memory peaks. Re-entrant: a loader may load.
@@ -231,7 +226,7 @@ def _from_hub(ckpt: Checkpoint, dtype, local_files_only: bool):
 def _hub_answers(ckpt: Checkpoint) -> bool:
     """One request without retries: does the Hub answer at all (any HTTP status counts)?
 
-    huggingface_hub retries a failed request five times with backoff (about 25 s) when a file is not
+    huggingface_hub retries a failed request five times with growing backoff when a file is not
     cached; asking once first turns "no network" into a message within `HUB_CHECK_TIMEOUT_S`.
     """
     from huggingface_hub import get_hf_file_metadata, hf_hub_url
@@ -263,7 +258,7 @@ def _load_uncached(ckpt: Checkpoint, cpu_copy: bool = False) -> Loaded:
             f"No hub id is configured for '{ckpt.name}'. Train one with train_projector.py and set {ENV_PROJECTOR_REPO}."
         )
     device, dtype = (torch.device("cpu"), devices.cpu_dtype()) if cpu_copy else devices.device_and_dtype()
-    int8 = device.type == "cpu" and ckpt.cpu_int8 and os.environ.get(ENV_CPU_INT8, "1") != "0"
+    int8 = device.type == "cpu" and int8_on_cpu(ckpt)
     if int8:
         dtype = torch.float32  # dynamic int8 quantisation starts from fp32 weights
     start = time.perf_counter()
@@ -297,6 +292,11 @@ def _load_uncached(ckpt: Checkpoint, cpu_copy: bool = False) -> Loaded:
     return Loaded(ckpt, model, processor, seconds)
 
 
+def int8_on_cpu(ckpt: Checkpoint) -> bool:
+    """Whether a copy of this checkpoint on a CPU has int8 linear layers (`cpu_int8`, unless PDR_CPU_INT8=0)."""
+    return ckpt.cpu_int8 and os.environ.get(ENV_CPU_INT8, "1") != "0"
+
+
 def _quantize_linear_int8(model, ckpt: Checkpoint):
     """Weights int8, activations float, scales computed per call: no calibration data needed.
 
@@ -317,8 +317,8 @@ def _quantize_linear_int8(model, ckpt: Checkpoint):
 def load(name: str) -> Loaded:
     """The checkpoint's model and processor, loaded on first use, then shared (one per process).
 
-    After `preload_all()` (ZeroGPU) only resident checkpoints are returned; any other is a UserError. Inside an
-    action that runs on the Space's CPU there, the checkpoint's CPU copy.
+    After ZeroGPU's start-up (`keep_resident_only`) only resident checkpoints are returned; any other is a
+    UserError. Inside an action that runs on the Space's CPU there, the checkpoint's CPU copy.
     """
     ckpt = get(name)
     key = _copy_key(name)
@@ -343,113 +343,39 @@ def load(name: str) -> Loaded:
 
 
 # ---------------------------------------------------------------------------------------------
-# ZeroGPU start-up: every checkpoint resident before launch()
+# What ZeroGPU's start-up (`demos.startup`) leaves loaded
 # ---------------------------------------------------------------------------------------------
 
-_loaders: dict = {}  # name -> a module's own loader (load + checks that touch weights), for preload_all
-_resident_only = False  # set by preload_all: nothing loads lazily afterwards
-_not_resident: dict[tuple[str, bool], str] = {}  # (name, CPU copy) -> why preload_all left it out (shown by load)
+_loaders: dict = {}  # name -> a module's own loader (load + checks that touch weights)
+_resident_only = False  # set at start-up: nothing loads lazily afterwards
+_not_resident: dict[tuple[str, bool], str] = {}  # (name, CPU copy) -> why start-up left it out (shown by load)
 _no_room: set[tuple[str, bool]] = set()  # CPU copies the memory plan left out: their actions need the GPU
 
 
 def use_loader(name: str, loader) -> None:
-    """`preload_all` loads `name` with `loader(name)` (which calls `load` and checks facts about the model)."""
+    """`load_with_checks(name)` calls `loader(name)` (which calls `load` and checks facts about the model)."""
     _loaders[name] = loader
 
 
-def _names_in(variable: str, default: list[str]) -> list[str]:
-    """Comma-separated checkpoint names from an environment variable ("none": no name), else `default`."""
-    value = os.environ.get(variable, "").strip()
-    if value.lower() == "none":
-        return []
-    requested = [n.strip() for n in value.split(",") if n.strip()]
-    for name in requested:
-        get(name)  # an unknown name fails start-up loudly
-    return requested or default
+def load_with_checks(name: str) -> Loaded:
+    """`load(name)` through the loader its module registered (`use_loader`), so that its checks run too."""
+    _loaders.get(name, load)(name)
+    return load(name)
 
 
-def preload_names() -> list[str]:
-    """The checkpoints to load at start-up: PDR_PRELOAD (comma-separated), else every one with a hub id."""
-    return _names_in(ENV_PRELOAD, [name for name, ckpt in REGISTRY.items() if ckpt.hub_id])
-
-
-def cpu_copy_names() -> list[str]:
-    """ZeroGPU: the start-up checkpoints that also get a copy on the Space's CPU, for the actions that run there
-    (PDR_CPU_COPIES, comma-separated or "none"; default: every start-up checkpoint)."""
-    if not zerogpu.ON_ZERO_GPU:
-        return []
-    preloaded = preload_names()
-    return [name for name in _names_in(ENV_CPU_COPIES, preloaded) if name in preloaded]
-
-
-def preload_all() -> dict[tuple[str, bool], float]:
-    """Load every start-up checkpoint onto the device now, and a CPU copy of those in `cpu_copy_names()`; then
-    refuse lazy loading (ZeroGPU start-up).
-
-    Call on the main thread before `launch()`: ZeroGPU emulates CUDA there and packs every "cuda" tensor at
-    launch, after which the main process cannot compute with them: the CPU copies are what the actions that run
-    on the Space's CPU use. A checkpoint that cannot be loaded is logged and left out (its endpoints then say so);
-    the app still starts. Returns {(name, CPU copy): seconds} for those loaded.
-    """
+def keep_resident_only(why_not: dict[tuple[str, bool], str], needs_gpu: set[tuple[str, bool]]) -> None:
+    """From now on `load` returns only what is loaded (ZeroGPU, after start-up). `why_not`: {(name, CPU copy): why
+    it is not resident}, a clause its error ends with; `needs_gpu`: the CPU copies left out for want of memory,
+    whose actions need the GPU."""
     global _resident_only
-    start = time.perf_counter()
-    seconds = {}
-    seconds.update(_load_at_start_up([(name, False) for name in preload_names()]))
-    copies = _plan_cpu_copies(cpu_copy_names())
-    seconds.update(_load_at_start_up([(name, True) for name in copies.kept]))
-    for name in copies.left_out:
-        _no_room.add((name, True))
-        _not_resident[name, True] = " (the Space's memory had no room for it)"
-    for key in [(name, copy) for name in REGISTRY for copy in (False, True)]:
-        if key not in seconds and key not in _not_resident:
-            variable = ENV_CPU_COPIES if key[1] else ENV_PRELOAD
-            _not_resident[key] = f" (not in {variable})" if os.environ.get(variable) else ""
-    _resident_only = True
-    if zerogpu.ON_ZERO_GPU and any(copy for _, copy in seconds):
-        zerogpu.cpu_thread()  # its thread takes every core now, before anything else runs in parallel
-        devices.cpu_pace()  # and the placement of the first click knows this CPU's pace
-    device_gb = sum(_parameter_bytes(_loaded[key].model) for key in seconds if not key[1]) / 2**30
-    cpu_gb = sum(_parameter_bytes(_loaded[key].model) for key in seconds if key[1]) / 2**30
-    memory_mb = psutil.Process().memory_info().rss / 2**20
-    log.info("Start-up: %d checkpoints resident in %.1f s (%.2f GB of weights on %s, %.2f GB in CPU copies; "
-             "process RSS %.0f MB)", len(seconds), time.perf_counter() - start, device_gb, devices.device_and_dtype()[0],
-             cpu_gb, memory_mb)
-    return seconds
-
-
-def _load_at_start_up(keys: list[tuple[str, bool]]) -> dict[tuple[str, bool], float]:
-    """Load each (name, CPU copy) now; one that cannot be loaded is logged and left out. {key: seconds} of those loaded."""
-    seconds = {}
-    for name, on_the_cpu in keys:
-        try:
-            with zerogpu.on_cpu("start-up") if on_the_cpu else contextlib.nullcontext():
-                _loaders.get(name, load)(name)
-            seconds[name, on_the_cpu] = _loaded[name, on_the_cpu].load_seconds
-        except UserError as error:
-            log.error("Start-up: %s%s is not resident: %s", name, " (CPU copy)" if on_the_cpu else "", error)
-            _not_resident[name, on_the_cpu] = f" ({error})"
-    return seconds
-
-
-def _cpu_copy_bytes(ckpt: Checkpoint) -> int:
-    """A CPU copy's memory while it loads: its parameters in the CPU's dtype (an int8 model loads in fp32 first)."""
-    import torch
-
-    int8 = ckpt.cpu_int8 and os.environ.get(ENV_CPU_INT8, "1") != "0"
-    itemsize = torch.float32.itemsize if int8 else devices.cpu_dtype().itemsize
-    return int(ckpt.params_millions * 1e6 * itemsize)
-
-
-def _plan_cpu_copies(names: list[str]) -> memory_plan.CopyPlan:
-    """The CPU copies that fit the memory left now, smallest first (`demos.memory_plan`); logged."""
-    copies = memory_plan.plan({name: _cpu_copy_bytes(get(name)) for name in names}, memory_plan.available_bytes())
-    if names:
-        log.info("Start-up: %s", copies.describe())
-    return copies
+    with _load_lock:
+        _not_resident.update(why_not)
+        _no_room.update(needs_gpu)
+        _resident_only = True
 
 
 def reset(*, forget_models: bool = True) -> None:
-    """Loading is lazy again, as when a process starts: forget what `preload_all` decided and, unless
+    """Loading is lazy again, as when a process starts: forget what start-up decided and, unless
     `forget_models` is False, every loaded model. For tests: after a start-up scenario, or to build from nothing."""
     global _resident_only
     with _load_lock:
@@ -458,11 +384,6 @@ def reset(*, forget_models: bool = True) -> None:
         _not_resident.clear()
         _no_room.clear()
         _resident_only = False
-
-
-def _parameter_bytes(model) -> int:
-    parameters = getattr(model, "parameters", None)
-    return sum(p.numel() * p.element_size() for p in parameters()) if parameters else 0
 
 
 def use_cache_dir(path: str | os.PathLike | None) -> None:

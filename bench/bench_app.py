@@ -267,9 +267,9 @@ def main() -> None:
     parser.add_argument("--no-recipe", action="store_true")
     args = parser.parse_args()
     if args.frames is None:
-        from demos.compute import tubes
+        from demos.compute import tube_clips
 
-        args.frames = tubes.default_frames()
+        args.frames = tube_clips.default_frames()
 
     names = sorted({name for row in args.rows for name in CHECKPOINTS[row]})
     common.use_full_size_replicas(names)

@@ -96,7 +96,7 @@ def user_actions(repeats: int) -> dict:
 
     from bench.bench_heads import write_clip
     from demos import jepa
-    from demos.compute import classification, tubes, vqa
+    from demos.compute import classification, tube_clips, tubes, vqa
 
     folder = Path(tempfile.mkdtemp())
     config = jepa.load().model.config
@@ -120,7 +120,7 @@ def user_actions(repeats: int) -> dict:
 
     for seed in range(1, repeats + 2):  # the first round warms up and is dropped
         path = str(write_clip(folder / f"clip{seed}.mp4", seed=seed))
-        clip = timed("6.4 pick: decode 16 frames", tubes.load_clip, path, num_frames=16, size=crop)
+        clip = timed("6.4 pick: decode 16 frames", tube_clips.load_clip, path, num_frames=16, size=crop)
         timed("6.4 pick: prepare (targets)", tubes.prepare_targets, clip)
         timed("6.4 click after prepare", tubes.predict_tube, clip, *tube)
         timed("6.4 tube moved", tubes.predict_tube, clip, *moved)

@@ -69,7 +69,7 @@ def measure(repeats: int, decode: bool = True) -> dict:
     import torch
 
     from demos import devices, jepa
-    from demos.compute import tubes
+    from demos.compute import tube_clips, tubes
 
     small = bench_clip("tubes-640x360-8s.mp4", 8, 360, 640)
     loaded = jepa.load()
@@ -78,7 +78,7 @@ def measure(repeats: int, decode: bool = True) -> dict:
     def end_to_end(tube: dict, out: Path) -> dict:
         times = {}
         start = time.perf_counter()
-        clip = tubes.load_clip(small, start_s=1.0, num_frames=16, frame_step=4, size=crop)
+        clip = tube_clips.load_clip(small, start_s=1.0, num_frames=16, frame_step=4, size=crop)
         times["decode"] = time.perf_counter() - start
         result = tubes.predict_tube(clip, **tube)
         start = time.perf_counter()
@@ -94,7 +94,7 @@ def measure(repeats: int, decode: bool = True) -> dict:
     end_to_end(TUBE, out)  # warm-up (allocations, kernels)
     for _ in range(repeats):
         tubes.TARGET_CACHE.clear()
-        tubes.CLIP_CACHE.clear()
+        tube_clips.CLIP_CACHE.clear()
         start = time.perf_counter()
         parts = end_to_end(TUBE, out)
         cold.append(time.perf_counter() - start)

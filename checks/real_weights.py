@@ -20,7 +20,7 @@ import numpy as np
 
 import checkpoints
 from demos import examples, images, jepa, labels, noise, videos
-from demos.compute import classification, mae, mae_vs_jepa, noise_sweep, probes, shared_encoder, tubes, vqa
+from demos.compute import classification, mae, mae_vs_jepa, noise_sweep, probes, shared_encoder, tube_clips, tubes, vqa
 
 NOT_APPLICABLE = "not judged: random weights"
 PUBLISHED_GRID = 16  # the blocks and tubes below are placed on the real checkpoint's 16x16 grid, then scaled
@@ -78,7 +78,7 @@ def jepa_rows() -> list[Row]:
             scores.append((stats["mean_cosine"], *stats["baselines"].values()))
     clip_scores = []
     for path in examples.videos():
-        clip = tubes.load_clip(path, num_frames=16, frame_step=4, size=grid * 16)
+        clip = tube_clips.load_clip(path, num_frames=16, frame_step=4, size=grid * 16)
         numbers = tubes.predict_tube(clip, *scaled(CLIP_TUBE[:4], grid), *CLIP_TUBE[4:]).numbers()["mean_cosine"]
         clip_scores.append((numbers.pop(tubes.SERIES_PREDICTED), *numbers.values()))
     cpu, gpu = (image_scores[frames] for frames in IMAGE_FRAMES)
@@ -122,7 +122,7 @@ def vanish_tubelet(frame_step: int = 4, num_frames: int = 16) -> int:
 def surprise_rows() -> list[Row]:
     grid = jepa.TokenLayout.of(jepa.load().model.config, 1).rows
     path = next(p for p in examples.videos() if p.endswith("ball_vanishes.mp4"))
-    clip = tubes.load_clip(path, num_frames=16, frame_step=4, size=grid * 16)
+    clip = tube_clips.load_clip(path, num_frames=16, frame_step=4, size=grid * 16)
     result = tubes.predict_tube(clip, *scaled(VANISH_TUBE, grid))
     surprise = result.l1[tubes.SERIES_PREDICTED]
     peak, expected = int(result.tube.tubelets[int(np.argmax(surprise))]), vanish_tubelet()

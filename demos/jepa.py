@@ -5,6 +5,7 @@ clip and applies the masks afterwards, so the context has already attended to th
 answer leaks. Here the context encoder embeds the patches, keeps only the context tokens and runs the
 encoder layers on them (with their true positions for RoPE), as V-JEPA 2 training does. The target is
 the layer-normalised (no affine) encoder output of the full clip, the training target (L1 loss).
+The code follows transformers 5.23 (requirements.txt pins it); each function names the forward it follows.
 
 Shared by the image comparison (6.2-6.3) and the tube-masking tab (6.4). Tensors in, tensors out.
 """
@@ -94,14 +95,20 @@ def clip_tensor(processor, frames: np.ndarray) -> torch.Tensor:
 
 @torch.inference_mode()
 def target_features(model, pixel_values_videos: torch.Tensor) -> torch.Tensor:
-    """(1, N, D) float32: the full clip's encoder output, layer-normalised without affine (the training target)."""
+    """(1, N, D) float32: the full clip's encoder output (`VJEPA2Encoder.forward`), layer-normalised without affine
+    (the training target)."""
     hidden = model.encoder(pixel_values_videos=devices.on_model(model, pixel_values_videos)).last_hidden_state
     return F.layer_norm(hidden.float(), (hidden.shape[-1],))
 
 
 @torch.inference_mode()
 def context_features(model, pixel_values_videos: torch.Tensor, context_ids) -> torch.Tensor:
-    """(1, K, D): the encoder run on the context tokens alone; hidden tokens never enter attention."""
+    """(1, K, D): the encoder run on the context tokens alone; hidden tokens never enter attention.
+
+    Follows `VJEPA2Encoder.forward` (transformers 5.23: embeddings, `VJEPA2Layer`s, layernorm), with the context
+    tokens gathered after the embeddings and their ids passed to each layer as `position_mask`, as the library's
+    `VJEPA2Predictor.forward` does for its own tokens; tests/test_jepa.py checks it against the library's encoder.
+    """
     ids = devices.on_model(model, torch.as_tensor(np.asarray(context_ids), dtype=torch.long))[None]
     encoder = model.encoder
     hidden = encoder.embeddings(devices.on_model(model, pixel_values_videos))
@@ -115,8 +122,9 @@ def context_features(model, pixel_values_videos: torch.Tensor, context_ids) -> t
 def predict(model, context: torch.Tensor, context_ids, target_ids, num_tokens: int) -> torch.Tensor:
     """(1, M, D) float32: the predictor's embedding for each target id, from the context features only.
 
-    The predictor gathers its context from a full-length sequence by `context_mask`, so the context
-    features are scattered back to their ids first (the other slots stay zero and are never read).
+    The library's `VJEPA2Predictor.forward` (transformers 5.23), called as `VJEPA2Model.forward` calls it. It
+    gathers its context from a full-length sequence by `context_mask`, so the context features are scattered back
+    to their ids first (the other slots stay zero and are never read).
     """
     ctx_ids = devices.on_model(model, torch.as_tensor(np.asarray(context_ids), dtype=torch.long))[None]
     tgt_ids = devices.on_model(model, torch.as_tensor(np.asarray(target_ids), dtype=torch.long))[None]

@@ -1,4 +1,5 @@
-"""Which CPU copies of the models fit the memory the Space has (ZeroGPU start-up).
+"""The memory of ZeroGPU's start-up copies: which CPU copies fit the memory the Space has, and what the resident
+copies hold (`demos.startup`).
 
 The Space's main process keeps a CPU copy of a checkpoint for the actions that run on its CPU, beside the copies
 ZeroGPU packs for its workers. How much memory the process may use is not published: it is read at start-up, after
@@ -13,6 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
+
+import checkpoints
+from demos import devices
 
 MARGIN_FRACTION = 0.25  # of the memory available, left free: gradio, the caches, the result files, a request's peak
 SMALLEST_MARGIN_BYTES = 1 << 30
@@ -75,3 +79,31 @@ def available_bytes() -> int:
         if limit is not None and usage is not None and limit < 1 << 60:
             return max(0, min(available, limit - usage))
     return available
+
+
+def cpu_copy_bytes(ckpt: checkpoints.Checkpoint) -> int:
+    """A CPU copy's memory while it loads: its parameters in the CPU's dtype (an int8 model loads in fp32 first)."""
+    import torch
+
+    itemsize = torch.float32.itemsize if checkpoints.int8_on_cpu(ckpt) else devices.cpu_dtype().itemsize
+    return int(ckpt.params_millions * 1e6 * itemsize)
+
+
+def plan_cpu_copies(names: list[str]) -> CopyPlan:
+    """The CPU copies of these checkpoints that fit the memory left now, smallest first."""
+    return plan({name: cpu_copy_bytes(checkpoints.get(name)) for name in names}, available_bytes())
+
+
+def _parameter_bytes(model) -> int:
+    parameters = getattr(model, "parameters", None)
+    return sum(p.numel() * p.element_size() for p in parameters()) if parameters else 0
+
+
+def resident_report(models: dict[tuple[str, bool], object]) -> str:
+    """For the start-up log: the weights of {(name, CPU copy): model} on the device and on the CPU, and the
+    process's resident memory."""
+    device_gb = sum(_parameter_bytes(model) for (_, copy), model in models.items() if not copy) / 2**30
+    cpu_gb = sum(_parameter_bytes(model) for (_, copy), model in models.items() if copy) / 2**30
+    memory_mb = psutil.Process().memory_info().rss / 2**20
+    return (f"{device_gb:.2f} GB of weights on {devices.device_and_dtype()[0]}, {cpu_gb:.2f} GB in CPU copies; "
+            f"process RSS {memory_mb:.0f} MB")

@@ -111,7 +111,7 @@ def pca_basis(features: np.ndarray, components: int = 3):
     centred = features - mean
     if len(centred) > centred.shape[1]:
         # More tokens than dimensions (a clip: 2048 x 1024): the D x D covariance's eigenvectors are
-        # the same directions as the SVD's, about 5x faster.
+        # the same directions as the SVD's, from a D x D problem instead of an N x D one.
         eigenvalues, eigenvectors = np.linalg.eigh(centred.T @ centred)
         directions = eigenvectors[:, ::-1][:, :components].T
     else:

@@ -9,7 +9,7 @@ from PIL import Image
 from demos import devices, images, jepa, masks, zerogpu
 from demos.compute import mae_vs_jepa
 from demos.errors import UserError
-from demos.tabs import mae_vs_jepa as mae_vs_jepa_tab
+from demos.tabs import mae_vs_jepa_text
 
 
 @pytest.fixture(scope="module")
@@ -255,7 +255,7 @@ def test_reported_numbers_match_the_tensors(tiny_hub, example_image):
     for name in mae_vs_jepa.IMAGE_ORDER:
         image = result.images[name]
         assert image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3, name
-    assert "| **V-JEPA 2 predictor**" in mae_vs_jepa_tab.summary_markdown(result)
+    assert "| **V-JEPA 2 predictor**" in mae_vs_jepa_text.summary_markdown(result)
 
 
 # --- cache ---------------------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 import pytest
 
 import checkpoints
-from demos import devices, memory_plan, zerogpu
+from demos import devices, memory_plan, startup, zerogpu
 from demos.errors import NeedsGpu
 
 GB = 2**30
@@ -26,15 +26,15 @@ def test_the_memory_available_is_read_and_never_more_than_the_machine_has():
 
 def test_under_a_memory_limit_the_largest_copy_is_left_out_and_its_action_needs_the_gpu(tiny_hub, monkeypatch, request,
                                                                                         caplog):
-    monkeypatch.setenv(checkpoints.ENV_PRELOAD, "vit-mae-base,vit-mae-large")
+    monkeypatch.setenv(startup.ENV_PRELOAD, "vit-mae-base,vit-mae-large")
     monkeypatch.setenv(devices.ENV_DEVICE, "cpu")
     monkeypatch.setenv("PDR_DTYPE", "float32")
     monkeypatch.setattr(zerogpu, "ON_ZERO_GPU", True)
     # 2.5 GB: a 1 GB margin leaves room for base's fp32 copy (0.35 GB of published parameters), not large's (1.3 GB).
     monkeypatch.setattr(memory_plan, "available_bytes", lambda: int(2.5 * GB))
     request.addfinalizer(checkpoints.reset)
-    caplog.set_level("INFO", logger="checkpoints")
-    loaded = checkpoints.preload_all()
+    caplog.set_level("INFO", logger="demos.startup")
+    loaded = startup.preload_all()
     assert ("vit-mae-base", True) in loaded and ("vit-mae-large", True) not in loaded
     assert ("vit-mae-large", False) in loaded  # the GPU copy is there
     assert "left out, so their actions need the GPU: vit-mae-large" in caplog.text

@@ -10,7 +10,7 @@ from demos import images, jepa, noise, viz
 from demos.compute import mae_vs_jepa, noise_sweep
 from demos.errors import UserError
 from demos.noise import Noise
-from demos.tabs import mae_vs_jepa as mae_vs_jepa_tab
+from demos.tabs import mae_vs_jepa_text
 
 BLOCK = (2, 3, 3, 2)  # top, left, height, width on the tiny replica's 8x8 grid
 
@@ -89,7 +89,7 @@ def test_both_models_see_the_noisy_picture(tiny_hub, example_image):
     assert clean.block_noise_mse == 0.0
     stats = noisy.stats()
     assert stats["noise"] == {"kind": "grain", "level": 24, "label": "grain 24"}
-    assert "with **grain 24**" in mae_vs_jepa_tab.summary_markdown(noisy)
+    assert "with **grain 24**" in mae_vs_jepa_text.summary_markdown(noisy)
 
 
 # --- the sweep -----------------------------------------------------------------------------------
@@ -173,7 +173,7 @@ def test_the_plot_draws_every_series():
 
 def test_the_sweep_summary_reads_the_numbers(tiny_hub, example_image):
     result = noise_sweep.sweep(example_image, *BLOCK, Noise(noise.GRAIN, 24), 3)
-    text = mae_vs_jepa_tab.sweep_markdown(result)
+    text = mae_vs_jepa_text.sweep_markdown(result)
     last = result.levels[-1]
     assert "**grain 24**" in text and f"**{last.target_cosine:.3f}**" in text and f"{last.noise_mse:.4f}" in text
 

@@ -15,7 +15,7 @@ from heads_video import write_counting_video
 import app
 import checkpoints
 from demos import devices
-from demos.compute import classification, features, tubes
+from demos.compute import classification, features, tube_clips, tubes
 from demos.tabs import events
 from demos.tabs import tubes as tubes_tab
 
@@ -55,7 +55,7 @@ def test_tube_prepare_refuses_a_bad_clip_by_name_and_passes_over_an_empty_one(cl
 
 
 def test_a_prepare_whose_clip_is_no_longer_wanted_keeps_nothing(tiny_hub):
-    clip = tubes.load_clip(VIDEO, start_s=1.5, num_frames=4, frame_step=2, size=jepa_crop())
+    clip = tube_clips.load_clip(VIDEO, start_s=1.5, num_frames=4, frame_step=2, size=jepa_crop())
     asked = []
 
     def wanted_until_the_pass_ran():
@@ -165,13 +165,13 @@ def test_latest_per_session():
 def test_frames_per_clip_follow_the_device_without_loading_a_model(monkeypatch, on_gpu, frames):
     monkeypatch.setattr(devices, "models_on_gpu", lambda: on_gpu)
     checkpoints.reset()  # nothing loaded: building the page must not load a model
-    assert tubes.default_frames() == frames
+    assert tube_clips.default_frames() == frames
     demo = app.build_app()
     assert not any(checkpoints.is_loaded(name) for name in checkpoints.REGISTRY)
     parameters = demo.get_api_info()["named_endpoints"]["/tube_predict"]["parameters"]
     assert next(p for p in parameters if p["label"] == "Frames")["parameter_default"] == frames
     info = tubes_tab.frames_info(frames)
     assert info.startswith(f"{frames} frames") and ("CPU" if not on_gpu else "GPU") in info
-    assert str(tubes.GPU_FRAMES if not on_gpu else tubes.CPU_FRAMES) in info  # what the other setting costs
+    assert str(tube_clips.GPU_FRAMES if not on_gpu else tube_clips.CPU_FRAMES) in info  # what the other setting costs
     sampling = next(c for c in demo.get_config_file()["components"] if c["props"].get("label") == "Frame sampling")
     assert sampling["props"]["info"].startswith(f"Automatic on this {'GPU' if on_gpu else 'CPU'}")

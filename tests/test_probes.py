@@ -8,7 +8,7 @@ import torch
 from heads_video import write_counting_video
 
 import checkpoints
-from demos import devices, jepa, placement, videos
+from demos import devices, jepa, placement, startup, videos
 from demos.compute import classification, features, probe_results, probe_work, probes, shared_encoder
 from demos.dispatcher import DISPATCHER
 from demos.errors import UserError
@@ -405,9 +405,9 @@ def test_start_up_loading_compares_and_shares_the_probes_encoders(tiny_hub, monk
     loaded = [checkpoints.load(name) for name in probes.PROBE_NAMES]
     for entry in loaded:
         monkeypatch.setattr(entry, "encoder_comparison", None)
-    monkeypatch.setenv(checkpoints.ENV_PRELOAD, ",".join(probes.PROBE_NAMES))
+    monkeypatch.setenv(startup.ENV_PRELOAD, ",".join(probes.PROBE_NAMES))
     request.addfinalizer(lambda: checkpoints.reset(forget_models=False))  # lazy loading again afterwards
-    checkpoints.preload_all()
+    startup.preload_all()
     assert all(entry.encoder_comparison.equal and entry.model.vjepa2 is base for entry in loaded)
 
 

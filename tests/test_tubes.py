@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from demos import examples, jepa, masks, mp4, videos
-from demos.compute import tubes
+from demos.compute import tube_clips, tubes
 from demos.errors import UserError
 
 EXAMPLE_VIDEOS = examples.videos()
@@ -102,15 +102,15 @@ def test_click_centres_the_tube():
 
 
 def test_sampling_rounds_to_whole_tubelets_and_rejects_absurd_counts():
-    assert tubes.sampling(16, 4, 0) == (16, 4, None, [])
-    count, step, fps, notes = tubes.sampling(15, 2, None)
+    assert tube_clips.sampling(16, 4, 0) == (16, 4, None, [])
+    count, step, fps, notes = tube_clips.sampling(15, 2, None)
     assert (count, step, fps) == (16, 2, None) and "15 frames became 16" in notes[0]
-    assert tubes.sampling(8, 4, 12.5)[:3] == (8, None, 12.5)
+    assert tube_clips.sampling(8, 4, 12.5)[:3] == (8, None, 12.5)
     for bad in (0, -3, videos.MAX_FRAMES + 1, 10**9, float("inf"), "many"):
         with pytest.raises(UserError, match="number of frames"):
-            tubes.sampling(bad, 4, 0)
+            tube_clips.sampling(bad, 4, 0)
     with pytest.raises(UserError, match="frame step"):
-        tubes.sampling(16, 0, 0)
+        tube_clips.sampling(16, 0, 0)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -147,23 +147,23 @@ def test_pixels_inside_the_tube_do_not_change_the_prediction(vjepa):
     size, p = vjepa.model.config.crop_size, vjepa.model.config.patch_size
     frames = _frames(0, 8, size)
     tube_args = (2, 3, 3, 2, 1, 2)  # rows 2-4, columns 3-4, tubelets 1-2 = frames 2-5
-    base = tubes.predict_tube(tubes.clip_from_frames(frames, size), *tube_args)
+    base = tubes.predict_tube(tube_clips.clip_from_frames(frames, size), *tube_args)
 
     inside = frames.copy()
     inside[2:6, 2 * p:5 * p, 3 * p:5 * p] = 255 - inside[2:6, 2 * p:5 * p, 3 * p:5 * p]
-    repainted = tubes.predict_tube(tubes.clip_from_frames(inside, size), *tube_args)
+    repainted = tubes.predict_tube(tube_clips.clip_from_frames(inside, size), *tube_args)
     assert np.array_equal(repainted.predicted, base.predicted)
     assert not np.allclose(repainted.actual, base.actual)  # the targets do see the new pixels
 
     outside = frames.copy()
     outside[0:2, 2 * p:5 * p, 3 * p:5 * p] = 0  # the same patches one tubelet earlier are context
-    assert not np.allclose(tubes.predict_tube(tubes.clip_from_frames(outside, size), *tube_args).predicted,
+    assert not np.allclose(tubes.predict_tube(tube_clips.clip_from_frames(outside, size), *tube_args).predicted,
                            base.predicted)
 
 
 def test_scores_and_numbers(vjepa):
     size = vjepa.model.config.crop_size
-    clip = tubes.clip_from_frames(_moving_square(16, size, size), size)
+    clip = tube_clips.clip_from_frames(_moving_square(16, size, size), size)
     result = tubes.predict_tube(clip, 2, 2, 3, 3, 2, 5)
     n = result.numbers()
     assert n["tubelets"] == [2, 3, 4, 5] and n["frames"][0] == [4, 5]
@@ -185,20 +185,20 @@ def test_scores_and_numbers(vjepa):
 
 def test_moving_the_tube_reuses_the_full_clip_targets(vjepa, monkeypatch):
     size = vjepa.model.config.crop_size
-    clip = tubes.clip_from_frames(_frames(7, 4, size), size)
+    clip = tube_clips.clip_from_frames(_frames(7, 4, size), size)
     calls = []
     original = jepa.target_features
     monkeypatch.setattr(jepa, "target_features", lambda *a, **k: calls.append(1) or original(*a, **k))
     first = tubes.predict_tube(clip, 0, 0, 2, 2)
     moved = tubes.predict_tube(clip, 4, 4, 3, 3, 1, 1)
     assert len(calls) == 1 and not first.target_cache_hit and moved.target_cache_hit
-    other = tubes.clip_from_frames(_frames(8, 4, size), size)
+    other = tube_clips.clip_from_frames(_frames(8, 4, size), size)
     assert not tubes.predict_tube(other, 4, 4, 3, 3).target_cache_hit and len(calls) == 2
 
 
 def test_rendered_mp4_decodes_back_with_every_frame(vjepa, tmp_path):
     size = vjepa.model.config.crop_size
-    clip = tubes.clip_from_frames(_moving_square(10, size, size), size)
+    clip = tube_clips.clip_from_frames(_moving_square(10, size, size), size)
     result = tubes.predict_tube(clip, 1, 1, 2, 2, 1, 3)
     path = tubes.render_video(result, tmp_path / "shaded.mp4")
     with av.open(path) as container:
@@ -224,15 +224,15 @@ def test_example_clips_are_small_and_sample_to_16_frames():
     assert len(EXAMPLE_VIDEOS) >= 3
     for path in EXAMPLE_VIDEOS:
         assert Path(path).stat().st_size < 300_000
-    clip = tubes.load_clip(EXAMPLE_VIDEOS[0], num_frames=16, frame_step=4, size=128)
+    clip = tube_clips.load_clip(EXAMPLE_VIDEOS[0], num_frames=16, frame_step=4, size=128)
     assert clip.frames.shape == (16, 128, 128, 3)
     np.testing.assert_allclose(np.diff(clip.timestamps_s), 4 / 24, atol=1e-3)
-    assert tubes.load_clip(EXAMPLE_VIDEOS[0], num_frames=16, frame_step=4, size=128) is clip  # cached
+    assert tube_clips.load_clip(EXAMPLE_VIDEOS[0], num_frames=16, frame_step=4, size=128) is clip  # cached
 
 
 def test_sampling_by_fps_start_and_odd_counts(tmp_path):
     path = mp4.write_mp4(_moving_square(48, 96, 128), str(tmp_path / "clip.mp4"), 24)
-    clip = tubes.load_clip(path, start_s=0.5, num_frames=7, sample_fps=6, size=64)
+    clip = tube_clips.load_clip(path, start_s=0.5, num_frames=7, sample_fps=6, size=64)
     assert clip.num_frames == 8 and any("7 frames became 8" in n for n in clip.notes)
     assert clip.timestamps_s[0] == pytest.approx(0.5, abs=0.05)
     np.testing.assert_allclose(np.diff(clip.timestamps_s[:4]), 1 / 6, atol=0.03)
@@ -240,7 +240,7 @@ def test_sampling_by_fps_start_and_odd_counts(tmp_path):
 
 def test_short_clip_is_padded_and_says_so(tmp_path):
     path = mp4.write_mp4(_moving_square(6, 64, 64), str(tmp_path / "short.mp4"), 24)
-    clip = tubes.load_clip(path, num_frames=16, frame_step=4, size=64)
+    clip = tube_clips.load_clip(path, num_frames=16, frame_step=4, size=64)
     assert clip.num_frames % 2 == 0 and clip.num_frames >= 2
     assert clip.notes  # what was trimmed or padded is said
 
@@ -249,7 +249,7 @@ def test_webm_without_a_frame_count(tmp_path):
     path = _write(tmp_path / "webcam.webm", _moving_square(30, 96, 96), fps=30, codec="libvpx", container="webm")
     with av.open(str(path)) as container:
         assert container.streams.video[0].frames == 0  # the container does not say how many
-    clip = tubes.load_clip(path, num_frames=8, frame_step=2, size=64)
+    clip = tube_clips.load_clip(path, num_frames=8, frame_step=2, size=64)
     assert clip.frames.shape == (8, 64, 64, 3)
 
 
@@ -279,21 +279,21 @@ def _bad_files(tmp_path: Path) -> dict[str, Path]:
 def test_bad_files_are_clear_errors(tmp_path):
     for name, path in _bad_files(tmp_path).items():
         with pytest.raises(UserError) as error:
-            tubes.load_clip(path, num_frames=8, size=64)
+            tube_clips.load_clip(path, num_frames=8, size=64)
         assert len(str(error.value)) > 20, name
     with pytest.raises(UserError, match="No video"):
-        tubes.load_clip(None)
+        tube_clips.load_clip(None)
 
 
 def test_one_frame_and_one_pixel_videos_give_a_result(tmp_path, vjepa):
     one_frame = mp4.write_mp4(_moving_square(1, 64, 64), str(tmp_path / "one.mp4"), 24)
-    clip = tubes.load_clip(one_frame, num_frames=16, size=vjepa.model.config.crop_size)
+    clip = tube_clips.load_clip(one_frame, num_frames=16, size=vjepa.model.config.crop_size)
     assert clip.num_frames >= 2 and clip.notes
     assert tubes.predict_tube(clip, 0, 0, 2, 2).numbers()["num_hidden_tokens"] == 4 * (clip.num_frames // 2)
     one_pixel = _write(tmp_path / "pixel.mkv", np.full((4, 1, 1, 3), 200, np.uint8), codec="ffv1", pix_fmt="bgr0",
                        container="matroska")
     try:
-        clip = tubes.load_clip(one_pixel, num_frames=4, size=64)
+        clip = tube_clips.load_clip(one_pixel, num_frames=4, size=64)
     except UserError as error:  # a clear refusal is as good as a result
         assert "pixel" in str(error).lower() or "small" in str(error).lower()
     else:
@@ -304,7 +304,7 @@ def test_4k_video_is_downscaled_before_the_model(tmp_path):
     frames = np.zeros((4, 2160, 3840, 3), np.uint8)
     frames[:, 1000:1200, 1800:2000] = 255
     path = mp4.write_mp4(frames, str(tmp_path / "uhd.mp4"), 2)
-    clip = tubes.load_clip(path, num_frames=4, frame_step=1, size=64)
+    clip = tube_clips.load_clip(path, num_frames=4, frame_step=1, size=64)
     assert clip.frames.shape == (4, 64, 64, 3) and clip.frames[:, 30:34, 30:34].mean() > 200
 
 

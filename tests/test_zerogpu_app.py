@@ -17,7 +17,7 @@ from conftest import EXAMPLE_IMAGES, ROOT, start_app, stop_app, zerogpu_env
 from gradio_client import handle_file
 
 import checkpoints
-from demos import zerogpu
+from demos import startup, zerogpu
 
 pytestmark = pytest.mark.slow  # the app in a process of its own
 
@@ -29,7 +29,7 @@ VIDEO = str(ROOT / "examples" / "videos" / "ball_behind_wall.mp4")
 @pytest.fixture(scope="module")
 def zerogpu_app(tiny_hub, tmp_path_factory):
     log_path = tmp_path_factory.mktemp("zerogpu") / "gpu-requests.jsonl"
-    preload = [n for n in checkpoints.preload_names() if n != NOT_PRELOADED]
+    preload = [n for n in startup.preload_names() if n != NOT_PRELOADED]
     env = {**zerogpu_env(tiny_hub, log_path), "PDR_PRELOAD": ",".join(preload)}
     server, client, _ = start_app([], env, timeout_s=240)
     yield client, log_path

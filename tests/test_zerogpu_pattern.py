@@ -11,7 +11,7 @@ import pytest
 from conftest import FAKE_SPACES
 
 import checkpoints
-from demos import devices, placement, zerogpu
+from demos import devices, placement, startup, zerogpu
 from demos.dispatcher import DISPATCHER
 from demos.errors import NeedsGpu, UserError
 from demos.gpu_functions import gpu_task
@@ -244,11 +244,11 @@ def test_an_aborted_stream_asks_for_the_cpu(zero_gpu, monkeypatch):
 
 
 def test_after_preload_only_resident_checkpoints_load_and_the_cpu_copy_is_apart(tiny_hub, monkeypatch, request):
-    monkeypatch.setenv(checkpoints.ENV_PRELOAD, "vit-mae-base")
+    monkeypatch.setenv(startup.ENV_PRELOAD, "vit-mae-base")
     monkeypatch.setenv(devices.ENV_DEVICE, "cpu")
     monkeypatch.setattr(zerogpu, "ON_ZERO_GPU", True)
     request.addfinalizer(checkpoints.reset)  # lazy loading again after this start-up
-    loaded = checkpoints.preload_all()
+    loaded = startup.preload_all()
     assert list(loaded) == [("vit-mae-base", False), ("vit-mae-base", True)] and checkpoints.is_loaded("vit-mae-base")
     device_copy = checkpoints.load("vit-mae-base").model
     with zerogpu.on_cpu("a test"):

@@ -163,13 +163,16 @@ def constant_output_mse(pixels: np.ndarray, colour: np.ndarray) -> float:
 def masked_forward(model, pixel_values, hidden: np.ndarray, layouts: mae_positions.Layouts | None = None):
     """ViT-MAE's pre-training forward with the hidden patches given: (logits, loss).
 
-    transformers draws the mask inside its embeddings and takes the number of kept patches from the
-    shared `config.mask_ratio`; a request cannot set it without changing the model for every other
-    request. So the same modules run here in the same order (`ViTMAEModel`, then `ViTMAEDecoder.forward`),
-    on our own kept ids: the encoder sees the visible patches only, the decoder fills the hidden ones
-    with its mask token, and the loss is MAE's (mean squared error over the hidden patches). Both add
-    the position tables of the input's own grid (`layouts.tables`; default: checked on `model` now), so
-    at any size this is MAE built for that size.
+    transformers draws the mask inside its embeddings (`ViTMAEEmbeddings.random_masking`) and takes the number
+    of kept patches from the shared `config.mask_ratio`; a request cannot set it without changing the model for
+    every other request. So the same modules run here in the same order, on our own kept ids: the encoder sees the
+    visible patches only, the decoder fills the hidden ones with its mask token, and the loss is MAE's (mean
+    squared error over the hidden patches). Both add the position tables of the input's own grid
+    (`layouts.tables`; default: checked on `model` now), so at any size this is MAE built for that size.
+
+    Follows transformers 5.23 (requirements.txt pins it): `ViTMAEForPreTraining.forward`, which runs
+    `ViTMAEModel.forward` (`ViTMAEEmbeddings.forward` without its `random_masking`, the layers, the layernorm),
+    then `ViTMAEDecoder.forward` and its loss; tests/test_mae.py compares the two with the same mask.
     """
     import torch
 

@@ -44,8 +44,8 @@ MAE_CHECKPOINT = "vit-mae-base"
 
 # V-JEPA 2 sees a still image as a static clip. Its official image evaluation repeats the image 16 times (8
 # tubelets of 2 frames: 2048 tokens for the 256-px ViT-L): a GPU feeds that (`default_frames`). A CPU feeds it
-# twice, ONE tubelet: 256 tokens, 8x fewer, and attention's cost falls even more; that keeps a click near one
-# second on a 2-core CPU. With identical frames every tubelet holds the same pixels, so the block is still hidden
+# twice, ONE tubelet: 256 tokens, 8x fewer, and attention's cost falls even more; that keeps a click on a small CPU
+# short (docs/benchmarks.md). With identical frames every tubelet holds the same pixels, so the block is still hidden
 # "in every frame"; the features are not those of 16 frames (attention sees fewer copies): an input the model was
 # not evaluated on, and `python -m checks.real_weights` prints what it costs the predictor.
 GPU_FRAMES = 16
@@ -55,7 +55,7 @@ PUBLISHED_GRID = 16  # vjepa2-vitl-fpc64-256: 256 px / 16-px patches; sliders st
 # Pictures whose full-image features are kept (ViT-L: 8 MB each at 16 frames, 1 MB at 2; at most 96 MB): each
 # image and each of its noise levels is one, so a few images with their noise sweeps (3 levels by default).
 TARGET_CACHE_SIZE = 12
-# Blocks whose model work is kept (the prediction and MAE's painting, about 1 MB each): the noise sweep that
+# Blocks whose model work is kept (the prediction and MAE's painting): the noise sweep that
 # follows a comparison on the page reuses the comparison's level instead of running it again.
 BLOCK_CACHE_SIZE = 8
 
@@ -267,11 +267,11 @@ class BlockPass:
     seconds: dict
 
 
-# The work estimates (docs/benchmarks.md), by frames: on a GPU MAE, the predictor and the rest at about 2x the whole
-# 2-frame comparison bench_gpu measured, plus each ViT-L pass as 6.4 estimates it (`tubes`: 0.15 s over 16 frames,
-# growing with the power 1.5 of the frames); on the CPU bench_mae_vs_jepa's 2-frame comparison with and without
-# cached targets (one pass or two), each pass growing with the power 1.2 of the frames (to the 16-frame ViT-L pass
-# bench_tubes measured, 6.6-7.1 s) and the predictor with the frames, MAE (about 0.15 s of the 0.37) fixed.
+# The work estimates, by frames, from the benchmarks in docs/benchmarks.md: on a GPU a fixed part for MAE, the
+# predictor and the rest (about 2x the whole 2-frame comparison bench_gpu measured), plus each ViT-L pass as 6.4
+# estimates it (`tubes`), growing with the power 1.5 of the frames; on the CPU bench_mae_vs_jepa's 2-frame comparison
+# with and without cached targets (one pass or two), each pass growing with the power 1.2 of the frames (so that 16
+# frames meet bench_tubes' 16-frame ViT-L pass), the predictor in proportion to the frames, MAE fixed.
 GPU_SECONDS_BLOCK = 0.3
 GPU_SECONDS_PER_PASS_16_FRAMES, GPU_PASS_POWER = 0.15, 1.5
 CPU_SECONDS_PER_PASS_2_FRAMES, CPU_PASS_POWER = 0.55, 1.2

@@ -30,9 +30,9 @@ from demos.noise import Noise, added_noise_mse
 
 MAX_LEVELS = 6  # the clean picture and up to 5 noisy ones: each costs a context pass, the predictor and MAE
 # The clean picture, half the learner's level and the level itself: fewer would leave no curve to see. Each level
-# costs about one comparison (context encoder, predictor, MAE, and a target pass for a picture new at that level):
-# on a 2-core EPYC in fp32 (bench.bench_mae_vs_jepa) 3 levels take 7.4 s with the block moved and 13.1 s on a
-# picture just picked (2 levels: 5.3 and 9.6 s); on the page the comparison's own level comes from the cache.
+# costs about one comparison (context encoder, predictor, MAE, and a target pass for a picture new at that level), so
+# each one more makes a CPU click wait noticeably longer (bench.bench_mae_vs_jepa times them; docs/benchmarks.md); on
+# the page the comparison's own level comes from the cache.
 DEFAULT_LEVELS = 3
 
 

@@ -4,9 +4,7 @@ V-JEPA hides *tubes*: the same patches in every frame (or in a span of frames). 
 random masks a model could copy a hidden patch from the next frame; a tube takes that shortcut away,
 so the predictor has to carry objects and motion through time from what it can see.
 
-The computation (no gradio in it):
-- `load_clip(path, ...)` decodes only the frames asked for (`videos.sample_frames`), crops them to the
-  model's square and caches the result per file and sampling, so moving the tube does not decode again.
+The computation (no gradio in it), on a clip of `demos.compute.tube_clips` (decoded once per file and sampling):
 - `make_tube(...)` turns plain numbers (patches, tubelets) into a `Tube` that fits the clip, with notes
   saying what was adjusted.
 - `predict_tube(clip, tube)` encodes the context (every token outside the tube) alone, predicts the
@@ -16,7 +14,6 @@ The computation (no gradio in it):
   the progress reports stay in the main process.
 - `prepare_targets(clip)` fills that cache ahead of the click (the GPU function `encode_targets`): the tab
   runs it when a clip is picked or resampled (`/tube_prepare`), so the click finds the targets there.
-- `default_frames()`: 8 frames on a CPU, 16 on a GPU, chosen without loading a model.
 - `copy_baseline`, `mean_context_baseline`, `per_tubelet` are the baselines and reductions, on tensors.
 - `render_video` and `features_image` turn a result into what the learner sees (drawing in `demos.viz`).
 
@@ -39,25 +36,21 @@ from pathlib import Path
 import numpy as np
 
 import checkpoints
-from demos import devices, images, jepa, masks, mp4, videos, viz, zerogpu
+from demos import jepa, masks, mp4, viz, zerogpu
 from demos.cache import LRUCache
-from demos.errors import UserError, number, whole_number
+from demos.compute.tube_clips import Clip
+from demos.errors import UserError, whole_number
 from demos.gpu_functions import gpu_task
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT = jepa.CHECKPOINT
 
-# Frames per clip by device (`default_frames`): 16 is what V-JEPA 2's probes were evaluated on (SSv2: 16
-# frames, frame step 4). On a CPU 8 frames (4 tubelets) keep a click within seconds: half the tokens, and less
-# than half the encoder's time (attention grows faster than the tokens; docs/benchmarks.md).
-GPU_FRAMES = 16
-CPU_FRAMES = 8
-DEFAULT_FRAME_STEP = 4
 FRAME_STEP_SLIDER_MAX = 32  # the API accepts up to videos.MAX_FRAME_STEP
 GRID_SLIDER_MAX = checkpoints.get(CHECKPOINT).patches_per_side  # the published grid, 16; smaller grids are clamped
-TARGET_CACHE_SIZE = 8  # full-clip target features kept (ViT-L, 16 frames: 8 MB each): prepared clips of a few visitors
-CLIP_CACHE_SIZE = 4  # decoded clips kept (16 frames at 256 px: 3 MB each)
+# Full-clip target features kept: prepared clips of a few visitors (ViT-L, 16 frames: 2048 tokens of 1024 float32,
+# 8 MB each).
+TARGET_CACHE_SIZE = 8
 DISPLAY_MIN_SIDE = 256  # the output video and preview are upscaled to at least this (tiny models: 128 px)
 OUTPUT_VIDEOS_KEPT = 64  # rendered mp4s kept in the temp folder before the oldest are deleted
 SERIES_PREDICTED = "predictor"
@@ -68,115 +61,6 @@ Progress = Callable[[float, str], None]
 
 
 TARGET_CACHE = LRUCache(TARGET_CACHE_SIZE)  # per (model, clip)
-CLIP_CACHE = LRUCache(CLIP_CACHE_SIZE)  # decoded clips per (file, sampling)
-
-
-def default_frames() -> int:
-    """Frames per clip on this device (`devices.models_on_gpu`: known without loading a model)."""
-    return GPU_FRAMES if devices.models_on_gpu() else CPU_FRAMES
-
-
-# ---------------------------------------------------------------------------------------------
-# Input validation
-# ---------------------------------------------------------------------------------------------
-
-
-def sampling(num_frames, frame_step, sample_fps, tubelet_size: int = 2):
-    """Validated (num_frames, frame_step or None, fps or None, notes).
-
-    `sample_fps` > 0 samples at that rate and ignores the frame step; 0 or None uses the frame step.
-    The frame count is rounded up to a whole number of tubelets (V-JEPA 2 reads frames in pairs).
-    """
-    notes = []
-    count = whole_number("The number of frames", num_frames, minimum=1, maximum=videos.MAX_FRAMES)
-    if count % tubelet_size:
-        rounded = count + tubelet_size - count % tubelet_size
-        if rounded > videos.MAX_FRAMES:
-            rounded -= tubelet_size
-        notes.append(f"V-JEPA 2 reads frames in tubelets of {tubelet_size}, so {count} frames became {rounded}.")
-        count = rounded
-    fps = None if sample_fps in (None, "") else number("The sampling rate (fps)", sample_fps, minimum=0,
-                                                         maximum=videos.MAX_SAMPLE_FPS)
-    if fps:
-        return count, None, fps, notes
-    step = whole_number("The frame step", frame_step, minimum=1, maximum=videos.MAX_FRAME_STEP)
-    return count, step, None, notes
-
-
-# ---------------------------------------------------------------------------------------------
-# Clips
-# ---------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Clip:
-    """Frames exactly as the model sees them: (T, S, S, 3) uint8, T a multiple of the tubelet size."""
-
-    frames: np.ndarray
-    timestamps_s: tuple[float, ...]
-    notes: tuple[str, ...]
-    digest: str
-
-    @property
-    def num_frames(self) -> int:
-        return len(self.frames)
-
-    @property
-    def size(self) -> int:
-        return self.frames.shape[1]
-
-    @property
-    def playback_fps(self) -> float:
-        """The rate the frames were sampled at, so the shaded clip plays at the source's speed."""
-        if len(self.timestamps_s) > 1:
-            gaps = np.diff(np.asarray(self.timestamps_s, dtype=np.float64))
-            gaps = gaps[gaps > 0]
-            if len(gaps):
-                return float(np.clip(1.0 / np.median(gaps), 1.0, 30.0))
-        return 8.0
-
-
-def clip_from_frames(frames: np.ndarray, size: int, *, timestamps_s=None, notes=(), tubelet_size: int = 2) -> Clip:
-    """Crop frames (T, H, W, 3) to the model's square and pad to whole tubelets (repeating the last frame)."""
-    frames = np.asarray(frames)
-    if frames.ndim != 4 or frames.shape[-1] != 3 or len(frames) == 0:
-        raise UserError("The video gave no frames that could be read.")
-    notes = list(notes)
-    square = np.stack([images.center_square(frame, size) for frame in frames])
-    timestamps = list(timestamps_s) if timestamps_s is not None else [i / 8.0 for i in range(len(frames))]
-    if len(square) % tubelet_size:
-        missing = tubelet_size - len(square) % tubelet_size
-        square = np.concatenate([square, np.repeat(square[-1:], missing, axis=0)])
-        timestamps += [timestamps[-1]] * missing
-        notes.append(f"The last frame was repeated {missing} time(s) to complete a tubelet of {tubelet_size} frames.")
-    square = np.ascontiguousarray(square)
-    square.setflags(write=False)
-    return Clip(square, tuple(float(t) for t in timestamps), tuple(notes), images.image_digest(square))
-
-
-def load_clip(path, *, start_s=0.0, num_frames=None, frame_step=DEFAULT_FRAME_STEP, sample_fps=None,
-              size: int = 256, tubelet_size: int = 2) -> Clip:
-    """Decode only the frames asked for (None: `default_frames()`), crop them to the model's square; cached
-    per file and sampling."""
-    if path is None or str(path) == "":
-        raise UserError("No video yet: upload a clip, record one with the webcam, or pick an example.")
-    num_frames = default_frames() if num_frames is None else num_frames
-    start = number("The start time", start_s if start_s not in (None, "") else 0.0, minimum=0)
-    count, step, fps, notes = sampling(num_frames, frame_step, sample_fps, tubelet_size)
-    path = os.path.realpath(str(path))
-    try:
-        stat = os.stat(path)
-    except OSError:
-        raise UserError("The video file could not be found on the server; please upload it again.") from None
-    key = (path, stat.st_size, stat.st_mtime_ns, start, count, step, fps, size, tubelet_size)
-
-    def decode() -> Clip:
-        sample = videos.sample_frames(path, start_s=start, num_frames=count, frame_step=step, fps=fps)
-        return clip_from_frames(sample.frames, size, timestamps_s=sample.timestamps_s,
-                                notes=[*notes, *sample.notes], tubelet_size=tubelet_size)
-
-    clip, _ = CLIP_CACHE.get_or_compute(key, decode)
-    return clip
 
 
 # ---------------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ import gradio as gr
 import numpy as np
 
 from demos import examples, jepa, masks, videos, viz
-from demos.compute import tubes
+from demos.compute import tube_clips, tubes
 from demos.errors import UserError
 from demos.tabs import actions, events, links, ready_examples, widgets
 from demos.tabs.block_picker import BlockPicker, picture_url
@@ -68,8 +68,8 @@ EXAMPLE_TUBE = (9, 10, 4, 4)  # top, left, height, width in patches: where the b
 def example_call() -> tuple:
     """The arguments of the example's `/tube_predict` (and `/tube_preview`) call: the tube hidden in every frame
     this device samples by default."""
-    frames = tubes.default_frames()
-    return EXAMPLE_VIDEO, 0.0, frames, tubes.DEFAULT_FRAME_STEP, 0, *EXAMPLE_TUBE, 0, frames // 2 - 1
+    frames = tube_clips.default_frames()
+    return EXAMPLE_VIDEO, 0.0, frames, tube_clips.DEFAULT_FRAME_STEP, 0, *EXAMPLE_TUBE, 0, frames // 2 - 1
 
 EXPLANATION = """
 ### What you are looking at
@@ -97,13 +97,13 @@ not do what the model expected.
 
 def frames_info(frames: int) -> str:
     """Which frame count is the default here, why, and what the other one costs (the slider's info)."""
-    if frames == tubes.CPU_FRAMES:
-        slower = (tubes.GPU_FRAMES / tubes.CPU_FRAMES) ** tubes.CPU_PASS_POWER  # the CPU estimate's growth
+    if frames == tube_clips.CPU_FRAMES:
+        slower = (tube_clips.GPU_FRAMES / tube_clips.CPU_FRAMES) ** tubes.CPU_PASS_POWER  # the CPU estimate's growth
         return (f"{frames} frames ({frames // 2} tubelets of 2) by default on this CPU: a result within seconds. "
-                f"{tubes.GPU_FRAMES} frames, as V-JEPA 2's probes were evaluated, take about {slower:.1f}x as long "
+                f"{tube_clips.GPU_FRAMES} frames, as V-JEPA 2's probes were evaluated, take about {slower:.1f}x as long "
                 "(attention grows faster than the tokens).")
     return (f"{frames} frames ({frames // 2} tubelets of 2) by default on this GPU, as V-JEPA 2's probes were "
-            f"evaluated. {tubes.CPU_FRAMES} frames (the CPU default) halve the tokens; here both take well "
+            f"evaluated. {tube_clips.CPU_FRAMES} frames (the CPU default) halve the tokens; here both take well "
             "under a second.")
 
 
@@ -120,7 +120,7 @@ def model_geometry(progress):
 def clip_for(video, start_s, num_frames, frame_step, sample_fps, progress):
     crop, patch, tubelet = model_geometry(progress)
     progress(0.05, desc="Decoding the frames…")
-    clip = tubes.load_clip(video, start_s=start_s, num_frames=num_frames, frame_step=frame_step,
+    clip = tube_clips.load_clip(video, start_s=start_s, num_frames=num_frames, frame_step=frame_step,
                      sample_fps=sample_fps, size=crop, tubelet_size=tubelet)
     return clip, patch, tubelet
 
@@ -282,9 +282,9 @@ def build_tab(endpoints: bool = True) -> ready_examples.ReadyExample:
     the rest folded. Endpoints /tube_predict, /tube_preview and /tube_prepare (named when `endpoints`). Returns the
     example it opens with, for the page to show on load.
     """
-    default_frames = tubes.default_frames()
+    default_frames = tube_clips.default_frames()
     default_tubelets = default_frames // 2
-    max_tubelet = tubes.GPU_FRAMES // 2 - 1  # the API's limit on every device (a 16-frame call's last tubelet)
+    max_tubelet = tube_clips.GPU_FRAMES // 2 - 1  # the API's limit on every device (a 16-frame call's last tubelet)
     example_top, example_left, example_height, example_width = EXAMPLE_TUBE
     widgets.call_to_action(CALL_TO_ACTION)
     notice = gr.Markdown(visible=False)
@@ -317,7 +317,7 @@ def build_tab(endpoints: bool = True) -> ready_examples.ReadyExample:
         with gr.Row():
             num_frames = gr.Slider(2, videos.MAX_FRAMES, value=default_frames, step=2, label="Frames",
                                    info=frames_info(default_frames))
-            frame_step = gr.Slider(1, tubes.FRAME_STEP_SLIDER_MAX, value=tubes.DEFAULT_FRAME_STEP, step=1,
+            frame_step = gr.Slider(1, tubes.FRAME_STEP_SLIDER_MAX, value=tube_clips.DEFAULT_FRAME_STEP, step=1,
                                    label="Frame step", info="Take every n-th frame.")
     with gr.Accordion("The tube's exact place, in patches", open=False):
         with gr.Row():
