@@ -16,7 +16,7 @@ import torch
 
 import checkpoints
 from demos import devices, jepa
-from demos.compute import features, probes, shared_encoder
+from demos.compute.heads import features, probes, shared_encoder
 from demos.gpu_functions import gpu_task
 
 

@@ -20,7 +20,7 @@ import torch
 
 from demos import devices, videos, zerogpu
 from demos.cache import LRUCache
-from demos.compute import features, probe_results, probe_work, probes, shared_encoder
+from demos.compute.heads import features, probe_results, probe_work, probes, shared_encoder
 
 
 class HeadOutput(NamedTuple):
@@ -250,6 +250,12 @@ def prefetch(video_path, start_s: float = 0.0, *, sampling: str = probes.SAMPLIN
         numbers["seconds"] = round(numbers["seconds"] + result.head_seconds[head.spec.name], 4)
         numbers["heads_run"] += 1
     return numbers
+
+
+def clear_caches() -> None:
+    """Forget every encoder pass and head output (benchmarks time a click on a clip never seen)."""
+    features.TOKEN_CACHE.clear()
+    HEAD_CACHE.clear()
 
 
 def _clip_text(frames: int, step: int, segment: int, segments: int, view: int, views: int) -> str:

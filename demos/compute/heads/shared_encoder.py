@@ -25,7 +25,7 @@ import torch
 
 import checkpoints
 from demos import jepa
-from demos.compute import probes
+from demos.compute.heads import probes
 
 log = logging.getLogger(__name__)
 
