@@ -84,7 +84,7 @@ def _measure(repeats: int, anonymous) -> dict:
     def projected_stream():
         with torch.inference_mode():
             visual = projector(encoder_tokens, grid=(8, 16, 16))
-            embeds, mask = heads.build_inputs_embeds(llm, tokenizer, visual, QUESTION, heads.VQA_SYSTEM_PROMPT)
+            embeds, mask = heads.build_inputs_embeds(llm, tokenizer, visual, QUESTION)
         return heads.stream_answer(llm, tokenizer, inputs_embeds=embeds, attention_mask=mask, max_new_tokens=8)
 
     projected = [_first_token_seconds(projected_stream()) for _ in range(repeats + 1)][1:]

@@ -109,13 +109,15 @@ def run_heads(work: HeadsInput) -> HeadsPass:
     per view on its features (its segments concatenated along the tokens), the views' probabilities averaged.
     No plans (`classification.prefetch`, or every head cached): only the passes. The probabilities hold every probe, the cached
     ones included, in `probes.PROBE_NAMES` order."""
-    heads = {head.spec.name: head for head in shared_encoder.load_heads(list(work.plans))} if work.plans else {}
+    heads = {head.spec.name: head for head in shared_encoder.load_heads()}
+    backbones = shared_encoder.backbones()
+    blocks = {name: heads[name].blocks for name in work.plans}
     read = {index for plan in work.plans.values() for view in plan for index in view}
     new_layers, encoder_seconds, on_device = {}, {}, {}
     for index, item in enumerate(work.passes):
         if not item.runs and index not in read:
             continue
-        backbone = shared_encoder.backbone_of(item.encoder_of)
+        backbone = backbones[item.encoder_of]
         if item.runs:
             new_layers[index], encoder_seconds[index] = features.encoder_pass(backbone, item.pixels, item.blocks)
         layers = new_layers[index] if item.runs else item.layers
@@ -123,18 +125,24 @@ def run_heads(work: HeadsInput) -> HeadsPass:
             on_device[index] = {block: devices.on_model(backbone, tensor) for block, tensor in layers.items()}
     probs, head_seconds, pooler_tokens = dict(work.cached_probs), {}, {}
     for name, plan in work.plans.items():
-        head = heads[name]
-        blocks = head.spec.recipe.blocks(features.depth(head.backbone))
         started = time.perf_counter()
         view_probs = []
         for view in plan:
-            tokens = torch.cat([on_device[index][block] for index in view for block in blocks], dim=1)
+            tokens = torch.cat([on_device[index][block] for index in view for block in blocks[name]], dim=1)
             pooler_tokens[name] = int(tokens.shape[1])
-            view_probs.append(torch.softmax(head_logits(head, tokens).float(), dim=-1))
+            view_probs.append(torch.softmax(head_logits(heads[name], tokens).float(), dim=-1))
         probs[name] = torch.stack(view_probs).mean(dim=0).reshape(-1).cpu()  # vjepa2 eval.py: views average probabilities
         head_seconds[name] = time.perf_counter() - started
     probs = {name: probs[name] for name in probes.PROBE_NAMES if name in probs}
     return HeadsPass(new_layers, encoder_seconds, probs, head_seconds, pooler_tokens)
+
+
+def heads_pass(work: HeadsInput) -> HeadsPass:
+    """A click's model work: the GPU function when there is some (a pass or a head to run); else every head's
+    probabilities are cached, and no function is called."""
+    if not work.runs:
+        return HeadsPass({}, {}, dict(work.cached_probs), {}, {})
+    return encode_and_classify(work)
 
 
 @gpu_task(gpu_seconds=heads_seconds, cpu_seconds=heads_cpu_seconds)

@@ -25,7 +25,7 @@ import torch
 
 import checkpoints
 from demos import jepa
-from demos.compute.heads import probes
+from demos.compute.heads import features, probes
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +81,11 @@ class Head:
     def backbone(self) -> torch.nn.Module:
         """The `VJEPA2Model` whose encoder this head reads (the base model when shared; its predictor unused)."""
         return self.model.vjepa2
+
+    @property
+    def blocks(self) -> tuple[int, ...]:
+        """The encoder blocks whose normed outputs this head reads (its `probes.FeatureRecipe`)."""
+        return self.spec.recipe.blocks(features.depth(self.backbone))
 
     @property
     def encoder(self) -> torch.nn.Module:
@@ -151,6 +156,7 @@ def resident_encoders(heads: list[Head]) -> int:
     return len({id(head.encoder) for head in heads} | {id(jepa.load().model.encoder)})
 
 
-def backbone_of(name: str) -> torch.nn.Module:
-    """The `VJEPA2Model` whose encoder `features.PassInput.encoder_of` names (resident lookups only)."""
-    return jepa.load().model if name == jepa.CHECKPOINT else load_heads([name])[0].backbone
+def backbones() -> dict[str, torch.nn.Module]:
+    """The `VJEPA2Model` each checkpoint's encoder passes run on (`features.PassInput.encoder_of`): the base model's,
+    and each probe's (the base one when it shares). Resident lookups only."""
+    return {jepa.CHECKPOINT: jepa.load().model, **{head.spec.name: head.backbone for head in load_heads()}}
