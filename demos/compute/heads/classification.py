@@ -156,8 +156,8 @@ def finish(request: HeadsRequest, result: probe_work.HeadsPass) -> probe_results
     passes: list[probe_results.EncoderPass] = []
     for index, (plan, item) in enumerate(zip(request.passes, request.work.passes, strict=True)):
         head = next(h for h in request.heads if h.spec.name == item.encoder_of)
-        ran = (result.layers[index], result.encoder_seconds[index]) if item.runs else None
-        layers, seconds = ran or (plan.hit.layers, plan.hit.seconds)
+        layers, seconds = ((result.layers[index], result.encoder_seconds[index]) if item.runs
+                           else (plan.hit.layers, plan.hit.seconds))
         passes.append(probe_results.EncoderPass(
             clip=plan.clip, num_frames=len(plan.sample.frames), frame_step=plan.step,
             timestamps_s=[float(t) for t in plan.sample.timestamps_s],
@@ -195,9 +195,9 @@ def classify(video_path, start_s: float = 0.0, *, sampling: str = probes.SAMPLIN
     """Top-5 actions of every probe for the clip starting at `start_s`, with honest timings.
 
     Frames, preprocessing and the caches stay in the main process (`prepare`, `finish`); the model work is one
-    GPU function (`probe_work.encode_and_classify`), which encodes only the clips not cached yet and runs only the
-    heads whose output is not cached; with nothing to run it is not called. Arguments as `probes.validate_request`
-    returns them.
+    GPU function (`probe_work.encode_and_classify`, called by `probe_work.heads_pass`), which encodes only the clips not
+    cached yet and runs only the heads whose output is not cached; with nothing to run it is not called. Arguments as
+    `probes.validate_request` returns them.
     """
     request = prepare(video_path, start_s, sampling=sampling, names=names)
     return finish(request, probe_work.heads_pass(request.work))

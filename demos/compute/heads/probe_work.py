@@ -109,9 +109,8 @@ def run_heads(work: HeadsInput) -> HeadsPass:
     per view on its features (its segments concatenated along the tokens), the views' probabilities averaged.
     No plans (`classification.prefetch`, or every head cached): only the passes. The probabilities hold every probe, the cached
     ones included, in `probes.PROBE_NAMES` order."""
-    heads = {head.spec.name: head for head in shared_encoder.load_heads()}
+    heads = {head.spec.name: head for head in shared_encoder.load_heads()}  # resident, compared when they loaded
     backbones = shared_encoder.backbones()
-    blocks = {name: heads[name].blocks for name in work.plans}
     read = {index for plan in work.plans.values() for view in plan for index in view}
     new_layers, encoder_seconds, on_device = {}, {}, {}
     for index, item in enumerate(work.passes):
@@ -125,10 +124,11 @@ def run_heads(work: HeadsInput) -> HeadsPass:
             on_device[index] = {block: devices.on_model(backbone, tensor) for block, tensor in layers.items()}
     probs, head_seconds, pooler_tokens = dict(work.cached_probs), {}, {}
     for name, plan in work.plans.items():
+        blocks = heads[name].blocks
         started = time.perf_counter()
         view_probs = []
         for view in plan:
-            tokens = torch.cat([on_device[index][block] for index in view for block in blocks[name]], dim=1)
+            tokens = torch.cat([on_device[index][block] for index in view for block in blocks], dim=1)
             pooler_tokens[name] = int(tokens.shape[1])
             view_probs.append(torch.softmax(head_logits(heads[name], tokens).float(), dim=-1))
         probs[name] = torch.stack(view_probs).mean(dim=0).reshape(-1).cpu()  # vjepa2 eval.py: views average probabilities
