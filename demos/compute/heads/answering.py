@@ -131,7 +131,7 @@ def _projected_inputs(clip: features.PassInput, grid, clip_text: str, question: 
     """Encoder tokens of the projector's clip (cached, or one pass) -> visual tokens -> `inputs_embeds`. The mode
     was decided in the main process: here the projector is only looked up, once."""
     projector = load_projector()
-    backbone = shared_encoder.backbones()[clip.encoder_of]
+    backbone = shared_encoder.backbone_of(clip.encoder_of)
     layers, seconds = (features.encoder_pass(backbone, clip.pixels, clip.blocks) if clip.runs else (clip.layers, 0.0))
     tokens = layers[features.depth(backbone) - 1]
     with torch.inference_mode():

@@ -156,7 +156,7 @@ def resident_encoders(heads: list[Head]) -> int:
     return len({id(head.encoder) for head in heads} | {id(jepa.load().model.encoder)})
 
 
-def backbones() -> dict[str, torch.nn.Module]:
-    """The `VJEPA2Model` each checkpoint's encoder passes run on (`features.PassInput.encoder_of`): the base model's,
-    and each probe's (the base one when it shares). Resident lookups only."""
-    return {jepa.CHECKPOINT: jepa.load().model, **{head.spec.name: head.backbone for head in load_heads()}}
+def backbone_of(name: str) -> torch.nn.Module:
+    """The `VJEPA2Model` whose encoder `features.PassInput.encoder_of` names (resident lookups only; a probe that is
+    not needed is not looked up: on ZeroGPU's CPU it may have no copy)."""
+    return jepa.load().model if name == jepa.CHECKPOINT else load_heads([name])[0].backbone
