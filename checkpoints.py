@@ -128,7 +128,7 @@ REGISTRY: dict[str, Checkpoint] = {
             "small instruct LLM that answers questions about a clip (VQA head)", cpu_int8=True, files=_QWEN_FILES,
         ),
         Checkpoint(
-            "vqa-projector", os.environ.get(ENV_PROJECTOR_REPO, ""), "demos.projector:VideoProjector", None, 5,
+            "vqa-projector", os.environ.get(ENV_PROJECTOR_REPO, ""), "demos.compute.heads.projector:VideoProjector", None, 5,
             "MLP projector from frozen V-JEPA 2 tokens into the LLM (train with train_projector.py)",
         ),
     ]

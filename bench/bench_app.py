@@ -236,9 +236,9 @@ class Recipe:
         import torch
         from transformers import AutoModelForVideoClassification
 
-        from demos.compute import probes
+        from demos.compute import heads
 
-        for spec in probes.PROBES:
+        for spec in heads.PROBES:
             model, processor = self.model_card(spec.name, AutoModelForVideoClassification)
             pixels = self.pixels(processor, clip, spec.num_frames, spec.frame_step)
             with torch.no_grad():

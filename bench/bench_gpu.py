@@ -96,7 +96,7 @@ def user_actions(repeats: int) -> dict:
 
     from bench.bench_heads import write_clip
     from demos import jepa
-    from demos.compute import classification, tube_clips, tubes, vqa
+    from demos.compute import heads, tube_clips, tubes
 
     folder = Path(tempfile.mkdtemp())
     config = jepa.load().model.config
@@ -112,7 +112,7 @@ def user_actions(repeats: int) -> dict:
 
     def ask(label: str, path) -> None:
         start, first = time.perf_counter(), None
-        for update in vqa.answer_stream(path, 0.0, "What is the person doing?"):
+        for update in heads.answer_stream(path, 0.0, "What is the person doing?"):
             if first is None and update.answer:
                 first = time.perf_counter() - start
         rows.setdefault(f"{label}, first token", []).append(first if first is not None else float("nan"))
@@ -124,11 +124,11 @@ def user_actions(repeats: int) -> dict:
         timed("6.4 pick: prepare (targets)", tubes.prepare_targets, clip)
         timed("6.4 click after prepare", tubes.predict_tube, clip, *tube)
         timed("6.4 tube moved", tubes.predict_tube, clip, *moved)
-        timed("6.5 pick: prepare (device default)", classification.prefetch, path, 0.0)
-        timed("6.5 probes after prepare", classification.classify, path, 0.0)
+        timed("6.5 pick: prepare (device default)", heads.prefetch, path, 0.0)
+        timed("6.5 probes after prepare", heads.classify, path, 0.0)
         ask("6.5 question, same clip", path)  # the clip's features cached by the probes
         fresh = str(write_clip(folder / f"fresh{seed}.mp4", seed=100 + seed))
-        timed("6.5 probes, clip just picked", classification.classify, fresh, 0.0)
+        timed("6.5 probes, clip just picked", heads.classify, fresh, 0.0)
         ask("6.5 question, clip just picked", str(write_clip(folder / f"ask{seed}.mp4", seed=200 + seed)))
     return {label: round(statistics.median(times[1:]), 3) for label, times in rows.items()}
 
@@ -162,7 +162,8 @@ def main() -> None:
 
     from bench import bench_heads, bench_mae, bench_mae_vs_jepa, bench_tubes, bench_vqa
     from demos import devices, zerogpu
-    from demos.compute import mae, mae_vs_jepa, noise_sweep, probe_work, probes, tubes, vqa
+    from demos.compute import heads, mae, mae_vs_jepa, noise_sweep, tubes
+    from demos.compute.heads import answering, probe_work  # instrumented where their callers look them up
 
     if not torch.cuda.is_available() and common.REPLICA_SIZE != "tiny":
         raise SystemExit("bench_gpu measures a CUDA GPU; none is visible here.")
@@ -172,7 +173,7 @@ def main() -> None:
     recorder = GpuFunctionTimes()
     for module, name in [(mae, "reconstruct"), (mae_vs_jepa, "predict_block"), (noise_sweep, "predict_levels"),
                          (tubes, "encode_targets"), (tubes, "encode_and_predict"), (probe_work, "encode_and_classify"),
-                         (vqa, "answer_on_device")]:
+                         (answering, "answer_on_device")]:
         recorder.install(module, name)
 
     measurements = {f"mae {name}": functools.partial(bench_mae.measure_one, args.repeats, name)
@@ -180,7 +181,7 @@ def main() -> None:
     measurements.update({
         "mae_vs_jepa": functools.partial(bench_mae_vs_jepa.measure, args.repeats),
         "tubes (16 frames)": functools.partial(bench_tubes.measure, args.repeats, decode=False),
-        "heads": functools.partial(bench_heads.measure, args.repeats, samplings=probes.SAMPLINGS[1:]),
+        "heads": functools.partial(bench_heads.measure, args.repeats, samplings=heads.SAMPLINGS[1:]),
         "vqa": functools.partial(bench_vqa.measure, args.repeats),
         "user actions": functools.partial(user_actions, args.repeats),
     })

@@ -39,21 +39,21 @@ def write_clip(path: Path, seconds: float = 4.0, fps: int = 30, seed: int = 0) -
 
 
 def measure(repeats: int, samplings: tuple = ("shared", "per_probe")) -> dict:
-    """The figures above for each of `samplings` (`probes.SAMPLINGS`; `bench.bench_gpu` adds "paper")."""
+    """The figures above for each of `samplings` (`heads.SAMPLINGS`; `bench.bench_gpu` adds "paper")."""
     common.use_full_size_replicas(NAMES)
     import torch
 
     from demos import devices
-    from demos.compute import classification, features, probes, shared_encoder
+    from demos.compute import heads
 
     start = time.perf_counter()
-    heads = shared_encoder.load_heads()
+    loaded = heads.load_heads()
     load_s = time.perf_counter() - start
     clip = write_clip(Path(tempfile.mkdtemp()) / "bench.mp4")
 
     def fresh(sampling):
-        features.TOKEN_CACHE.clear()
-        return classification.classify(clip, 0.0, sampling=sampling)
+        heads.clear_caches()
+        return heads.classify(clip, 0.0, sampling=sampling)
 
     rows = {}
     for sampling in samplings:
@@ -71,14 +71,14 @@ def measure(repeats: int, samplings: tuple = ("shared", "per_probe")) -> dict:
             "preprocess_s": round(best.preprocess_seconds, 3),
         }
     started = time.perf_counter()
-    cached = classification.classify(clip, 0.0, sampling=probes.SAMPLING_SHARED)
+    cached = heads.classify(clip, 0.0, sampling=heads.SAMPLING_SHARED)
     out = {
         "dtype": str(devices.device_and_dtype()[1]).replace("torch.", ""),
         "threads": torch.get_num_threads(),
         "load_and_compare_s": round(load_s, 2),
-        "shared": [h.shares_encoder for h in heads],
-        "comparison_s": [round(h.comparison.seconds, 3) for h in heads],
-        "encoders_in_memory": shared_encoder.resident_encoders(heads),
+        "shared": [h.shares_encoder for h in loaded],
+        "comparison_s": [round(h.comparison.seconds, 3) for h in loaded],
+        "encoders_in_memory": heads.resident_encoders(loaded),
         **rows,
         "cached_call_s": round(time.perf_counter() - started, 3),
         "cached_encoder_runs": cached.encoder_runs,

@@ -3,7 +3,7 @@
     python -m bench.bench_vqa
 
 Prints, for the app's dtype policy and fp32 (each in its own process):
-- grounded mode: time to first token of `vqa.stream_answer` (the probes' results already exist), and
+- grounded mode: time to first token of `heads.stream_answer` (the probes' results already exist), and
   decode speed in tokens/s (greedy, 64 new tokens forced, so a random replica cannot stop early), plain
   `generate` and through `stream_answer` as the app streams it;
 - projected mode: time to first token from cached encoder tokens (projector + inputs_embeds + prefill);
@@ -64,20 +64,19 @@ def _measure(repeats: int, anonymous) -> dict:
 
     import checkpoints
     from demos import devices
-    from demos.compute import shared_encoder, vqa
-    from demos.projector import VideoProjector
+    from demos.compute import heads
 
     device, dtype = devices.device_and_dtype()
     for name in EVERY_MODEL:
         checkpoints.load(name)
-    shared_encoder.load_heads()  # shares the probes' encoder with V-JEPA 2's when equal
+    heads.load_heads()  # shares the probes' encoder with V-JEPA 2's when equal
     llm, tokenizer = checkpoints.load(LLM).model, checkpoints.load(LLM).processor
-    projector = VideoProjector(vision_hidden_size=1024, llm_hidden_size=llm.config.hidden_size).to(device, dtype).eval()
+    projector = heads.VideoProjector(vision_hidden_size=1024, llm_hidden_size=llm.config.hidden_size).to(device, dtype).eval()
     gc.collect()
     loaded_rss = psutil.Process().memory_info().rss / 2**20  # resident now, loading transients gone
 
-    prompt = vqa.grounded_prompt(QUESTION, PROBE_RESULTS)
-    grounded = [_first_token_seconds(vqa.stream_answer(llm, tokenizer, messages=prompt.messages, max_new_tokens=8))
+    prompt = heads.grounded_prompt(QUESTION, PROBE_RESULTS)
+    grounded = [_first_token_seconds(heads.stream_answer(llm, tokenizer, messages=prompt.messages, max_new_tokens=8))
                 for _ in range(repeats + 1)][1:]
 
     encoder_tokens = torch.randn(1, 8 * 256, 1024, dtype=dtype, device=device)  # 16 frames of ViT-L tokens, cached
@@ -85,8 +84,8 @@ def _measure(repeats: int, anonymous) -> dict:
     def projected_stream():
         with torch.inference_mode():
             visual = projector(encoder_tokens, grid=(8, 16, 16))
-            embeds, mask = vqa.build_inputs_embeds(llm, tokenizer, visual, QUESTION, vqa.VQA_SYSTEM_PROMPT)
-        return vqa.stream_answer(llm, tokenizer, inputs_embeds=embeds, attention_mask=mask, max_new_tokens=8)
+            embeds, mask = heads.build_inputs_embeds(llm, tokenizer, visual, QUESTION)
+        return heads.stream_answer(llm, tokenizer, inputs_embeds=embeds, attention_mask=mask, max_new_tokens=8)
 
     projected = [_first_token_seconds(projected_stream()) for _ in range(repeats + 1)][1:]
 
@@ -108,7 +107,7 @@ def _measure(repeats: int, anonymous) -> dict:
     stream_rates = []
     for _ in range(repeats + 1):
         pieces, first_at, start = 0, None, time.perf_counter()
-        for _answer in vqa.stream_answer(llm, tokenizer, messages=prompt.messages, max_new_tokens=NEW_TOKENS):
+        for _answer in heads.stream_answer(llm, tokenizer, messages=prompt.messages, max_new_tokens=NEW_TOKENS):
             pieces += 1
             first_at = first_at or time.perf_counter()
         stream_rates.append((pieces - 1) / max(time.perf_counter() - first_at, 1e-6))

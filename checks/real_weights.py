@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 
 import checkpoints
-from demos import examples, images, jepa, labels, noise, videos
-from demos.compute import classification, mae, mae_vs_jepa, noise_sweep, probes, shared_encoder, tube_clips, tubes, vqa
+from demos import examples, images, jepa, noise, videos
+from demos.compute import heads, mae, mae_vs_jepa, noise_sweep, tube_clips, tubes
 
 NOT_APPLICABLE = "not judged: random weights"
 PUBLISHED_GRID = 16  # the blocks and tubes below are placed on the real checkpoint's 16x16 grid, then scaled
@@ -132,17 +132,17 @@ def surprise_rows() -> list[Row]:
 
 
 def probe_rows() -> list[Row]:
-    heads = shared_encoder.load_heads()
+    loaded = heads.load_heads()
     rows = [Row(f"6.5 {h.hub_id}'s encoder is bit-identical to the base encoder", h.comparison.sentence(),
-                "torch.equal on every tensor", h.comparison.equal, needs_trained_weights=False) for h in heads]
-    for head in heads:
-        readable = [labels.readable_label(raw, i) for i, raw in sorted(head.id2label.items())]
+                "torch.equal on every tensor", h.comparison.equal, needs_trained_weights=False) for h in loaded]
+    for head in loaded:
+        readable = [heads.readable_label(raw, i) for i, raw in sorted(head.id2label.items())]
         unread = [text for text in readable if any(c in text for c in "[]'") or "names no label" in text]
-        rows.append(Row(f"6.5 {head.spec.title}: every label name reads as text (demos.labels)",
+        rows.append(Row(f"6.5 {head.spec.title}: every label name reads as text (demos.compute.heads.labels)",
                         f"{len(readable) - len(unread)}/{len(readable)}" + (f", e.g. {unread[0]!r}" if unread else ""),
                         "all names", not unread, needs_trained_weights=False))
     path = next(p for p in examples.videos() if p.endswith(PROBE_CLIP))
-    result = classification.classify(path, 0.0, sampling=probes.SAMPLING_AUTO)
+    result = heads.classify(path, 0.0, sampling=heads.SAMPLING_AUTO)
     for head in result.heads:
         top = head.ranked[0]
         chance = 1 / len(head.probs)
@@ -160,7 +160,7 @@ def cites(answer: str, label: str) -> bool:
 
 def llm_rows() -> list[Row]:
     path = next(p for p in examples.videos() if p.endswith(PROBE_CLIP))
-    *_, last = vqa.answer_stream(path, 0.0, QUESTION)
+    *_, last = heads.answer_stream(path, 0.0, QUESTION)
     shown = [line[2:].rsplit(": ", 1)[0] for line in last.prompt_shown.splitlines() if line.startswith("- ")]
     cited = [label for label in shown if cites(last.answer, label)]
     return [Row(f"6.5 the LLM's answer ({last.mode.mode} mode) cites the probes' labels",

@@ -83,12 +83,12 @@ def cache_entry(cache_dir: Path, ckpt) -> Path:
 
 
 def _label_names(name: str, count: int) -> dict[int, str]:
-    """Class names in each probe's real id2label format, so tests exercise `demos.labels`.
+    """Class names in each probe's real id2label format, so tests exercise `demos.compute.heads.labels`.
 
     Diving48: the full vocabulary as Python-list strings. SSv2: the 20 real names at their ids, the other
     ids filled with those names in the same bracketed format, numbered ("Closing [something] (replica 7)").
     """
-    from demos import labels
+    from demos.compute.heads import labels
 
     if name == "vjepa2-diving48-probe" and count == len(labels.DIVING48_LABELS):
         return dict(enumerate(labels.DIVING48_LABELS))

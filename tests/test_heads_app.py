@@ -90,7 +90,7 @@ def test_answer_question_in_grounded_mode_streams(client, video):
 
 
 def test_a_second_question_about_the_same_clip_reuses_its_encoder_features(client, video):
-    from demos.compute import features
+    from demos.compute.heads import features
 
     features.TOKEN_CACHE.clear()  # the app runs in this process; earlier tests may have encoded these frames
 
@@ -116,26 +116,29 @@ def test_prompt_injection_stays_inside_the_question(client, video):
 def test_projected_mode_feeds_visual_tokens_through_inputs_embeds(client, video, monkeypatch):
     """With a (tiny, untrained) projector the answer comes from `inputs_embeds`, and the page says so."""
     import checkpoints
-    from demos.compute import vqa
-    from demos.projector import VideoProjector
+    from demos.compute.heads import answering
+    from demos.compute.heads.projector import VideoProjector
     from demos.tabs import heads
 
-    llm = checkpoints.load(vqa.LLM).model
+    llm = checkpoints.load(answering.LLM).model
     projector = VideoProjector(vision_hidden_size=64, llm_hidden_size=llm.config.hidden_size, patches_per_side=8,
                                pooled_frames=2, pooled_height=2, pooled_width=2).eval()
-    mode = vqa.VQAMode(vqa.MODE_PROJECTED, "a test projector is loaded.", projector, "test/projector")
-    monkeypatch.setattr(vqa, "vqa_mode", lambda: mode)
+    mode = answering.VQAMode(answering.MODE_PROJECTED, "a test projector is loaded.", projector, "test/projector")
+    loads = []  # the mode is decided once, in the main process; the device looks the projector up once
+    monkeypatch.setattr(answering, "vqa_mode", lambda: loads.append("mode") or mode)
+    monkeypatch.setattr(answering, "load_projector", lambda: loads.append("device") or projector)
     seen = {}
-    real_stream = vqa.stream_answer
+    real_stream = answering.stream_answer
 
     def spy(llm, tokenizer, **kwargs):
         seen.update(kwargs)
         return real_stream(llm, tokenizer, **kwargs)
 
-    monkeypatch.setattr(vqa, "stream_answer", spy)
-    updates = list(vqa.answer_stream(video, 0.0, "Which way does it move?"))
+    monkeypatch.setattr(answering, "stream_answer", spy)
+    updates = list(answering.answer_stream(video, 0.0, "Which way does it move?"))
     assert "messages" not in seen and seen["inputs_embeds"].shape[1] > 8
-    assert seen["max_new_tokens"] == vqa.MAX_NEW_TOKENS and seen["max_time_s"] == vqa.MAX_GENERATION_SECONDS
+    assert seen["max_new_tokens"] == answering.MAX_NEW_TOKENS and seen["max_time_s"] == answering.MAX_GENERATION_SECONDS
+    assert loads == ["mode", "device"]
     last = updates[-1]
     assert last.numbers["visual_tokens"] == 8 and last.numbers["mode"] == "projected"
     shown = heads.mode_markdown(last.mode)
@@ -145,13 +148,13 @@ def test_projected_mode_feeds_visual_tokens_through_inputs_embeds(client, video,
 
 def test_a_configured_projector_that_cannot_load_falls_back_to_grounded_mode_and_says_why(tiny_hub, monkeypatch):
     import checkpoints
-    from demos.compute import vqa
+    from demos.compute.heads import answering
     from demos.tabs import heads
 
-    ckpt = checkpoints.get(vqa.PROJECTOR)
-    monkeypatch.setitem(checkpoints.REGISTRY, vqa.PROJECTOR,
+    ckpt = checkpoints.get(answering.PROJECTOR)
+    monkeypatch.setitem(checkpoints.REGISTRY, answering.PROJECTOR,
                         checkpoints.Checkpoint(**{**ckpt.__dict__, "hub_id": "nobody/no-such-projector"}))
-    mode = vqa.vqa_mode()
-    assert mode.mode == vqa.MODE_GROUNDED and mode.projector is None
+    mode = answering.vqa_mode()
+    assert mode.mode == answering.MODE_GROUNDED and mode.projector is None
     assert "nobody/no-such-projector" in mode.reason and "could not be loaded" in mode.reason
     assert "Probe-grounded mode" in heads.mode_markdown(mode)

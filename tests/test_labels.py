@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from demos.labels import DIVING48_LABELS, DIVING48_VOCABULARY, SSV2_LABEL_SAMPLE, readable_dive, readable_label
+from demos.compute.heads.labels import DIVING48_LABELS, DIVING48_VOCABULARY, SSV2_LABEL_SAMPLE, readable_dive, readable_label
 
 # What must never reach the page: brackets, quotes, or a code the vocabulary spells out.
 _LEFTOVER_CODE = re.compile(r"[\[\]'\"]|\d\d|som\b|twis\b|\bstr\b|\bdive\w", re.IGNORECASE)

@@ -15,7 +15,8 @@ from heads_video import write_counting_video
 import app
 import checkpoints
 from demos import devices
-from demos.compute import classification, features, tube_clips, tubes
+from demos.compute import tube_clips, tubes
+from demos.compute.heads import classification, features
 from demos.tabs import events
 from demos.tabs import tubes as tubes_tab
 

@@ -9,10 +9,10 @@ from heads_video import write_counting_video
 
 import checkpoints
 from demos import devices, jepa, placement, startup, videos
-from demos.compute import classification, features, probe_results, probe_work, probes, shared_encoder
+from demos.compute.heads import classification, features, probe_results, probe_work, probes, shared_encoder
+from demos.compute.heads.labels import readable_label
 from demos.dispatcher import DISPATCHER
 from demos.errors import UserError
-from demos.labels import readable_label
 from demos.tabs import heads as heads_tab
 
 

@@ -10,10 +10,11 @@ import torch
 from accelerate import Accelerator
 from transformers import VJEPA2Config, VJEPA2Model, VJEPA2VideoProcessor
 
-from demos.compute.vqa import build_inputs_embeds, stream_answer, vqa_token_ids
-from demos.projector import VideoProjector, pool_video_tokens
+from demos.compute.heads.decoding import stream_answer
+from demos.compute.heads.projector import VideoProjector, pool_video_tokens
+from demos.compute.heads.prompt import build_inputs_embeds, vqa_token_ids
 from offline.tiny_llm import build_tiny_llm, build_tiny_tokenizer
-from training import train_projector
+from training import clip_features, train_projector
 
 
 def test_projector_maps_encoder_tokens_to_a_fixed_number_of_llm_tokens():
@@ -136,11 +137,11 @@ def test_projector_learns_to_answer_about_colour_and_motion(tmp_path):
         processor = VJEPA2VideoProcessor(crop_size=32)
 
         def encode(video):
-            return train_projector.encode_clip(encoder, processor, video)
+            return clip_features.encode_clip(encoder, processor, video)
 
         cache = tmp_path / "features"
-        train_items = train_projector.cache_features(square_examples(12, seed=1, first_index=0), cache, encode)
-        eval_items = train_projector.cache_features(square_examples(2, seed=2, first_index=10_000), cache, encode)
+        train_items = clip_features.cache_features(square_examples(12, seed=1, first_index=0), cache, encode)
+        eval_items = clip_features.cache_features(square_examples(2, seed=2, first_index=10_000), cache, encode)
         assert len(train_items) == 144 and len(eval_items) == 24
         assert len(list(cache.glob("*.pt"))) == 144 + 24
         stamp = (cache / "00000000.pt").stat().st_mtime_ns
@@ -148,7 +149,7 @@ def test_projector_learns_to_answer_about_colour_and_motion(tmp_path):
         def encoder_must_not_run(video):
             raise AssertionError("cached features were encoded again")
 
-        train_projector.cache_features(square_examples(12, seed=1, first_index=0), cache, encoder_must_not_run)
+        clip_features.cache_features(square_examples(12, seed=1, first_index=0), cache, encoder_must_not_run)
         assert (cache / "00000000.pt").stat().st_mtime_ns == stamp
 
         # The LLM is random and frozen; a larger initial weight scale than a trained model's keeps its

@@ -40,7 +40,7 @@ def test_the_predictor_is_printed_fed_both_inputs_side_by_side(tiny_hub, capsys)
 
 
 def test_a_failing_promise_fails_the_command(tiny_hub, capsys, monkeypatch):
-    monkeypatch.setattr(real_weights.labels, "readable_label", lambda raw, index: raw)  # brackets reach the page
+    monkeypatch.setattr(real_weights.heads, "readable_label", lambda raw, index: raw)  # brackets reach the page
     assert real_weights.main(["--random-weights", "--only", "probes"]) == 1
     out = capsys.readouterr().out
     assert out.count("| FAIL |") == 2 and "promises failed" in out

@@ -8,13 +8,13 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from demos.compute import vqa
-from demos.compute.vqa import (
+from demos.compute.heads import decoding
+from demos.compute.heads.decoding import stream_answer
+from demos.compute.heads.prompt import (
     GROUNDED_SYSTEM_PROMPT,
     MAX_QUESTION_CHARS,
     build_inputs_embeds,
     grounded_prompt,
-    stream_answer,
     validate_question,
 )
 from demos.errors import UserError
@@ -137,21 +137,21 @@ def test_answers_are_the_tokens_transformers_greedy_generate_chooses(llm, tokeni
 
 
 def test_a_pass_on_cuda_avoids_cudnn_attention_and_restores_it_after():
-    """cuDNN's attention made decoding 3x slower on an H200 in new threads (`vqa._ATTENTION_WITHOUT_CUDNN`).
+    """cuDNN's attention made decoding 3x slower on an H200 in new threads (`decoding._ATTENTION_WITHOUT_CUDNN`).
     The switch only sets flags, so it is checked here without a GPU; the encoders' passes keep the default."""
     assert torch.backends.cuda.cudnn_sdp_enabled()
-    with vqa._llm_pass(SimpleNamespace(device=torch.device("cuda"))):
+    with decoding._llm_pass(SimpleNamespace(device=torch.device("cuda"))):
         assert not torch.backends.cuda.cudnn_sdp_enabled() and torch.is_inference_mode_enabled()
         assert torch.backends.cuda.flash_sdp_enabled() and torch.backends.cuda.mem_efficient_sdp_enabled()
     assert torch.backends.cuda.cudnn_sdp_enabled() and not torch.is_inference_mode_enabled()
-    with vqa._llm_pass(SimpleNamespace(device=torch.device("cpu"))):
+    with decoding._llm_pass(SimpleNamespace(device=torch.device("cpu"))):
         assert torch.backends.cuda.cudnn_sdp_enabled() and torch.is_inference_mode_enabled()
 
 
 def test_every_llm_pass_of_an_answer_runs_inside_the_pass_context(llm, tokenizer, monkeypatch):
     """The prefix, the prompt and every decoding step: a pass outside `_llm_pass` would meet cuDNN's attention."""
     inside = []
-    real = vqa._llm_pass
+    real = decoding._llm_pass
 
     @contextlib.contextmanager
     def tracked(model):
@@ -162,8 +162,8 @@ def test_every_llm_pass_of_an_answer_runs_inside_the_pass_context(llm, tokenizer
         finally:
             inside.pop()
 
-    monkeypatch.setattr(vqa, "_llm_pass", tracked)
-    vqa.PREFIX_CACHE.clear()
+    monkeypatch.setattr(decoding, "_llm_pass", tracked)
+    decoding.PREFIX_CACHE.clear()
     passes = []
     hook = llm.register_forward_pre_hook(lambda module, args: passes.append(bool(inside)))
     try:
@@ -175,7 +175,7 @@ def test_every_llm_pass_of_an_answer_runs_inside_the_pass_context(llm, tokenizer
 
 
 def test_the_system_prompt_is_prefilled_once_and_answers_stay_the_same(llm, tokenizer, monkeypatch):
-    """Off ZeroGPU the system prompt's keys and values are kept per model (`vqa.PREFIX_CACHE`): a later answer
+    """Off ZeroGPU the system prompt's keys and values are kept per model (`decoding.PREFIX_CACHE`): a later answer
     prefills only the rest of its prompt, and says exactly what a full prefill says."""
     from demos import zerogpu
 
@@ -192,7 +192,7 @@ def test_the_system_prompt_is_prefilled_once_and_answers_stay_the_same(llm, toke
         full = list(stream_answer(llm, tokenizer, messages=messages, max_new_tokens=5))
         assert lengths[0] == prompt
         monkeypatch.setattr(zerogpu, "ON_ZERO_GPU", False)
-        vqa.PREFIX_CACHE.clear()
+        decoding.PREFIX_CACHE.clear()
         lengths.clear()
         first = list(stream_answer(llm, tokenizer, messages=messages, max_new_tokens=5))
         assert lengths[:2] == [system, prompt - system]  # the system prompt, kept; then the rest
@@ -247,7 +247,7 @@ def test_every_token_is_streamed_as_it_comes_not_held_back_to_a_word_end(llm, to
     messages = grounded_prompt("What is the person doing?", PROBES).messages
     pieces = ["Push", "ing", " some", "thing", "\u00e9", "!"]  # é spans two byte-level tokens in GPT-2 style BPE
     said = [i for piece in pieces for i in tokenizer(piece, add_special_tokens=False)["input_ids"]]
-    monkeypatch.setattr(vqa, "_greedy_token_ids", lambda *args, **kwargs: iter(said))
+    monkeypatch.setattr(decoding, "_greedy_token_ids", lambda *args, **kwargs: iter(said))
     answers = list(stream_answer(llm, tokenizer, messages=messages))
     assert [a.tokens for a in answers] == list(range(1, len(said) + 1))
     assert answers[0].text == tokenizer.decode(said[:1]) and answers[0].text  # the first token shows at once
@@ -295,18 +295,18 @@ def test_an_error_in_generation_reaches_the_caller(llm, tokenizer):
 
 def test_on_zerogpu_generation_stops_within_the_gpu_duration_it_asked_for(monkeypatch):
     from demos import zerogpu
-    from demos.compute import features, vqa
+    from demos.compute.heads import answering, features
     from demos.dispatcher import DISPATCHER
 
     monkeypatch.setattr(zerogpu, "ON_ZERO_GPU", True)
-    limit = vqa.generation_time_s()
-    assert limit == vqa.MAX_NEW_TOKENS * vqa.GPU_SECONDS_PER_TOKEN < vqa.MAX_GENERATION_SECONDS
+    limit = answering.generation_time_s()
+    assert limit == answering.MAX_NEW_TOKENS * answering.GPU_SECONDS_PER_TOKEN < answering.MAX_GENERATION_SECONDS
     cached = features.PassInput("vjepa2-vitl", (23,), 16, None, {})
     missing = features.PassInput("vjepa2-vitl", (23,), 16, torch.zeros(1))
-    work = [vqa.gpu_seconds("q", vqa.MODE_PROJECTED, clip=clip, max_time_s=limit) for clip in (cached, missing)]
+    work = [answering.gpu_seconds("q", answering.MODE_PROJECTED, clip=clip, max_time_s=limit) for clip in (cached, missing)]
     asked = [DISPATCHER.requested_seconds("answer_on_device", seconds) for seconds in work]
     assert limit < work[0] < work[1] and zerogpu.GPU_COLD_START_S + limit < asked[0] <= asked[1] < 60
     with zerogpu.on_cpu("no GPU was free within a minute"):  # the Space's CPU: no GPU duration to stay within
-        assert vqa.generation_time_s() == vqa.MAX_GENERATION_SECONDS
+        assert answering.generation_time_s() == answering.MAX_GENERATION_SECONDS
     monkeypatch.setattr(zerogpu, "ON_ZERO_GPU", False)
-    assert vqa.generation_time_s() == vqa.MAX_GENERATION_SECONDS
+    assert answering.generation_time_s() == answering.MAX_GENERATION_SECONDS

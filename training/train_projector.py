@@ -1,7 +1,8 @@
 """Train the VQA head's projector: frozen V-JEPA 2 encoder -> VideoProjector -> frozen LLM.
 
 Only the projector learns (LLaVA-1.5's first stage). The encoder's features are computed once per
-example and cached on disk, so later epochs and later runs touch neither videos nor the encoder.
+example and cached on disk (`training.clip_features`), so later epochs and later runs touch neither videos nor
+the encoder; the examples come from a Hub dataset (`training.hub_examples`).
 The loss is the LLM's next-token loss on the answer tokens alone; the prompt and the visual tokens
 are context, never targets.
 
@@ -9,8 +10,9 @@ are context, never targets.
         --output-dir out/projector --push-to-hub you/vjepa2-qwen2.5-0.5b-projector
     accelerate launch --multi_gpu -m training.train_projector ...   # the same, on every GPU of the machine
 
-Every step is an importable function (`cache_features`, `make_collate`, `train`, ...) so that the
-tests run the very same code on tiny random-weight models and a synthetic video set.
+Every step is an importable function (`clip_features.cache_features`, `make_collate`, `train`, ...) so that
+the tests run the very same code on tiny random-weight models and a synthetic video set. The prompt is the app's
+own (`demos.compute.heads.prompt`): the projector is trained with the prompt it answers with.
 """
 
 from __future__ import annotations
@@ -18,14 +20,10 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import re
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from accelerate import Accelerator
@@ -33,119 +31,15 @@ from accelerate.utils import set_seed
 from torch.nn.utils.rnn import pad_sequence
 from torch.utils.data import DataLoader, Dataset
 
-from demos.compute.vqa import VQA_SYSTEM_PROMPT, build_inputs_embeds, stream_answer, vqa_token_ids
-from demos.projector import VideoProjector
+from demos.compute.heads.decoding import stream_answer
+from demos.compute.heads.projector import VideoProjector
+from demos.compute.heads.prompt import VQA_SYSTEM_PROMPT, build_inputs_embeds, vqa_token_ids
+from training.clip_features import cache_features, encode_clip, frames_from_video
+from training.hub_examples import DEFAULT_QUESTION, load_examples, split_off
 
 DEFAULT_ENCODER_ID = "facebook/vjepa2-vitl-fpc64-256"
 DEFAULT_LLM_ID = "Qwen/Qwen2.5-0.5B-Instruct"
-DEFAULT_QUESTION = "Describe what happens in the video."
 IGNORE_INDEX = -100  # label of positions that are context, not targets (the prompt, the visual tokens)
-
-
-# ----------------------------------------------------------------------------- features, cached once
-
-
-def frames_from_video(video: Any, *, num_frames: int, frame_step: int, dataset_id: str | None = None) -> np.ndarray:
-    """(T, H, W, 3) uint8 frames from a dataset cell: an array, a file path, a path inside the
-    dataset's Hub repo, or a `{"path", "bytes"}` dict (a `datasets.Video(decode=False)` cell)."""
-    if isinstance(video, np.ndarray):
-        return video
-    # demos.videos decodes with PyAV; imported here so that training on cached features needs no decoder.
-    from demos.videos import sample_frames
-
-    if isinstance(video, dict):
-        if video.get("bytes"):
-            suffix = Path(video.get("path") or "clip.mp4").suffix or ".mp4"
-            with tempfile.NamedTemporaryFile(suffix=suffix) as handle:
-                handle.write(video["bytes"])
-                handle.flush()
-                return sample_frames(handle.name, start_s=0, num_frames=num_frames, frame_step=frame_step).frames
-        video = video.get("path")
-    if isinstance(video, str) and not os.path.exists(video) and dataset_id:
-        from huggingface_hub import hf_hub_download
-
-        video = hf_hub_download(dataset_id, filename=video, repo_type="dataset")
-    if not isinstance(video, str):
-        raise ValueError(f"cannot read a video from a {type(video).__name__}")
-    return sample_frames(video, start_s=0, num_frames=num_frames, frame_step=frame_step).frames
-
-
-@torch.inference_mode()
-def encode_clip(encoder, processor, frames: np.ndarray) -> tuple[torch.Tensor, tuple[int, int, int]]:
-    """Frozen V-JEPA 2 features of one clip.
-
-    Args:
-        frames: (T, H, W, 3) uint8; the processor resizes, centre-crops and normalises them.
-
-    Returns:
-        (N, D) encoder tokens on the CPU, time-major, and their grid (T', Hp, Wp), T' = T / tubelet.
-    """
-    pixels = processor(videos=[frames], return_tensors="pt")["pixel_values_videos"]
-    weight = next(encoder.parameters())
-    pixels = pixels.to(device=weight.device, dtype=weight.dtype)
-    features = encoder.get_vision_features(pixels)[0]
-    config = encoder.config
-    num_frames, _, height, width = pixels.shape[1:]
-    grid = (num_frames // config.tubelet_size, height // config.patch_size, width // config.patch_size)
-    return features.cpu(), grid
-
-
-def cache_features(
-    examples: Sequence[dict],
-    cache_dir: str | Path,
-    encode: Callable[[Any], tuple[torch.Tensor, tuple[int, int, int]]],
-    *,
-    accelerator: Accelerator | None = None,
-    log: Callable[[str], None] = print,
-) -> list[dict]:
-    """Encode each example's video once and keep the features on disk.
-
-    Args:
-        examples: dicts with "index" (unique, stable), "video" (what `encode` reads), "question", "answer".
-        cache_dir: one `{index:08d}.pt` file per example, holding {"features": (N, D), "grid": (T', Hp, Wp)};
-            an existing file is reused, so a second run encodes nothing. Keep one directory per
-            (encoder, dataset, split, frame sampling): the file name does not say which.
-        encode: video -> ((N, D) features, grid); see `encode_clip`.
-        accelerator: with several processes, each encodes its share of the examples.
-
-    Returns:
-        Items {"features_path", "question", "answer", "index"} of every example whose features exist;
-        examples whose video could not be read are reported and left out.
-    """
-    cache_dir = Path(cache_dir)
-    cache_dir.mkdir(parents=True, exist_ok=True)
-
-    def path_of(example: dict) -> Path:
-        return cache_dir / f"{int(example['index']):08d}.pt"
-
-    todo = [example for example in examples if not path_of(example).exists()]
-    if accelerator is not None and accelerator.num_processes > 1:
-        with accelerator.split_between_processes(todo) as share:
-            todo = list(share)
-    failed = 0
-    for done, example in enumerate(todo, start=1):
-        try:
-            features, grid = encode(example["video"])
-        except Exception as error:  # one unreadable video must not end a long run
-            failed += 1
-            log(f"skipping example {example['index']}: {type(error).__name__}: {error}")
-            continue
-        path = path_of(example)
-        partial = path.with_suffix(f".tmp{os.getpid()}")
-        torch.save({"features": features.detach().contiguous(), "grid": tuple(int(n) for n in grid)}, partial)
-        os.replace(partial, path)  # atomic: an interrupted run never leaves half a file behind
-        if done % 100 == 0:
-            log(f"encoded {done}/{len(todo)} clips")
-    if accelerator is not None:
-        accelerator.wait_for_everyone()
-    if failed:
-        log(f"{failed} of {len(todo)} videos could not be read and were left out")
-    return [
-        {"features_path": str(path_of(example)), "question": example["question"], "answer": example["answer"],
-         "index": example["index"]}
-        for example in examples
-        if path_of(example).exists()
-    ]
 
 
 # ----------------------------------------------------------------------------- batches
@@ -361,44 +255,6 @@ def exact_match(projector, llm, tokenizer, items: Sequence[dict], *, limit: int 
 
 
 # ----------------------------------------------------------------------------- data from the Hub
-
-
-def load_examples(dataset_id: str, split: str, *, video_column: str, answer_column: str,
-                  question_column: str | None = None, question: str = DEFAULT_QUESTION,
-                  dataset_config: str | None = None, max_examples: int | None = None) -> list[dict]:
-    """Examples {"index", "video", "question", "answer"} of a Hub video-QA or video-caption split.
-
-    Videos are kept undecoded (paths or bytes); a missing question column means every example
-    asks `question` (a caption set then becomes "describe the video" QA).
-    """
-    import datasets
-
-    dataset = datasets.load_dataset(dataset_id, dataset_config, split=split)
-    if isinstance(dataset.features.get(video_column), datasets.Video):
-        dataset = dataset.cast_column(video_column, datasets.Video(decode=False))
-    if max_examples is not None:
-        dataset = dataset.select(range(min(max_examples, len(dataset))))
-    examples = []
-    for index, row in enumerate(dataset):
-        answer = row[answer_column]
-        if isinstance(answer, (list, tuple)):  # several reference captions: train on the first
-            answer = answer[0] if answer else ""
-        if not str(answer).strip():
-            continue
-        examples.append({
-            "index": index,
-            "video": row[video_column],
-            "question": str(row[question_column]) if question_column else question,
-            "answer": str(answer).strip(),
-        })
-    return examples
-
-
-def split_off(examples: list[dict], fraction: float, seed: int) -> tuple[list[dict], list[dict]]:
-    """(train, held-out) with `fraction` of the examples held out, chosen with a fixed seed."""
-    order = np.random.default_rng(seed).permutation(len(examples))
-    held = max(1, int(round(fraction * len(examples))))
-    return [examples[i] for i in order[held:]], [examples[i] for i in order[:held]]
 
 
 def _slug(text: str) -> str:

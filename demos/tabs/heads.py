@@ -1,6 +1,6 @@
 """6.5 tab: one frozen encoder, many tasks: attentive probes (a referee) and an LLM-backed VQA head (a commentator).
 
-Endpoints `/classify_action` (`demos.compute.classification`), `/answer_question` (`demos.compute.vqa`) and
+Endpoints `/classify_action` (`heads.classify`), `/answer_question` (`heads.answer_stream`) and
 `/prepare_clip` (the encoder passes the heads will read, started when a clip is picked or resampled).
 """
 
@@ -8,7 +8,7 @@ import gradio as gr
 
 import checkpoints
 from demos import devices, examples
-from demos.compute import classification, probe_results, probes, shared_encoder, vqa
+from demos.compute import heads
 from demos.errors import UserError
 from demos.tabs import actions, events, links, ready_examples, widgets
 from demos.tabs.concept import Concept
@@ -27,17 +27,17 @@ EXAMPLE_QUESTION = EXAMPLE_QUESTIONS[0]
 
 def example_call() -> tuple:
     """The arguments of the example's `/classify_action` call."""
-    return EXAMPLE_VIDEO, 0.0, probes.SAMPLING_AUTO
+    return EXAMPLE_VIDEO, 0.0, heads.SAMPLING_AUTO
 
 MODE_TEXT = {
-    vqa.MODE_GROUNDED: (
+    heads.MODE_GROUNDED: (
         "🟡 **Probe-grounded mode.** The language model never saw the video. It was given only the probes' "
         "top-5 labels and probabilities as text (shown below, word for word). It can restate, compare and "
         "explain those labels. It **cannot** know colours, counts, objects, positions, what happened before "
         "or after the sampled frames, or anything else the 174 + 48 labels do not name; when the question "
         "asks for that, the honest answer is \"I can't tell\"."
     ),
-    vqa.MODE_PROJECTED: (
+    heads.MODE_PROJECTED: (
         "🟢 **Projected mode.** Visual tokens pooled from the frozen V-JEPA 2 encoder's output were mapped "
         "by a trained MLP projector into the LLM's embedding space and placed ahead of the question "
         "(LLaVA-style). The model reads the clip's representation itself, but it only knows what the "
@@ -45,9 +45,9 @@ MODE_TEXT = {
     ),
 }
 
-def mode_markdown(mode: vqa.VQAMode) -> str:
+def mode_markdown(mode: heads.VQAMode) -> str:
     """Which mode answered, what it can know, and why this mode."""
-    where = f" (`{mode.projector_id}`)" if mode.projector_id and mode.mode == vqa.MODE_PROJECTED else ""
+    where = f" (`{mode.projector_id}`)" if mode.projector_id and mode.mode == heads.MODE_PROJECTED else ""
     return f"{MODE_TEXT[mode.mode]}{where}\n\n*Why this mode:* {mode.reason}"
 
 
@@ -68,8 +68,8 @@ EXPLANATION = f"""
   tells dives apart by take-off, somersaults, twists and body position, again a question of motion.
 - Each probe reads the features it was trained on: SSv2 the encoder's last block; Diving48 four blocks
   (17, 19, 21 and 23 of 24) concatenated, so it reads 4× the tokens. One encoder pass gives both.
-- **Frame sampling.** *One shared clip*: one encoder pass for both heads, {probes.GPU_SHARED_CLIP[0]} frames (every
-  {probes.GPU_SHARED_CLIP[1]}th) on a GPU; on a CPU {probes.CPU_SHARED_CLIP[0]} frames (every {probes.CPU_SHARED_CLIP[1]}th),
+- **Frame sampling.** *One shared clip*: one encoder pass for both heads, {heads.GPU_SHARED_CLIP[0]} frames (every
+  {heads.GPU_SHARED_CLIP[1]}th) on a GPU; on a CPU {heads.CPU_SHARED_CLIP[0]} frames (every {heads.CPU_SHARED_CLIP[1]}th),
   the same two seconds of video for half the tokens, so that a click answers within seconds.
   *Each probe's clip*: SSv2 16 frames every 4th, Diving48 32 frames every 2nd (two passes).
   *Paper protocol*: what the published accuracies were measured with: SSv2 2 and Diving48 4 segments
@@ -85,40 +85,40 @@ EXPLANATION = f"""
 """
 
 def _cost(sampling: str) -> str:
-    cost = probes.protocol_cost(sampling)
+    cost = heads.protocol_cost(sampling)
     return f"{cost['encoder_passes']} encoder pass{'es' if cost['encoder_passes'] != 1 else ''}, " \
            f"{cost['encoder_tokens']:,} tokens"
 
 
 SAMPLING_CHOICES = [
-    ("Automatic: each probe's clip on a GPU, one shared clip on a CPU", probes.SAMPLING_AUTO),
-    (f"One {probes.shared_clip()[0]}-frame clip (step {probes.shared_clip()[1]}) for both heads "
-     f"({_cost(probes.SAMPLING_SHARED)})", probes.SAMPLING_SHARED),
-    (f"Each probe's clip, one segment (SSv2 16×4, Diving48 32×2; {_cost(probes.SAMPLING_PER_PROBE)})",
-     probes.SAMPLING_PER_PROBE),
-    (f"Paper protocol: segments × 3 views (up to {_cost(probes.SAMPLING_PAPER)})", probes.SAMPLING_PAPER),
+    ("Automatic: each probe's clip on a GPU, one shared clip on a CPU", heads.SAMPLING_AUTO),
+    (f"One {heads.shared_clip()[0]}-frame clip (step {heads.shared_clip()[1]}) for both heads "
+     f"({_cost(heads.SAMPLING_SHARED)})", heads.SAMPLING_SHARED),
+    (f"Each probe's clip, one segment (SSv2 16×4, Diving48 32×2; {_cost(heads.SAMPLING_PER_PROBE)})",
+     heads.SAMPLING_PER_PROBE),
+    (f"Paper protocol: segments × 3 views (up to {_cost(heads.SAMPLING_PAPER)})", heads.SAMPLING_PAPER),
 ]
 # The measured times are in docs/benchmarks.md.
 SAMPLING_INFO = ("On a CPU the shared clip answers within seconds, sooner once picking the clip has prepared it; "
                  "each probe's clip takes several times as long and the paper protocol minutes (up to "
-                 f"{probes.protocol_cost(probes.SAMPLING_PAPER)['encoder_passes']} ViT-L passes, and Diving48's "
-                 f"pooler reads {probes.protocol_cost(probes.SAMPLING_PAPER)['largest_pooler_input']:,} tokens per "
+                 f"{heads.protocol_cost(heads.SAMPLING_PAPER)['encoder_passes']} ViT-L passes, and Diving48's "
+                 f"pooler reads {heads.protocol_cost(heads.SAMPLING_PAPER)['largest_pooler_input']:,} tokens per "
                  "view). On a GPU each probe's clip answers within a second, the paper protocol within seconds.")
 
 
 def sampling_info() -> str:
     """The radio's info: what Automatic means on this machine, and what each sampling costs."""
-    sampling, _ = probes.resolve_sampling(probes.SAMPLING_AUTO)
+    sampling, _ = heads.resolve_sampling(heads.SAMPLING_AUTO)
     device = "GPU" if devices.models_on_gpu() else "CPU"
     return f"Automatic on this {device}: {SAMPLING_NAMES[sampling]}. {SAMPLING_INFO}"
 
 
-SAMPLING_NAMES = {probes.SAMPLING_SHARED: f"one shared {probes.shared_clip()[0]}-frame clip",
-                  probes.SAMPLING_PER_PROBE: "each probe's clip",
-                  probes.SAMPLING_PAPER: "the paper protocol (segments × 3 views)"}
+SAMPLING_NAMES = {heads.SAMPLING_SHARED: f"one shared {heads.shared_clip()[0]}-frame clip",
+                  heads.SAMPLING_PER_PROBE: "each probe's clip",
+                  heads.SAMPLING_PAPER: "the paper protocol (segments × 3 views)"}
 
 
-def timings_markdown(result: probe_results.Classification) -> str:
+def timings_markdown(result: heads.Classification) -> str:
     """A short table: each encoder pass and each head, with their times."""
     lines = ["| step | clip | what ran | time |", "|---|---|---|---|"]
     for i, p in enumerate(result.passes, 1):
@@ -152,32 +152,32 @@ def timings_markdown(result: probe_results.Classification) -> str:
 
 def sharing_markdown() -> str:
     """What the load-time comparison found, for the page (empty until the probes are loaded)."""
-    if not all(checkpoints.is_loaded(name) for name in probes.PROBE_NAMES):
+    if not all(checkpoints.is_loaded(name) for name in heads.PROBE_NAMES):
         return "*The encoder comparison runs when the probes are first loaded.*"
-    heads = shared_encoder.load_heads()
+    loaded = heads.load_heads()
     lines = []
-    for head in heads:
+    for head in loaded:
         verdict = ("✅ identical to the base encoder: **shared**" if head.shares_encoder
                    else "⚠️ **differs** from the base encoder: kept apart")
         lines.append(f"- `{head.hub_id}`: {head.comparison.sentence()}; {verdict}.")
-    count = shared_encoder.resident_encoders(heads)
-    return (f"**Encoders in memory: {count}** for {len(heads)} heads and the other V-JEPA tabs.\n" + "\n".join(lines))
+    count = heads.resident_encoders(loaded)
+    return (f"**Encoders in memory: {count}** for {len(loaded)} heads and the other V-JEPA tabs.\n" + "\n".join(lines))
 
 
 LABELS_MIN_WIDTH = 320  # px: each probe's labels, readable; in an 800-pixel column the two no longer fit side by side
 
 # The ranges the endpoints' descriptions state (API page, MCP tools), from the checks' own constants.
-REQUEST_LIMITS = dict(max_start=probes.MAX_START_S, top_k=probe_results.TOP_K, max_chars=vqa.MAX_QUESTION_CHARS,
-                      max_tokens=vqa.MAX_NEW_TOKENS)
+REQUEST_LIMITS = dict(max_start=heads.MAX_START_S, top_k=heads.TOP_K, max_chars=heads.MAX_QUESTION_CHARS,
+                      max_tokens=heads.MAX_NEW_TOKENS)
 
 
 def load_models(progress) -> None:
-    actions.ensure_loaded(["vjepa2-vitl", *probes.PROBE_NAMES], progress)
+    actions.ensure_loaded(["vjepa2-vitl", *heads.PROBE_NAMES], progress)
 
 
 @actions.action("classify_action", summary=-3)
 @actions.api_doc(**REQUEST_LIMITS)
-def classify_action(video, start_s: float, sampling: str = probes.SAMPLING_AUTO,
+def classify_action(video, start_s: float, sampling: str = heads.SAMPLING_AUTO,
                     progress=gr.Progress()):
     """One frozen encoder, many tasks: two attentive probes on the same frozen V-JEPA 2 encoder name the action.
 
@@ -200,18 +200,18 @@ def classify_action(video, start_s: float, sampling: str = probes.SAMPLING_AUTO,
         a markdown report of the load-time check that both probes share the base encoder's weights
         the numbers: sampling used and why, encoder passes and heads with their seconds, each head's top {top_k} as hub labels
     """
-    video, start_s, sampling = probes.validate_request(video, start_s, sampling)
+    video, start_s, sampling = heads.validate_request(video, start_s, sampling)
     load_models(progress)
     progress(0.5, desc="Reading frames and running the encoder…")
-    result = classification.classify(video, start_s, sampling=sampling)
+    result = heads.classify(video, start_s, sampling=sampling)
     labels = result.label_dicts()
-    return (labels[probes.PROBE_NAMES[0]], labels[probes.PROBE_NAMES[1]], timings_markdown(result) + actions.device_note(),
+    return (labels[heads.PROBE_NAMES[0]], labels[heads.PROBE_NAMES[1]], timings_markdown(result) + actions.device_note(),
             sharing_markdown(), {**result.timings(), **actions.device_numbers()})
 
 
 @actions.action("answer_question", summary=-3)
 @actions.api_doc(**REQUEST_LIMITS)
-def answer_question(video, start_s: float, question: str, sampling: str = probes.SAMPLING_AUTO,
+def answer_question(video, start_s: float, question: str, sampling: str = heads.SAMPLING_AUTO,
                     progress=gr.Progress()):
     """Ask a small language model (Qwen2.5-0.5B-Instruct) a question about a clip, on the same frozen V-JEPA 2 encoder.
 
@@ -231,12 +231,12 @@ def answer_question(video, start_s: float, question: str, sampling: str = probes
         exactly what the language model was told
         the numbers: mode, passes and heads run or reused, seconds to the first token, tokens generated, limits
     """
-    question = vqa.validate_question(question)  # a bad question fails before any model loads
-    video, start_s, sampling = probes.validate_request(video, start_s, sampling)
+    question = heads.validate_question(question)  # a bad question fails before any model loads
+    video, start_s, sampling = heads.validate_request(video, start_s, sampling)
     load_models(progress)
-    actions.ensure_loaded([vqa.LLM], progress)
+    actions.ensure_loaded([heads.LLM], progress)
     progress(0.8, desc="Preparing what the language model reads…")
-    for update in vqa.answer_stream(video, start_s, question, sampling):
+    for update in heads.answer_stream(video, start_s, question, sampling):
         yield (update.answer, mode_markdown(update.mode) + actions.device_note(), update.prompt_shown,
                {**update.numbers, **actions.device_numbers()})
 
@@ -245,7 +245,7 @@ PREPARED_CLIP = events.LatestPerSession()
 
 
 @actions.action()
-def prepare_clip(video, start_s: float, sampling: str = probes.SAMPLING_AUTO, request: gr.Request = None,
+def prepare_clip(video, start_s: float, sampling: str = heads.SAMPLING_AUTO, request: gr.Request = None,
                  progress=gr.Progress()):
     """Prepare a clip for /classify_action and /answer_question: run the encoder passes the heads will read
     (cached by content), so that the next call with the same clip, start and sampling runs only the heads;
@@ -261,9 +261,9 @@ def prepare_clip(video, start_s: float, sampling: str = probes.SAMPLING_AUTO, re
     if video is None:
         return {}
     try:
-        video, start_s, sampling = probes.validate_request(video, start_s, sampling)
+        video, start_s, sampling = heads.validate_request(video, start_s, sampling)
         load_models(progress)
-        return classification.prefetch(video, start_s, sampling=sampling, still_wanted=still_wanted)
+        return heads.prefetch(video, start_s, sampling=sampling, still_wanted=still_wanted)
     except UserError as error:  # the click reports it; a prepare stays quiet
         return {"error": str(error)}
 
@@ -271,17 +271,17 @@ def prepare_clip(video, start_s: float, sampling: str = probes.SAMPLING_AUTO, re
 def heads_caption(numbers: dict) -> str:
     """One line under the labels: what ran for both heads, and where."""
     passes, reused = numbers["encoder_passes_run"], numbers["encoder_passes_reused"]
-    heads = len(numbers["heads"])
-    ran = (f"**{passes} encoder pass{'es' if passes != 1 else ''} ran** for {heads} heads"
+    head_count = len(numbers["heads"])
+    ran = (f"**{passes} encoder pass{'es' if passes != 1 else ''} ran** for {head_count} heads"
            + (f" ({reused} reused from the cache)" if reused else "")
            + f"; sampling: {SAMPLING_NAMES[numbers['sampling']]}.")
     return ran + actions.notes_caption(numbers)
 
 
 ANSWER_LINES = {
-    vqa.MODE_GROUNDED: "🟡 **Probe-grounded:** the language model read only the probes' top labels, never the video; "
+    heads.MODE_GROUNDED: "🟡 **Probe-grounded:** the language model read only the probes' top labels, never the video; "
                        "it cannot know colours, counts or objects.",
-    vqa.MODE_PROJECTED: "🟢 **Projected:** the language model read the frozen encoder's features of the clip through a "
+    heads.MODE_PROJECTED: "🟢 **Projected:** the language model read the frozen encoder's features of the clip through a "
                         "trained projector.",
 }
 
@@ -312,18 +312,18 @@ def build_tab(endpoints: bool = True) -> ready_examples.ReadyExample:
     answer_caption = gr.Markdown(elem_id="heads-answer-caption")
     with gr.Row():
         # Side by side where there is room for both; one above the other on a phone.
-        ssv2 = gr.Label(num_top_classes=probe_results.TOP_K, label="Something-Something v2 probe (174 actions)",
+        ssv2 = gr.Label(num_top_classes=heads.TOP_K, label="Something-Something v2 probe (174 actions)",
                         elem_id="heads-ssv2", elem_classes=[widgets.RESULT, widgets.CLAIM], min_width=LABELS_MIN_WIDTH)
-        diving = gr.Label(num_top_classes=probe_results.TOP_K, label="Diving48 probe (48 dives)",
+        diving = gr.Label(num_top_classes=heads.TOP_K, label="Diving48 probe (48 dives)",
                           elem_id="heads-diving48", elem_classes=[widgets.RESULT, widgets.CLAIM],
                           min_width=LABELS_MIN_WIDTH)
     caption = gr.Markdown(elem_id="heads-caption")
     with gr.Accordion("Another clip, its start, the frame sampling, example questions", open=False):
         gr.Examples(examples=examples.videos(), inputs=video, cache_examples=False)
         with gr.Row():
-            start_s = gr.Number(value=0.0, minimum=0, maximum=probes.MAX_START_S, precision=2, label="Start (s)",
+            start_s = gr.Number(value=0.0, minimum=0, maximum=heads.MAX_START_S, precision=2, label="Start (s)",
                                 info="Where the sampled clip begins.", elem_id="heads-start")
-            sampling = gr.Radio(SAMPLING_CHOICES, value=probes.SAMPLING_AUTO, label="Frame sampling",
+            sampling = gr.Radio(SAMPLING_CHOICES, value=heads.SAMPLING_AUTO, label="Frame sampling",
                                 info=sampling_info(), elem_id="heads-sampling")
         gr.Examples(examples=[[q] for q in EXAMPLE_QUESTIONS], inputs=question, cache_examples=False,
                     label="Example questions")
@@ -359,7 +359,7 @@ def build_tab(endpoints: bool = True) -> ready_examples.ReadyExample:
 
     def run_linked(values: dict, progress):
         clip = values.get(video, EXAMPLE_VIDEO), values.get(start_s, 0.0)
-        chosen = values.get(sampling, probes.SAMPLING_AUTO)
+        chosen = values.get(sampling, heads.SAMPLING_AUTO)
         labels = classify_action(*clip, chosen, progress)
         *_, answered = answer_question(*clip, values.get(question, EXAMPLE_QUESTION), chosen, progress)
         return (*labels, *answered)
@@ -369,7 +369,7 @@ def build_tab(endpoints: bool = True) -> ready_examples.ReadyExample:
 
 def example_result(progress):
     labels = classify_action(*example_call(), progress)
-    *_, answered = answer_question(EXAMPLE_VIDEO, 0.0, EXAMPLE_QUESTION, probes.SAMPLING_AUTO,
+    *_, answered = answer_question(EXAMPLE_VIDEO, 0.0, EXAMPLE_QUESTION, heads.SAMPLING_AUTO,
                                    progress)  # the whole streamed answer
     return (*labels, *answered)
 

@@ -2,7 +2,7 @@
 for them.
 
 Each probe checkpoint (`VJEPA2ForVideoClassification`) ships a whole V-JEPA 2 model plus a small attentive pooler
-and a linear classifier, trained on a frozen encoder (`demos.compute.shared_encoder` shares that encoder). Each
+and a linear classifier, trained on a frozen encoder (`shared_encoder` shares that encoder). Each
 probe reads the features it was trained on (`FeatureRecipe`, from facebookresearch/vjepa2's eval configs): SSv2
 the encoder's last block through its final layernorm (what transformers' `VJEPA2ForVideoClassification.forward`
 feeds it); Diving48 blocks 17, 19, 21 and 23 of ViT-L's 24, each through the final layernorm, concatenated along

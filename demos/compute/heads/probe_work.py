@@ -16,7 +16,7 @@ import torch
 
 import checkpoints
 from demos import devices, jepa
-from demos.compute import features, probes, shared_encoder
+from demos.compute.heads import features, probes, shared_encoder
 from demos.gpu_functions import gpu_task
 
 
@@ -123,18 +123,25 @@ def run_heads(work: HeadsInput) -> HeadsPass:
             on_device[index] = {block: devices.on_model(backbone, tensor) for block, tensor in layers.items()}
     probs, head_seconds, pooler_tokens = dict(work.cached_probs), {}, {}
     for name, plan in work.plans.items():
-        head = heads[name]
-        blocks = head.spec.recipe.blocks(features.depth(head.backbone))
+        blocks = heads[name].blocks
         started = time.perf_counter()
         view_probs = []
         for view in plan:
             tokens = torch.cat([on_device[index][block] for index in view for block in blocks], dim=1)
             pooler_tokens[name] = int(tokens.shape[1])
-            view_probs.append(torch.softmax(head_logits(head, tokens).float(), dim=-1))
+            view_probs.append(torch.softmax(head_logits(heads[name], tokens).float(), dim=-1))
         probs[name] = torch.stack(view_probs).mean(dim=0).reshape(-1).cpu()  # vjepa2 eval.py: views average probabilities
         head_seconds[name] = time.perf_counter() - started
     probs = {name: probs[name] for name in probes.PROBE_NAMES if name in probs}
     return HeadsPass(new_layers, encoder_seconds, probs, head_seconds, pooler_tokens)
+
+
+def heads_pass(work: HeadsInput) -> HeadsPass:
+    """A click's model work: the GPU function when there is some (a pass or a head to run); else every head's
+    probabilities are cached, and no function is called."""
+    if not work.runs:
+        return HeadsPass({}, {}, dict(work.cached_probs), {}, {})
+    return encode_and_classify(work)
 
 
 @gpu_task(gpu_seconds=heads_seconds, cpu_seconds=heads_cpu_seconds)

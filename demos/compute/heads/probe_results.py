@@ -9,14 +9,13 @@ from typing import NamedTuple
 
 import torch
 
-from demos import labels
-from demos.compute import shared_encoder
+from demos.compute.heads import labels, shared_encoder
 
 TOP_K = 5
 
 
 class TopLabel(NamedTuple):
-    label: str  # as a learner reads it (`demos.labels.readable_label`)
+    label: str  # as a learner reads it (`labels.readable_label`)
     probability: float
     index: int
     raw: str  # the checkpoint's own `id2label` name

@@ -20,7 +20,7 @@ import torch
 
 from demos import devices, videos, zerogpu
 from demos.cache import LRUCache
-from demos.compute import features, probe_results, probe_work, probes, shared_encoder
+from demos.compute.heads import features, probe_results, probe_work, probes, shared_encoder
 
 
 class HeadOutput(NamedTuple):
@@ -66,6 +66,7 @@ class HeadsRequest:
     start_s: float
     notes: list[str]
     preprocess_seconds: float
+    encoders_in_memory: int
 
 
 def prepare(video_path, start_s: float = 0.0, *, sampling: str = probes.SAMPLING_AUTO,
@@ -113,7 +114,7 @@ def prepare(video_path, start_s: float = 0.0, *, sampling: str = probes.SAMPLING
                 meta = pass_meta.setdefault(pass_key, {
                     "head": head, "to_encode": clip, "sample": sample, "step": step, "blocks": set(),
                     "heads": [], "clip": _clip_text(frames, step, segment, len(starts), view, views)})
-                meta["blocks"] |= set(head.spec.recipe.blocks(features.depth(head.backbone)))
+                meta["blocks"] |= set(head.blocks)
                 if head.spec.title not in meta["heads"]:
                     meta["heads"].append(head.spec.title)
                 plan[view].append(pass_key)
@@ -144,42 +145,49 @@ def prepare(video_path, start_s: float = 0.0, *, sampling: str = probes.SAMPLING
                                  {name: output.probs for name, output in cached_heads.items()})
     notes.extend(_sampling_notes(sampling, heads))
     return HeadsRequest(work, heads, passes, indices, head_keys, cached_heads, sampling, reason, start_s, notes,
-                        preprocess_seconds)
+                        preprocess_seconds, shared_encoder.resident_encoders(heads))
 
 
 def finish(request: HeadsRequest, result: probe_work.HeadsPass) -> probe_results.Classification:
-    """Main process: keep the passes and heads that ran (`features.TOKEN_CACHE`, `HEAD_CACHE`) and read the heads'
-    results."""
+    """Main process: read the heads' results, then keep the passes and heads that ran (`features.TOKEN_CACHE`,
+    `HEAD_CACHE`, each entry tied to its model)."""
+    outputs = {head.spec.name: request.cached_heads.get(head.spec.name) or _output(head.spec.name, result)
+               for head in request.heads}
     passes: list[probe_results.EncoderPass] = []
     for index, (plan, item) in enumerate(zip(request.passes, request.work.passes, strict=True)):
         head = next(h for h in request.heads if h.spec.name == item.encoder_of)
-        encoded = (features.store(plan.backbone, plan.digest, result.layers[index], result.encoder_seconds[index])
-                   if item.runs else plan.hit)
+        layers, seconds = ((result.layers[index], result.encoder_seconds[index]) if item.runs
+                           else (plan.hit.layers, plan.hit.seconds))
         passes.append(probe_results.EncoderPass(
             clip=plan.clip, num_frames=len(plan.sample.frames), frame_step=plan.step,
             timestamps_s=[float(t) for t in plan.sample.timestamps_s],
             encoder="shared V-JEPA 2 encoder" if head.shares_encoder else f"{head.hub_id}'s own encoder",
-            heads=plan.heads, blocks=sorted(plan.blocks), seconds=encoded.seconds, cached=encoded.cached,
-            num_tokens=int(next(iter(encoded.layers.values())).shape[1])))
+            heads=plan.heads, blocks=sorted(plan.blocks), seconds=seconds, cached=not item.runs,
+            num_tokens=int(next(iter(layers.values())).shape[1])))
     results = []
     for head in request.heads:
-        name, plan = head.spec.name, request.plans[head.spec.name]
-        output = request.cached_heads.get(name) or _keep_head(request, head, result)
+        name, plan, output = head.spec.name, request.plans[head.spec.name], outputs[head.spec.name]
         results.append(probe_results.HeadResult(
             name, head.spec.title, head.hub_id, probe_results.top_labels(output.probs, head.id2label), output.seconds,
             sorted({index for view in plan for index in view}), head.shares_encoder,
-            list(head.spec.recipe.blocks(features.depth(head.backbone))), output.pooler_tokens, len(plan), output.probs,
+            list(head.blocks), output.pooler_tokens, len(plan), output.probs,
             cached=name in request.cached_heads))
-    return probe_results.Classification(results, passes, request.sampling, request.sampling_reason, request.start_s,
-                          request.notes, request.preprocess_seconds, shared_encoder.resident_encoders(request.heads))
+    classification = probe_results.Classification(
+        results, passes, request.sampling, request.sampling_reason, request.start_s, request.notes,
+        request.preprocess_seconds, request.encoders_in_memory)
+    for index, item in enumerate(request.work.passes):  # kept for the next click or question on these clips
+        if item.runs:
+            plan = request.passes[index]
+            features.store(plan.backbone, plan.digest, result.layers[index], result.encoder_seconds[index])
+    for head in request.heads:
+        if head.spec.name not in request.cached_heads:
+            HEAD_CACHE.put(request.head_keys[head.spec.name], outputs[head.spec.name], owner=head.model)
+    return classification
 
 
-def _keep_head(request: HeadsRequest, head: shared_encoder.Head, result: probe_work.HeadsPass) -> HeadOutput:
-    """Main process: a head's output from what the GPU function returned, kept in `HEAD_CACHE`."""
-    name = head.spec.name
-    output = HeadOutput(result.probs[name], result.head_seconds[name], result.pooler_tokens[name])
-    HEAD_CACHE.put(request.head_keys[name], output, owner=head.model)
-    return output
+def _output(name: str, result: probe_work.HeadsPass) -> HeadOutput:
+    """A head's output as the GPU function returned it."""
+    return HeadOutput(result.probs[name], result.head_seconds[name], result.pooler_tokens[name])
 
 
 def classify(video_path, start_s: float = 0.0, *, sampling: str = probes.SAMPLING_AUTO,
@@ -187,13 +195,12 @@ def classify(video_path, start_s: float = 0.0, *, sampling: str = probes.SAMPLIN
     """Top-5 actions of every probe for the clip starting at `start_s`, with honest timings.
 
     Frames, preprocessing and the caches stay in the main process (`prepare`, `finish`); the model work is one
-    GPU function (`probe_work.encode_and_classify`), which encodes only the clips not cached yet and runs only the
-    heads whose output is not cached; with nothing to run it is not called. Arguments as `probes.validate_request`
-    returns them.
+    GPU function (`probe_work.encode_and_classify`, called by `probe_work.heads_pass`), which encodes only the clips not
+    cached yet and runs only the heads whose output is not cached; with nothing to run it is not called. Arguments as
+    `probes.validate_request` returns them.
     """
     request = prepare(video_path, start_s, sampling=sampling, names=names)
-    work = request.work
-    return finish(request, probe_work.encode_and_classify(work) if work.runs else probe_work.run_heads(work))
+    return finish(request, probe_work.heads_pass(request.work))
 
 
 def prefetch(video_path, start_s: float = 0.0, *, sampling: str = probes.SAMPLING_AUTO,
@@ -246,10 +253,16 @@ def prefetch(video_path, start_s: float = 0.0, *, sampling: str = probes.SAMPLIN
         result = probe_work.encode_and_classify(probe_work.HeadsInput(request.work.passes, plans))
         if not still_wanted():
             return {**numbers, "stale": True}
-        _keep_head(request, head, result)
+        HEAD_CACHE.put(request.head_keys[head.spec.name], _output(head.spec.name, result), owner=head.model)
         numbers["seconds"] = round(numbers["seconds"] + result.head_seconds[head.spec.name], 4)
         numbers["heads_run"] += 1
     return numbers
+
+
+def clear_caches() -> None:
+    """Forget every encoder pass and head output (benchmarks time a click on a clip never seen)."""
+    features.TOKEN_CACHE.clear()
+    HEAD_CACHE.clear()
 
 
 def _clip_text(frames: int, step: int, segment: int, segments: int, view: int, views: int) -> str:

@@ -25,7 +25,7 @@ import torch
 
 import checkpoints
 from demos import jepa
-from demos.compute import probes
+from demos.compute.heads import features, probes
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +81,11 @@ class Head:
     def backbone(self) -> torch.nn.Module:
         """The `VJEPA2Model` whose encoder this head reads (the base model when shared; its predictor unused)."""
         return self.model.vjepa2
+
+    @property
+    def blocks(self) -> tuple[int, ...]:
+        """The encoder blocks whose normed outputs this head reads (its `probes.FeatureRecipe`)."""
+        return self.spec.recipe.blocks(features.depth(self.backbone))
 
     @property
     def encoder(self) -> torch.nn.Module:
@@ -152,5 +157,6 @@ def resident_encoders(heads: list[Head]) -> int:
 
 
 def backbone_of(name: str) -> torch.nn.Module:
-    """The `VJEPA2Model` whose encoder `features.PassInput.encoder_of` names (resident lookups only)."""
+    """The `VJEPA2Model` whose encoder `features.PassInput.encoder_of` names (resident lookups only; a probe that is
+    not needed is not looked up: on ZeroGPU's CPU it may have no copy)."""
     return jepa.load().model if name == jepa.CHECKPOINT else load_heads([name])[0].backbone
