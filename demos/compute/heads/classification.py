@@ -200,7 +200,8 @@ def classify(video_path, start_s: float = 0.0, *, sampling: str = probes.SAMPLIN
     `probes.validate_request` returns them.
     """
     request = prepare(video_path, start_s, sampling=sampling, names=names)
-    return finish(request, probe_work.heads_pass(request.work))
+    result = probe_work.heads_pass(request.work)
+    return finish(request, result)
 
 
 def prefetch(video_path, start_s: float = 0.0, *, sampling: str = probes.SAMPLING_AUTO,
