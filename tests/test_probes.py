@@ -9,8 +9,8 @@ from heads_video import write_counting_video
 
 import checkpoints
 from demos import devices, jepa, placement, startup, videos
-from demos.compute.heads import classification, features, probe_results, probe_work, probes, shared_encoder
-from demos.compute.heads.labels import readable_label
+from demos.compute.heads import classification, features, probe_work, probes, shared_encoder
+from demos.compute.heads.labels import readable_label, top_labels
 from demos.dispatcher import DISPATCHER
 from demos.errors import UserError
 from demos.tabs import heads as heads_tab
@@ -279,7 +279,7 @@ def test_top5_labels_are_readable_ordered_and_probabilities(heads, video):
 
 def test_duplicate_names_stay_distinct():
     probs = torch.tensor([0.5, 0.3, 0.2])
-    top = probe_results.top_labels(probs, {0: "same", 1: "same", 2: "other"})
+    top = top_labels(probs, {0: "same", 1: "same", 2: "other"})
     assert [t.label for t in top] == ["Same", "Same [class 1]", "Other"]
 
 

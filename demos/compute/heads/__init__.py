@@ -6,8 +6,8 @@ language model answers questions about the clip. The tab, the benchmarks and the
 from demos.compute.heads.answering import LLM, MODE_GROUNDED, MODE_PROJECTED, VQAMode, answer_stream
 from demos.compute.heads.classification import classify, clear_caches, prefetch
 from demos.compute.heads.decoding import MAX_NEW_TOKENS, stream_answer
-from demos.compute.heads.labels import readable_label
-from demos.compute.heads.probe_results import TOP_K, Classification
+from demos.compute.heads.labels import TOP_K, readable_label
+from demos.compute.heads.probe_results import Classification
 from demos.compute.heads.probes import (
                                         CPU_SHARED_CLIP,
                                         GPU_SHARED_CLIP,

@@ -20,7 +20,7 @@ import torch
 
 from demos import devices, videos, zerogpu
 from demos.cache import LRUCache
-from demos.compute.heads import features, probe_results, probe_work, probes, shared_encoder
+from demos.compute.heads import features, labels, probe_results, probe_work, probes, shared_encoder
 
 
 class HeadOutput(NamedTuple):
@@ -168,7 +168,7 @@ def finish(request: HeadsRequest, result: probe_work.HeadsPass) -> probe_results
     for head in request.heads:
         name, plan, output = head.spec.name, request.plans[head.spec.name], outputs[head.spec.name]
         results.append(probe_results.HeadResult(
-            name, head.spec.title, head.hub_id, probe_results.top_labels(output.probs, head.id2label), output.seconds,
+            name, head.spec.title, head.hub_id, labels.top_labels(output.probs, head.id2label), output.seconds,
             sorted({index for view in plan for index in view}), head.shares_encoder,
             list(head.blocks), output.pooler_tokens, len(plan), output.probs,
             cached=name in request.cached_heads))

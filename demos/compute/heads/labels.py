@@ -1,6 +1,6 @@
 """Class names a learner can read, from the raw `id2label` strings the probe checkpoints carry.
 
-Two formats reach the page (no gradio, no torch here):
+Two formats reach the page (no gradio here; torch only as the probabilities `top_labels` reads):
 
 - Something-Something v2 names are templates with bracketed placeholders, as in the label file the
   V-JEPA 2 demo reads (huggingface/label-files `something-something-v2-id2label.json`):
@@ -11,7 +11,8 @@ Two formats reach the page (no gradio, no torch here):
   3.5 somersaults, "05Twis" half a twist); "Dive" is a plain dive, without a somersault.
 
 A checkpoint without names (`LABEL_7`, or nothing) gets "class 7 (the checkpoint names no label)".
-The raw string stays what the API returns; this module only makes the text shown beside it.
+The raw string stays what the API returns; this module only makes the text shown beside it, and ranks a probe's
+classes as the page and the grounded prompt show them (`top_labels`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,10 @@ from __future__ import annotations
 import ast
 import re
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, NamedTuple
+
+if TYPE_CHECKING:
+    import torch
 
 _TAKEOFFS = {"back": "Back", "forward": "Forward", "inward": "Inward", "reverse": "Reverse", "armstand": "Armstand"}
 _POSITIONS = {"tuck": "tuck", "pike": "pike", "str": "straight", "free": "free position"}
@@ -40,6 +45,30 @@ def readable_label(raw: str, index: int) -> str:
     if codes is not None:
         return readable_dive(codes)
     return _without_placeholders(text)
+
+
+TOP_K = 5
+
+
+class TopLabel(NamedTuple):
+    label: str  # as a learner reads it (`readable_label`)
+    probability: float
+    index: int
+    raw: str  # the checkpoint's own `id2label` name
+
+
+def top_labels(probs: torch.Tensor, id2label: dict[int, str], k: int = TOP_K) -> list[TopLabel]:
+    """The k most probable classes, most probable first, from a probability vector."""
+    values, indices = probs.detach().float().reshape(-1).topk(min(k, probs.numel()))
+    result, seen = [], set()
+    for value, index in zip(values.tolist(), indices.tolist(), strict=True):
+        raw = id2label.get(index, f"LABEL_{index}")
+        name = readable_label(raw, index)
+        if name in seen:  # gr.Label keys must be unique
+            name = f"{name} [class {index}]"
+        seen.add(name)
+        result.append(TopLabel(name, float(value), index, raw))
+    return result
 
 
 def readable_dive(codes: Sequence[str]) -> str:

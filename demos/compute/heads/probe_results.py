@@ -1,38 +1,15 @@
-"""6.5: what a click returns: each encoder pass and head, their top labels as a learner reads them, and the numbers
+"""6.5: what a click returns: each encoder pass and head, their top labels (`labels.top_labels`), and the numbers
 for the API and the page. No gradio here.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import NamedTuple
 
 import torch
 
-from demos.compute.heads import labels, shared_encoder
-
-TOP_K = 5
-
-
-class TopLabel(NamedTuple):
-    label: str  # as a learner reads it (`labels.readable_label`)
-    probability: float
-    index: int
-    raw: str  # the checkpoint's own `id2label` name
-
-
-def top_labels(probs: torch.Tensor, id2label: dict[int, str], k: int = TOP_K) -> list[TopLabel]:
-    """The k most probable classes, most probable first, from a probability vector."""
-    values, indices = probs.detach().float().reshape(-1).topk(min(k, probs.numel()))
-    result, seen = [], set()
-    for value, index in zip(values.tolist(), indices.tolist(), strict=True):
-        raw = id2label.get(index, f"LABEL_{index}")
-        name = labels.readable_label(raw, index)
-        if name in seen:  # gr.Label keys must be unique
-            name = f"{name} [class {index}]"
-        seen.add(name)
-        result.append(TopLabel(name, float(value), index, raw))
-    return result
+from demos.compute.heads import shared_encoder
+from demos.compute.heads.labels import TopLabel, top_labels
 
 
 @dataclass

@@ -109,13 +109,15 @@ def run_heads(work: HeadsInput) -> HeadsPass:
     per view on its features (its segments concatenated along the tokens), the views' probabilities averaged.
     No plans (`classification.prefetch`, or every head cached): only the passes. The probabilities hold every probe, the cached
     ones included, in `probes.PROBE_NAMES` order."""
-    heads = {head.spec.name: head for head in shared_encoder.load_heads(list(work.plans))} if work.plans else {}
     read = {index for plan in work.plans.values() for view in plan for index in view}
+    used = [index for index, item in enumerate(work.passes) if item.runs or index in read]
+    # Every model of the call is looked up before any work: the work below only runs them.
+    heads = {head.spec.name: head for head in shared_encoder.load_heads(list(work.plans))} if work.plans else {}
+    backbones = {name: shared_encoder.backbone_of(name) for name in {work.passes[index].encoder_of for index in used}}
     new_layers, encoder_seconds, on_device = {}, {}, {}
-    for index, item in enumerate(work.passes):
-        if not item.runs and index not in read:
-            continue
-        backbone = shared_encoder.backbone_of(item.encoder_of)
+    for index in used:
+        item = work.passes[index]
+        backbone = backbones[item.encoder_of]
         if item.runs:
             new_layers[index], encoder_seconds[index] = features.encoder_pass(backbone, item.pixels, item.blocks)
         layers = new_layers[index] if item.runs else item.layers
