@@ -11,6 +11,7 @@ import ast
 import subprocess
 import sys
 
+import pytest
 from conftest import ROOT
 
 import app
@@ -121,6 +122,7 @@ def _tree_status() -> str:
                           check=True).stdout
 
 
+@pytest.mark.slow  # a process that imports gradio, torch and transformers
 def test_every_module_imports_in_a_fresh_process_and_writes_nothing():
     before = _tree_status()
     imports = "; ".join(f"import {name}" for name in sorted(MODULES))
