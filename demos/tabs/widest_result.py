@@ -19,8 +19,8 @@ from demos.tabs import widgets
 
 COLUMN_PX = 800  # a course page's column
 COLUMN_MIN_PX = 280  # app.py's CSS: a column keeps this much of its row's width (or all of it, where less)
-# Blocks that draw a picture, a video or a canvas (a BlockPicker is a gr.HTML); an example's gallery (gr.Dataset) is
-# not among them.
+# Blocks that may draw a picture, a video or a canvas (a BlockPicker is a gr.HTML, so every gr.HTML counts); an
+# example's gallery (gr.Dataset) is not among them, as the browser check leaves galleries out.
 DRAWN = (gr.Image, gr.Video, gr.Plot, gr.HTML, gr.ImageEditor, gr.AnnotatedImage, gr.Model3D, gr.LinePlot,
          gr.ScatterPlot, gr.BarPlot)
 
@@ -41,9 +41,9 @@ def check(title: str, blocks: Iterable[Block]) -> None:
         raise ResultNotWidest(f"{title}: no block of class widgets.RESULT; mark the output the page is about with "
                               f"elem_classes=[widgets.RESULT] (demos/tabs/widgets.py)")
     narrowest = min(results, key=widths.get)
-    inside_results = {id(inner) for result in results for inner in _descendants(result)}
+    inside_results = {inner for result in results for inner in _descendants(result)}
     wider = [block for block in widths if isinstance(block, DRAWN) and block not in results
-             and id(block) not in inside_results and widths[block] > widths[narrowest] + 0.5]
+             and block not in inside_results and widths[block] > widths[narrowest] + 0.5]
     if wider:
         named = ", ".join(f"{_name(block)} ({widths[block]:.0f} px)" for block in wider)
         raise ResultNotWidest(
