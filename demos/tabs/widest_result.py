@@ -18,6 +18,7 @@ from gradio.blocks import Block
 from demos.tabs import widgets
 
 COLUMN_PX = 800  # a course page's column
+SAME_PX = 0.5  # widths this close count as equal: a row's shares are fractions of a pixel
 COLUMN_MIN_PX = 280  # app.py's CSS: a column keeps this much of its row's width (or all of it, where less)
 # Blocks that may draw a picture, a video or a canvas (a BlockPicker is a gr.HTML, so every gr.HTML counts); an
 # example's gallery (gr.Dataset) is not among them, as the browser check leaves galleries out.
@@ -38,12 +39,13 @@ def check(title: str, blocks: Iterable[Block]) -> None:
         _lay_out(block, COLUMN_PX, widths)
     results = [block for block in widths if widgets.RESULT in _classes(block)]
     if not results:
-        raise ResultNotWidest(f"{title}: no block of class widgets.RESULT; mark the output the page is about with "
-                              f"elem_classes=[widgets.RESULT] (demos/tabs/widgets.py)")
+        raise ResultNotWidest(f"{title}: no block of class widgets.RESULT shown on opening; mark the output the page "
+                              f"is about with elem_classes=[widgets.RESULT] (demos/tabs/widgets.py), outside closed "
+                              f"accordions")
     narrowest = min(results, key=widths.get)
     inside_results = {inner for result in results for inner in _descendants(result)}
     wider = [block for block in widths if isinstance(block, DRAWN) and block not in results
-             and block not in inside_results and widths[block] > widths[narrowest] + 0.5]
+             and block not in inside_results and widths[block] > widths[narrowest] + SAME_PX]
     if wider:
         named = ", ".join(f"{_name(block)} ({widths[block]:.0f} px)" for block in wider)
         raise ResultNotWidest(
