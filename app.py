@@ -33,17 +33,23 @@ QUEUE_MAX_SIZE = 32
 ZEROGPU_QUEUE_MAX_SIZE = 400
 ZEROGPU_CONCURRENCY = 16
 
-HEADER = f"""
-# {TITLE}
-Why predict in **embedding space** (JEPA) instead of reconstructing **pixels** (MAE)? Each tab is one
-idea of the chapter, run on the real research checkpoints. Start with the masked autoencoder.
-"""
-
-
 # The concepts' tab modules (demos/tabs), in tab order, each with its `CONCEPT`: a new concept is its compute module,
 # its tab module and its name here.
 CONCEPT_TABS = ("mae", "mae_vs_jepa", "tubes", "heads")
 CONCEPTS = tuple(importlib.import_module(f"demos.tabs.{name}").CONCEPT for name in CONCEPT_TABS)
+
+
+def _first_idea(concept) -> str:
+    """How the header names the first tab's concept: "6.1 Masked autoencoder" is "the masked autoencoder"."""
+    name = concept.title.split(" ", 1)[1]  # without its section number
+    return f"the {name[0].lower()}{name[1:]}"
+
+
+HEADER = f"""
+# {TITLE}
+Why predict in **embedding space** (JEPA) instead of reconstructing **pixels** (MAE)? Each tab is one
+idea of the chapter, run on the real research checkpoints. Start with {_first_idea(CONCEPTS[0])}.
+"""
 
 # Embedded in an iframe 800 px wide or on a 390 px phone, nothing may push the page sideways: rows wrap,
 # columns may shrink below gradio's default minimum, pictures, plots and wide tables scale or scroll inside.

@@ -1,11 +1,14 @@
 """Calls a client other than gradio_client makes: each concept endpoint with only the parameters it needs, and a bad
-value of each kind of parameter. Shared by the JS client's test (test_js_client.py) and plain HTTP's
-(test_http_api.py); MCP's are in test_mcp.py.
+value of each kind of parameter; a concept's main endpoint that has no call written here is called on its example.
+Shared by the JS client's test (test_js_client.py) and plain HTTP's (test_http_api.py); MCP's are in test_mcp.py.
 
 In `data`, `file(path)` stands for a file the client uploads and `NAN` for the number NaN (each test turns them into
 what its client sends). The test replicas' V-JEPA 2 grid is 8x8 patches, so the blocks given fit it.
 """
 
+import os
+
+import app
 from demos import examples
 
 IMAGE = str(examples.IMAGES_DIR / "chelsea.jpg")
@@ -18,7 +21,7 @@ def file(path: str) -> dict:
 
 
 # Answered: every parameter left out is its default.
-ANSWERED = {
+_WRITTEN = {
     "mae_reconstruct, the image alone": ("/mae_reconstruct", [file(IMAGE)]),
     "compare_pixels_embeddings, image and block": ("/compare_pixels_embeddings", [file(IMAGE), 2, 2, 2, 2]),
     "compare_pixels_embeddings, null noise": ("/compare_pixels_embeddings", [file(IMAGE), 2, 2, 2, 2, None, None, None]),
@@ -29,6 +32,21 @@ ANSWERED = {
     "classify_action, the clip alone": ("/classify_action", [file(VIDEO)]),
     "answer_question, no sampling": ("/answer_question", [file(VIDEO), 0, "What happens?"]),
 }
+# Every documented endpoint, as app.py's CONCEPTS name them.
+ENDPOINTS = tuple(endpoint for concept in app.CONCEPTS for endpoint in concept.endpoints)
+
+
+def example_calls() -> dict:
+    """Each concept's example call (its main endpoint), keyed as ANSWERED's cases: a concept's main endpoint is called
+    by every client without a line here."""
+    return {f"{concept.endpoint.removeprefix('/')}, its example": (
+        concept.endpoint, [file(arg) if isinstance(arg, str) and os.path.isfile(arg) else arg
+                           for arg in concept.example_call()])
+        for concept in app.CONCEPTS}
+
+
+_CALLED = {endpoint for endpoint, _ in _WRITTEN.values()}
+ANSWERED = {**_WRITTEN, **{case: call for case, call in example_calls().items() if call[0] not in _CALLED}}
 
 # Refused: (endpoint, data, what the message must contain: the parameter's name, as the message puts it).
 REFUSED = {

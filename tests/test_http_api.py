@@ -53,6 +53,12 @@ def call_http(url: str, endpoint: str, data: list) -> tuple[str, object]:
     return event, json.loads(payload)
 
 
+def test_every_documented_endpoint_has_an_answered_call():
+    called = {endpoint for endpoint, _ in api_calls.ANSWERED.values()}
+    missing = [endpoint for endpoint in api_calls.ENDPOINTS if endpoint not in called]
+    assert not missing, f"add a call of {missing} with only the parameters it needs to ANSWERED in tests/api_calls.py"
+
+
 @pytest.mark.parametrize("case", sorted(api_calls.ANSWERED))
 def test_each_concept_endpoint_answers_with_only_what_it_needs(running_app, case):
     endpoint, data = api_calls.ANSWERED[case]

@@ -9,17 +9,20 @@ import asyncio
 import concurrent.futures
 import functools
 import http.server
+import os
 import threading
+from pathlib import Path
 
 import pytest
 from gradio import processing_utils
 from mcp import ClientSession
 from mcp.client.streamable_http import streamablehttp_client
 
+import app
 from demos import examples
 
-CONCEPT_TOOLS = {"mae_reconstruct", "compare_pixels_embeddings", "noise_sweep", "tube_predict", "tube_preview", "classify_action",
-                 "answer_question"}
+# One tool per documented endpoint, as app.py's CONCEPTS name them.
+CONCEPT_TOOLS = {endpoint.removeprefix("/") for concept in app.CONCEPTS for endpoint in concept.endpoints}
 
 
 def _run(coroutine):
@@ -116,11 +119,22 @@ def _calls(running_app, calls: list[tuple[str, dict]]) -> list:
     return _mcp(running_app, work)
 
 
-def test_each_tool_answers_without_its_optional_arguments(running_app, example_urls):
+def _example_call(concept, tool, examples_url: str) -> tuple[str, dict]:
+    """The concept's example call as an MCP call: its arguments by name, its files as URLs of `examples_url`."""
+    def argument(value):
+        if isinstance(value, str) and os.path.isfile(value):
+            return f"{examples_url}/{Path(value).relative_to(examples.EXAMPLES_DIR).as_posix()}"
+        return value
+    names = list(tool.inputSchema["properties"])
+    return tool.name, {name: argument(value) for name, value in zip(names, concept.example_call(), strict=True)}
+
+
+def test_each_tool_answers_without_its_optional_arguments(tools, running_app, example_urls):
     """Only the file, and what a tool cannot guess (a block on the test replicas' 8x8 grid, a question); the rest
-    left out, or null, takes its default."""
+    left out, or null, takes its default. A concept's main tool without a call written here is called on its
+    example."""
     image, video = example_urls
-    calls = [("mae_reconstruct", {"image_path": image}),
+    written = [("mae_reconstruct", {"image_path": image}),
              ("mae_reconstruct", {"image_path": image, "mask_ratio": None, "checkpoint": None}),
              ("compare_pixels_embeddings", {"image_path": image, "top": 2, "left": 2, "height": 2, "width": 2}),
              ("noise_sweep", {"image_path": image, "top": 2, "left": 2, "height": 2, "width": 2, "noise": "jpeg"}),
@@ -128,6 +142,11 @@ def test_each_tool_answers_without_its_optional_arguments(running_app, example_u
              ("tube_predict", {"video": video}),
              ("classify_action", {"video": video}),
              ("answer_question", {"video": video, "question": "What happens?"})]
+    examples_url = image.removesuffix("/images/chelsea.jpg")
+    calls = written + [_example_call(concept, tools[concept.endpoint.removeprefix("/")], examples_url)
+                       for concept in app.CONCEPTS if concept.endpoint.removeprefix("/") not in {n for n, _ in written}]
+    uncalled = CONCEPT_TOOLS - {name for name, _ in calls}
+    assert not uncalled, f"add a call of {sorted(uncalled)} with only the arguments it needs to this test"
     for (name, arguments), result in zip(calls, _calls(running_app, calls), strict=True):
         assert not result.isError, (name, arguments, result.content)
         assert result.content, name

@@ -6,6 +6,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from gradio.context import Context
+
+from demos.tabs import widest_result
 from demos.tabs.ready_examples import ReadyExample
 
 
@@ -14,7 +17,7 @@ class Concept:
     tab_id: str
     title: str  # its tab's label and its page's title
     path: str  # its own page: /<path>
-    build: Callable[..., ReadyExample]  # builds its tab, returns the example it opens with
+    build_tab: Callable[..., ReadyExample]  # lays out its tab and wires it, returns the example it opens with
     call_to_action: str  # the line its tab leads with
     endpoint: str  # its main action's api_name, e.g. "/mae_reconstruct"
     example_call: Callable[[], tuple]  # arguments of a call to `endpoint` on a bundled example (files as paths)
@@ -24,3 +27,13 @@ class Concept:
     example_summary: str  # words in `summary` once the example's result is in place
     pictures: int = 0  # output pictures its page shows with a result
     prepare: str | None = None  # its undocumented endpoint that warms the cache for the next click, if any
+
+    def build(self, endpoints: bool = True) -> ReadyExample:
+        """Build its tab where gradio is building (its endpoints named when `endpoints`); the example it opens with.
+        Raises `widest_result.ResultNotWidest` when its result is not the widest picture on the page."""
+        parent = Context.block
+        first = len(parent.children) if parent is not None else 0
+        ready = self.build_tab(endpoints=endpoints)
+        if parent is not None:  # outside a gr.Blocks gradio keeps no tree to check
+            widest_result.check(self.title, parent.children[first:])
+        return ready
