@@ -89,6 +89,12 @@ _WATCH = f"""() => {{
 }}"""
 
 
+def wait_until_idle(frame, timeout_ms: int = RESULT_TIMEOUT_MS) -> None:
+    """Until no event of the page is pending (every status tracker hidden): a result still on its way would
+    otherwise land after what the test does next, and set the controls back."""
+    frame.wait_for_function(f"() => !({_BUSY})()", timeout=timeout_ms)
+
+
 def run_and_wait(frame, start, timeout_ms: int = RESULT_TIMEOUT_MS) -> None:
     """Start a request with `start(frame)` (a click, a key) and wait until its result has arrived on `frame`.
 
@@ -96,7 +102,7 @@ def run_and_wait(frame, start, timeout_ms: int = RESULT_TIMEOUT_MS) -> None:
     shown. So this waits for the page to be idle, watches gradio's status trackers, starts the request and waits
     until a tracker has shown it pending and all are hidden again.
     """
-    frame.wait_for_function(f"() => !({_BUSY})()", timeout=timeout_ms)
+    wait_until_idle(frame, timeout_ms)
     frame.evaluate(_WATCH)
     start(frame)
     frame.wait_for_function("() => window.__resultWatch.arrived", timeout=timeout_ms)

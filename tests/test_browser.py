@@ -1,6 +1,7 @@
 """The real page in headless Chromium: the MAE tab (fixture `browser_page` in conftest.py)."""
 
 import pytest
+from concept_pages import wait_until_idle
 from conftest import EXAMPLE_IMAGES
 
 from demos.tabs import mae
@@ -27,6 +28,7 @@ def test_the_masked_input_follows_the_ratio_before_any_model_runs(browser_page, 
     page = browser_page
     page.get_by_role("tab", name=mae.CONCEPT.title).click()
     page.locator("#mae-summary").get_by_text("patches hidden").wait_for(timeout=120_000)
+    wait_until_idle(page)  # the example shown on the tab sets the ratio when it lands
     calls = []
     monkeypatch.setattr(compute, "reconstruct", lambda *args, **kwargs: calls.append(args))
     ratio = page.locator("#mae-ratio input[type=range]")
