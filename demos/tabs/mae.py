@@ -192,7 +192,7 @@ def build_tab(endpoints: bool = True) -> ready_examples.ReadyExample:
     run.click(mae_reconstruct, inputs, outputs, concurrency_id=events.MODEL_CONCURRENCY_ID,
               api_name=events.endpoint("mae_reconstruct", endpoints))
     gr.on([ratio.input, seed.input, checkpoint.input], preview_mask, inputs, [masked_out, summary], api_name=False,
-          queue=False, show_progress="hidden")
+          queue=False, show_progress="hidden", trigger_mode="always_last")  # a fast drag ends on its last ratio
     new_mask.click(new_seed, None, seed, api_name=False, queue=False).then(
         reconstruct_if_image, inputs, outputs, api_name=False, concurrency_id=events.MODEL_CONCURRENCY_ID)
     events.on_pick(image, picture_examples, reconstruct_if_image, inputs, outputs, api_name=False,
