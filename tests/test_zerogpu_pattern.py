@@ -4,6 +4,7 @@ becomes), resident-only loading and the CPU copies, with the fake `spaces` in-pr
 import importlib
 import json
 import os
+import re
 import sys
 import threading
 
@@ -284,4 +285,5 @@ def test_a_call_that_found_its_worker_gone_asks_again_cold_and_the_next_asks_col
     assert [r["outcome"] for r in logged] == ["ok", "aborted", "ok", "ok"], logged
     assert [r["seconds"] for r in logged][:2] == [7, 2] and all(2 < r["seconds"] < 7 for r in logged[2:]), logged
     assert 1.2 <= DISPATCHER.margins.warm_for() < 1.5
-    assert "margins now cold 3." in caplog.text  # the log says what was learned
+    # The log says what was learned (its value follows the overhead measured, which a busy machine stretches).
+    assert re.search(r"margins now cold \d+\.\d s \(\d+ cold calls seen\)", caplog.text), caplog.text
