@@ -450,6 +450,39 @@ def test_a_cached_clip_sends_its_features_to_the_gpu_function_instead_of_its_pix
     assert probe_work.heads_cpu_seconds(sent[1]) < probe_work.heads_cpu_seconds(sent[0])
 
 
+def test_the_gpu_function_looks_its_models_up_before_any_work_and_none_with_nothing_to_run(heads, video, monkeypatch):
+    events = []
+    real_load, real_pass = shared_encoder.load_heads, features.encoder_pass
+    monkeypatch.setattr(shared_encoder, "load_heads", lambda *args: (events.append("models"), real_load(*args))[1])
+    monkeypatch.setattr(features, "encoder_pass", lambda *args: (events.append("pass"), real_pass(*args))[1])
+    features.TOKEN_CACHE.clear()
+    classification.HEAD_CACHE.clear()
+    request = classification.prepare(video, 2.0, sampling=probes.SAMPLING_SHARED)
+    events.clear()
+    result = probe_work.run_heads(request.work)
+    assert events == ["models", "pass"] and list(result.probs) == probes.PROBE_NAMES
+    # A question on a classified clip: the features cached and no head to run. No model is looked up (on ZeroGPU's
+    # CPU a probe may have no copy), and the cached probabilities come back as they were.
+    cached = features.PassInput(request.work.passes[0].encoder_of, request.work.passes[0].blocks,
+                                request.work.passes[0].num_frames, None, result.layers[0])
+    events.clear()
+    again = probe_work.run_heads(probe_work.HeadsInput([cached], {}, result.probs))
+    assert events == [] and again.probs == result.probs and again.layers == {}
+
+
+def test_the_model_work_moves_its_inputs_to_the_models_dtype(heads, video):
+    """The encoder and the heads receive CPU float32 tensors and run in their own device and dtype (VJEPA2's
+    embeddings also cast the pixels themselves; the pooler does not)."""
+    head = copy.deepcopy(heads[0]).model.to(torch.bfloat16)
+    pixels = features.clip_to_encode(videos.sample_frames(video, num_frames=4, frame_step=1).frames,
+                                     heads[0].processor).pixels()
+    assert pixels.dtype == torch.float32
+    layers, _ = features.encoder_pass(head.vjepa2, pixels, (7,))
+    assert layers[7].dtype == torch.bfloat16
+    probe = shared_encoder.Head(heads[0].spec, head, heads[0].processor, heads[0].comparison)
+    assert probe_work.head_logits(probe, layers[7].float()).dtype == torch.bfloat16
+
+
 def test_a_classified_clip_runs_no_head_and_no_gpu_function_again(heads, video, monkeypatch):
     """The heads' output is cached with the features it was computed from: a second click (or a question in
     grounded mode) on the same clip reads it, with the same probabilities, and calls no GPU function."""

@@ -18,7 +18,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from demos import devices, jepa
+from demos import jepa
 from demos.cache import LRUCache
 
 # Passes kept (all encoders together). The paper protocol reads up to 18 (Diving48 alone 12): all of one clip's
@@ -93,10 +93,13 @@ TOKEN_CACHE = LRUCache(ENCODER_CACHE_SIZE)
 def _normed_blocks(model: torch.nn.Module, pixel_values_videos: torch.Tensor, blocks: set[int]) -> dict:
     """The encoder's forward, keeping each listed block's output through the final layernorm.
 
-    `output_hidden_states` with indices keeps only those blocks' outputs (index i + 1 is block i's; 0 the
-    embeddings); `layers[last]` equals the model's `last_hidden_state`.
+    Follows `VJEPA2Encoder.forward` (transformers 5.23), which applies `encoder.layernorm` to the last block's output
+    only: the other blocks' outputs come from `output_hidden_states` and are normed here with the same layernorm,
+    as vjepa2's `vit_encoder_multiclip_multilevel` does. With indices, `output_hidden_states` keeps only those
+    blocks' outputs (index i + 1 is block i's; 0 the embeddings); `layers[last]` equals `last_hidden_state`.
+    The pixels go to the model's own device and dtype (transformers' `device` and `dtype` of a `PreTrainedModel`).
     """
-    out = model(pixel_values_videos=devices.on_model(model, pixel_values_videos), skip_predictor=True,
+    out = model(pixel_values_videos=pixel_values_videos.to(model.device, model.dtype), skip_predictor=True,
                 output_hidden_states=[block + 1 for block in sorted(blocks)])
     return {block: model.encoder.layernorm(out.hidden_states[block + 1]) for block in blocks}
 

@@ -3,7 +3,7 @@
 It receives the pixels of the encoder passes still missing and the cached features of the others
 (`features.PassInput`), runs the missing passes and the heads still to run, and returns the new features and
 the heads' probabilities, on the CPU (`HeadsPass`), for the main process to keep. The estimates size its GPU
-duration on ZeroGPU and decide whether it runs on the Space's CPU there (see checkpoints: `gpu_task`): they are
+duration on ZeroGPU and decide whether it runs on the Space's CPU there (`gpu_task`, `demos.placement`): they are
 of the published checkpoints' work, whatever model is loaded here.
 """
 
@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import torch
 
 import checkpoints
-from demos import devices, jepa
+from demos import jepa
 from demos.compute.heads import features, probes, shared_encoder
 from demos.gpu_functions import gpu_task
 
@@ -99,21 +99,26 @@ def heads_cpu_seconds(work: HeadsInput) -> float:
 
 @torch.inference_mode()
 def head_logits(head: shared_encoder.Head, tokens: torch.Tensor) -> torch.Tensor:
-    """The probe's attentive pooler and linear classifier on its features: what the probe adds."""
+    """The probe's attentive pooler and linear classifier on its features (on the model's device): what the probe
+    adds. Follows the end of `VJEPA2ForVideoClassification.forward` (transformers 5.23), `classifier(pooler(...))`,
+    which there reads `last_hidden_state` only; here it reads the blocks of the probe's `probes.FeatureRecipe`."""
     model = head.model
-    return model.classifier(model.pooler(devices.on_model(model.pooler, tokens)))
+    return model.classifier(model.pooler(tokens.to(model.device, model.dtype)))
 
 
 def run_heads(work: HeadsInput) -> HeadsPass:
     """Model work: the encoder passes still missing, then each head still to run: its pooler and classifier once
     per view on its features (its segments concatenated along the tokens), the views' probabilities averaged.
-    No plans (`classification.prefetch`, or every head cached): only the passes. The probabilities hold every probe, the cached
-    ones included, in `probes.PROBE_NAMES` order."""
+    No plans (`classification.prefetch`, or every head cached): only the passes. The probabilities hold every probe,
+    the cached ones included, in `probes.PROBE_NAMES` order."""
     read = {index for plan in work.plans.values() for view in plan for index in view}
     used = [index for index, item in enumerate(work.passes) if item.runs or index in read]
-    # Every model of the call is looked up before any work: the work below only runs them.
-    heads = {head.spec.name: head for head in shared_encoder.load_heads(list(work.plans))} if work.plans else {}
-    backbones = {name: shared_encoder.backbone_of(name) for name in {work.passes[index].encoder_of for index in used}}
+    # The models first, every probe and the base encoder: which models a click uses does not depend on its clip, and
+    # in a GPU function they are resident lookups. With nothing to run (a question on a clip whose heads are all
+    # cached) none is looked up: on ZeroGPU's CPU a probe may have no copy. The work below only runs them.
+    heads = {head.spec.name: head for head in shared_encoder.load_heads()} if used else {}
+    backbones = ({jepa.CHECKPOINT: jepa.load().model} | {name: head.backbone for name, head in heads.items()}
+                 if used else {})
     new_layers, encoder_seconds, on_device = {}, {}, {}
     for index in used:
         item = work.passes[index]
@@ -121,8 +126,8 @@ def run_heads(work: HeadsInput) -> HeadsPass:
         if item.runs:
             new_layers[index], encoder_seconds[index] = features.encoder_pass(backbone, item.pixels, item.blocks)
         layers = new_layers[index] if item.runs else item.layers
-        if index in read:
-            on_device[index] = {block: devices.on_model(backbone, tensor) for block, tensor in layers.items()}
+        if index in read:  # cached features go to the device once, whichever heads read them
+            on_device[index] = {block: tensor.to(backbone.device, backbone.dtype) for block, tensor in layers.items()}
     probs, head_seconds, pooler_tokens = dict(work.cached_probs), {}, {}
     for name, plan in work.plans.items():
         blocks = heads[name].blocks

@@ -9,7 +9,7 @@ model's:
   V-JEPA tabs use. One ViT-L in memory; a clip is encoded once and every head reads the same pass.
 - not equal: the probe keeps its own encoder (its unused predictor is dropped), the log and the page say so.
 
-On ZeroGPU (see checkpoints) the comparison runs when the probe loads (`use_loader`: at start-up there), never
+On ZeroGPU (see demos/startup.py) the comparison runs when the probe loads (`use_loader`: at start-up there), never
 inside a GPU function.
 """
 
