@@ -226,7 +226,6 @@ def build_tab(endpoints: bool = True) -> ready_examples.ReadyExample:
     scored; the rest folded. Endpoints /compare_pixels_embeddings and /noise_sweep (named when `endpoints`).
     Returns the example it opens with, for the page to show on load.
     """
-    top0, left0, height0, width0 = mae_vs_jepa.DEFAULT_BLOCK
     widgets.call_to_action(CALL_TO_ACTION)
     notice = gr.Markdown(visible=False)
     with gr.Row():
@@ -254,16 +253,10 @@ def build_tab(endpoints: bool = True) -> ready_examples.ReadyExample:
             image = widgets.image_input("Image", value=EXAMPLE_IMAGE, height=220, elem_id="mvj-image")
             with gr.Column():
                 picture_examples = gr.Examples(examples=examples.images(), inputs=image, cache_examples=False)
-                with gr.Row():
-                    top = gr.Slider(0, mae_vs_jepa.PUBLISHED_GRID - 1, value=top0, step=1, label="Top row",
-                                    elem_id="mvj-top")
-                    left = gr.Slider(0, mae_vs_jepa.PUBLISHED_GRID - 1, value=left0, step=1, label="Left column",
-                                     elem_id="mvj-left")
-                with gr.Row():
-                    height = gr.Slider(1, mae_vs_jepa.PUBLISHED_GRID, value=height0, step=1,
-                                       label="Block height (patches)", elem_id="mvj-height")
-                    width = gr.Slider(1, mae_vs_jepa.PUBLISHED_GRID, value=width0, step=1,
-                                      label="Block width (patches)", elem_id="mvj-width")
+                top, left, height, width = widgets.block_sliders(
+                    mae_vs_jepa.PUBLISHED_GRID, mae_vs_jepa.DEFAULT_BLOCK,
+                    sizes=("Block height (patches)", "Block width (patches)"),
+                    elem_ids=("mvj-top", "mvj-left", "mvj-height", "mvj-width"))
         with gr.Row():
             noise_kind = gr.Radio([("No noise", NONE), ("Film grain", GRAIN), ("JPEG compression", JPEG)],
                                   value=NONE, label="Noise added to the picture both models see", elem_id="mvj-noise")

@@ -285,7 +285,6 @@ def build_tab(endpoints: bool = True) -> ready_examples.ReadyExample:
     default_frames = tube_clips.default_frames()
     default_tubelets = default_frames // 2
     max_tubelet = tube_clips.GPU_FRAMES // 2 - 1  # the API's limit on every device (a 16-frame call's last tubelet)
-    example_top, example_left, example_height, example_width = EXAMPLE_TUBE
     widgets.call_to_action(CALL_TO_ACTION)
     notice = gr.Markdown(visible=False)
     with gr.Row():
@@ -326,14 +325,8 @@ def build_tab(endpoints: bool = True) -> ready_examples.ReadyExample:
                                           elem_id="tubes-preview", alt_text=PREVIEW_DESCRIPTION, buttons=["fullscreen"])
             with gr.Column():
                 preview_text = gr.Markdown(elem_id="tubes-preview-text")
-                with gr.Row():
-                    top = gr.Slider(0, tubes.GRID_SLIDER_MAX - 1, value=example_top, step=1, label="Top row",
-                                    elem_id="tubes-top")
-                    left = gr.Slider(0, tubes.GRID_SLIDER_MAX - 1, value=example_left, step=1, label="Left column",
-                                     elem_id="tubes-left")
-                with gr.Row():
-                    height = gr.Slider(1, tubes.GRID_SLIDER_MAX, value=example_height, step=1, label="Height")
-                    width = gr.Slider(1, tubes.GRID_SLIDER_MAX, value=example_width, step=1, label="Width")
+                top, left, height, width = widgets.block_sliders(tubes.GRID_SLIDER_MAX, EXAMPLE_TUBE,
+                                                                 elem_ids=("tubes-top", "tubes-left", None, None))
     with gr.Accordion("Over time: the cosine, the surprise, the features", open=False):
         with gr.Row():
             cosine_plot = gr.LinePlot(x="tubelet", y="cosine", color="series", y_lim=[-1, 1],

@@ -199,3 +199,17 @@ def caption_on(numbers: gr.JSON, caption: gr.Markdown, describe: Callable[[dict]
 def call_to_action(text: str) -> gr.Markdown:
     """The line a tab (and its concept page) leads with: what to do first. The heading below the page's title."""
     return gr.Markdown(f"## {text}", elem_classes=["call-to-action"])
+
+
+def block_sliders(grid: int, block: tuple[int, int, int, int], *, sizes: tuple[str, str] = ("Height", "Width"),
+                  elem_ids: tuple[str | None, ...] = (None, None, None, None)) -> tuple[gr.Slider, ...]:
+    """The sliders of a block's exact place on a `grid`-sided grid of patches, under the picture it is dragged on:
+    top row and left column in one row, its height and width (`sizes` their labels) in the next."""
+    top, left, height, width = block
+    with gr.Row():
+        sliders = [gr.Slider(0, grid - 1, value=top, step=1, label="Top row", elem_id=elem_ids[0]),
+                   gr.Slider(0, grid - 1, value=left, step=1, label="Left column", elem_id=elem_ids[1])]
+    with gr.Row():
+        sliders += [gr.Slider(1, grid, value=height, step=1, label=sizes[0], elem_id=elem_ids[2]),
+                    gr.Slider(1, grid, value=width, step=1, label=sizes[1], elem_id=elem_ids[3])]
+    return tuple(sliders)

@@ -61,12 +61,7 @@ class HeadsRequest:
     plans: dict[str, list[list[int]]]  # every probe's plan (`work.plans` holds only those still to run)
     head_keys: dict[str, tuple]  # probe name -> its `HEAD_CACHE` key: the pass keys it reads, view by view
     cached_heads: dict[str, HeadOutput]  # the probes whose output on these features is cached
-    sampling: str
-    sampling_reason: str
-    start_s: float
-    notes: list[str]
-    preprocess_seconds: float
-    encoders_in_memory: int
+    setup: probe_results.ClickSetup
 
 
 def prepare(video_path, start_s: float = 0.0, *, sampling: str = probes.SAMPLING_AUTO,
@@ -144,8 +139,9 @@ def prepare(video_path, start_s: float = 0.0, *, sampling: str = probes.SAMPLING
     work = probe_work.HeadsInput(inputs, {name: plan for name, plan in indices.items() if name not in cached_heads},
                                  {name: output.probs for name, output in cached_heads.items()})
     notes.extend(_sampling_notes(sampling, heads))
-    return HeadsRequest(work, heads, passes, indices, head_keys, cached_heads, sampling, reason, start_s, notes,
-                        preprocess_seconds, shared_encoder.resident_encoders(heads))
+    setup = probe_results.ClickSetup(sampling, reason, start_s, notes, preprocess_seconds,
+                                     shared_encoder.resident_encoders(heads))
+    return HeadsRequest(work, heads, passes, indices, head_keys, cached_heads, setup)
 
 
 def finish(request: HeadsRequest, result: probe_work.HeadsPass) -> probe_results.Classification:
@@ -172,9 +168,7 @@ def finish(request: HeadsRequest, result: probe_work.HeadsPass) -> probe_results
             sorted({index for view in plan for index in view}), head.shares_encoder,
             list(head.blocks), output.pooler_tokens, len(plan), output.probs,
             cached=name in request.cached_heads))
-    classification = probe_results.Classification(
-        results, passes, request.sampling, request.sampling_reason, request.start_s, request.notes,
-        request.preprocess_seconds, request.encoders_in_memory)
+    classification = probe_results.Classification.of(request.setup, results, passes)
     for index, item in enumerate(request.work.passes):  # kept for the next click or question on these clips
         if item.runs:
             plan = request.passes[index]
@@ -221,11 +215,11 @@ def prefetch(video_path, start_s: float = 0.0, *, sampling: str = probes.SAMPLIN
     """
     request = prepare(video_path, start_s, sampling=sampling)
     missing = [index for index, item in enumerate(request.work.passes) if item.runs]
-    numbers = {"sampling": request.sampling, "sampling_reason": request.sampling_reason,
+    numbers = {"sampling": request.setup.sampling, "sampling_reason": request.setup.sampling_reason,
                "encoder_passes": len(missing), "encoder_passes_run": 0,
                "encoder_passes_reused": len(request.work.passes) - len(missing), "heads_run": 0, "stale": False,
                "skipped": "", "seconds": 0.0}
-    if missing and request.sampling == probes.SAMPLING_PAPER and not devices.models_on_gpu():
+    if missing and request.setup.sampling == probes.SAMPLING_PAPER and not devices.models_on_gpu():
         return {**numbers, "skipped": "the paper protocol takes minutes on a CPU; it runs when you click"}
     if missing and not zerogpu.worth_preparing():
         return {**numbers, "skipped": "on ZeroGPU the click encodes the clip in its own GPU call"}
@@ -242,7 +236,7 @@ def prefetch(video_path, start_s: float = 0.0, *, sampling: str = probes.SAMPLIN
             features.store(plan.backbone, plan.digest, result.layers[position], result.encoder_seconds[position])
             numbers["seconds"] = round(numbers["seconds"] + result.encoder_seconds[position], 4)
         numbers["encoder_passes_run"] += len(batch)
-    if devices.models_on_gpu() or request.sampling == probes.SAMPLING_PAPER:
+    if devices.models_on_gpu() or request.setup.sampling == probes.SAMPLING_PAPER:
         return numbers
     request = prepare(video_path, start_s, sampling=sampling)  # the passes come from the cache now
     for head in request.heads:

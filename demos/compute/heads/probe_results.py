@@ -4,7 +4,7 @@ for the API and the page. No gradio here.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import torch
 
@@ -47,15 +47,25 @@ class HeadResult:
 
 
 @dataclass
-class Classification:
-    heads: list[HeadResult]
-    passes: list[EncoderPass]
+class ClickSetup:
+    """How a click's clips were sampled and prepared, in the main process (`classification.prepare`)."""
+
     sampling: str
     sampling_reason: str
     start_s: float
     notes: list[str]
     preprocess_seconds: float
     encoders_in_memory: int
+
+
+@dataclass
+class Classification(ClickSetup):
+    heads: list[HeadResult]
+    passes: list[EncoderPass]
+
+    @classmethod
+    def of(cls, setup: ClickSetup, heads: list[HeadResult], passes: list[EncoderPass]) -> Classification:
+        return cls(**{item.name: getattr(setup, item.name) for item in fields(ClickSetup)}, heads=heads, passes=passes)
 
     def label_dicts(self) -> dict[str, dict[str, float]]:
         return {head.name: dict(head.top) for head in self.heads}
