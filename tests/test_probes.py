@@ -468,6 +468,15 @@ def test_the_gpu_function_looks_its_models_up_before_any_work_and_none_with_noth
     events.clear()
     again = probe_work.run_heads(probe_work.HeadsInput([cached], {}, result.probs))
     assert events == [] and again.probs == result.probs and again.layers == {}
+    # A click for one probe looks up that probe only: on ZeroGPU's CPU another may have no copy.
+    looked_up = []
+    monkeypatch.setattr(shared_encoder, "load_heads", lambda *args: (looked_up.append(args), real_load(*args))[1])
+    features.TOKEN_CACHE.clear()
+    classification.HEAD_CACHE.clear()
+    one = probes.PROBE_NAMES[-1]
+    request = classification.prepare(video, 2.0, sampling=probes.SAMPLING_PER_PROBE, names=[one])
+    looked_up.clear()
+    assert list(probe_work.run_heads(request.work).probs) == [one] and looked_up == [([one],)]
 
 
 def test_the_model_work_moves_its_inputs_to_the_models_dtype(heads, video):

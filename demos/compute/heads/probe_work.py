@@ -113,12 +113,15 @@ def run_heads(work: HeadsInput) -> HeadsPass:
     the cached ones included, in `probes.PROBE_NAMES` order."""
     read = {index for plan in work.plans.values() for view in plan for index in view}
     used = [index for index, item in enumerate(work.passes) if item.runs or index in read]
-    # The models first, every probe and the base encoder: which models a click uses does not depend on its clip, and
-    # in a GPU function they are resident lookups. With nothing to run (a question on a clip whose heads are all
-    # cached) none is looked up: on ZeroGPU's CPU a probe may have no copy. The work below only runs them.
-    heads = {head.spec.name: head for head in shared_encoder.load_heads()} if used else {}
-    backbones = ({jepa.CHECKPOINT: jepa.load().model} | {name: head.backbone for name, head in heads.items()}
-                 if used else {})
+    # The models first, those the work names: the heads still to run and the encoders of the passes it uses (in a GPU
+    # function they are resident lookups). Only those: on ZeroGPU's CPU a probe that is not needed may have no copy,
+    # and with nothing to run (a question on a clip whose heads are all cached) nothing is looked up.
+    wanted = set(work.plans) | {work.passes[index].encoder_of for index in used}
+    probe_names = [name for name in probes.PROBE_NAMES if name in wanted]
+    heads = {head.spec.name: head for head in shared_encoder.load_heads(probe_names)} if probe_names else {}
+    backbones = {name: head.backbone for name, head in heads.items()}
+    if jepa.CHECKPOINT in wanted:
+        backbones[jepa.CHECKPOINT] = jepa.load().model
     new_layers, encoder_seconds, on_device = {}, {}, {}
     for index in used:
         item = work.passes[index]
