@@ -21,7 +21,11 @@ const block = () => fit(props.value);
 function place(b) {
   b = fit(b);
   const old = props.value || {};
-  if (b.top !== old.top || b.left !== old.left || b.height !== old.height || b.width !== old.width) props.value = b;
+  if (b.top !== old.top || b.left !== old.left || b.height !== old.height || b.width !== old.width) {
+    props.value = b;
+    // Announced in the page (a SweepPlayer plays the setting back at once), never sent to the server.
+    element.dispatchEvent(new CustomEvent('block-drawn', {bubbles: true, detail: b}));
+  }
 }
 
 // Where the pointer is, in patches (fractions included), from the picture's top-left corner.

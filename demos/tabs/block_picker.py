@@ -13,6 +13,8 @@ the arrows move it a patch and Shift+arrows resize it. Events the page may liste
 - `change`: gradio's, on every change of the value (each patch crossed, each arrow, each update from Python);
   too frequent for a model.
 Arrow keys fire no event of their own: the next `release` or `submit` (or another control's run) reads the value.
+In the page, every block drawn (each patch crossed, each arrow) is announced as a DOM event `block-drawn` (its detail
+the block), which a `SweepPlayer` plays back; it never reaches the server.
 
 A handler updates the picker like any gradio component, by returning one: the props it names change, the others
 keep their values. A new picture with its grid and a block that fits it:

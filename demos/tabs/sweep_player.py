@@ -1,0 +1,41 @@
+"""`SweepPlayer`: plays a sweep back in the page while the learner's hand moves, with no request to the server.
+
+A `gr.HTML` without a build step (gradio 6). Its `sweep` prop is a `demos.sweeps.Playback` payload: every setting the
+gesture reaches, with its numbers as HTML and its pictures in one sprite sheet. The player listens to the gesture
+named by `source` (the elem_id of a `BlockPicker`, which announces each block it draws, or of a `gr.Slider`, whose
+range input it follows) and draws the setting under the pointer into the page's own outputs (`pictures` and
+`texts`: name -> CSS selector of a gr.Image or gr.Markdown). The gesture's release then runs the endpoint as before,
+which answers from the same sweep: what stays on the page is what the hand saw.
+
+The player itself shows one line: what is live ("Live: all 169 positions"), or how far the sweep is.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import gradio as gr
+
+_HERE = Path(__file__).parent
+JS = (_HERE / "sweep_player.js").read_text()
+
+HTML = """<p class="sp-note" aria-live="polite">${sweep && sweep.note ? sweep.note : ""}</p>"""
+CSS = """.sp-note { margin: 0; min-height: 1.2em; color: var(--body-text-color-subdued); font-size: var(--text-sm); }"""
+
+# A setting's key, as the JS matches it: values rounded so that a slider's 0.15000000000000002 is 0.15.
+SETTING_DECIMALS = 6
+
+
+class SweepPlayer(gr.HTML):
+    """Plays `sweep` (a `Playback.payload()`, or None) on the gesture `source` (see the module's docstring)."""
+
+    def __init__(self, *, source: str, kind: str, pictures: dict[str, str], texts: dict[str, str],
+                 elem_id: str | None = None, **kwargs):
+        if kind not in ("block", "slider"):
+            raise ValueError(f"kind is 'block' or 'slider', not {kind!r}")
+        super().__init__(value="", html_template=HTML, css_template=CSS, js_on_load=JS, elem_id=elem_id,
+                         sweep=None, source=source, kind=kind, pictures=pictures, texts=texts,
+                         decimals=SETTING_DECIMALS, container=False, padding=False, **kwargs)
+
+    def api_info(self) -> dict:
+        return {"type": "string"}
