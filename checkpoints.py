@@ -163,6 +163,9 @@ class Loaded:
     mask_token_copied: bool | None = None  # V-JEPA 2: the untrained predictor mask token 1 now holds token 0
     encoder_comparison: object | None = None  # a probe: `shared_encoder.EncoderComparison` with the base V-JEPA 2 encoder
     position_layouts: object | None = None  # ViT-MAE: `mae_positions.Layouts`, the formula of its position tables
+    # Names these weights across restarts (a hash of a few of their values, taken at load): the key of results kept
+    # on disk, which a checkpoint saved again under the same id must not serve.
+    weights_digest: str = ""
 
 
 # Each checkpoint once per copy: (name, False) on this machine's device, (name, True) the Space's CPU copy on
@@ -289,7 +292,25 @@ def _load_uncached(ckpt: Checkpoint, cpu_copy: bool = False) -> Loaded:
             model = _quantize_linear_int8(model, ckpt)
     seconds = time.perf_counter() - start
     log.info("Loaded %s (%s) in %.1f s", ckpt.hub_id, ckpt.model_class, seconds)
-    return Loaded(ckpt, model, processor, seconds)
+    return Loaded(ckpt, model, processor, seconds, weights_digest=weights_digest(model))
+
+
+def weights_digest(model) -> str:
+    """A short hash of the first values of every weight tensor (their names, shapes and dtypes too): enough to tell
+    two sets of weights apart, read in milliseconds."""
+    import hashlib
+
+    import torch
+
+    digest = hashlib.blake2b(digest_size=12)
+    if isinstance(model, torch.nn.Module):
+        for name, tensor in model.state_dict().items():
+            if not isinstance(tensor, torch.Tensor):  # an int8 layer's packed weights
+                continue
+            head = tensor.detach().reshape(-1)[:16].float().cpu().numpy() if tensor.is_floating_point() else b""
+            digest.update(f"{name}{tuple(tensor.shape)}{tensor.dtype}".encode())
+            digest.update(bytes(memoryview(head)) if len(head) else b"")
+    return digest.hexdigest()
 
 
 def int8_on_cpu(ckpt: Checkpoint) -> bool:

@@ -9,10 +9,12 @@ import random
 import gradio as gr
 
 import checkpoints
-from demos import examples, images, masks
-from demos.compute import mae
+from demos import examples, images, masks, sweeps
+from demos.cache import LRUCache
+from demos.compute import mae, mae_sweep
 from demos.tabs import actions, events, links, ready_examples, widgets
 from demos.tabs.concept import Concept
+from demos.tabs.sweep_player import SweepPlayer
 
 # Below this (an RMSE under 1 % of the range) the hidden patches are, to the eye, all one colour.
 CONSTANT_IS_PERFECT_MSE = 1e-4
@@ -74,7 +76,7 @@ goes into texture, lighting and noise that no one could predict, which is why re
 asks: what if we predicted a *representation* of the hidden region instead?
 """
 
-CALL_TO_ACTION = "Drag the mask ratio up to 75%+ and hit reconstruct"
+CALL_TO_ACTION = "Drag the mask ratio up to 75%+: MAE paints the hidden patches back as you move"
 EXAMPLE_IMAGE = str(examples.IMAGES_DIR / "chelsea.jpg")  # the image the tab opens with, its result in place
 EXAMPLE_RATIO, EXAMPLE_SEED, EXAMPLE_CHECKPOINT = 0.75, 0, "vit-mae-base"
 
@@ -117,8 +119,14 @@ def mae_reconstruct(image_path, mask_ratio: float, mask_seed: int, checkpoint: s
     ratio, seed = masks.validate_ratio(mask_ratio), masks.validate_seed(mask_seed)
     checkpoint = mae.validate_checkpoint(checkpoints.get(checkpoint).name)
     actions.ensure_loaded([checkpoint], progress)
-    progress(0.9, desc="Reconstructing…")
-    result = mae.reconstruct(image, checkpoint, ratio=ratio, seed=seed)
+    result = mae_sweep.cached(image, checkpoint, ratio, seed)
+    if result is None and mae_sweep.on_slider(ratio) and examples.is_bundled_image(image):
+        # A bundled picture's sweep serves every learner: one device call for every ratio of the slider.
+        progress(0.5, desc="Reconstructing at every ratio of the slider, once for everyone…")
+        result = mae_sweep.sweep(image, checkpoint, seed, keep_on_disk=True)[0][mae_sweep.slider_step(ratio)]
+    if result is None:
+        progress(0.9, desc="Reconstructing…")
+        result = mae.reconstruct(image, checkpoint, ratio=ratio, seed=seed)
     return (result.model_view, result.masked, result.reconstruction, result.pasted, result.error_map,
             summary_markdown(result) + actions.device_note(), {**result.stats(), **actions.device_numbers()})
 
@@ -130,17 +138,71 @@ def reconstruct_if_image(image_path, mask_ratio, mask_seed, checkpoint, progress
     return mae_reconstruct(image_path, mask_ratio, mask_seed, checkpoint, progress)
 
 
+def preview_text(preview: mae.MaskPreview) -> str:
+    return (f"**{preview.num_hidden} of {preview.grid.num_patches} patches will be hidden.** Release the slider or "
+            "press **Reconstruct** to see MAE paint them back.")
+
+
 @actions.gradio_errors
 def preview_mask(image_path, mask_ratio, mask_seed, checkpoint):
-    """While the ratio or the seed moves: the patches that will be hidden, drawn without a model (no queue)."""
+    """A new seed or checkpoint: the patches that will be hidden, drawn without a model (no queue), and no playback
+    until the new mask's sweep is there."""
     if image_path is None:
-        return gr.skip(), gr.skip()
+        return gr.skip(), gr.skip(), gr.skip()
     preview = mae.mask_preview(images.load_image(image_path), mae.validate_checkpoint(checkpoint),
                                ratio=masks.validate_ratio(mask_ratio), seed=masks.validate_seed(mask_seed))
-    total = preview.grid.num_patches
-    return (gr.Image(preview.masked, alt_text=masked_description(preview.num_hidden, total)),
-            f"**{preview.num_hidden} of {total} patches will be hidden.** Press **Reconstruct** to see MAE paint "
-            "them back.")
+    return (gr.Image(preview.masked, alt_text=masked_description(preview.num_hidden, preview.grid.num_patches)),
+            preview_text(preview), SweepPlayer(sweep=None))
+
+
+# ---------------------------------------------------------------------------------------------
+# The sweep the page plays back while the ratio moves
+# ---------------------------------------------------------------------------------------------
+
+PLAYBACKS = LRUCache(mae_sweep.SWEEPS_KEPT)  # sweep key -> the player's payload (its sprite sheet encoded once)
+
+
+def playback(results: dict) -> sweeps.Playback:
+    """Every ratio's masked input, reconstruction and claim line, as the page shows them after a run."""
+    ratios, shown = list(results), list(results.values())
+    return sweeps.Playback(
+        settings=[[ratio] for ratio in ratios],
+        pictures={"masked": [r.masked for r in shown], "pasted": [r.pasted for r in shown]},
+        alts={"masked": [picture_descriptions(r.stats())[1] for r in shown],
+              "pasted": [picture_descriptions(r.stats())[3] for r in shown]},
+        texts={"summary": [sweeps.markdown_html(summary_markdown(r)) for r in shown]},
+        note=f"Live: drag the ratio, MAE's reconstruction at all {len(ratios)} of its steps is ready.")
+
+
+def preview_playback(previews: dict) -> sweeps.Playback:
+    """While the sweep is computed: every ratio's masked input (no model needed)."""
+    shown = list(previews.values())
+    return sweeps.Playback(
+        settings=[[ratio] for ratio in previews], pictures={"masked": [p.masked for p in shown]},
+        alts={"masked": [masked_description(p.num_hidden, p.grid.num_patches) for p in shown]},
+        texts={"summary": [sweeps.markdown_html(preview_text(p)) for p in shown]},
+        note="Reconstructing at every ratio… meanwhile the masked input follows the slider.")
+
+
+@actions.action()
+def play_sweep(image_path, mask_seed, checkpoint, progress=gr.Progress()):
+    """After a result: the reconstruction at every step of the slider, for the page to play while the ratio moves
+    (the masks at once, the reconstructions once computed: one device call)."""
+    if image_path is None:
+        yield gr.skip()
+        return
+    image, seed = images.load_image(image_path), masks.validate_seed(mask_seed)
+    checkpoint = mae.validate_checkpoint(checkpoints.get(checkpoint).name)
+    actions.ensure_loaded([checkpoint], progress)
+    key = mae_sweep.key(image, checkpoint, seed)
+    payload = PLAYBACKS.get(key)
+    if payload is None:
+        if mae_sweep.SWEEPS.get(key) is None:
+            yield SweepPlayer(sweep=preview_playback(mae_sweep.previews(image, checkpoint, seed)).payload())
+        results, _ = mae_sweep.sweep(image, checkpoint, seed, keep_on_disk=examples.is_bundled_image(image))
+        payload = playback(results).payload()
+        PLAYBACKS.put(key, payload)
+    yield SweepPlayer(sweep=payload)
 
 
 def new_seed() -> int:
@@ -163,6 +225,8 @@ def build_tab(endpoints: bool = True) -> ready_examples.ReadyExample:
         with gr.Column(scale=1, min_width=160):
             run = gr.Button("Reconstruct", variant="primary", elem_id="mae-run")
             new_mask = gr.Button("🎲 New random mask", size="sm")
+    player = SweepPlayer(source="mae-ratio", kind="slider", pictures={"masked": "#mae-masked", "pasted": "#mae-pasted"},
+                         texts={"summary": "#mae-summary"}, elem_id="mae-live")
     summary = gr.Markdown(elem_id="mae-summary", elem_classes=[widgets.CLAIM])
     with gr.Accordion("Another picture, another mask, a larger model", open=False):
         with gr.Row():
@@ -189,21 +253,31 @@ def build_tab(endpoints: bool = True) -> ready_examples.ReadyExample:
     inputs = [image, ratio, seed, checkpoint]
     outputs = [view_out, masked_out, raw_out, pasted_out, error_out, summary, numbers]
     widgets.describe_pictures(numbers, outputs[:5], picture_descriptions)
-    run.click(mae_reconstruct, inputs, outputs, concurrency_id=events.MODEL_CONCURRENCY_ID,
-              api_name=events.endpoint("mae_reconstruct", endpoints))
-    gr.on([ratio.input, seed.input, checkpoint.input], preview_mask, inputs, [masked_out, summary], api_name=False,
-          queue=False, show_progress="hidden", trigger_mode="always_last")  # a fast drag ends on its last ratio
-    new_mask.click(new_seed, None, seed, api_name=False, queue=False).then(
-        reconstruct_if_image, inputs, outputs, api_name=False, concurrency_id=events.MODEL_CONCURRENCY_ID)
-    events.on_pick(image, picture_examples, reconstruct_if_image, inputs, outputs, api_name=False,
-                   concurrency_id=events.MODEL_CONCURRENCY_ID)
+    model_args = dict(api_name=False, concurrency_id=events.MODEL_CONCURRENCY_ID)
+
+    def then_play(event):
+        """After a result, its sweep for the player (one session's newest only)."""
+        event.then(play_sweep, [image, seed, checkpoint], player, trigger_mode="always_last", show_progress="hidden",
+                   **model_args)
+
+    then_play(run.click(mae_reconstruct, inputs, outputs, concurrency_id=events.MODEL_CONCURRENCY_ID,
+                        api_name=events.endpoint("mae_reconstruct", endpoints)))
+    # While the ratio moves the player shows each step from the sweep, in the page; its release runs the endpoint,
+    # which answers from the same sweep.
+    ratio.release(reconstruct_if_image, inputs, outputs, trigger_mode="always_last", **model_args)
+    gr.on([seed.input, checkpoint.input], preview_mask, inputs, [masked_out, summary, player], api_name=False,
+          queue=False, show_progress="hidden", trigger_mode="always_last")
+    then_play(new_mask.click(new_seed, None, seed, api_name=False, queue=False).then(
+        reconstruct_if_image, inputs, outputs, **model_args))
+    for picked in events.on_pick(image, picture_examples, reconstruct_if_image, inputs, outputs, **model_args):
+        then_play(picked)
 
     def run_linked(values: dict, progress):
         return mae_reconstruct(*(values.get(component, default) for component, default in
                                  zip(inputs, example_call(), strict=True)), progress)
 
     return ready_examples.ReadyExample("mae", outputs, lambda progress: mae_reconstruct(*example_call(), progress),
-                               link=link, run=run_linked, notice=notice)
+                                       link=link, run=run_linked, notice=notice, then=then_play)
 
 
 CONCEPT_PATH = "masked-autoencoder"

@@ -45,6 +45,9 @@ class ReadyExample:
     link: links.Link | None = None
     run: Callable[[dict, gr.Progress], tuple] | None = None
     notice: gr.Markdown | None = None
+    # What follows the example once it is shown (e.g. its sweep for the page to play back): given the event that
+    # shows it, chains the tab's own events after it.
+    then: Callable[[object], None] | None = None
 
     def result(self, progress: gr.Progress | None = None) -> tuple:
         with _READY_LOCK:
@@ -77,7 +80,9 @@ class ReadyExample:
             return [values.get(output, gr.skip()) for output in outputs] + [True]
 
         # Not in the models' concurrency group: a stored result must not wait behind another visitor's run.
-        gr.on(triggers, show, shown, [*outputs, shown], api_name=False, concurrency_limit=None)
+        shown_event = gr.on(triggers, show, shown, [*outputs, shown], api_name=False, concurrency_limit=None)
+        if self.then is not None:
+            self.then(shown_event)
 
 
 def _keep_files(key: str, outputs: list, values: tuple) -> tuple:

@@ -29,12 +29,16 @@ SETTING_DECIMALS = 6
 class SweepPlayer(gr.HTML):
     """Plays `sweep` (a `Playback.payload()`, or None) on the gesture `source` (see the module's docstring)."""
 
-    def __init__(self, *, source: str, kind: str, pictures: dict[str, str], texts: dict[str, str],
+    draws_pictures = False  # its own box holds one line of text (the layout rule, `widest_result`, leaves it out)
+
+    def __init__(self, sweep: dict | None = None, *, source: str = "", kind: str = "block",
+                 pictures: dict[str, str] | None = None, texts: dict[str, str] | None = None,
                  elem_id: str | None = None, **kwargs):
+        """A handler updates the player by returning `SweepPlayer(sweep=...)` (only the props it names change)."""
         if kind not in ("block", "slider"):
             raise ValueError(f"kind is 'block' or 'slider', not {kind!r}")
         super().__init__(value="", html_template=HTML, css_template=CSS, js_on_load=JS, elem_id=elem_id,
-                         sweep=None, source=source, kind=kind, pictures=pictures, texts=texts,
+                         sweep=sweep, source=source, kind=kind, pictures=pictures or {}, texts=texts or {},
                          decimals=SETTING_DECIMALS, container=False, padding=False, **kwargs)
 
     def api_info(self) -> dict:

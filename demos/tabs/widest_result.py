@@ -44,7 +44,8 @@ def check(title: str, blocks: Iterable[Block]) -> None:
                               f"accordions")
     narrowest = min(results, key=widths.get)
     inside_results = {inner for result in results for inner in _descendants(result)}
-    wider = [block for block in widths if isinstance(block, DRAWN) and block not in results
+    wider = [block for block in widths if isinstance(block, DRAWN) and getattr(block, "draws_pictures", True)
+             and block not in results
              and block not in inside_results and widths[block] > widths[narrowest] + SAME_PX]
     if wider:
         named = ", ".join(f"{_name(block)} ({widths[block]:.0f} px)" for block in wider)
