@@ -15,3 +15,13 @@ def images() -> list[str]:
 
 def videos() -> list[str]:
     return sorted(str(p) for p in VIDEOS_DIR.glob("*.mp4"))
+
+
+def image(index: int) -> str:
+    """Bundled picture `index`, counting round: any index names one, and neighbouring indexes differ."""
+    return images()[index % len(images())]
+
+
+def video(index: int) -> str:
+    """Bundled clip `index`, counting round."""
+    return videos()[index % len(videos())]

@@ -83,6 +83,16 @@ def example_call(side: int = tubes.GRID_SLIDER_MAX) -> tuple:
             frames // 2 - 1)
 
 
+CALL_TUBE = (5, 6, 2, 2)  # top, left, height, width: inside the grid of every V-JEPA 2 checkpoint, a tiny replica's too
+
+
+def calls(index: int) -> dict[str, tuple]:
+    """Each endpoint's call on bundled clip `index` (`Concept.calls`): the CPU's frames, `CALL_TUBE` in every one."""
+    frames = tube_clips.CPU_FRAMES
+    call = (examples.video(index), 0.0, frames, tube_clips.DEFAULT_FRAME_STEP, 0, *CALL_TUBE, 0, frames // 2 - 1)
+    return {"/tube_predict": call, "/tube_preview": call}
+
+
 def opening_call(progress) -> tuple:
     """The example's call on the grid of the model this process serves (loading it the first time): the page opens
     on a tube that fits, so its sliders, its picker and its result show the same tube."""
@@ -417,5 +427,5 @@ def build_tab(endpoints: bool = True) -> ready_examples.ReadyExample:
 
 CONCEPT_PATH = "tube-masking"
 CONCEPT = Concept("tubes", "6.4 Tube masking", CONCEPT_PATH, build_tab, CALL_TO_ACTION, endpoint="/tube_predict",
-                  example_call=example_call, endpoints=("/tube_predict", "/tube_preview"), run_button="tubes-run",
+                  example_call=example_call, calls=calls, run_button="tubes-run",
                   summary="tubes-summary", example_summary="Tube:", pictures=2, prepare="/tube_prepare")
