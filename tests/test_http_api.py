@@ -142,6 +142,7 @@ def test_a_number_valued_radio_is_declared_and_taken_as_numbers():
     """gradio declares a radio's or dropdown's number choices as text (the defect test_mcp.py shows), so a script that
     follows the API page sends text the radio refuses; served, the page declares numbers and the numbers are taken."""
     assert [kind["type"] for kind in _declared(_radio_app())] == ["string", "string"]
+    assert api_inputs.json_type([1, 2.5]) == "number" and api_inputs.json_type([1, "a"]) == ["integer", "string"]
     served = api_inputs.serve_every_client(_radio_app())
     served.launch(prevent_thread_lock=True, quiet=True)  # the API page's info, as launch builds it
     try:

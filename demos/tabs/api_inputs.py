@@ -150,6 +150,8 @@ def nullable_tool_arguments() -> None:
                 continue
             if isinstance(prop.get("type"), str):
                 prop["type"] = [prop["type"], "null"]
+            elif isinstance(prop.get("type"), list) and "null" not in prop["type"]:  # choices of mixed types
+                prop["type"] = [*prop["type"], "null"]
             if isinstance(prop.get("enum"), list) and None not in prop["enum"]:
                 prop["enum"] = [*prop["enum"], None]
         return schema, file_positions

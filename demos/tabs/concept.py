@@ -34,7 +34,8 @@ class Concept:
 
     def __post_init__(self):
         if self.endpoints[:1] != (self.endpoint,):
-            raise ValueError(f"{self.title}: the calls name {self.endpoints}, its main endpoint {self.endpoint} first")
+            raise ValueError(f"{self.title}: its calls must name its main endpoint {self.endpoint} first, not "
+                             f"{self.endpoints}")
 
     @property
     def endpoints(self) -> tuple[str, ...]:
