@@ -5,8 +5,8 @@ author would after deploying, through gradio_client and an HTTP GET per concept 
 
 - pages: each concept page answers and opens with its example;
 - endpoints: each concept endpoint runs on the bundled examples, twice in a row (two examples, so the shared result
-  cache cannot answer the second), with its wall time and where it ran (`ran_on`: on ZeroGPU the device, why, and
-  the seconds a GPU call asked against the seconds it held);
+  cache cannot answer the second; each call as its concept gives it, `Concept.calls`), with its wall time and where
+  it ran (`ran_on`: on ZeroGPU the device, why, and the seconds a GPU call asked against the seconds it held);
 - promises: the chapter's promises on the Space's own weights, each with its measurement and threshold (those of
   `checks.real_weights`, on the bundled examples). On the offline demo (random weights) they are not judged.
 
@@ -29,32 +29,9 @@ from checks.real_weights import Row
 from demos import examples
 
 OFFLINE_DEMO_MARK = "offline-demo-banner"  # the banner's elem_id: the Space serves random weights
-QUESTION = "What changed on the table while the camera looked away?"
 MAE_RATIO = 0.75
-ENDPOINT_FRAMES = 8  # a clip light enough for a CPU Space; the promises use the 16 frames the probes were made for
 BLOCK_GRID = 3  # the 6.2-6.3 promise averages a 3x3 grid of block positions on each image
 CALL_TIMEOUT_S = 600
-
-
-def _image(index: int) -> str:
-    return examples.images()[index % len(examples.images())]
-
-
-def _clip(index: int) -> str:
-    return examples.videos()[index % len(examples.videos())]
-
-
-# Each concept endpoint's call on bundled example `i` (files as paths). Blocks and tubes fit any V-JEPA 2 grid the
-# Space may serve (8x8 for the tiny replicas, 16x16 for the published checkpoints).
-ENDPOINT_CALLS = {
-    "/mae_reconstruct": lambda i: (_image(i), MAE_RATIO, 0, "vit-mae-base"),
-    "/compare_pixels_embeddings": lambda i: (_image(i), 1, 1, 2, 2),
-    "/noise_sweep": lambda i: (_image(i), 1, 1, 2, 2, "grain", real_weights.GRAIN.level, 10, 2),
-    "/tube_preview": lambda i: (_clip(i), 0.0, ENDPOINT_FRAMES, 4, 0, 5, 6, 2, 2, 0, ENDPOINT_FRAMES // 2 - 1),
-    "/tube_predict": lambda i: (_clip(i), 0.0, ENDPOINT_FRAMES, 4, 0, 5, 6, 2, 2, 0, ENDPOINT_FRAMES // 2 - 1),
-    "/classify_action": lambda i: (_clip(i), 0.0, "auto"),
-    "/answer_question": lambda i: (_clip(i), 0.0, QUESTION, "auto"),
-}
 
 
 @dataclass
@@ -118,22 +95,24 @@ def check_pages(space: Space, concepts) -> tuple[list[Row], bool]:
 
 
 def check_endpoints(space: Space, concepts) -> list[Call]:
+    """Each concept endpoint twice, on bundled examples 0 and 1, as its concept calls it (`Concept.calls`)."""
     calls = []
-    for endpoint in [name for concept in concepts for name in concept.endpoints]:
-        make_call = ENDPOINT_CALLS.get(endpoint)
-        for number in (1, 2):
-            if make_call is None:
-                calls.append(Call(endpoint, number, 0.0, error="no call of it is known to checks.deployed"))
-                continue
-            started = time.perf_counter()
-            try:
-                numbers = space.numbers(endpoint, *make_call(number - 1))
-                numbers = numbers if isinstance(numbers, dict) else {}
-                calls.append(Call(endpoint, number, time.perf_counter() - started, numbers.get("ran_on", []),
-                                  bool(numbers.get("from_result_cache"))))
-            except Exception as error:  # noqa: BLE001 - every failure is a finding, named in the report
-                calls.append(Call(endpoint, number, time.perf_counter() - started, error=_message(error)))
+    for concept in concepts:
+        for endpoint in concept.endpoints:
+            for number in (1, 2):
+                calls.append(_call(space, endpoint, number, concept.calls(number - 1)[endpoint]))
     return calls
+
+
+def _call(space: Space, endpoint: str, number: int, args: tuple) -> Call:
+    started = time.perf_counter()
+    try:
+        numbers = space.numbers(endpoint, *args)
+        numbers = numbers if isinstance(numbers, dict) else {}
+        return Call(endpoint, number, time.perf_counter() - started, numbers.get("ran_on", []),
+                    bool(numbers.get("from_result_cache")))
+    except Exception as error:  # noqa: BLE001 - every failure is a finding, named in the report
+        return Call(endpoint, number, time.perf_counter() - started, error=_message(error))
 
 
 def _message(error: Exception) -> str:
@@ -186,7 +165,7 @@ def block_positions(grid: int) -> list[tuple[int, int, int, int]]:
 
 def jepa_grid(space: Space) -> int:
     """The side of the Space's V-JEPA 2 patch grid (16 for the published checkpoints)."""
-    return space.numbers("/compare_pixels_embeddings", _image(0), 1, 1, 2, 2)["grid"][0]
+    return space.numbers("/compare_pixels_embeddings", examples.image(0), 1, 1, 2, 2)["grid"][0]
 
 
 def embedding_promise(space: Space, grid: int) -> list[Row]:

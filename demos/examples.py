@@ -30,3 +30,13 @@ def bundled_image_digests() -> frozenset[str]:
 def is_bundled_image(image) -> bool:
     """Whether the decoded picture `image` (HxWx3 uint8) is one of the bundled pictures."""
     return pictures.image_digest(image) in bundled_image_digests()
+
+
+def image(index: int) -> str:
+    """Bundled picture `index`, counting round: any index names one, and neighbouring indexes differ."""
+    return images()[index % len(images())]
+
+
+def video(index: int) -> str:
+    """Bundled clip `index`, counting round."""
+    return videos()[index % len(videos())]

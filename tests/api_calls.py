@@ -1,5 +1,5 @@
 """Calls a client other than gradio_client makes: each concept endpoint with only the parameters it needs, and a bad
-value of each kind of parameter; a concept's main endpoint that has no call written here is called on its example.
+value of each kind of parameter; an endpoint that has no call written here is called as its concept calls it.
 Shared by the JS client's test (test_js_client.py) and plain HTTP's (test_http_api.py); MCP's are in test_mcp.py.
 
 In `data`, `file(path)` stands for a file the client uploads and `NAN` for the number NaN (each test turns them into
@@ -36,17 +36,16 @@ _WRITTEN = {
 ENDPOINTS = tuple(endpoint for concept in app.CONCEPTS for endpoint in concept.endpoints)
 
 
-def example_calls() -> dict:
-    """Each concept's example call (its main endpoint), keyed as ANSWERED's cases: a concept's main endpoint is called
-    by every client without a line here."""
-    return {f"{concept.endpoint.removeprefix('/')}, its example": (
-        concept.endpoint, [file(arg) if isinstance(arg, str) and os.path.isfile(arg) else arg
-                           for arg in concept.example_call()])
-        for concept in app.CONCEPTS}
+def concept_calls() -> dict:
+    """Each concept endpoint's call on bundled example 0 as its concept gives it (`Concept.calls`, what
+    checks.deployed calls), keyed as ANSWERED's cases: an endpoint is called by every client without a line here."""
+    return {f"{endpoint.removeprefix('/')}, as its concept calls it": (
+        endpoint, [file(arg) if isinstance(arg, str) and os.path.isfile(arg) else arg for arg in args])
+        for concept in app.CONCEPTS for endpoint, args in concept.calls(0).items()}
 
 
 _CALLED = {endpoint for endpoint, _ in _WRITTEN.values()}
-ANSWERED = {**_WRITTEN, **{case: call for case, call in example_calls().items() if call[0] not in _CALLED}}
+ANSWERED = {**_WRITTEN, **{case: call for case, call in concept_calls().items() if call[0] not in _CALLED}}
 
 # Refused: (endpoint, data, what the message must contain: the parameter's name, as the message puts it).
 REFUSED = {

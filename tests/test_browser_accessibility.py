@@ -22,6 +22,7 @@ from concept_pages import (
 )
 
 from demos import examples
+from demos.tabs import tubes as tubes_tab
 
 pytestmark = pytest.mark.browser
 
@@ -97,13 +98,17 @@ def _tab_to(page, selector: str) -> int:
     raise AssertionError(f"{selector} not reached in {MAX_TAB_PRESSES} Tab presses")
 
 
+_TUBE_TOP, _TUBE_LEFT, _, _ = tubes_tab.example_tube(8)
+
 # Per concept: the control the keyboard sets, the keys it presses there, what the control then says (its value, or
 # for a picker its words), whether Enter there runs the action (a picker) rather than the main button, and what the new
 # result then says (None: any new result). A concept not here is run again as it is.
 KEYBOARD = {
     "mae": ("#mae-ratio input[type=number]", ["Control+A", "0", ".", "5"], "0.5", False, "98 of 196 patches hidden"),
     "mae-vs-jepa": ("#block-picture .bp-picture", ["ArrowLeft"], "column 3", True, "at row 4, column 3"),  # the block
-    "tubes": ("#tube-picture .bp-picture", ["ArrowLeft"], "column 3", True, "at row 4, column 3"),  # the tube
+    # the tube, opened on the test replicas' 8x8 grid at the example's place there
+    "tubes": ("#tube-picture .bp-picture", ["ArrowLeft"], f"column {_TUBE_LEFT - 1}", True,
+              f"at row {_TUBE_TOP}, column {_TUBE_LEFT - 1}"),
 }
 
 

@@ -120,3 +120,18 @@ def test_a_bad_value_opens_the_default_and_the_page_says_so(browser, running_app
         notice = page.get_by_text("opened with the default").inner_text()
         assert "nothere" in notice and "it takes a number from 0 to 0.95" in notice
         wait_for_example(page, "mae")
+
+
+def test_a_tube_past_the_grids_edge_opens_where_the_result_hid_it(browser, running_app, artifacts_dir):
+    """The link's row lies past the test replicas' 8x8 grid for the example's 2x2 tube: the page says where the tube
+    went, and its folded controls show that place, as the result does."""
+    concept = CONCEPTS["tubes"]
+    with checked_page(browser, artifacts_dir / "link_tube-masking.png", viewport=VIEWPORTS[800]) as page:
+        page.goto(f"{running_app.local_url}{concept.path}?top=7&left=2")
+        summary = page.locator(f"#{concept.summary}")
+        summary.get_by_text("moved to row 6, column 2").wait_for(timeout=RESULT_TIMEOUT_MS)
+        page.get_by_text("The tube's exact place, in patches").filter(visible=True).click()
+        for elem_id, value in (("tubes-top", "6"), ("tubes-left", "2")):
+            field = page.locator(f"#{elem_id} input[type=number]")
+            field.wait_for(timeout=30_000)
+            assert field.input_value() == value, elem_id

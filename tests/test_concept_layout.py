@@ -13,7 +13,7 @@ from demos.tabs.widest_result import ResultNotWidest
 
 def _toy(build_tab) -> Concept:
     return Concept("toy", "6.0 Patches and tokens", "patches-and-tokens", build_tab, "Pick a patch size",
-                   endpoint="/toy", example_call=tuple, endpoints=("/toy",), run_button="toy-run",
+                   endpoint="/toy", example_call=tuple, calls=lambda index: {"/toy": ()}, run_button="toy-run",
                    summary="toy-summary", example_summary="patches")
 
 

@@ -6,9 +6,15 @@ not judged) is in test_offline_demo.py; the app under ZeroGPU's imitation, with 
 test_zerogpu_app.py.
 """
 
+import dataclasses
+import os
+
+import pytest
+
 import app
 from checks import deployed
 from checks.real_weights import Row
+from demos import examples
 
 
 def test_every_endpoint_gets_a_row_per_call_and_random_weights_served_as_real_break_the_promises(running_app, capsys):
@@ -24,12 +30,25 @@ def test_every_endpoint_gets_a_row_per_call_and_random_weights_served_as_real_br
     assert "top-1 on cup_covers_ball.mp4" in out  # printed, not judged
 
 
-def test_an_endpoint_that_fails_is_named_with_its_error(running_app, monkeypatch):
+def test_an_endpoint_that_fails_is_named_with_its_error(running_app):
     space = deployed.Space(running_app.local_url)
-    monkeypatch.setitem(deployed.ENDPOINT_CALLS, "/mae_reconstruct", lambda i: (deployed._image(i), 2.0, 0, "vit-mae-base"))
-    calls = [c for c in deployed.check_endpoints(space, app.CONCEPTS) if c.endpoint == "/mae_reconstruct"]
+    mae = next(concept for concept in app.CONCEPTS if concept.endpoint == "/mae_reconstruct")
+    too_high = dataclasses.replace(mae, calls=lambda i: {"/mae_reconstruct": (examples.image(i), 2.0, 0, "vit-mae-base")})
+    calls = deployed.check_endpoints(space, [too_high])
     assert len(calls) == 2 and all("0.95" in c.error for c in calls)
     assert "| /mae_reconstruct | 1 | " in deployed.calls_table(calls) and "FAIL:" in deployed.calls_table(calls)
+
+
+@pytest.mark.parametrize("concept", app.CONCEPTS, ids=lambda concept: concept.tab_id)
+def test_each_concept_calls_its_endpoints_on_two_different_examples(concept):
+    """What the check calls comes from the concepts: every endpoint, on examples 0 and 1 (different files, so the
+    shared result cache cannot answer the second call), its files bundled ones."""
+    first, second = concept.calls(0), concept.calls(1)
+    assert tuple(first) == tuple(second) == concept.endpoints and concept.endpoints[0] == concept.endpoint
+    for endpoint in concept.endpoints:
+        files = [(a, b) for a, b in zip(first[endpoint], second[endpoint], strict=True) if os.path.isfile(str(a))]
+        assert files and all(a != b for a, b in files), endpoint
+        assert all(a in examples.images() + examples.videos() for a, _ in files), endpoint
 
 
 def test_blocks_span_the_grid_corner_to_corner():

@@ -20,12 +20,14 @@ def controls():
                 "seed": gr.Number(value=0, precision=0, minimum=0, maximum=10),
                 "model": gr.Dropdown(choices=[("ViT-MAE base", "vit-mae-base"), ("ViT-MAE large", "vit-mae-large")]),
                 "noise": gr.Radio([("No noise", "none"), ("Film grain", "grain")]),
-                "question": gr.Textbox(), "image": gr.Image()}
+                "question": gr.Textbox(), "image": gr.Image(), "levels": gr.Radio([1, 2, 4], value=2),
+                "scale": gr.Dropdown([("half", 0.5), ("whole", 1.0)], value=1.0)}
 
 
 @pytest.mark.parametrize("key, text, value", [("ratio", "0.9", 0.9), ("top", "3", 3), ("seed", "7", 7),
                                               ("model", "vit-mae-large", "vit-mae-large"), ("noise", "grain", "grain"),
-                                              ("question", "What moved?", "What moved?")])
+                                              ("question", "What moved?", "What moved?"), ("levels", "4", 4),
+                                              ("scale", "0.5", 0.5), ("scale", "1", 1.0), ("scale", "1.0", 1.0)])
 def test_a_value_is_read_as_its_control_takes_it(controls, key, text, value):
     read = links.read_value(controls[key], text)
     assert read == value and type(read) is type(value)
@@ -36,7 +38,8 @@ def test_a_value_is_read_as_its_control_takes_it(controls, key, text, value):
     ("ratio", "0.99", "from 0 to 0.95"), ("top", "2.5", "a whole number from 0 to 15"), ("top", "-1", "whole number"),
     ("seed", "11", "from 0 to 10"), ("model", "vit-mae-giant", "vit-mae-base, vit-mae-large"),
     ("noise", "Film grain", "none, grain"), ("question", "  ", "1 to 500 characters"),
-    ("question", "x" * 501, "1 to 500 characters")])
+    ("question", "x" * 501, "1 to 500 characters"), ("levels", "3", "one of 1, 2, 4"), ("levels", "4.5", "1, 2, 4"),
+    ("scale", "half", "one of 0.5, 1")])
 def test_a_bad_value_says_what_its_control_takes(controls, key, text, says):
     with pytest.raises(UserError, match=re.escape(says)):
         links.read_value(controls[key], text)
@@ -53,6 +56,17 @@ def test_a_query_sets_what_it_can_and_names_the_rest(controls):
     text = links.notice(problems)
     assert "opened with the default" in text and "dog's" in text
     assert links.notice([]) == ""
+
+
+def test_a_number_valued_choice_travels_in_a_link_as_its_number(controls):
+    """An address holds text: a radio's number choice is written as its digits and read back as the number."""
+    link = links.Link("noise", controls["image"], examples.images(), {"levels": controls["levels"],
+                                                                      "scale": controls["scale"]})
+    path, _ = link.query(None, {"levels": 4, "scale": 1.0})
+    assert path == "/noise?levels=4&scale=1"
+    values, problems = link.read({"levels": "4", "scale": "1"})
+    assert values == {controls["levels"]: 4, controls["scale"]: 1.0} and not problems
+    assert type(values[controls["levels"]]) is int
 
 
 def test_the_link_names_a_bundled_example_by_its_content(controls, tmp_path):

@@ -356,3 +356,62 @@ def test_bad_upload_is_a_clear_error_and_the_server_keeps_serving(client, tmp_pa
     numbers = client.predict(handle_file(str(EXAMPLE_VIDEOS[1])), 0.0, 8, 4, 0, 0, 0, 2, 2, 0, 3,
                              api_name="/tube_predict")[-1]
     assert numbers["num_frames"] == 8
+
+
+# ---------------------------------------------------------------------------------------------
+# The page's opening
+# ---------------------------------------------------------------------------------------------
+
+
+def test_the_example_tube_keeps_its_place_on_any_grid():
+    from demos.tabs import tubes as tab
+
+    assert tab.example_tube() == tab.example_tube(16) == tab.EXAMPLE_TUBE  # the published grid's opening, as set
+    assert tab.example_tube(8) == (4, 5, 2, 2)
+    for side in range(1, 33):
+        top, left, height, width = tab.example_tube(side)
+        assert 0 <= top <= side - height and 0 <= left <= side - width and height >= 1 and width >= 1, side
+
+
+def _opening(tiny_hub, query: dict | None = None) -> dict:
+    """The 6.4 page's opening outputs (at the setting `query` asks for), by component elem_id or label."""
+    import gradio as gr
+
+    from demos.tabs import tubes as tab
+
+    with gr.Blocks():
+        ready = tab.build_tab(endpoints=False)
+    progress = lambda *args, **kwargs: None  # noqa: E731
+    if query:
+        values, problems = ready.link.read(query)
+        assert not problems, problems
+        result = ready.run(values, progress)
+    else:
+        result = ready.compute(progress)
+    return {output.elem_id or output.label: value for output, value in zip(ready.outputs, result, strict=True)}
+
+
+def test_the_page_opens_on_a_tube_that_fits_the_models_grid(tiny_hub):
+    """The tiny replica's grid is 8x8: the opening tube is placed for it, so nothing was moved, and the tube's
+    controls, the picker and the result all show the same tube."""
+    from demos.tabs import tubes as tab
+
+    opened = _opening(tiny_hub)
+    numbers = opened["Numbers (what the API returns)"]
+    assert numbers["grid"] == [8, 8] and not numbers["notes"], numbers
+    assert "moved" not in opened["tubes-summary"] and "moved" not in opened["tubes-preview-text"]
+    tube = numbers["tube"]
+    expected = dict(zip(tab.BLOCK_KEYS, tab.example_tube(8), strict=True))
+    assert {key: tube[key] for key in tab.BLOCK_KEYS} == expected
+    sliders = {"tubes-top": "top", "tubes-left": "left", "Height": "height", "Width": "width",
+               "Hidden from tubelet": "first_tubelet", "to tubelet (tubelet t = frames 2t, 2t+1)": "last_tubelet"}
+    assert {key: opened[name] for name, key in sliders.items()} == tube
+    assert opened["tube-picture"].value == expected  # the picker's tube
+
+
+def test_a_link_past_the_grids_edge_opens_on_the_tube_the_result_hid(tiny_hub):
+    opened = _opening(tiny_hub, {"top": "7", "left": "2"})
+    numbers = opened["Numbers (what the API returns)"]
+    assert (numbers["tube"]["top"], numbers["tube"]["left"]) == (6, 2)  # a 2-patch-high tube on 8 rows starts by row 6
+    assert "moved to row 6, column 2" in opened["tubes-summary"]  # the page says what it did with the link's row
+    assert (opened["tubes-top"], opened["tubes-left"], opened["Height"]) == (6, 2, 2)  # and its controls show it

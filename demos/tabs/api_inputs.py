@@ -16,6 +16,11 @@ events included, whose values are good already):
 A file that cannot be read is explained by the component itself (`widgets.ImageInput`, `widgets.VideoInput`); its
 message is given the parameter's name here.
 
+A radio or dropdown whose choices are numbers is declared text in gradio's API info (`gr.Radio.api_info`,
+`gr.Dropdown.api_info`: `"type": "string"` beside an enum of numbers, a schema no value meets): the MCP SDK then
+refuses the number and the text alike, and the API page asks for text the radio refuses. `typed_choices` declares
+such choices as what they are (integer or number), for the API page, gradio_client and MCP.
+
 gradio's MCP server fills in the arguments a tool call leaves out, but the MCP SDK checks a call against the tool's
 input schema first, and gradio's schema (`GradioMCPServer.get_input_schema`) admits no null: there every argument
 with a default also admits null (`nullable_tool_arguments`). A value of the wrong JSON type is refused by the SDK,
@@ -24,7 +29,9 @@ with its own message ("Input validation error: 'six' is not of type 'number'"), 
 
 from __future__ import annotations
 
+import json
 import math
+import types
 from dataclasses import dataclass
 from typing import Any
 
@@ -89,8 +96,43 @@ def serve_every_client(demo: gr.Blocks) -> gr.Blocks:
 
     preprocess_data.serves_every_client = True
     demo.preprocess_data = preprocess_data
+    for block in demo.blocks.values():
+        if isinstance(block, CHOICES):
+            typed_choices(block)
     nullable_tool_arguments()
     return demo
+
+
+def json_type(values: list) -> str | list[str]:
+    """The JSON type of a list of choices: "integer", "number", "string" or "boolean", or a list of them when mixed."""
+    def one(value) -> str:
+        if isinstance(value, bool):
+            return "boolean"
+        if isinstance(value, int):
+            return "integer"
+        return "number" if isinstance(value, float) else "string"
+    kinds = {one(value) for value in values}
+    if kinds == {"integer", "number"}:
+        return "number"
+    return kinds.pop() if len(kinds) == 1 else sorted(kinds)
+
+
+def typed_choices(block) -> None:
+    """Let a radio's or dropdown's API info declare its choices' own JSON type where gradio says "string"."""
+    upstream = block.api_info
+    if getattr(upstream, "typed", False):
+        return
+
+    def api_info(self) -> dict[str, Any]:
+        info = upstream()
+        values = [value for _, value in self.choices]
+        typed = info.get("items", info)  # a multiselect dropdown's choices are its items
+        if values and typed.get("type") == "string":
+            typed["type"] = json_type(values)
+        return info
+
+    api_info.typed = True
+    block.api_info = types.MethodType(api_info, block)
 
 
 UPSTREAM_INPUT_SCHEMA = GradioMCPServer.get_input_schema
@@ -108,6 +150,8 @@ def nullable_tool_arguments() -> None:
                 continue
             if isinstance(prop.get("type"), str):
                 prop["type"] = [prop["type"], "null"]
+            elif isinstance(prop.get("type"), list) and "null" not in prop["type"]:  # choices of mixed types
+                prop["type"] = [*prop["type"], "null"]
             if isinstance(prop.get("enum"), list) and None not in prop["enum"]:
                 prop["enum"] = [*prop["enum"], None]
         return schema, file_positions
@@ -164,7 +208,7 @@ def _takes(block) -> str:
             return f"{kind}, {low:.10g} or more"
         return f"{kind}, {high:.10g} or less" if high is not None else kind
     if isinstance(block, CHOICES):
-        return "one of " + ", ".join(f'"{value}"' for _, value in block.choices)
+        return "one of " + ", ".join(json.dumps(value, ensure_ascii=False) for _, value in block.choices)
     if isinstance(block, TEXTS):
         return "text"
     if isinstance(block, FILES):

@@ -29,6 +29,13 @@ def example_call() -> tuple:
     """The arguments of the example's `/classify_action` call."""
     return EXAMPLE_VIDEO, 0.0, heads.SAMPLING_AUTO
 
+
+def calls(index: int) -> dict[str, tuple]:
+    """Each endpoint's call on bundled clip `index` (`Concept.calls`), each with a question of its own."""
+    clip = examples.video(index)
+    return {"/classify_action": (clip, 0.0, heads.SAMPLING_AUTO),
+            "/answer_question": (clip, 0.0, EXAMPLE_QUESTIONS[index % len(EXAMPLE_QUESTIONS)], heads.SAMPLING_AUTO)}
+
 MODE_TEXT = {
     heads.MODE_GROUNDED: (
         "🟡 **Probe-grounded mode.** The language model never saw the video. It was given only the probes' "
@@ -376,5 +383,5 @@ def example_result(progress):
 
 CONCEPT_PATH = "one-encoder-many-tasks"
 CONCEPT = Concept("heads", "6.5 One encoder, many tasks", CONCEPT_PATH, build_tab, CALL_TO_ACTION,
-                  endpoint="/classify_action", example_call=example_call, endpoints=("/classify_action", "/answer_question"),
+                  endpoint="/classify_action", example_call=example_call, calls=calls,
                   run_button="heads-run", summary="heads-caption", example_summary="encoder pass", prepare="/prepare_clip")

@@ -3,7 +3,8 @@
 `/masked-autoencoder?example=coffee&ratio=0.9` opens on the bundled coffee picture with 90% of its patches hidden,
 already reconstructed. Each tab names its link's settings: `example` (a bundled picture or clip, by file name without
 its extension) and the components of its gesture, each under a short key. A value is read the way its component
-would take it (a slider's range and step, a dropdown's or radio's choices, a text box's length), so a link can only
+would take it (a slider's range and step, a dropdown's or radio's choices, by their text, so a number choice
+reads as its number; a text box's length), so a link can only
 open what the page itself could show. A bad value leaves that control at its default, and the page says so.
 """
 
@@ -94,9 +95,10 @@ def read_value(component, text: str):
         return int(value) if whole else value
     if isinstance(component, gr.Dropdown | gr.Radio):
         choices = [choice[1] if isinstance(choice, tuple | list) else choice for choice in component.choices]
-        if text not in choices:
-            raise UserError(f"it takes one of {', '.join(map(str, choices))}")
-        return text
+        for choice in choices:  # by its text: a choice may be a number (the address holds text)
+            if text in (str(choice), _text(component, choice)):
+                return choice
+        raise UserError(f"it takes one of {', '.join(_text(component, choice) for choice in choices)}")
     if isinstance(component, gr.Textbox):
         if not text.strip() or len(text) > MAX_TEXT_CHARS:
             raise UserError(f"it takes 1 to {MAX_TEXT_CHARS} characters")

@@ -86,6 +86,11 @@ def example_call() -> tuple:
     return EXAMPLE_IMAGE, EXAMPLE_RATIO, EXAMPLE_SEED, EXAMPLE_CHECKPOINT
 
 
+def calls(index: int) -> dict[str, tuple]:
+    """The endpoint's call on bundled picture `index` (`Concept.calls`)."""
+    return {"/mae_reconstruct": (examples.image(index), EXAMPLE_RATIO, EXAMPLE_SEED, EXAMPLE_CHECKPOINT)}
+
+
 @actions.action("mae_reconstruct")
 @actions.api_doc(max_ratio=masks.MAX_MASK_RATIO, max_seed=masks.MAX_SEED, error_max=mae.ERROR_MAP_MAX,
                 checkpoints=", ".join(f'"{name}"' for name in checkpoints.MAE_CHECKPOINTS))
@@ -282,5 +287,5 @@ def build_tab(endpoints: bool = True) -> ready_examples.ReadyExample:
 
 CONCEPT_PATH = "masked-autoencoder"
 CONCEPT = Concept("mae", "6.1 Masked autoencoder", CONCEPT_PATH, build_tab, CALL_TO_ACTION,
-                  endpoint="/mae_reconstruct", example_call=example_call, endpoints=("/mae_reconstruct",),
+                  endpoint="/mae_reconstruct", example_call=example_call, calls=calls,
                   run_button="mae-run", summary="mae-summary", example_summary="147 of 196 patches hidden", pictures=5)

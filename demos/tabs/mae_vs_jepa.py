@@ -58,6 +58,18 @@ def example_call() -> tuple:
     return EXAMPLE_IMAGE, *EXAMPLE_CALL_BLOCK
 
 
+CALL_SWEEP_LEVELS = 2  # the fewest a sweep takes: light enough for a CPU Space
+
+
+def calls(index: int) -> dict[str, tuple]:
+    """Each endpoint's call on bundled picture `index` (`Concept.calls`): the block of the example's call, the sweep
+    with film grain."""
+    image = examples.image(index)
+    return {"/compare_pixels_embeddings": (image, *EXAMPLE_CALL_BLOCK),
+            "/noise_sweep": (image, *EXAMPLE_CALL_BLOCK, GRAIN, DEFAULT_GRAIN_LEVEL, DEFAULT_JPEG_QUALITY,
+                             CALL_SWEEP_LEVELS)}
+
+
 @actions.action("compare_pixels_embeddings", numbers=-2, summary=-3)
 @actions.api_doc(grid=mae_vs_jepa.PUBLISHED_GRID, last=mae_vs_jepa.PUBLISHED_GRID - 1, gpu_frames=mae_vs_jepa.GPU_FRAMES,
                 cpu_frames=mae_vs_jepa.CPU_FRAMES,
@@ -354,5 +366,5 @@ def build_tab(endpoints: bool = True) -> ready_examples.ReadyExample:
 CONCEPT_PATH = "pixels-vs-embeddings"
 CONCEPT = Concept("mae-vs-jepa", "6.2-6.3 Pixels vs embeddings", CONCEPT_PATH, build_tab, CALL_TO_ACTION,
                   endpoint="/compare_pixels_embeddings", example_call=example_call,
-                  endpoints=("/compare_pixels_embeddings", "/noise_sweep"), run_button="mvj-run", summary="mvj-verdict",
+                  calls=calls, run_button="mvj-run", summary="mvj-verdict",
                   example_summary="Block at row", pictures=8)

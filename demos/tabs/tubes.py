@@ -62,14 +62,43 @@ PREVIEW_DESCRIPTION = ("The first frame the tube hides, as the model sees it, wi
 
 CALL_TO_ACTION = "Drag the tube over the clip: the predictor guesses what it hides, frame by frame"
 EXAMPLE_VIDEO = str(examples.VIDEOS_DIR / "ball_behind_wall.mp4")  # the clip the tab opens with, its result in place
-EXAMPLE_TUBE = (9, 10, 4, 4)  # top, left, height, width in patches: where the ball comes out from behind the wall
+# Top, left, height, width in patches of the published 16x16 grid: where the ball comes out from behind the wall.
+EXAMPLE_TUBE = (9, 10, 4, 4)
 
 
-def example_call() -> tuple:
-    """The arguments of the example's `/tube_predict` (and `/tube_preview`) call: the tube hidden in every frame
-    this device samples by default."""
+def example_tube(side: int = tubes.GRID_SLIDER_MAX) -> tuple[int, int, int, int]:
+    """`EXAMPLE_TUBE` on a grid of `side` patches a side: the same place in the picture, the same share of it
+    (a tiny replica's 8x8 grid: (4, 5, 2, 2)), so that nothing has to move it."""
+    scale = side / tubes.GRID_SLIDER_MAX
+    top, left, height, width = EXAMPLE_TUBE
+    height, width = max(1, round(height * scale)), max(1, round(width * scale))
+    return min(int(top * scale), side - height), min(int(left * scale), side - width), height, width
+
+
+def example_call(side: int = tubes.GRID_SLIDER_MAX) -> tuple:
+    """The arguments of the example's `/tube_predict` (and `/tube_preview`) call: the tube placed for a grid of
+    `side` patches (the published one unless told), hidden in every frame this device samples by default."""
     frames = tube_clips.default_frames()
-    return EXAMPLE_VIDEO, 0.0, frames, tube_clips.DEFAULT_FRAME_STEP, 0, *EXAMPLE_TUBE, 0, frames // 2 - 1
+    return (EXAMPLE_VIDEO, 0.0, frames, tube_clips.DEFAULT_FRAME_STEP, 0, *example_tube(side), 0,
+            frames // 2 - 1)
+
+
+CALL_TUBE = (5, 6, 2, 2)  # top, left, height, width: inside the grid of every V-JEPA 2 checkpoint, a tiny replica's too
+
+
+def calls(index: int) -> dict[str, tuple]:
+    """Each endpoint's call on bundled clip `index` (`Concept.calls`): the CPU's frames, `CALL_TUBE` in every one."""
+    frames = tube_clips.CPU_FRAMES
+    call = (examples.video(index), 0.0, frames, tube_clips.DEFAULT_FRAME_STEP, 0, *CALL_TUBE, 0, frames // 2 - 1)
+    return {"/tube_predict": call, "/tube_preview": call}
+
+
+def opening_call(progress) -> tuple:
+    """The example's call on the grid of the model this process serves (loading it the first time): the page opens
+    on a tube that fits, so its sliders, its picker and its result show the same tube."""
+    crop, patch, _ = model_geometry(progress)
+    return example_call(crop // patch)
+
 
 EXPLANATION = """
 ### What you are looking at
@@ -231,6 +260,7 @@ def picker_frame(video, start_s, num_frames, frame_step, sample_fps, top, left, 
 
 
 BLOCK_KEYS = ("top", "left", "height", "width")
+TUBE_KEYS = (*BLOCK_KEYS, "first_tubelet", "last_tubelet")  # the tube in a result's numbers, as its controls' order
 
 
 def block_of(tube) -> dict:
@@ -379,20 +409,23 @@ def build_tab(endpoints: bool = True) -> ready_examples.ReadyExample:
                       api_name=events.endpoint("tube_prepare", endpoints))
 
     def result_for(args, progress):
-        return (*tube_preview(*args, progress=progress), picker_frame(*args, progress=progress),
-                *tube_predict(*args, progress=progress))
+        """The outputs, and the tube's controls set to the tube the result hid (fitted to the grid, if it had to be)."""
+        shown = (*tube_preview(*args, progress=progress), picker_frame(*args, progress=progress))
+        predicted = tube_predict(*args, progress=progress)
+        tube = predicted[-1]["tube"]
+        return (*shown, *predicted, *(tube[key] for key in TUBE_KEYS))
 
     def run_linked(values: dict, progress):
         inputs = [*sampling_inputs, *tube_inputs]
         return result_for([values.get(component, default) for component, default in
-                           zip(inputs, example_call(), strict=True)], progress)
+                           zip(inputs, opening_call(progress), strict=True)], progress)
 
-    return ready_examples.ReadyExample("tubes", [preview, preview_text, picker, *outputs],
-                               lambda progress: result_for(example_call(), progress), link=link, run=run_linked,
-                               notice=notice)
+    return ready_examples.ReadyExample("tubes", [preview, preview_text, picker, *outputs, *tube_inputs],
+                               lambda progress: result_for(opening_call(progress), progress), link=link,
+                               run=run_linked, notice=notice)
 
 
 CONCEPT_PATH = "tube-masking"
 CONCEPT = Concept("tubes", "6.4 Tube masking", CONCEPT_PATH, build_tab, CALL_TO_ACTION, endpoint="/tube_predict",
-                  example_call=example_call, endpoints=("/tube_predict", "/tube_preview"), run_button="tubes-run",
+                  example_call=example_call, calls=calls, run_button="tubes-run",
                   summary="tubes-summary", example_summary="Tube:", pictures=2, prepare="/tube_prepare")
