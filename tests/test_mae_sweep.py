@@ -71,6 +71,15 @@ def test_the_endpoint_answers_the_example_from_one_sweep_for_everyone(tiny_hub, 
     assert np.array_equal(answers[0.5][3], alone.pasted)
 
 
+def test_another_seed_or_checkpoint_is_answered_alone(tiny_hub, monkeypatch):
+    """Only the sweep every learner drags over (the page's seed and checkpoint) is computed for a script's call."""
+    direct = _calls(monkeypatch, mae, "reconstruct")
+    swept = _calls(monkeypatch, mae_sweep, "reconstruct_ratios")
+    mae_tab.mae_reconstruct(examples.images()[0], 0.75, 5, "vit-mae-base")
+    mae_tab.mae_reconstruct(examples.images()[0], 0.75, 0, "vit-mae-large")
+    assert len(direct) == 2 and swept == []
+
+
 def test_an_upload_is_answered_alone_and_swept_after(tiny_hub, tmp_path, monkeypatch):
     picture = np.random.default_rng(1).integers(0, 256, (120, 90, 3), dtype=np.uint8)
     path = tmp_path / "upload.png"

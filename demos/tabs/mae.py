@@ -78,7 +78,7 @@ asks: what if we predicted a *representation* of the hidden region instead?
 
 CALL_TO_ACTION = "Drag the mask ratio up to 75%+: MAE paints the hidden patches back as you move"
 EXAMPLE_IMAGE = str(examples.IMAGES_DIR / "chelsea.jpg")  # the image the tab opens with, its result in place
-EXAMPLE_RATIO, EXAMPLE_SEED, EXAMPLE_CHECKPOINT = 0.75, 0, "vit-mae-base"
+EXAMPLE_RATIO, EXAMPLE_SEED, EXAMPLE_CHECKPOINT = 0.75, mae_sweep.PAGE_SEED, mae_sweep.PAGE_CHECKPOINT
 
 
 def example_call() -> tuple:
@@ -125,8 +125,8 @@ def mae_reconstruct(image_path, mask_ratio: float, mask_seed: int, checkpoint: s
     checkpoint = mae.validate_checkpoint(checkpoints.get(checkpoint).name)
     actions.ensure_loaded([checkpoint], progress)
     result = mae_sweep.cached(image, checkpoint, ratio, seed)
-    if result is None and mae_sweep.on_slider(ratio) and examples.is_bundled_image(image):
-        # A bundled picture's sweep serves every learner: one device call for every ratio of the slider.
+    if result is None and mae_sweep.on_slider(ratio) and mae_sweep.shared(image, checkpoint, seed):
+        # The sweep every learner drags over: one device call for every ratio of the slider.
         progress(0.5, desc="Reconstructing at every ratio of the slider, once for everyone…")
         result = mae_sweep.sweep(image, checkpoint, seed, keep_on_disk=True)[0][mae_sweep.slider_step(ratio)]
     if result is None:
@@ -204,7 +204,7 @@ def play_sweep(image_path, mask_seed, checkpoint, progress=gr.Progress()):
     if payload is None:
         if mae_sweep.SWEEPS.get(key) is None:
             yield SweepPlayer(sweep=preview_playback(mae_sweep.previews(image, checkpoint, seed)).payload())
-        results, _ = mae_sweep.sweep(image, checkpoint, seed, keep_on_disk=examples.is_bundled_image(image))
+        results, _ = mae_sweep.sweep(image, checkpoint, seed, keep_on_disk=mae_sweep.shared(image, checkpoint, seed))
         payload = playback(results).payload()
         PLAYBACKS.put(key, payload)
     yield SweepPlayer(sweep=payload)
