@@ -157,7 +157,7 @@ def preview_mask(image_path, mask_ratio, mask_seed, checkpoint):
     preview = mae.mask_preview(images.load_image(image_path), mae.validate_checkpoint(checkpoint),
                                ratio=masks.validate_ratio(mask_ratio), seed=masks.validate_seed(mask_seed))
     return (gr.Image(preview.masked, alt_text=masked_description(preview.num_hidden, preview.grid.num_patches)),
-            preview_text(preview), SweepPlayer(sweep=None))
+            preview_text(preview), SweepPlayer.stopped())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -274,6 +274,9 @@ def build_tab(endpoints: bool = True) -> ready_examples.ReadyExample:
           queue=False, show_progress="hidden", trigger_mode="always_last")
     then_play(new_mask.click(new_seed, None, seed, api_name=False, queue=False).then(
         reconstruct_if_image, inputs, outputs, **model_args))
+    # A new picture: the old picture's sweep stops playing at once, and its own follows its first result.
+    events.on_pick(image, picture_examples, SweepPlayer.stopped, None, player, queue=False, show_progress="hidden",
+                   api_name=False)
     for picked in events.on_pick(image, picture_examples, reconstruct_if_image, inputs, outputs, **model_args):
         then_play(picked)
 

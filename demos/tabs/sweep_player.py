@@ -41,5 +41,10 @@ class SweepPlayer(gr.HTML):
                          sweep=sweep, source=source, kind=kind, pictures=pictures or {}, texts=texts or {},
                          decimals=SETTING_DECIMALS, container=False, padding=False, **kwargs)
 
+    @staticmethod
+    def stopped() -> SweepPlayer:
+        """The update that stops the playback (the input or the other controls changed: the sweep no longer holds)."""
+        return SweepPlayer(sweep=None)
+
     def api_info(self) -> dict:
         return {"type": "string"}
