@@ -16,6 +16,7 @@ module keeps sweeps and packs their pictures for the page:
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import json
 import logging
@@ -114,27 +115,47 @@ class SweepStore:
             while len(self._items) > self.max_entries:
                 self._items.popitem(last=False)
 
+    def find(self, key, *, on_disk: bool = False):
+        """The sweep in memory, else (with `on_disk`) on disk, kept in memory from then on; None when neither has it."""
+        sweep = self.get(key)
+        if sweep is None and on_disk:
+            sweep = self._read(key)
+            if sweep is not None:
+                self.put(key, sweep)
+        return sweep
+
+    def keep(self, key, sweep, *, keep_on_disk: bool = False) -> None:
+        """Keep a sweep computed by the caller (see `computing`); `keep_on_disk` writes it to disk too."""
+        if keep_on_disk:
+            self._write(key, sweep)
+        self.put(key, sweep)
+
+    @contextlib.contextmanager
+    def computing(self, key):
+        """Held while one caller computes the sweep of `key`: a second caller of the same key waits here, then
+        `find`s the first one's sweep. For a computation in steps (a sweep that grows on a slow device)."""
+        with self._lock:
+            lock = self._computing.setdefault(key, threading.Lock())
+        try:
+            with lock:
+                yield
+        finally:
+            with self._lock:
+                if not lock.locked():
+                    self._computing.pop(key, None)
+
     def get_or_compute(self, key, compute: Callable[[], object], *, keep_on_disk: bool = False) -> tuple[object, bool]:
         """(sweep, computed now)."""
-        sweep = self.get(key)
+        sweep = self.find(key, on_disk=keep_on_disk)
         if sweep is not None:
             return sweep, False
-        with self._lock:
-            computing = self._computing.setdefault(key, threading.Lock())
-        with computing:  # a second visitor waits here for the first one's sweep
-            sweep = self.get(key)
+        with self.computing(key):  # a second visitor waits here for the first one's sweep
+            sweep = self.find(key, on_disk=keep_on_disk)
             if sweep is not None:
                 return sweep, False
-            sweep = self._read(key) if keep_on_disk else None
-            computed = sweep is None
-            if computed:
-                sweep = compute()
-                if keep_on_disk:
-                    self._write(key, sweep)
-            self.put(key, sweep)
-        with self._lock:
-            self._computing.pop(key, None)
-        return sweep, computed
+            sweep = compute()
+            self.keep(key, sweep, keep_on_disk=keep_on_disk)
+        return sweep, True
 
     def clear(self) -> None:
         with self._lock:
