@@ -189,7 +189,8 @@ def grow(asked: SweepRequest, *, still_wanted: Callable[[], bool] = lambda: True
             part = predict_positions(sweep.view, asked.height, asked.width, todo[batch], asked.num_frames,
                                      targets=sweep.targets, jepa_checkpoint=asked.jepa_checkpoint,
                                      mae_checkpoint=asked.mae_checkpoint)
-            sweep = _with_targets(asked, sweep, part).extended(part.positions, part.predicted, part.mae_pixels, part.mae_loss, part.seconds)
+            sweep = _with_targets(asked, sweep, part).extended(part.positions, part.predicted, part.mae_pixels,
+                                                                part.mae_loss, part.seconds)
             block_sweep.grew(asked.key, sweep)
             if sweep.complete:
                 block_sweep.STORE.keep(asked.key, sweep, keep_on_disk=asked.kept_on_disk)

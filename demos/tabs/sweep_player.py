@@ -29,12 +29,16 @@ SETTING_DECIMALS = 6
 class SweepPlayer(gr.HTML):
     """Plays `sweep` (a `Playback.payload()`, or None) on the gesture `source` (see the module's docstring)."""
 
+    draws_pictures = False  # it shows a line of text; the pictures it plays are the page's own (`widest_result`)
+
     def __init__(self, *, source: str, kind: str, pictures: dict[str, str], texts: dict[str, str],
-                 elem_id: str | None = None, **kwargs):
+                 sweep: dict | None = None, value: str = "", elem_id: str | None = None, **kwargs):
+        """`value`: a name of the sweep played, which the page sends back (a handler that finds its sweep already
+        played there can skip sending it again)."""
         if kind not in ("block", "slider"):
             raise ValueError(f"kind is 'block' or 'slider', not {kind!r}")
-        super().__init__(value="", html_template=HTML, css_template=CSS, js_on_load=JS, elem_id=elem_id,
-                         sweep=None, source=source, kind=kind, pictures=pictures, texts=texts,
+        super().__init__(value=value, html_template=HTML, css_template=CSS, js_on_load=JS, elem_id=elem_id,
+                         sweep=sweep, source=source, kind=kind, pictures=pictures, texts=texts,
                          decimals=SETTING_DECIMALS, container=False, padding=False, **kwargs)
 
     def api_info(self) -> dict:

@@ -21,7 +21,8 @@ COLUMN_PX = 800  # a course page's column
 SAME_PX = 0.5  # widths this close count as equal: a row's shares are fractions of a pixel
 COLUMN_MIN_PX = 280  # app.py's CSS: a column keeps this much of its row's width (or all of it, where less)
 # Blocks that may draw a picture, a video or a canvas (a BlockPicker is a gr.HTML, so every gr.HTML counts); an
-# example's gallery (gr.Dataset) is not among them, as the browser check leaves galleries out.
+# example's gallery (gr.Dataset) is not among them, as the browser check leaves galleries out. A gr.HTML that says
+# `draws_pictures = False` of itself (a SweepPlayer's line of text) is not either.
 DRAWN = (gr.Image, gr.Video, gr.Plot, gr.HTML, gr.ImageEditor, gr.AnnotatedImage, gr.Model3D, gr.LinePlot,
          gr.ScatterPlot, gr.BarPlot)
 
@@ -44,7 +45,8 @@ def check(title: str, blocks: Iterable[Block]) -> None:
                               f"accordions")
     narrowest = min(results, key=widths.get)
     inside_results = {inner for result in results for inner in _descendants(result)}
-    wider = [block for block in widths if isinstance(block, DRAWN) and block not in results
+    wider = [block for block in widths if isinstance(block, DRAWN) and getattr(block, "draws_pictures", True)
+             and block not in results
              and block not in inside_results and widths[block] > widths[narrowest] + SAME_PX]
     if wider:
         named = ", ".join(f"{_name(block)} ({widths[block]:.0f} px)" for block in wider)
