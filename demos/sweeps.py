@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import functools
 import io
 import json
 import logging
@@ -253,6 +254,11 @@ class Playback:
 
 def markdown_html(text: str) -> str:
     """Markdown as the page's text shows it (gradio's Markdown renders CommonMark), for a text a sweep plays back."""
+    return _commonmark().render(text)
+
+
+@functools.cache
+def _commonmark():
     from markdown_it import MarkdownIt
 
-    return MarkdownIt("commonmark").render(text)
+    return MarkdownIt("commonmark")
