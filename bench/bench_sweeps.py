@@ -28,7 +28,6 @@ def mae_vs_jepa(options) -> dict:
     import checkpoints
     from demos import examples, images
     from demos.compute import block_sweep_work
-    from demos.noise import Noise
     from demos.tabs import mae_vs_jepa_live
 
     for name in MAE_VS_JEPA_NAMES:
@@ -43,7 +42,7 @@ def mae_vs_jepa(options) -> dict:
         started = time.perf_counter()
     done = len(sweep.positions)
     start = time.perf_counter()
-    payload = mae_vs_jepa_live.playback(image, Noise(), sweep, {}).payload()
+    payload = mae_vs_jepa_live.playback(asked.picture, sweep, {}).payload()
     playback_s = time.perf_counter() - start
     text_bytes = len(json.dumps({**payload, "sprite": None}).encode())
     total_bytes = len(json.dumps(payload).encode())

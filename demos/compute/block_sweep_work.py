@@ -134,17 +134,20 @@ def _mae_blocks(view, blocks: list[masks.Block], checkpoint: str, size: int, per
 
 @dataclass(frozen=True)
 class SweepRequest:
-    """The sweep a page asks for: the picture's target key and view, the block's size, the models."""
+    """The sweep a page asks for: the picture (`mae_vs_jepa.picture`, its noise, frames and models) and its view, the
+    block's size, and where the sweep is kept."""
 
     key: tuple  # `block_sweep.key`
-    target_key: tuple
-    view: np.ndarray
+    target_key: tuple  # `mae_vs_jepa.target_key`
+    picture: mae_vs_jepa.Picture
+    view: np.ndarray  # what both models see, noise included
     height: int
     width: int
-    num_frames: int
-    kept_on_disk: bool
-    jepa_checkpoint: str
-    mae_checkpoint: str
+    kept_on_disk: bool  # a bundled example at the page's size
+
+    @property
+    def num_frames(self) -> int:
+        return self.picture.num_frames
 
 
 def request(image, height, width, *, noise: Noise = Noise(), num_frames: int | None = None,
@@ -152,18 +155,15 @@ def request(image, height, width, *, noise: Noise = Noise(), num_frames: int | N
             mae_checkpoint: str = mae_vs_jepa.MAE_CHECKPOINT) -> SweepRequest:
     """The sweep of `image` with `noise` for a height x width block (validated as the comparison validates it:
     `UserError` when it does not fit), V-JEPA 2 fed `num_frames` (None: this device's, as the comparison)."""
-    num_frames = mae_vs_jepa.default_frames() if num_frames is None else int(num_frames)
+    shown = mae_vs_jepa.picture(image, noise=noise, num_frames=num_frames, jepa_checkpoint=jepa_checkpoint,
+                                mae_checkpoint=mae_checkpoint)
     loaded = jepa.load(jepa_checkpoint)
-    config = loaded.model.config
-    _, block, _ = mae_vs_jepa.block_tokens(config, 0, 0, height, width, num_frames)
-    digest = images.image_digest(image)
-    target_key = mae_vs_jepa.target_key(digest, noise, loaded, num_frames)
-    sweep_key = mae_vs_jepa.sweep_key(target_key, mae_checkpoint, block.height, block.width)
+    _, block, _ = mae_vs_jepa.block_tokens(loaded.model.config, 0, 0, height, width, shown.num_frames)
+    target_key = mae_vs_jepa.target_key(shown.digest, noise, loaded, shown.num_frames)
     features = mae_vs_jepa.TARGET_CACHE.get(target_key, owner=loaded.model)
-    view = features.view if features else noise.apply(np.array(images.center_square(image, config.crop_size)))
-    return SweepRequest(sweep_key, target_key, view, block.height, block.width, num_frames,
-                        mae_vs_jepa.sweep_kept_on_disk(digest, block.height, block.width), jepa_checkpoint,
-                        mae_checkpoint)
+    return SweepRequest(mae_vs_jepa.sweep_key(target_key, mae_checkpoint, block.height, block.width), target_key,
+                        shown, features.view if features else noise.apply(shown.clean.copy()), block.height,
+                        block.width, mae_vs_jepa.sweep_kept_on_disk(shown.digest, block.height, block.width))
 
 
 def grow(asked: SweepRequest, *, still_wanted: Callable[[], bool] = lambda: True) -> Iterator[block_sweep.BlockSweep]:
@@ -187,8 +187,8 @@ def grow(asked: SweepRequest, *, still_wanted: Callable[[], bool] = lambda: True
             if not still_wanted():
                 return
             part = predict_positions(sweep.view, asked.height, asked.width, todo[batch], asked.num_frames,
-                                     targets=sweep.targets, jepa_checkpoint=asked.jepa_checkpoint,
-                                     mae_checkpoint=asked.mae_checkpoint)
+                                     targets=sweep.targets, jepa_checkpoint=asked.picture.jepa_checkpoint,
+                                     mae_checkpoint=asked.picture.mae_checkpoint)
             sweep = _with_targets(asked, sweep, part).extended(part.positions, part.predicted, part.mae_pixels,
                                                                 part.mae_loss, part.seconds)
             block_sweep.grew(asked.key, sweep)
@@ -200,7 +200,7 @@ def grow(asked: SweepRequest, *, still_wanted: Callable[[], bool] = lambda: True
 def _started(asked: SweepRequest) -> block_sweep.BlockSweep:
     """A sweep with no position yet, with the picture's targets when the cache has them (else the first call
     computes them)."""
-    loaded = jepa.load(asked.jepa_checkpoint)
+    loaded = jepa.load(asked.picture.jepa_checkpoint)
     config = loaded.model.config
     features = mae_vs_jepa.TARGET_CACHE.get(asked.target_key, owner=loaded.model)
     grid = masks.PatchGrid.square(config.crop_size, config.patch_size)
@@ -213,7 +213,7 @@ def _with_targets(asked: SweepRequest, sweep: block_sweep.BlockSweep, part: Swee
     """The sweep holding the targets its first call computed, which the comparison's cache keeps too."""
     if part.targets is None:
         return sweep
-    model = jepa.load(asked.jepa_checkpoint).model
+    model = jepa.load(asked.picture.jepa_checkpoint).model
     layout = jepa.TokenLayout.of(model.config, asked.num_frames)
     mae_vs_jepa.TARGET_CACHE.put(asked.target_key, mae_vs_jepa.ImageFeatures.of(
         asked.view, part.targets, layout, part.seconds["target_encoder"]), owner=model)

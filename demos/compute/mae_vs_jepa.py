@@ -421,6 +421,29 @@ class Comparison:
         }
 
 
+@dataclass(frozen=True)
+class Picture:
+    """One picture as both models see it: what the comparisons of all its blocks share (`picture`)."""
+
+    clean: np.ndarray  # (S, S, 3) uint8: the centre square, before noise
+    digest: str  # the image's content
+    noise: Noise
+    num_frames: int
+    frames_asked: bool  # the caller chose `num_frames` (else this device's)
+    jepa_checkpoint: str
+    mae_checkpoint: str
+
+
+def picture(image, *, noise: Noise = Noise(), num_frames: int | None = None, jepa_checkpoint: str = JEPA_CHECKPOINT,
+            mae_checkpoint: str = MAE_CHECKPOINT) -> Picture:
+    """`image` (an HxWx3 uint8 array, `images.load_image`) with `noise`, V-JEPA 2 fed `num_frames` (None: this
+    device's, `default_frames`), ready for `compare_block`."""
+    asked = num_frames is not None
+    crop = jepa.load(jepa_checkpoint).model.config.crop_size
+    return Picture(np.array(images.center_square(image, crop)), images.image_digest(image), noise,
+                   int(num_frames) if asked else default_frames(), asked, jepa_checkpoint, mae_checkpoint)
+
+
 def compare(image, top, left, height, width, *, noise: Noise = Noise(), num_frames: int | None = None,
             jepa_checkpoint: str = JEPA_CHECKPOINT, mae_checkpoint: str = MAE_CHECKPOINT) -> Comparison:
     """Hide the (top, left, height, width) block (in patches) of `image` from both MAE and V-JEPA 2.
@@ -431,32 +454,36 @@ def compare(image, top, left, height, width, *, noise: Noise = Noise(), num_fram
     is the GPU function `predict_block`; the full-image targets are cached here, in the main process. A block that
     a sweep of its size covers (`block_sweep`, computed by `block_sweep_work`) is read from it: no device call.
     """
-    asked = num_frames is not None
-    num_frames = int(num_frames) if asked else default_frames()
-    loaded = jepa.load(jepa_checkpoint)
+    return compare_block(picture(image, noise=noise, num_frames=num_frames, jepa_checkpoint=jepa_checkpoint,
+                                 mae_checkpoint=mae_checkpoint), top, left, height, width)
+
+
+def compare_block(shown: Picture, top, left, height, width) -> Comparison:
+    """`compare` on a `picture` already prepared (the page's playback compares every block of a sweep)."""
+    noise, num_frames, mae_checkpoint = shown.noise, shown.num_frames, shown.mae_checkpoint
+    loaded = jepa.load(shown.jepa_checkpoint)
     model, config = loaded.model, loaded.model.config
     grid, block, tokens = block_tokens(config, top, left, height, width, num_frames)
     layout, patch_ids = tokens.layout, tokens.patch_ids
 
-    digest = images.image_digest(image)
-    key = target_key(digest, noise, loaded, num_frames)
+    key = target_key(shown.digest, noise, loaded, num_frames)
     sweep = block_sweep.find(sweep_key(key, mae_checkpoint, block.height, block.width),
-                             on_disk=sweep_kept_on_disk(digest, block.height, block.width))
+                             on_disk=sweep_kept_on_disk(shown.digest, block.height, block.width))
     features = TARGET_CACHE.get(key, owner=model)
     if features is None and sweep is not None and sweep.targets is not None:
         features = ImageFeatures.of(sweep.view, sweep.targets, layout, 0.0)
         TARGET_CACHE.put(key, features, owner=model)
     hit = features is not None
-    clean = np.array(images.center_square(image, config.crop_size))  # writable copy
-    view = features.view if hit else noise.apply(clean)
+    clean = shown.clean
+    view = features.view if hit else noise.apply(clean.copy())
     start = time.perf_counter()
     device_pass = cached_pass(key, patch_ids, mae_checkpoint, model) if hit else None
     from_sweep = hit and device_pass is None and (device_pass := sweep_pass(sweep, block)) is not None
     block_hit = device_pass is not None
     if not block_hit:
         device_pass = predict_block(view, tokens.patch_ids, tokens.context_ids, tokens.target_ids, num_frames,
-                                    targets=features.targets if hit else None, jepa_checkpoint=jepa_checkpoint,
-                                    mae_checkpoint=mae_checkpoint)
+                                    targets=features.targets if hit else None,
+                                    jepa_checkpoint=shown.jepa_checkpoint, mae_checkpoint=mae_checkpoint)
         keep_pass(key, patch_ids, mae_checkpoint, device_pass, model)
     seconds = {"gpu_call": time.perf_counter() - start, **device_pass.seconds}
     if not hit:
@@ -480,7 +507,7 @@ def compare(image, top, left, height, width, *, noise: Noise = Noise(), num_fram
 
     result = Comparison(grid, block, tokens, features.view, predicted, actual, cosines, base_mean, base_copy,
                         neighbour_ids, neighbour_cos, reconstruction, hit, seconds, num_frames,
-                        frames_reason(num_frames, asked=asked), mae_baselines, block_hit, noise,
+                        frames_reason(num_frames, asked=shown.frames_asked), mae_baselines, block_hit, noise,
                         added_noise_mse(clean, features.view, block_pixels(grid, patch_ids)), from_sweep)
     start = time.perf_counter()
     result.images = viz.block_comparison_images(

@@ -14,7 +14,6 @@ import threading
 import time
 
 import gradio as gr
-import numpy as np
 
 from demos import images, sweeps
 from demos.cache import LRUCache
@@ -47,14 +46,14 @@ def note(done: int, total: int) -> str:
     return f"Live: {done} of {total} positions so far…"
 
 
-def playback(image: np.ndarray, noise: Noise, sweep: block_sweep.BlockSweep, shown: dict) -> sweeps.Playback:
+def playback(picture: mae_vs_jepa.Picture, sweep: block_sweep.BlockSweep, shown: dict) -> sweeps.Playback:
     """The sweep as the page plays it: each position's close-ups and captions exactly as the comparison of that block
     returns them (it is answered from this sweep). `shown` keeps each position's, so a growing sweep packs only its
     new positions."""
     order = mae_vs_jepa.IMAGE_ORDER
     for top, left in sweep.positions.tolist():
         if (top, left) not in shown:
-            result = mae_vs_jepa.compare(image, top, left, sweep.height, sweep.width, noise=noise)
+            result = mae_vs_jepa.compare_block(picture, top, left, sweep.height, sweep.width)
             numbers = result.stats()
             alts = picture_descriptions(numbers)
             shown[top, left] = ({name: result.images[name] for name in PICTURES},
@@ -129,9 +128,9 @@ def live_sweep(image_path, top, left, height, width, noise, grain_level, jpeg_qu
     shown, last = {}, 0.0
     for sweep in block_sweep_work.grow(asked, still_wanted=still_wanted):
         if sweep.complete:
-            payload = playback(image, added, sweep, shown).payload()
+            payload = playback(asked.picture, sweep, shown).payload()
             PAYLOADS.put(asked.key, payload)
             yield player(value=name, sweep=payload)
         elif time.monotonic() - last >= PARTIAL_EVERY_S:
-            yield player(value=f"{name}-partial", sweep=playback(image, added, sweep, shown).payload())
+            yield player(value=f"{name}-partial", sweep=playback(asked.picture, sweep, shown).payload())
             last = time.monotonic()
