@@ -5,7 +5,7 @@ import pytest
 from conftest import EXAMPLE_IMAGES
 
 from demos import images, sweeps
-from demos.compute import block_sweep, block_sweep_work, mae_vs_jepa
+from demos.compute import block_sweep, block_sweep_work, mae_vs_jepa, noise_sweep
 from demos.dispatcher import DISPATCHER
 from demos.noise import GRAIN, Noise
 
@@ -124,3 +124,13 @@ def test_the_store_writes_arrays_and_json_never_pickle(tmp_path, monkeypatch):
     store.clear()
     again, fresh = store.get_or_compute("k", lambda: pytest.fail("computed again"), keep_on_disk=True)
     assert not fresh and np.array_equal(again, computed)
+
+
+def test_the_noise_sweep_reads_its_clean_level_from_the_sweep(example_image):
+    *_, sweep = block_sweep_work.grow(block_sweep_work.request(example_image, 4, 4))
+    mae_vs_jepa.TARGET_CACHE.clear()
+    mae_vs_jepa.BLOCK_CACHE.clear()
+    result = noise_sweep.sweep(example_image, 2, 1, 4, 4, Noise(GRAIN, 12), 2)
+    assert [level.block_cache_hit for level in result.levels] == [True, False]
+    direct = mae_vs_jepa.compare(example_image, 2, 1, 4, 4)
+    assert result.levels[0].mae_pixel_mse == pytest.approx(direct.reconstruction.hidden_mse, abs=1e-6)

@@ -120,3 +120,30 @@ def test_a_bad_value_opens_the_default_and_the_page_says_so(browser, running_app
         notice = page.get_by_text("opened with the default").inner_text()
         assert "nothere" in notice and "it takes a number from 0 to 0.95" in notice
         wait_for_example(page, "mae")
+
+
+def test_the_block_is_live_once_its_sweep_is_ready(browser, running_app, artifacts_dir):
+    """6.2-6.3: once the page says the sweep is ready, each patch the block moves shows that block's close-ups and
+    captions, drawn in the browser: no request reaches the server while the block moves (arrow keys: no release)."""
+    concept = CONCEPTS["mae-vs-jepa"]
+    with checked_page(browser, artifacts_dir / "live_block.png", viewport=VIEWPORTS[800]) as page:
+        page.goto(f"{running_app.local_url}{concept.path}")
+        wait_for_example(page, "mae-vs-jepa")
+        page.locator("#mvj-live").get_by_text("positions are ready").wait_for(timeout=RESULT_TIMEOUT_MS)
+        requests = []
+        page.on("request", lambda request: requests.append(request.url) if "gradio_api" in request.url else None)
+        picture = page.locator("#block-picture .bp-picture")
+        closeup = page.locator("#mvj-mae-closeup img")
+        seen = {(closeup.get_attribute("src"), page.locator("#mvj-verdict").inner_text())}
+        picture.focus()
+        for key in ("ArrowLeft", "ArrowLeft", "ArrowUp"):
+            page.keyboard.press(key)
+            page.wait_for_timeout(200)  # the sprite sheet decodes once
+            shown = page.locator("#mvj-live").get_attribute("data-shown")
+            block = [int(v) for v in shown.split(",")]
+            verdict = page.locator("#mvj-verdict").inner_text()
+            assert f"row {block[0]}, column {block[1]}" in verdict
+            assert closeup.get_attribute("src").startswith("data:image/png")
+            seen.add((closeup.get_attribute("src"), verdict))
+        assert len(seen) == 4, "each block drawn showed its own close-up and caption"
+        assert requests == [], f"the block moved with requests to the server: {requests}"

@@ -30,6 +30,8 @@ TOKENS_PER_BATCH = 8192
 # Positions per device call on a CPU: a call takes seconds (about 1 s a position for the full-size models at 2
 # frames, docs/benchmarks.md), so the page hears how far the sweep is, and a click waits for one call at most.
 CPU_POSITIONS_PER_CALL = 8
+# A pause between two CPU calls: a click waiting for the device takes it then (a lock does not queue its waiters).
+CPU_PAUSE_S = 0.05
 
 
 @dataclass
@@ -195,6 +197,8 @@ def grow(asked: SweepRequest, *, still_wanted: Callable[[], bool] = lambda: True
             if sweep.complete:
                 block_sweep.STORE.keep(asked.key, sweep, keep_on_disk=asked.kept_on_disk)
             yield sweep
+            if not sweep.complete and per_call < len(todo):
+                time.sleep(CPU_PAUSE_S)
 
 
 def _started(asked: SweepRequest) -> block_sweep.BlockSweep:

@@ -278,6 +278,26 @@ def sweep_pass(sweep: block_sweep.BlockSweep, block: masks.Block) -> BlockPass |
     return BlockPass(None, predicted, reconstruction, dict.fromkeys(STAGES, 0.0))
 
 
+def known_work(key: tuple, digest: str, block: masks.Block, tokens: BlockTokens, mae_checkpoint: str,
+               model) -> tuple[ImageFeatures | None, BlockPass | None, bool]:
+    """What is known already of `block` of the picture of target `key`: its full-image features (cached, or read
+    from a sweep of the picture) and the block's model work (cached, or read from a sweep that covers it), and
+    whether that work came from a sweep. (None, None, False) for a picture new here."""
+    sweep = block_sweep.find(sweep_key(key, mae_checkpoint, block.height, block.width),
+                             on_disk=sweep_kept_on_disk(digest, block.height, block.width))
+    features = TARGET_CACHE.get(key, owner=model)
+    if features is None and sweep is not None and sweep.targets is not None:
+        features = ImageFeatures.of(sweep.view, sweep.targets, tokens.layout, 0.0)
+        TARGET_CACHE.put(key, features, owner=model)
+    if features is None:
+        return None, None, False
+    device_pass = cached_pass(key, tokens.patch_ids, mae_checkpoint, model)
+    if device_pass is not None:
+        return features, device_pass, False
+    device_pass = sweep_pass(sweep, block)
+    return features, device_pass, device_pass is not None
+
+
 @dataclass
 class BlockPass:
     """What the GPU function returns: CPU tensors and MAE's result."""
@@ -467,18 +487,11 @@ def compare_block(shown: Picture, top, left, height, width) -> Comparison:
     layout, patch_ids = tokens.layout, tokens.patch_ids
 
     key = target_key(shown.digest, noise, loaded, num_frames)
-    sweep = block_sweep.find(sweep_key(key, mae_checkpoint, block.height, block.width),
-                             on_disk=sweep_kept_on_disk(shown.digest, block.height, block.width))
-    features = TARGET_CACHE.get(key, owner=model)
-    if features is None and sweep is not None and sweep.targets is not None:
-        features = ImageFeatures.of(sweep.view, sweep.targets, layout, 0.0)
-        TARGET_CACHE.put(key, features, owner=model)
+    start = time.perf_counter()
+    features, device_pass, from_sweep = known_work(key, shown.digest, block, tokens, mae_checkpoint, model)
     hit = features is not None
     clean = shown.clean
     view = features.view if hit else noise.apply(clean.copy())
-    start = time.perf_counter()
-    device_pass = cached_pass(key, patch_ids, mae_checkpoint, model) if hit else None
-    from_sweep = hit and device_pass is None and (device_pass := sweep_pass(sweep, block)) is not None
     block_hit = device_pass is not None
     if not block_hit:
         device_pass = predict_block(view, tokens.patch_ids, tokens.context_ids, tokens.target_ids, num_frames,
