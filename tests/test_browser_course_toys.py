@@ -139,8 +139,10 @@ def test_the_block_is_live_once_its_sweep_is_ready(browser, running_app, artifac
         for key in ("ArrowLeft", "ArrowLeft", "ArrowUp"):
             page.keyboard.press(key)
             page.wait_for_timeout(200)  # the sprite sheet decodes once
-            shown = page.locator("#mvj-live").get_attribute("data-shown")
-            block = [int(v) for v in shown.split(",")]
+            shown = page.evaluate("() => document.querySelector('#mvj-live [data-shown], #mvj-live[data-shown]')"
+                                  "?.dataset.shown")
+            assert shown, "the player drew no setting"
+            block = [int(float(v)) for v in shown.split(",")]
             verdict = page.locator("#mvj-verdict").inner_text()
             assert f"row {block[0]}, column {block[1]}" in verdict
             assert closeup.get_attribute("src").startswith("data:image/png")
