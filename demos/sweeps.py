@@ -199,9 +199,11 @@ class SweepStore:
 # ---------------------------------------------------------------------------------------------
 
 
-def sprite_sheet(cells: Sequence[Sequence[np.ndarray]]) -> tuple[bytes, dict]:
+def sprite_sheet(cells: Sequence[Sequence[np.ndarray]], *, fast: bool = False) -> tuple[bytes, dict]:
     """One lossless WebP holding every setting's pictures: a cell per setting (its pictures side by side, all the
-    same size), cells in rows. Returns the file's bytes and its layout (`cell`, `columns`, `tile`)."""
+    same size), cells in rows. Returns the file's bytes and its layout (`cell`, `columns`, `tile`). `fast`: encoded
+    about 15x sooner, about 1.5x larger (169 close-ups of 6.2-6.3: 0.7 s and 5.8 MB against 10.6 s and 3.8 MB on the
+    2-core CPU), for a sweep sent again as it grows."""
     tile_h, tile_w = cells[0][0].shape[:2]
     per_cell = len(cells[0])
     cell_w = tile_w * per_cell
@@ -217,7 +219,8 @@ def sprite_sheet(cells: Sequence[Sequence[np.ndarray]]) -> tuple[bytes, dict]:
             x = column * cell_w + slot * tile_w
             sheet[row * tile_h:(row + 1) * tile_h, x:x + tile_w] = picture[..., :3]
     buffer = io.BytesIO()
-    PIL.Image.fromarray(sheet).save(buffer, format="WEBP", lossless=True, quality=100, method=4)
+    effort = {"quality": 0, "method": 0} if fast else {"quality": 100, "method": 4}
+    PIL.Image.fromarray(sheet).save(buffer, format="WEBP", lossless=True, **effort)
     return buffer.getvalue(), {"columns": columns, "tile": [tile_w, tile_h], "per_cell": per_cell}
 
 
@@ -233,11 +236,11 @@ class Playback:
     total: int | None = None  # the settings the gesture reaches, when `settings` holds only those computed so far
     note: str = ""  # a line for the page: what is live, or why not yet
 
-    def payload(self) -> dict:
-        """The player's `sweep` prop: JSON, pictures as one data URL."""
+    def payload(self, *, fast: bool = False) -> dict:
+        """The player's `sweep` prop: JSON, pictures as one data URL (`fast`: see `sprite_sheet`)."""
         names = list(self.pictures)
         sprite, layout = (sprite_sheet([[self.pictures[name][i] for name in names]
-                                        for i in range(len(self.settings))]) if names else (b"", {}))
+                                        for i in range(len(self.settings))], fast=fast) if names else (b"", {}))
         return {
             "settings": self.settings,
             "pictures": names,

@@ -37,7 +37,8 @@ def test_the_player_gets_what_the_comparison_returns(fresh, monkeypatch):
     args = (EXAMPLE_IMAGES[0], 1, 2, 4, 4, NONE, 10, 50)
     updates = list(mae_vs_jepa_live.live_sweep(*args, ""))
     payloads = [update.props["sweep"] for update in updates]
-    assert [p["done"] for p in payloads] == [10, 20, 25] and all(p["total"] == 25 for p in payloads)
+    done = [p["done"] for p in payloads]  # the partials as often as packing them allows
+    assert done[0] == 10 and done[-1] == 25 and done == sorted(set(done)) and all(p["total"] == 25 for p in payloads)
     assert payloads[0]["note"] == "Live: 10 of 25 positions so far…"
     assert payloads[-1]["note"] == "Live: drag the block, all 25 positions are ready."
 

@@ -125,12 +125,15 @@ def live_sweep(image_path, top, left, height, width, noise, grain_level, jpeg_qu
     if kept is not None:
         yield player(value=name, sweep=kept)
         return
-    shown, last = {}, 0.0
+    shown, next_partial = {}, 0.0
     for sweep in block_sweep_work.grow(asked, still_wanted=still_wanted):
         if sweep.complete:
             payload = playback(asked.picture, sweep, shown).payload()
             PAYLOADS.put(asked.key, payload)
             yield player(value=name, sweep=payload)
-        elif time.monotonic() - last >= PARTIAL_EVERY_S:
-            yield player(value=f"{name}-partial", sweep=playback(asked.picture, sweep, shown).payload())
-            last = time.monotonic()
+        elif time.monotonic() >= next_partial:
+            start = time.monotonic()
+            partial = playback(asked.picture, sweep, shown).payload(fast=True)
+            # Packing grows with the sweep: never more than a quarter of the time it takes.
+            next_partial = time.monotonic() + max(PARTIAL_EVERY_S, 3 * (time.monotonic() - start))
+            yield player(value=f"{name}-partial", sweep=partial)
