@@ -60,3 +60,11 @@ def test_the_player_gets_what_the_comparison_returns(fresh, monkeypatch):
 def test_a_block_that_does_not_fit_turns_the_player_off(fresh):
     (update,) = mae_vs_jepa_live.live_sweep(EXAMPLE_IMAGES[0], 0, 0, 8, 8, NONE, 10, 50, "")
     assert update.props["sweep"]["note"].startswith("Live: off (")
+
+
+def test_on_the_spaces_cpu_the_player_says_it_is_off(fresh, monkeypatch):
+    monkeypatch.setattr(mae_vs_jepa_live.zerogpu, "cpu_reason", lambda: "the GPU quota is used up")
+    (update,) = mae_vs_jepa_live.live_sweep(EXAMPLE_IMAGES[0], 1, 2, 4, 4, NONE, 10, 50, "")
+    assert "Live: off, the Space's CPU runs this page now (the GPU quota is used up)" in update.props["sweep"]["note"]
+    assert not block_sweep.GROWING and block_sweep.STORE.get(block_sweep_work.request(
+        images.load_image(EXAMPLE_IMAGES[0]), 4, 4).key) is None

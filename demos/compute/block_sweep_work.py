@@ -46,14 +46,18 @@ class SweepPart:
     seconds: dict
 
 
-# The estimates: a position costs about one comparison's context pass, predictor and MAE, less the fixed part a
-# single call pays (batched). On a GPU not measured yet (no GPU here): a comparison's context pass each, a bound.
+# The estimates. On a CPU a position costs about one comparison (its context pass, predictor and MAE; batched it
+# measured about a third of that, docs/benchmarks.md). On a GPU not measured yet (none was lent): half a comparison's
+# context pass a position, batching taking the per-call overhead away; ZeroGPU admits a call by what it asks, so a
+# bound asked for 169 positions would cost a learner's quota a large share.
+GPU_SHARE_OF_A_PASS = 0.5
+
+
 def gpu_seconds(view, height, width, positions, num_frames, *, targets=None, **_) -> float:
     """The GPU work `predict_positions` is estimated at."""
-    per_position = mae_vs_jepa.gpu_work_seconds(num_frames, True) - mae_vs_jepa.GPU_SECONDS_BLOCK
-    return mae_vs_jepa.GPU_SECONDS_BLOCK + len(positions) * per_position + (
-        0.0 if targets is not None else mae_vs_jepa.gpu_work_seconds(num_frames, False)
-        - mae_vs_jepa.gpu_work_seconds(num_frames, True))
+    one_pass = mae_vs_jepa.gpu_work_seconds(num_frames, False) - mae_vs_jepa.gpu_work_seconds(num_frames, True)
+    return (mae_vs_jepa.GPU_SECONDS_BLOCK + len(positions) * GPU_SHARE_OF_A_PASS * one_pass
+            + (0.0 if targets is not None else one_pass))
 
 
 def cpu_seconds(view, height, width, positions, num_frames, *, targets=None, **_) -> float:

@@ -15,7 +15,7 @@ import time
 
 import gradio as gr
 
-from demos import images, sweeps
+from demos import images, sweeps, zerogpu
 from demos.cache import LRUCache
 from demos.compute import block_sweep, block_sweep_work, mae_vs_jepa
 from demos.errors import UserError
@@ -100,6 +100,11 @@ def live_sweep(image_path, top, left, height, width, noise, grain_level, jpeg_qu
     inputs = (image_path, top, left, height, width, noise, grain_level, jpeg_quality)
     if image_path is None:
         yield gr.skip()
+        return
+    why = zerogpu.cpu_reason()
+    if why is not None:  # ZeroGPU could not run it: minutes of the Space's CPU are not worth a live toy
+        yield player(value="", sweep={"note": f"Live: off, the Space's CPU runs this page now ({why}); release the "
+                                              f"block to see each place."})
         return
     session = _session(request)
     with _ASKED_LOCK:
