@@ -91,7 +91,8 @@ class SweepStore:
 
     `get_or_compute(key, compute, keep_on_disk=...)`: the sweep, computing it when no one has; visitors asking for
     the same key at once wait for the one computation. `keep_on_disk` (the bundled examples) also writes it to
-    `sweep_dir()` and reads it from there first. The key must name everything the sweep depends on (the input's
+    `sweep_dir()` and reads it from there first. A sweep computed in steps (growing on a slow device) uses the parts:
+    `find` (memory, then disk), `computing(key)` (one computation at a time) and `keep`. The key must name everything the sweep depends on (the input's
     content, the other controls, the checkpoints and their weights' fingerprint, the device's plan).
     """
 
@@ -99,7 +100,7 @@ class SweepStore:
         self.name, self.max_entries, self.codec = name, max_entries, codec
         self._items: OrderedDict = OrderedDict()
         self._lock = threading.Lock()
-        self._computing: dict = {}  # key -> lock held while one thread computes it
+        self._computing: dict = {}  # key -> [lock held while one thread computes it, callers holding or waiting]
 
     def get(self, key):
         """The sweep in memory, or None."""
@@ -136,13 +137,15 @@ class SweepStore:
         """Held while one caller computes the sweep of `key`: a second caller of the same key waits here, then
         `find`s the first one's sweep. For a computation in steps (a sweep that grows on a slow device)."""
         with self._lock:
-            lock = self._computing.setdefault(key, threading.Lock())
+            entry = self._computing.setdefault(key, [threading.Lock(), 0])
+            entry[1] += 1  # callers holding or waiting for it: the lock is forgotten when none is left
         try:
-            with lock:
+            with entry[0]:
                 yield
         finally:
             with self._lock:
-                if not lock.locked():
+                entry[1] -= 1
+                if entry[1] == 0:
                     self._computing.pop(key, None)
 
     def get_or_compute(self, key, compute: Callable[[], object], *, keep_on_disk: bool = False) -> tuple[object, bool]:

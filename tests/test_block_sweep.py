@@ -134,3 +134,20 @@ def test_the_noise_sweep_reads_its_clean_level_from_the_sweep(example_image):
     assert [level.block_cache_hit for level in result.levels] == [True, False]
     direct = mae_vs_jepa.compare(example_image, 2, 1, 4, 4)
     assert result.levels[0].mae_pixel_mse == pytest.approx(direct.reconstruction.hidden_mse, abs=1e-6)
+
+
+def test_two_visitors_asking_at_once_compute_it_once(example_image, monkeypatch):
+    import threading
+
+    calls, real = [], block_sweep_work.predict_positions
+    monkeypatch.setattr(block_sweep_work, "predict_positions", lambda *a, **k: calls.append(1) or real(*a, **k))
+    asked = block_sweep_work.request(example_image, 3, 3)
+    finals = []
+    visitors = [threading.Thread(target=lambda: finals.append(list(block_sweep_work.grow(asked))[-1]))
+                for _ in range(2)]
+    for visitor in visitors:
+        visitor.start()
+    for visitor in visitors:
+        visitor.join()
+    assert all(sweep.complete for sweep in finals) and finals[0] is finals[1]
+    assert len(calls) == -(-36 // block_sweep_work.CPU_POSITIONS_PER_CALL)  # 6x6 positions, computed once

@@ -182,8 +182,10 @@ def grow(asked: SweepRequest, *, still_wanted: Callable[[], bool] = lambda: True
         return
     with block_sweep.STORE.computing(asked.key):  # a second visitor asking for it waits for this one
         sweep = block_sweep.find(asked.key, on_disk=asked.kept_on_disk) or _started(asked)
-        if not sweep.complete and sweep.positions.size:
+        if sweep.positions.size:
             yield sweep
+        if sweep.complete:
+            return
         grid = sweep.grid
         done = {tuple(p) for p in sweep.positions.tolist()}
         todo = np.array([p for p in block_sweep.all_positions(grid, asked.height, asked.width).tolist()
