@@ -35,8 +35,9 @@ def test_the_player_gets_what_the_comparison_returns(fresh, monkeypatch):
     monkeypatch.setattr(block_sweep_work, "CPU_POSITIONS_PER_CALL", 10)
     monkeypatch.setattr(mae_vs_jepa_live, "PARTIAL_EVERY_S", 0.0)
     args = (EXAMPLE_IMAGES[0], 1, 2, 4, 4, NONE, 10, 50)
-    updates = list(mae_vs_jepa_live.live_sweep(*args, ""))
-    payloads = [update.props["sweep"] for update in updates]
+    updates = list(mae_vs_jepa_live.live_sweep(*args, "another picture's sweep"))
+    cleared, *payloads = [update.props["sweep"] for update in updates]
+    assert "settings" not in cleared  # the sweep played before is gone while this one grows
     done = [p["done"] for p in payloads]  # the partials as often as packing them allows
     assert done[0] == 10 and done[-1] == 25 and done == sorted(set(done)) and all(p["total"] == 25 for p in payloads)
     assert payloads[0]["note"] == "Live: 10 of 25 positions so far…"

@@ -130,6 +130,8 @@ def live_sweep(image_path, top, left, height, width, noise, grain_level, jpeg_qu
     if kept is not None:
         yield player(value=name, sweep=kept)
         return
+    # The sweep the page plays now is another picture's (or noise's): it must not be drawn while this one grows.
+    yield player(value="", sweep={"note": "Live: computing the block at every position…"})
     shown, next_partial = {}, 0.0
     for sweep in block_sweep_work.grow(asked, still_wanted=still_wanted):
         if sweep.complete:
