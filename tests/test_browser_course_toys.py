@@ -149,3 +149,21 @@ def test_the_block_is_live_once_its_sweep_is_ready(browser, running_app, artifac
             seen.add((closeup.get_attribute("src"), verdict))
         assert len(seen) == 4, "each block drawn showed its own close-up and caption"
         assert requests == [], f"the block moved with requests to the server: {requests}"
+
+        # The pointer: each patch crossed is drawn at once, the release alone asks the server.
+        block = page.locator("#block-picture .bp-block").bounding_box()
+        patch = picture.bounding_box()["width"] / 8  # the tiny replica's 8x8 grid
+        x, y = block["x"] + block["width"] / 2, block["y"] + block["height"] / 2
+        page.mouse.move(x, y)
+        page.mouse.down()
+        for step in (1, 2):
+            page.mouse.move(x + step * patch, y, steps=3)
+            page.wait_for_timeout(100)
+            verdict = page.locator("#mvj-verdict").inner_text()
+            assert verdict not in {text for _, text in seen}, "the block crossed a patch and its caption followed"
+            seen.add((closeup.get_attribute("src"), verdict))
+        assert requests == [], f"the block moved with requests to the server: {requests}"
+        page.mouse.up()
+        page.wait_for_function("() => document.querySelector('#mvj-mae-closeup img').src.startsWith('http')",
+                               timeout=RESULT_TIMEOUT_MS)  # the release's result, read from the sweep
+        assert page.locator("#mvj-verdict").inner_text().split(",")[:2] == verdict.split(",")[:2]
