@@ -92,8 +92,9 @@ class SweepStore:
     `get_or_compute(key, compute, keep_on_disk=...)`: the sweep, computing it when no one has; visitors asking for
     the same key at once wait for the one computation. `keep_on_disk` (the bundled examples) also writes it to
     `sweep_dir()` and reads it from there first. A sweep computed in steps (growing on a slow device) uses the parts:
-    `find` (memory, then disk), `computing(key)` (one computation at a time) and `keep`. The key must name everything the sweep depends on (the input's
-    content, the other controls, the checkpoints and their weights' fingerprint, the device's plan).
+    `find` (memory, then disk), `computing(key)` (one computation at a time) and `keep`. The key must name everything
+    the sweep depends on (the input's content, the other controls, the checkpoints and their weights' fingerprint,
+    the device's plan).
     """
 
     def __init__(self, name: str, max_entries: int, codec: Codec | None = None):
