@@ -119,8 +119,8 @@ def live_sweep(image_path, top, left, height, width, noise, grain_level, jpeg_qu
         image = images.load_image(image_path)
         added = Noise.of(noise, grain_level, jpeg_quality)
         asked = block_sweep_work.request(image, height, width, noise=added)
-    except UserError as why:  # the comparison says what is wrong; the player only stops
-        yield player(value="", sweep={"note": f"Live: off ({why})"})
+    except UserError as problem:  # the comparison says what is wrong; the player only stops
+        yield player(value="", sweep={"note": f"Live: off ({problem})"})
         return
     name = sweep_id(asked.key)
     if playing == name:
