@@ -207,6 +207,18 @@ def _hub_kwargs(ckpt: Checkpoint) -> dict:
     return kwargs
 
 
+def weights_id(name: str) -> str:
+    """Which weights `load(name)` reads: the hub id and the snapshot's commit in the cache (a key for results kept
+    across restarts, such as 6.2-6.3's sweeps on disk); "?" when no snapshot is cached (the offline demo's
+    replicas have one)."""
+    from huggingface_hub import try_to_load_from_cache
+
+    ckpt = get(name)
+    found = try_to_load_from_cache(ckpt.hub_id, "config.json", **_hub_kwargs(ckpt))
+    commit = Path(found).parent.name if isinstance(found, str) else "?"
+    return f"{ckpt.hub_id}@{commit}"
+
+
 def _fetch_hint(ckpt: Checkpoint) -> str:
     return (
         f"Fetch it once with `python checkpoints.py download {ckpt.name}` on a machine that can reach "

@@ -101,18 +101,25 @@ def target_features(model, pixel_values_videos: torch.Tensor) -> torch.Tensor:
     return F.layer_norm(hidden.float(), (hidden.shape[-1],))
 
 
+def _ids(model, ids) -> torch.Tensor:
+    """Token ids as a (B, K) LongTensor on the model's device: one id list (B = 1) or a batch of equal lengths."""
+    return devices.on_model(model, torch.as_tensor(np.atleast_2d(np.asarray(ids)), dtype=torch.long))
+
+
 @torch.inference_mode()
 def context_features(model, pixel_values_videos: torch.Tensor, context_ids) -> torch.Tensor:
-    """(1, K, D): the encoder run on the context tokens alone; hidden tokens never enter attention.
+    """(B, K, D): the encoder run on the context tokens alone; hidden tokens never enter attention.
 
+    `context_ids`: one list of K token ids (B = 1), or a (B, K) batch of lists over the same clip (6.2-6.3's sweep:
+    one block at every position), which share the patch embedding.
     Follows `VJEPA2Encoder.forward` (transformers 5.23: embeddings, `VJEPA2Layer`s, layernorm), with the context
     tokens gathered after the embeddings and their ids passed to each layer as `position_mask`, as the library's
     `VJEPA2Predictor.forward` does for its own tokens; tests/test_jepa.py checks it against the library's encoder.
     """
-    ids = devices.on_model(model, torch.as_tensor(np.asarray(context_ids), dtype=torch.long))[None]
+    ids = _ids(model, context_ids)
     encoder = model.encoder
     hidden = encoder.embeddings(devices.on_model(model, pixel_values_videos))
-    hidden = torch.gather(hidden, 1, ids[..., None].expand(-1, -1, hidden.shape[-1]))
+    hidden = torch.gather(hidden.expand(len(ids), -1, -1), 1, ids[..., None].expand(-1, -1, hidden.shape[-1]))
     for layer in encoder.layer:
         hidden = layer(hidden, position_mask=ids)[0]  # true positions for RoPE
     return encoder.layernorm(hidden)
@@ -120,16 +127,16 @@ def context_features(model, pixel_values_videos: torch.Tensor, context_ids) -> t
 
 @torch.inference_mode()
 def predict(model, context: torch.Tensor, context_ids, target_ids, num_tokens: int) -> torch.Tensor:
-    """(1, M, D) float32: the predictor's embedding for each target id, from the context features only.
+    """(B, M, D) float32: the predictor's embedding for each target id, from the context features only.
 
     The library's `VJEPA2Predictor.forward` (transformers 5.23), called as `VJEPA2Model.forward` calls it. It
     gathers its context from a full-length sequence by `context_mask`, so the context features are scattered back
-    to their ids first (the other slots stay zero and are never read).
+    to their ids first (the other slots stay zero and are never read). Ids as `context_features` takes them: one
+    list, or a batch (one row per row of `context`).
     """
-    ctx_ids = devices.on_model(model, torch.as_tensor(np.asarray(context_ids), dtype=torch.long))[None]
-    tgt_ids = devices.on_model(model, torch.as_tensor(np.asarray(target_ids), dtype=torch.long))[None]
-    full = context.new_zeros(1, num_tokens, context.shape[-1])
-    full[:, ctx_ids[0]] = context
+    ctx_ids, tgt_ids = _ids(model, context_ids), _ids(model, target_ids)
+    full = context.new_zeros(len(ctx_ids), num_tokens, context.shape[-1])
+    full.scatter_(1, ctx_ids[..., None].expand(-1, -1, context.shape[-1]), context)
     out = model.predictor(encoder_hidden_states=full, context_mask=[ctx_ids], target_mask=[tgt_ids])
     return out.last_hidden_state.float()
 

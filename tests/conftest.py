@@ -15,7 +15,8 @@ from pathlib import Path
 _CACHE = tempfile.mkdtemp(prefix="pdr-test-hf-cache-")
 os.environ["HF_HUB_CACHE"] = _CACHE
 os.environ["HF_HUB_OFFLINE"] = "1"
-# The sweeps the app keeps on disk (`demos.sweeps`), in a folder of this run's own: the random weights differ per run.
+# Sweeps kept on disk (`demos.sweeps`) in a folder of this run's own: the replicas' random weights live under fixed
+# ids.
 os.environ["PDR_SWEEP_DIR"] = tempfile.mkdtemp(prefix="pdr-test-sweeps-")
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 os.environ.setdefault("PDR_DTYPE", "float32")  # exact comparisons; bf16 speed is the benchmark's business

@@ -135,3 +135,50 @@ def test_a_tube_past_the_grids_edge_opens_where_the_result_hid_it(browser, runni
             field = page.locator(f"#{elem_id} input[type=number]")
             field.wait_for(timeout=30_000)
             assert field.input_value() == value, elem_id
+
+
+def test_the_block_is_live_once_its_sweep_is_ready(browser, running_app, artifacts_dir):
+    """6.2-6.3: once the page says the sweep is ready, each patch the block moves shows that block's close-ups and
+    captions, drawn in the browser: no request reaches the server while the block moves (arrow keys: no release)."""
+    concept = CONCEPTS["mae-vs-jepa"]
+    with checked_page(browser, artifacts_dir / "live_block.png", viewport=VIEWPORTS[800]) as page:
+        page.goto(f"{running_app.local_url}{concept.path}")
+        wait_for_example(page, "mae-vs-jepa")
+        page.locator("#mvj-live").get_by_text("positions are ready").wait_for(timeout=RESULT_TIMEOUT_MS)
+        requests = []
+        page.on("request", lambda request: requests.append(request.url) if "gradio_api" in request.url else None)
+        picture = page.locator("#block-picture .bp-picture")
+        closeup = page.locator("#mvj-mae-closeup img")
+        seen = {(closeup.get_attribute("src"), page.locator("#mvj-verdict").inner_text())}
+        picture.focus()
+        for key in ("ArrowLeft", "ArrowLeft", "ArrowUp"):
+            page.keyboard.press(key)
+            page.wait_for_timeout(200)  # the sprite sheet decodes once
+            shown = page.evaluate("() => document.querySelector('#mvj-live [data-shown], #mvj-live[data-shown]')"
+                                  "?.dataset.shown")
+            assert shown, "the player drew no setting"
+            block = [int(float(v)) for v in shown.split(",")]
+            verdict = page.locator("#mvj-verdict").inner_text()
+            assert f"row {block[0]}, column {block[1]}" in verdict
+            assert closeup.get_attribute("src").startswith("data:image/png")
+            seen.add((closeup.get_attribute("src"), verdict))
+        assert len(seen) == 4, "each block drawn showed its own close-up and caption"
+        assert requests == [], f"the block moved with requests to the server: {requests}"
+
+        # The pointer: each patch crossed is drawn at once, the release alone asks the server.
+        block = page.locator("#block-picture .bp-block").bounding_box()
+        patch = picture.bounding_box()["width"] / 8  # the tiny replica's 8x8 grid
+        x, y = block["x"] + block["width"] / 2, block["y"] + block["height"] / 2
+        page.mouse.move(x, y)
+        page.mouse.down()
+        for step in (1, 2):
+            page.mouse.move(x + step * patch, y, steps=3)
+            page.wait_for_timeout(100)
+            verdict = page.locator("#mvj-verdict").inner_text()
+            assert verdict not in {text for _, text in seen}, "the block crossed a patch and its caption followed"
+            seen.add((closeup.get_attribute("src"), verdict))
+        assert requests == [], f"the block moved with requests to the server: {requests}"
+        page.mouse.up()
+        page.wait_for_function("() => document.querySelector('#mvj-mae-closeup img').src.startsWith('http')",
+                               timeout=RESULT_TIMEOUT_MS)  # the release's result, read from the sweep
+        assert page.locator("#mvj-verdict").inner_text().split(",")[:2] == verdict.split(",")[:2]

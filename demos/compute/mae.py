@@ -120,11 +120,24 @@ def reconstruct(image: np.ndarray, checkpoint: str = "vit-mae-base", *, ratio: f
     with torch.inference_mode():
         logits, loss = masked_forward(model, devices.on_model(model, pixel_values), hidden,
                                       loaded.position_layouts)
-        reconstructed = model.unpatchify(logits, (size, size))
+    return reconstruction_of(view, pixels01(model, processor, logits, size)[0], hidden, grid, loss)
 
+
+def pixels01(model, processor, logits, size: int) -> np.ndarray:
+    """(B, S, S, 3) float32 in 0..1: the decoder's patches as pictures, de-normalised (ImageNet mean and std)."""
+    import torch
+
+    with torch.inference_mode():
+        reconstructed = model.unpatchify(logits, (size, size))
     mean = torch.tensor(processor.image_mean).view(1, 3, 1, 1)
     std = torch.tensor(processor.image_std).view(1, 3, 1, 1)
-    recon01 = (reconstructed.float().cpu() * std + mean).clamp(0, 1)[0].permute(1, 2, 0).numpy()
+    return (reconstructed.float().cpu() * std + mean).clamp(0, 1).permute(0, 2, 3, 1).numpy()
+
+
+def reconstruction_of(view: np.ndarray, recon01: np.ndarray, hidden: np.ndarray, grid: masks.PatchGrid,
+                      loss) -> Reconstruction:
+    """The `Reconstruction` of `view` from the decoder's picture `recon01` ((S, S, 3) in 0..1) with the `hidden`
+    patches. Only the hidden patches of `recon01` reach its numbers, `pasted` and `error_map`."""
     recon_u8 = (recon01 * 255).round().astype(np.uint8)
     pixel_hidden = viz.patch_mask_image(hidden.reshape(grid.rows, grid.cols), grid.patch_size)
     pasted = np.where(pixel_hidden[..., None], recon_u8, view)
@@ -142,7 +155,7 @@ def reconstruct(image: np.ndarray, checkpoint: str = "vit-mae-base", *, ratio: f
         pasted=pasted,
         error_map=viz.error_heat_map(view, per_patch, grid.patch_size, ERROR_MAP_MAX),
         grid=grid,
-        hidden_ids=hidden_ids,
+        hidden_ids=np.flatnonzero(hidden),
         per_patch_mse=per_patch,
         hidden_mse=float(np.nanmean(per_patch)) if any_hidden else None,
         model_loss=float(loss) if any_hidden else None,
@@ -170,25 +183,38 @@ def masked_forward(model, pixel_values, hidden: np.ndarray, layouts: mae_positio
     squared error over the hidden patches). Both add the position tables of the input's own grid
     (`layouts.tables`; default: checked on `model` now), so at any size this is MAE built for that size.
 
+    `hidden` is one mask (N,) or a batch of masks (B, N) of one picture (`pixel_values` (1, 3, S, S)), each hiding
+    as many patches (6.2-6.3's sweep: one block at every position), sharing its patch embedding; then the logits
+    are (B, N, ...) and the loss one per mask.
+
     Follows transformers 5.23 (requirements.txt pins it): `ViTMAEForPreTraining.forward`, which runs
     `ViTMAEModel.forward` (`ViTMAEEmbeddings.forward` without its `random_masking`, the layers, the layernorm),
     then `ViTMAEDecoder.forward` and its loss; tests/test_mae.py compares the two with the same mask.
     """
     import torch
 
+    one = np.ndim(hidden) == 1
+    hidden = np.atleast_2d(np.asarray(hidden, dtype=bool))
+    if len(set(hidden.sum(axis=1).tolist())) != 1:
+        raise ValueError("every mask of a batch must hide as many patches")
     vit, decoder, size = model.vit, model.decoder, pixel_values.shape[-1]
     side = size // model.config.patch_size
     encoder_positions, decoder_positions = (layouts or mae_positions.Layouts.of(model)).tables(model, side, side)
     tokens = vit.embeddings.patch_embeddings(pixel_values) + encoder_positions[:, 1:, :]
-    visible = torch.from_numpy(np.flatnonzero(~hidden)).to(tokens.device)
-    ids_restore = torch.argsort(torch.cat([visible, torch.from_numpy(np.flatnonzero(hidden)).to(tokens.device)]))
-    cls = vit.embeddings.cls_token + encoder_positions[:, :1, :]
-    states = torch.cat([cls, tokens[:, visible]], dim=1)
+    batch, dim = len(hidden), tokens.shape[-1]
+    # Each row: its visible ids, then its hidden ids (both ascending); ids_restore puts them back in grid order.
+    order = torch.from_numpy(np.argsort(hidden, axis=1, kind="stable")).to(tokens.device)
+    visible = order[:, :int((~hidden[0]).sum())]
+    ids_restore = torch.argsort(order, dim=1)
+    cls = (vit.embeddings.cls_token + encoder_positions[:, :1, :]).expand(batch, -1, -1)
+    kept = torch.gather(tokens.expand(batch, -1, -1), 1, visible[..., None].expand(-1, -1, dim))
+    states = torch.cat([cls, kept], dim=1)
     for layer in vit.layers:
         states = layer(states)
     states = decoder.decoder_embed(vit.layernorm(states))
-    mask_tokens = decoder.mask_token.expand(1, len(ids_restore) - len(visible), -1)
-    patches = torch.cat([states[:, 1:], mask_tokens], dim=1)[:, ids_restore]  # back in grid order
+    mask_tokens = decoder.mask_token.expand(batch, ids_restore.shape[1] - visible.shape[1], -1)
+    patches = torch.cat([states[:, 1:], mask_tokens], dim=1)
+    patches = torch.gather(patches, 1, ids_restore[..., None].expand(-1, -1, patches.shape[-1]))  # grid order
     states = torch.cat([states[:, :1], patches], dim=1) + decoder_positions
     for layer in decoder.decoder_layers:
         states = layer(states)
@@ -197,8 +223,9 @@ def masked_forward(model, pixel_values, hidden: np.ndarray, layouts: mae_positio
     if model.config.norm_pix_loss:
         target = (target - target.mean(dim=-1, keepdim=True)) / (target.var(dim=-1, keepdim=True) + 1.0e-6) ** 0.5
     mask = torch.from_numpy(hidden).to(logits.device)
-    loss = ((logits - target) ** 2).mean(dim=-1)[0][mask].mean()
-    return logits, loss
+    squared = ((logits - target) ** 2).mean(dim=-1)
+    loss = (squared * mask).sum(dim=1) / mask.sum(dim=1)
+    return (logits, loss[0]) if one else (logits, loss)
 
 
 def validate_checkpoint(name: str) -> str:

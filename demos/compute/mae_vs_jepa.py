@@ -16,7 +16,8 @@ colour, a copy of the nearest visible patch).
 
 `compare` is the computation (an image array and the block as plain numbers in, a `Comparison` out);
 its model work is the GPU function `predict_block`, and the full-image targets are cached in the main
-process (see `demos.gpu_functions`).
+process (see `demos.gpu_functions`). A block covered by a sweep (its size at every position, `block_sweep`) is
+answered from the sweep with no device call.
 The tab (`demos.tabs.mae_vs_jepa`) names the endpoint `/compare_pixels_embeddings(image, top, left,
 height, width)`, so clicks, nudge buttons, sliders and `gradio_client` all end in the same call.
 """
@@ -34,7 +35,7 @@ import torch.nn.functional as F
 import checkpoints
 from demos import devices, images, jepa, masks, viz, zerogpu
 from demos.cache import LRUCache
-from demos.compute import mae
+from demos.compute import block_sweep, mae
 from demos.errors import UserError, whole_number
 from demos.gpu_functions import gpu_task
 from demos.noise import Noise, added_noise_mse
@@ -257,6 +258,46 @@ def keep_pass(target_key: tuple, patch_ids, mae_checkpoint: str, device_pass: Bl
                     dataclasses.replace(device_pass, targets=None), owner=model)
 
 
+def sweep_key(target_key: tuple, mae_checkpoint: str, height: int, width: int) -> tuple:
+    """The key of the sweep of a height x width block over the picture of `target_key` (`block_sweep.key`)."""
+    return block_sweep.key(target_key, mae_checkpoint, mae.load(mae_checkpoint).model, height, width,
+                           (checkpoints.weights_id(target_key[2]), checkpoints.weights_id(mae_checkpoint)))
+
+
+def sweep_kept_on_disk(image_digest: str, height: int, width: int) -> bool:
+    """A bundled example's sweep at the page's block size is the same for every learner: kept on disk."""
+    return (height, width) == DEFAULT_BLOCK[2:] and image_digest in block_sweep.bundled_digests()
+
+
+def sweep_pass(sweep: block_sweep.BlockSweep, block: masks.Block) -> BlockPass | None:
+    """The model work of `block` read from a sweep that covers it (no stage ran now), else None."""
+    work = sweep.block_work(block.top, block.left) if sweep is not None else None
+    if work is None:
+        return None
+    predicted, reconstruction = work
+    return BlockPass(None, predicted, reconstruction, dict.fromkeys(STAGES, 0.0))
+
+
+def known_work(key: tuple, digest: str, block: masks.Block, tokens: BlockTokens, mae_checkpoint: str,
+               model) -> tuple[ImageFeatures | None, BlockPass | None, bool]:
+    """What is known already of `block` of the picture of target `key`: its full-image features (cached, or read
+    from a sweep of the picture) and the block's model work (cached, or read from a sweep that covers it), and
+    whether that work came from a sweep. (None, None, False) for a picture new here."""
+    sweep = block_sweep.find(sweep_key(key, mae_checkpoint, block.height, block.width),
+                             on_disk=sweep_kept_on_disk(digest, block.height, block.width))
+    features = TARGET_CACHE.get(key, owner=model)
+    if features is None and sweep is not None and sweep.targets is not None:
+        features = ImageFeatures.of(sweep.view, sweep.targets, tokens.layout, 0.0)
+        TARGET_CACHE.put(key, features, owner=model)
+    if features is None:
+        return None, None, False
+    device_pass = cached_pass(key, tokens.patch_ids, mae_checkpoint, model)
+    if device_pass is not None:
+        return features, device_pass, False
+    device_pass = sweep_pass(sweep, block)
+    return features, device_pass, device_pass is not None
+
+
 @dataclass
 class BlockPass:
     """What the GPU function returns: CPU tensors and MAE's result."""
@@ -325,6 +366,9 @@ def predict_block(view: np.ndarray, patch_ids, context_ids, target_ids, num_fram
     return BlockPass(computed, predicted, reconstruction, seconds)
 
 
+STAGES = ("target_encoder", "context_encoder", "predictor", "mae")  # a `BlockPass`'s timed stages
+
+
 # ---------------------------------------------------------------------------------------------
 # The comparison
 # ---------------------------------------------------------------------------------------------
@@ -352,6 +396,7 @@ class Comparison:
     block_cache_hit: bool = False  # this block of this picture was computed before: no model ran now
     noise: Noise = Noise()  # what was added to the picture both models saw
     block_noise_mse: float = 0.0  # how far the noise moved the block's pixels (pixels in 0..1)
+    block_from_sweep: bool = False  # the block's model work was read from the sweep of its size (`block_sweep`)
     images: dict = field(default_factory=dict)
 
     @property
@@ -389,10 +434,34 @@ class Comparison:
             "neighbour_in_block": float(np.mean(np.isin(self.neighbour_ids, ids))),
             "target_cache_hit": self.target_cache_hit,
             "block_cache_hit": self.block_cache_hit,
+            "block_from_sweep": self.block_from_sweep,
             "seconds": {k: round(v, 4) for k, v in self.seconds.items()},
             "checkpoints": {"jepa": checkpoints.get(JEPA_CHECKPOINT).hub_id,
                             "mae": checkpoints.get(MAE_CHECKPOINT).hub_id},
         }
+
+
+@dataclass(frozen=True)
+class Picture:
+    """One picture as both models see it: what the comparisons of all its blocks share (`picture`)."""
+
+    clean: np.ndarray  # (S, S, 3) uint8: the centre square, before noise
+    digest: str  # the image's content
+    noise: Noise
+    num_frames: int
+    frames_asked: bool  # the caller chose `num_frames` (else this device's)
+    jepa_checkpoint: str
+    mae_checkpoint: str
+
+
+def picture(image, *, noise: Noise = Noise(), num_frames: int | None = None, jepa_checkpoint: str = JEPA_CHECKPOINT,
+            mae_checkpoint: str = MAE_CHECKPOINT) -> Picture:
+    """`image` (an HxWx3 uint8 array, `images.load_image`) with `noise`, V-JEPA 2 fed `num_frames` (None: this
+    device's, `default_frames`), ready for `compare_block`."""
+    asked = num_frames is not None
+    crop = jepa.load(jepa_checkpoint).model.config.crop_size
+    return Picture(np.array(images.center_square(image, crop)), images.image_digest(image), noise,
+                   int(num_frames) if asked else default_frames(), asked, jepa_checkpoint, mae_checkpoint)
 
 
 def compare(image, top, left, height, width, *, noise: Noise = Noise(), num_frames: int | None = None,
@@ -402,27 +471,32 @@ def compare(image, top, left, height, width, *, noise: Noise = Noise(), num_fram
     image: an HxWx3 uint8 array (`images.load_image`); `noise` is added to the square both models see.
     num_frames: the frames of V-JEPA 2's static clip; None: this device's (`default_frames`).
     Raises `UserError` for a block a learner can fix (outside the grid, no context left). The model work
-    is the GPU function `predict_block`; the full-image targets are cached here, in the main process.
+    is the GPU function `predict_block`; the full-image targets are cached here, in the main process. A block that
+    a sweep of its size covers (`block_sweep`, computed by `block_sweep_work`) is read from it: no device call.
     """
-    asked = num_frames is not None
-    num_frames = int(num_frames) if asked else default_frames()
-    loaded = jepa.load(jepa_checkpoint)
+    return compare_block(picture(image, noise=noise, num_frames=num_frames, jepa_checkpoint=jepa_checkpoint,
+                                 mae_checkpoint=mae_checkpoint), top, left, height, width)
+
+
+def compare_block(shown: Picture, top, left, height, width) -> Comparison:
+    """`compare` on a `picture` already prepared (the page's playback compares every block of a sweep)."""
+    noise, num_frames, mae_checkpoint = shown.noise, shown.num_frames, shown.mae_checkpoint
+    loaded = jepa.load(shown.jepa_checkpoint)
     model, config = loaded.model, loaded.model.config
     grid, block, tokens = block_tokens(config, top, left, height, width, num_frames)
     layout, patch_ids = tokens.layout, tokens.patch_ids
 
-    key = target_key(images.image_digest(image), noise, loaded, num_frames)
-    features = TARGET_CACHE.get(key, owner=model)
-    hit = features is not None
-    clean = np.array(images.center_square(image, config.crop_size))  # writable copy
-    view = features.view if hit else noise.apply(clean)
+    key = target_key(shown.digest, noise, loaded, num_frames)
     start = time.perf_counter()
-    device_pass = cached_pass(key, patch_ids, mae_checkpoint, model) if hit else None
+    features, device_pass, from_sweep = known_work(key, shown.digest, block, tokens, mae_checkpoint, model)
+    hit = features is not None
+    clean = shown.clean
+    view = features.view if hit else noise.apply(clean.copy())
     block_hit = device_pass is not None
     if not block_hit:
         device_pass = predict_block(view, tokens.patch_ids, tokens.context_ids, tokens.target_ids, num_frames,
-                                    targets=features.targets if hit else None, jepa_checkpoint=jepa_checkpoint,
-                                    mae_checkpoint=mae_checkpoint)
+                                    targets=features.targets if hit else None,
+                                    jepa_checkpoint=shown.jepa_checkpoint, mae_checkpoint=mae_checkpoint)
         keep_pass(key, patch_ids, mae_checkpoint, device_pass, model)
     seconds = {"gpu_call": time.perf_counter() - start, **device_pass.seconds}
     if not hit:
@@ -446,8 +520,8 @@ def compare(image, top, left, height, width, *, noise: Noise = Noise(), num_fram
 
     result = Comparison(grid, block, tokens, features.view, predicted, actual, cosines, base_mean, base_copy,
                         neighbour_ids, neighbour_cos, reconstruction, hit, seconds, num_frames,
-                        frames_reason(num_frames, asked=asked), mae_baselines, block_hit, noise,
-                        added_noise_mse(clean, features.view, block_pixels(grid, patch_ids)))
+                        frames_reason(num_frames, asked=shown.frames_asked), mae_baselines, block_hit, noise,
+                        added_noise_mse(clean, features.view, block_pixels(grid, patch_ids)), from_sweep)
     start = time.perf_counter()
     result.images = viz.block_comparison_images(
         features.view, grid, block, actual=features.spatial.numpy(), predicted=predicted_spatial.numpy(),

@@ -44,7 +44,7 @@ class SweepLevel:
     target_cosine: float  # the block's target embeddings, noisy vs clean picture (1: the target did not move)
     predictor_cosine: float  # the predictor's embeddings vs the noisy picture's targets
     target_cache_hit: bool
-    block_cache_hit: bool  # this level of this block was computed before (by the comparison): no model ran now
+    block_cache_hit: bool  # this level of this block was computed before (the comparison, a sweep): no model ran now
 
 
 @dataclass
@@ -90,11 +90,10 @@ def predict_levels(views: list[np.ndarray], patch_ids, context_ids, target_ids, 
             for view, cached in zip(views, targets, strict=True)]
 
 
-def _level_passes(keys, cached, views, tokens, num_frames, model, jepa_checkpoint, mae_checkpoint):
-    """Each level's model work: from the block cache where this block of that picture ran before, the others in
-    one GPU call (and cached). Returns (passes, which came from the cache, seconds summed over the levels)."""
-    passes = [mae_vs_jepa.cached_pass(key, tokens.patch_ids, mae_checkpoint, model) if hit else None
-              for key, hit in zip(keys, cached, strict=True)]
+def _level_passes(keys, cached, known, views, tokens, num_frames, model, jepa_checkpoint, mae_checkpoint):
+    """Each level's model work: `known` where this block of that picture ran before (the block cache, a sweep),
+    the others in one GPU call (and cached). Returns (passes, which were known, seconds summed over the levels)."""
+    passes = list(known)
     block_hits = [device_pass is not None for device_pass in passes]
     todo = [i for i, done in enumerate(block_hits) if not done]
     start = time.perf_counter()
@@ -127,11 +126,13 @@ def sweep(image, top, left, height, width, noise: Noise, levels=DEFAULT_LEVELS, 
 
     digest = images.image_digest(image)
     keys = [mae_vs_jepa.target_key(digest, step, loaded, num_frames) for step in steps]
-    cached = [mae_vs_jepa.TARGET_CACHE.get(key, owner=model) for key in keys]
+    # Each level's features and block work as far as known (the caches, or a sweep of the picture at that level).
+    known = [mae_vs_jepa.known_work(key, digest, block, tokens, mae_checkpoint, model) for key in keys]
+    cached = [features for features, _, _ in known]
     clean = np.array(images.center_square(image, config.crop_size))
     views = [hit.view if hit else step.apply(clean) for hit, step in zip(cached, steps, strict=True)]
-    passes, block_hits, seconds = _level_passes(keys, cached, views, tokens, num_frames, model,
-                                                jepa_checkpoint, mae_checkpoint)
+    passes, block_hits, seconds = _level_passes(keys, cached, [work for _, work, _ in known], views, tokens,
+                                                num_frames, model, jepa_checkpoint, mae_checkpoint)
     features = [hit or mae_vs_jepa.keep_targets(key, view, device_pass, tokens.layout, model)
                 for hit, key, view, device_pass in zip(cached, keys, views, passes, strict=True)]
 

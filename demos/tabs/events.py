@@ -12,6 +12,10 @@ import gradio as gr
 # Model-heavy events share one concurrency group: one at a time on a CPU machine (two models at once only thrash
 # 2 vCPUs), side by side on ZeroGPU (app.py sets the group's limit).
 MODEL_CONCURRENCY_ID = "models"
+# A live toy's sweep (all the settings of a gesture) has a group of its own: on a CPU it runs for minutes, a device call
+# per few settings, and a learner's click must not queue behind all of it (the device lock lets the click run between
+# two of its calls).
+SWEEP_CONCURRENCY_ID = "sweeps"
 
 
 class LatestPerSession:

@@ -23,7 +23,7 @@ from demos.noise import (
     NONE,
     Noise,
 )
-from demos.tabs import actions, events, links, ready_examples, widgets
+from demos.tabs import actions, events, links, mae_vs_jepa_live, ready_examples, widgets
 from demos.tabs.block_picker import BlockPicker, picture_url
 from demos.tabs.concept import Concept
 from demos.tabs.mae_vs_jepa_text import (
@@ -249,6 +249,7 @@ def build_tab(endpoints: bool = True) -> ready_examples.ReadyExample:
             gr.Markdown(INTRO)
             verdict = gr.Markdown(elem_id="mvj-verdict")
             run = gr.Button("Hide the block and predict", variant="primary", elem_id="mvj-run")
+            live = mae_vs_jepa_live.player()
     with gr.Row(equal_height=True):
         with gr.Column(min_width=280):
             mae_closeup = widgets.output_image("Pixels: real | MAE", elem_id="mvj-mae-closeup",
@@ -333,6 +334,13 @@ def build_tab(endpoints: bool = True) -> ready_examples.ReadyExample:
     sweep_run.click(noise_sweep, sweep_inputs, sweep_outputs, api_name=events.endpoint("noise_sweep", endpoints),
                     concurrency_id=events.MODEL_CONCURRENCY_ID)
     sweep_levels.release(sweep_if_noise, sweep_inputs, sweep_outputs, **model_args)
+
+    # Each result (the example, a pick, a release, new noise) asks for the sweep of its block's size, which the page
+    # then plays back while the block is dragged.
+    numbers.change(mae_vs_jepa_live.note_request, block_inputs, None, api_name=False, queue=False,
+                   show_progress="hidden")
+    numbers.change(mae_vs_jepa_live.live_sweep, [*block_inputs, live], live, api_name=False,
+                   concurrency_id=events.SWEEP_CONCURRENCY_ID, trigger_mode="always_last", show_progress="hidden")
 
     controls = [top, left, height, width]
     for picked in events.on_pick(image, picture_examples, fit_controls, block_inputs, [*controls, grid, picker], **model_args):

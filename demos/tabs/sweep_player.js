@@ -49,8 +49,7 @@ const pictureOf = (selector) => document.querySelector(selector + ' img');
 const textOf = (selector) => document.querySelector(selector + ' .prose') || document.querySelector(selector);
 
 function show(values) {
-  watch('sweep', loadSheet);  // a new sweep from the server: decode its sheet before the hand needs it
-loadSheet();
+  loadSheet();
   const i = settingIndex(values);
   if (i < 0) return;
   const sweep = props.sweep;

@@ -29,15 +29,17 @@ SETTING_DECIMALS = 6
 class SweepPlayer(gr.HTML):
     """Plays `sweep` (a `Playback.payload()`, or None) on the gesture `source` (see the module's docstring)."""
 
-    draws_pictures = False  # its own box holds one line of text (the layout rule, `widest_result`, leaves it out)
+    draws_pictures = False  # it shows a line of text; the pictures it plays are the page's own (`widest_result`)
 
     def __init__(self, sweep: dict | None = None, *, source: str = "", kind: str = "block",
-                 pictures: dict[str, str] | None = None, texts: dict[str, str] | None = None,
+                 pictures: dict[str, str] | None = None, texts: dict[str, str] | None = None, value: str = "",
                  elem_id: str | None = None, **kwargs):
-        """A handler updates the player by returning `SweepPlayer(sweep=...)` (only the props it names change)."""
+        """`value`: a name of the sweep played, which the page sends back (a handler that finds its sweep already
+        played there can skip sending it again). A handler updates the player by returning `SweepPlayer(sweep=...)`
+        (only the props it names change)."""
         if kind not in ("block", "slider"):
             raise ValueError(f"kind is 'block' or 'slider', not {kind!r}")
-        super().__init__(value="", html_template=HTML, css_template=CSS, js_on_load=JS, elem_id=elem_id,
+        super().__init__(value=value, html_template=HTML, css_template=CSS, js_on_load=JS, elem_id=elem_id,
                          sweep=sweep, source=source, kind=kind, pictures=pictures or {}, texts=texts or {},
                          decimals=SETTING_DECIMALS, container=False, padding=False, **kwargs)
 

@@ -21,7 +21,8 @@ COLUMN_PX = 800  # a course page's column
 SAME_PX = 0.5  # widths this close count as equal: a row's shares are fractions of a pixel
 COLUMN_MIN_PX = 280  # app.py's CSS: a column keeps this much of its row's width (or all of it, where less)
 # Blocks that may draw a picture, a video or a canvas (a BlockPicker is a gr.HTML, so every gr.HTML counts); an
-# example's gallery (gr.Dataset) is not among them, as the browser check leaves galleries out.
+# example's gallery (gr.Dataset) is not among them, as the browser check leaves galleries out. A gr.HTML that says
+# `draws_pictures = False` of itself (a SweepPlayer's line of text) is not either.
 DRAWN = (gr.Image, gr.Video, gr.Plot, gr.HTML, gr.ImageEditor, gr.AnnotatedImage, gr.Model3D, gr.LinePlot,
          gr.ScatterPlot, gr.BarPlot)
 
