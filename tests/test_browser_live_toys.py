@@ -34,17 +34,22 @@ def _slider_moves(page, selector: str, steps: int):
 
 
 def _block_moves(page, selector: str, steps: int):
-    """Pointer positions over a BlockPicker: from the block's centre, one patch at a time, towards the roomier side."""
+    """Pointer positions over a BlockPicker: from the block's centre, a patch at a time, along the roomier side, then
+    up or down the roomier way."""
     picture = page.locator(f"{selector} .bp-picture")
     picture.scroll_into_view_if_needed()
     box, block = picture.bounding_box(), page.locator(f"{selector} .bp-block").bounding_box()
-    cols = int(picture.evaluate("(element) => getComputedStyle(element).getPropertyValue('--cols')"))
-    patch = box["width"] / cols
+    rows, cols = (int(picture.evaluate(f"(element) => getComputedStyle(element).getPropertyValue('--{name}')"))
+                  for name in ("rows", "cols"))
+    patch_w, patch_h = box["width"] / cols, box["height"] / rows
+    top, left = round((block["y"] - box["y"]) / patch_h), round((block["x"] - box["x"]) / patch_w)
+    height, width = round(block["height"] / patch_h), round(block["width"] / patch_w)
+    dx = -1 if left >= cols - left - width else 1
+    dy = -1 if top >= rows - top - height else 1
+    across = min(steps, max(left, cols - left - width))
     x, y = block["x"] + block["width"] / 2, block["y"] + block["height"] / 2
-    direction = -1 if block["x"] - box["x"] > box["x"] + box["width"] - block["x"] - block["width"] else 1
-    rows_too = steps > cols // 2  # a small grid: the last moves go down a row
-    return (x, y), [(x + direction * patch * min(i + 1, cols // 2), y + patch * max(0, i + 1 - cols // 2) * rows_too)
-                    for i in range(steps)]
+    path = [(x + dx * patch_w * min(i + 1, across), y + dy * patch_h * max(0, i + 1 - across)) for i in range(steps)]
+    return (x, y), path
 
 
 def _plain(markdown: str) -> str:
@@ -71,9 +76,24 @@ class Live:
     endpoint_text: Callable  # (client, page) -> the endpoint's markdown for the first text, at the setting shown
 
 
+def _mvj_verdict(client, page) -> str:
+    """The verdict the page writes from /compare_pixels_embeddings' numbers, for the example at the block shown."""
+    from demos.tabs import mae_vs_jepa, mae_vs_jepa_text
+
+    where = page.locator("#block-picture .bp-where").inner_text()  # "Block: row 4, column 0, 4×4 patches"
+    top, left = (int(part.split()[-1]) for part in where.split(":")[1].split(",")[:2])
+    height, width = (int(n) for n in where.split(",")[2].split()[0].split("×"))
+    numbers = client.predict(handle_file(mae_vs_jepa.EXAMPLE_IMAGE), top, left, height, width,
+                             api_name="/compare_pixels_embeddings")[-1]
+    return mae_vs_jepa_text.block_caption(numbers)
+
+
 LIVE = {
     "mae": Live("#mae-live", lambda page, n: _slider_moves(page, "#mae-ratio", n), ["#mae-summary"],
                 ["#mae-masked img", "#mae-pasted img"], "patches hidden", _mae_summary),
+    "mae-vs-jepa": Live("#mvj-live", lambda page, n: _block_moves(page, "#block-picture", n),
+                        ["#mvj-verdict", "#mvj-mae-score", "#mvj-jepa-score"],
+                        ["#mvj-mae-closeup img", "#mvj-jepa-closeup img"], "Block at row", _mvj_verdict),
 }
 
 _STATE = """([texts, pictures]) => [...texts.map((s) => document.querySelector(s)?.innerText ?? ''),
@@ -89,7 +109,7 @@ def test_the_claim_follows_the_hand(browser, running_app, client, artifacts_dir,
                       viewport={"width": 800, "height": 900}) as page:
         page.goto(f"{running_app.local_url}{concept.path}")
         wait_for_example(page, tab_id)
-        page.locator(player).get_by_text("Live:").wait_for(timeout=RESULT_TIMEOUT_MS)
+        page.locator(player).get_by_text("ready").wait_for(timeout=RESULT_TIMEOUT_MS)
         wait_until_idle(page)
         start, path = moves(page, STEPS)
         requests = []
