@@ -12,14 +12,13 @@ taken up where it stopped.
 
 from __future__ import annotations
 
-import functools
 import threading
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
-from demos import examples, images, masks, sweeps
+from demos import masks, sweeps
 from demos.compute import mae
 
 # Complete sweeps kept in memory. A 4x4 block on the 16x16 grid of ViT-L: 169 positions x 16 tokens per tubelet x 1024
@@ -142,9 +141,3 @@ def grew(sweep_key: tuple, sweep: BlockSweep) -> None:
             GROWING[sweep_key] = sweep
             while len(GROWING) > STORE_ENTRIES:  # the oldest unfinished ones are dropped
                 GROWING.pop(next(iter(GROWING)))
-
-
-@functools.cache
-def bundled_digests() -> frozenset[str]:
-    """The content digests of the bundled example pictures: a picture is bundled by what it holds, not its name."""
-    return frozenset(images.image_digest(images.load_image(path)) for path in examples.images())

@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 
 import checkpoints
-from demos import devices, images, jepa, masks, viz, zerogpu
+from demos import devices, examples, images, jepa, masks, viz, zerogpu
 from demos.cache import LRUCache
 from demos.compute import block_sweep, mae
 from demos.errors import UserError, whole_number
@@ -266,7 +266,7 @@ def sweep_key(target_key: tuple, mae_checkpoint: str, height: int, width: int) -
 
 def sweep_kept_on_disk(image_digest: str, height: int, width: int) -> bool:
     """A bundled example's sweep at the page's block size is the same for every learner: kept on disk."""
-    return (height, width) == DEFAULT_BLOCK[2:] and image_digest in block_sweep.bundled_digests()
+    return (height, width) == DEFAULT_BLOCK[2:] and image_digest in examples.bundled_image_digests()
 
 
 def sweep_pass(sweep: block_sweep.BlockSweep, block: masks.Block) -> BlockPass | None:
