@@ -386,6 +386,11 @@ def reset(*, forget_models: bool = True) -> None:
         _resident_only = False
 
 
+def cache_dir() -> str | None:
+    """The Hugging Face cache the checkpoints load from (None: huggingface_hub's default, HF_HUB_CACHE)."""
+    return _cache_dir
+
+
 def use_cache_dir(path: str | os.PathLike | None) -> None:
     """Load from this Hugging Face cache folder instead of the default one (models loaded from another are forgotten)."""
     global _cache_dir

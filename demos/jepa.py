@@ -103,16 +103,18 @@ def target_features(model, pixel_values_videos: torch.Tensor) -> torch.Tensor:
 
 @torch.inference_mode()
 def context_features(model, pixel_values_videos: torch.Tensor, context_ids) -> torch.Tensor:
-    """(1, K, D): the encoder run on the context tokens alone; hidden tokens never enter attention.
+    """(B, K, D): the encoder run on the context tokens alone; hidden tokens never enter attention. context_ids:
+    (K,) for one context, or (B, K) for B contexts of the same clip (a sweep over positions), batched.
 
     Follows `VJEPA2Encoder.forward` (transformers 5.23: embeddings, `VJEPA2Layer`s, layernorm), with the context
     tokens gathered after the embeddings and their ids passed to each layer as `position_mask`, as the library's
     `VJEPA2Predictor.forward` does for its own tokens; tests/test_jepa.py checks it against the library's encoder.
     """
-    ids = devices.on_model(model, torch.as_tensor(np.asarray(context_ids), dtype=torch.long))[None]
+    ids = devices.on_model(model, torch.as_tensor(np.asarray(context_ids), dtype=torch.long))
+    ids = ids[None] if ids.ndim == 1 else ids
     encoder = model.encoder
-    hidden = encoder.embeddings(devices.on_model(model, pixel_values_videos))
-    hidden = torch.gather(hidden, 1, ids[..., None].expand(-1, -1, hidden.shape[-1]))
+    hidden = encoder.embeddings(devices.on_model(model, pixel_values_videos))  # (1, N, D): once for every context
+    hidden = torch.gather(hidden.expand(len(ids), -1, -1), 1, ids[..., None].expand(-1, -1, hidden.shape[-1]))
     for layer in encoder.layer:
         hidden = layer(hidden, position_mask=ids)[0]  # true positions for RoPE
     return encoder.layernorm(hidden)
@@ -120,16 +122,18 @@ def context_features(model, pixel_values_videos: torch.Tensor, context_ids) -> t
 
 @torch.inference_mode()
 def predict(model, context: torch.Tensor, context_ids, target_ids, num_tokens: int) -> torch.Tensor:
-    """(1, M, D) float32: the predictor's embedding for each target id, from the context features only.
+    """(B, M, D) float32: the predictor's embedding for each target id, from the context features only. The ids are
+    (K,) and (M,) for one context, or (B, K) and (B, M) for B contexts (`context`: (B, K, D)).
 
     The library's `VJEPA2Predictor.forward` (transformers 5.23), called as `VJEPA2Model.forward` calls it. It
     gathers its context from a full-length sequence by `context_mask`, so the context features are scattered back
     to their ids first (the other slots stay zero and are never read).
     """
-    ctx_ids = devices.on_model(model, torch.as_tensor(np.asarray(context_ids), dtype=torch.long))[None]
-    tgt_ids = devices.on_model(model, torch.as_tensor(np.asarray(target_ids), dtype=torch.long))[None]
-    full = context.new_zeros(1, num_tokens, context.shape[-1])
-    full[:, ctx_ids[0]] = context
+    ctx_ids = devices.on_model(model, torch.as_tensor(np.asarray(context_ids), dtype=torch.long))
+    tgt_ids = devices.on_model(model, torch.as_tensor(np.asarray(target_ids), dtype=torch.long))
+    ctx_ids, tgt_ids = (ids[None] if ids.ndim == 1 else ids for ids in (ctx_ids, tgt_ids))
+    full = context.new_zeros(len(ctx_ids), num_tokens, context.shape[-1])
+    full.scatter_(1, ctx_ids[..., None].expand(-1, -1, context.shape[-1]), context)
     out = model.predictor(encoder_hidden_states=full, context_mask=[ctx_ids], target_mask=[tgt_ids])
     return out.last_hidden_state.float()
 

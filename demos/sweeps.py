@@ -24,7 +24,7 @@ import os
 import tempfile
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,6 +37,25 @@ ENV_SWEEP_DIR = "PDR_SWEEP_DIR"
 # Spaces with persistent storage mount it at /data; elsewhere the user's cache folder.
 PERSISTENT_DIR = Path("/data")
 SPRITE_MAX_SIDE = 16383  # WebP's largest side
+
+
+def weights_id(checkpoint_name: str) -> str:
+    """What names a checkpoint's weights, for sweep keys: its hub id and the commit of the snapshot it loads from (a
+    tiny or full-size replica is written under a commit of its recipe). Read from the Hugging Face cache's refs,
+    never from the weights: on ZeroGPU the main process cannot read its models' tensors after launch."""
+    import checkpoints
+
+    checkpoint = checkpoints.get(checkpoint_name)
+    if len(checkpoint.revision) == 40:  # pinned
+        return f"{checkpoint.hub_id}@{checkpoint.revision}"
+    from huggingface_hub import constants
+
+    repo = Path(checkpoints.cache_dir() or constants.HF_HUB_CACHE) / f"models--{checkpoint.hub_id.replace('/', '--')}"
+    try:
+        commit = (repo / "refs" / checkpoint.revision).read_text().strip()
+    except OSError:
+        commit = "unknown"
+    return f"{checkpoint.hub_id}@{commit}"
 
 
 def sweep_dir() -> Path:
@@ -89,8 +108,10 @@ class SweepStore:
 
     `get_or_compute(key, compute, keep_on_disk=...)`: the sweep, computing it when no one has; visitors asking for
     the same key at once wait for the one computation. `keep_on_disk` (the bundled examples) also writes it to
-    `sweep_dir()` and reads it from there first. The key must name everything the sweep depends on (the input's
-    content, the other controls, the checkpoints and their weights' fingerprint, the device's plan).
+    `sweep_dir()` and reads it from there first. `stream_or_compute` does the same for a computation that yields
+    the sweep as it grows (a slow device); `find` only looks (memory, then disk), for an endpoint that answers from
+    a sweep when there is one. The key must name everything the sweep depends on (the input's content, the other
+    controls, the checkpoints and their weights (`weights_id`), the device's plan).
     """
 
     def __init__(self, name: str, max_entries: int, codec: Codec | None = None):
@@ -116,25 +137,41 @@ class SweepStore:
 
     def get_or_compute(self, key, compute: Callable[[], object], *, keep_on_disk: bool = False) -> tuple[object, bool]:
         """(sweep, computed now)."""
-        sweep = self.get(key)
+        *_, last = self.stream_or_compute(key, lambda: iter((compute(),)), keep_on_disk=keep_on_disk)
+        return last
+
+    def stream_or_compute(self, key, compute: Callable[[], Iterator], *, keep_on_disk: bool = False) -> Iterator:
+        """(sweep, computed now) as the sweep grows: `compute()` yields partial sweeps, its last item the whole one,
+        which alone is kept. A stored sweep is yielded once. A second visitor waits for the first one's sweep."""
+        sweep = self.find(key, keep_on_disk=False)
         if sweep is not None:
-            return sweep, False
+            yield sweep, False
+            return
         with self._lock:
             computing = self._computing.setdefault(key, threading.Lock())
-        with computing:  # a second visitor waits here for the first one's sweep
-            sweep = self.get(key)
-            if sweep is not None:
-                return sweep, False
-            sweep = self._read(key) if keep_on_disk else None
-            computed = sweep is None
-            if computed:
-                sweep = compute()
+        try:
+            with computing:
+                sweep = self.find(key, keep_on_disk=keep_on_disk)
+                if sweep is not None:
+                    yield sweep, False
+                    return
+                for sweep in compute():
+                    yield sweep, True
                 if keep_on_disk:
                     self._write(key, sweep)
-            self.put(key, sweep)
-        with self._lock:
-            self._computing.pop(key, None)
-        return sweep, computed
+                self.put(key, sweep)
+        finally:
+            with self._lock:
+                self._computing.pop(key, None)
+
+    def find(self, key, *, keep_on_disk: bool = False):
+        """The sweep in memory, else (with `keep_on_disk`) on disk, else None. Computes nothing."""
+        sweep = self.get(key)
+        if sweep is None and keep_on_disk:
+            sweep = self._read(key)
+            if sweep is not None:
+                self.put(key, sweep)
+        return sweep
 
     def clear(self) -> None:
         with self._lock:

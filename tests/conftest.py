@@ -15,6 +15,8 @@ from pathlib import Path
 _CACHE = tempfile.mkdtemp(prefix="pdr-test-hf-cache-")
 os.environ["HF_HUB_CACHE"] = _CACHE
 os.environ["HF_HUB_OFFLINE"] = "1"
+# Sweeps kept on disk are keyed by the checkpoints' commits, and the replicas' random weights change with their recipe.
+os.environ["PDR_SWEEP_DIR"] = tempfile.mkdtemp(prefix="pdr-test-sweeps-")
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 os.environ.setdefault("PDR_DTYPE", "float32")  # exact comparisons; bf16 speed is the benchmark's business
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

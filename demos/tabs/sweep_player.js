@@ -44,13 +44,30 @@ function tile(i, slot) {
   return url;
 }
 
-// The page's element for a selector: the <img> of a gr.Image, the rendered body of a gr.Markdown.
-const pictureOf = (selector) => document.querySelector(selector + ' img');
+// The page's <img> for a selector: a gr.Image's own; for a gr.Video, a still laid over the video, which pauses while
+// the hand moves and comes back (the still gone) when the server sends its new clip or the learner plays it.
+function pictureOf(selector) {
+  const video = document.querySelector(selector + ' video');
+  if (!video) return document.querySelector(selector + ' img');
+  video.pause();
+  let still = video.parentElement.querySelector(':scope > img.sp-still');
+  if (!still) {
+    still = document.createElement('img');
+    still.className = 'sp-still';
+    still.style.cssText = 'position:absolute;inset:0;width:100%;height:100%;object-fit:contain;' +
+                          'background:var(--block-background-fill);z-index:1;pointer-events:none';
+    if (getComputedStyle(video.parentElement).position === 'static') video.parentElement.style.position = 'relative';
+    video.parentElement.appendChild(still);
+    const drop = () => still.remove();
+    video.addEventListener('loadstart', drop, {once: true});
+    video.addEventListener('play', drop, {once: true});
+  }
+  return still;
+}
 const textOf = (selector) => document.querySelector(selector + ' .prose') || document.querySelector(selector);
 
 function show(values) {
-  watch('sweep', loadSheet);  // a new sweep from the server: decode its sheet before the hand needs it
-loadSheet();
+  loadSheet();
   const i = settingIndex(values);
   if (i < 0) return;
   const sweep = props.sweep;

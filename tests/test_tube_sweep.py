@@ -1,0 +1,148 @@
+"""6.4's sweep: every position of a tube in one batched pass, answers from it equal to the direct computation,
+kept once (on disk for a bundled example), played back in the page."""
+
+import numpy as np
+import pytest
+
+from demos import jepa, sweeps
+from demos.compute import tube_clips, tube_sweep, tubes
+from demos.errors import UserError
+
+
+@pytest.fixture(scope="module")
+def vjepa(tiny_hub):
+    return jepa.load()
+
+
+@pytest.fixture(autouse=True)
+def fresh_caches():
+    """Each test computes its own sweep and targets (other tests' clips must never be answered from these)."""
+    tube_sweep.SWEEPS.clear()
+    tubes.TARGET_CACHE.clear()
+    yield
+    tube_sweep.SWEEPS.clear()
+    tubes.TARGET_CACHE.clear()
+
+
+def _clip(vjepa, seed: int = 3, count: int = 8):
+    size = vjepa.model.config.crop_size
+    frames = np.random.default_rng(seed).integers(0, 256, (count, size, size, 3), dtype=np.uint8)
+    return tube_clips.clip_from_frames(frames, size)
+
+
+def _whole(clip, *args, **kwargs):
+    *_, (sweep, computed) = tube_sweep.stream_sweep(clip, *args, **kwargs)
+    return sweep, computed
+
+
+def _device_calls(monkeypatch) -> list:
+    """Records every model call of 6.4 (a click's and a sweep's)."""
+    calls = []
+    for name in ("encode_and_predict", "encode_targets"):
+        original = getattr(tubes, name)
+        monkeypatch.setattr(tubes, name, lambda *a, _o=original, _n=name, **k: calls.append(_n) or _o(*a, **k))
+    original = tube_sweep.predict_positions
+    monkeypatch.setattr(tube_sweep, "predict_positions",
+                        lambda *a, **k: calls.append("predict_positions") or original(*a, **k))
+    return calls
+
+
+@pytest.mark.parametrize("span", [(0, None), (1, 2)])
+def test_answers_from_the_sweep_equal_the_direct_computation(vjepa, monkeypatch, span):
+    clip = _clip(vjepa)
+    sweep, computed = _whole(clip, 2, 3, 3, 3, *span)
+    rows = cols = vjepa.model.config.crop_size // vjepa.model.config.patch_size
+    assert computed and sweep.complete and len(sweep.positions) == (rows - 2) * (cols - 2)
+    assert tuple(sweep.positions[0]) == (2, 3)  # the hand's position first
+    for top, left in [(0, 0), (2, 3), (5, 5), (1, 4)]:
+        calls = _device_calls(monkeypatch)
+        swept = tube_sweep.predict_tube(clip, top, left, 3, 3, *span)
+        assert calls == [] and swept.from_sweep
+        monkeypatch.undo()
+        direct = tubes.predict_tube(clip, top, left, 3, 3, *span)
+        assert not direct.from_sweep
+        a, b = swept.numbers(), direct.numbers()
+        for key in ("tube", "tubelets", "frames", "num_hidden_tokens", "num_context_tokens", "copy_source_tubelet",
+                    "notes", "target_cache_hit"):
+            assert a[key] == b[key], key
+        for series in b["cosine"]:
+            np.testing.assert_allclose(a["cosine"][series], b["cosine"][series], atol=1e-5)
+            np.testing.assert_allclose(a["l1"][series], b["l1"][series], atol=1e-5)
+        np.testing.assert_array_equal(swept.target_ids, direct.target_ids)
+        # The same pictures: colours from the same coordinates (a colour may round the other way by one level).
+        for draw in (tubes.features_image, tubes.video_frames):
+            picture, expected = draw(swept).astype(int), draw(direct).astype(int)
+            assert picture.shape == expected.shape and np.abs(picture - expected).max() <= 1
+            assert (picture != expected).mean() < 0.01
+
+
+def test_a_tube_the_sweep_does_not_cover_runs_the_model(vjepa, monkeypatch):
+    clip = _clip(vjepa)
+    _whole(clip, 0, 0, 2, 2)
+    calls = _device_calls(monkeypatch)
+    other_size = tube_sweep.predict_tube(clip, 0, 0, 3, 2)
+    other_span = tube_sweep.predict_tube(clip, 0, 0, 2, 2, 1, 1)
+    assert calls == ["encode_and_predict", "encode_and_predict"]
+    assert not other_size.from_sweep and not other_span.from_sweep
+
+
+def test_the_sweep_is_computed_once_in_one_device_call_and_reuses_the_targets(vjepa, monkeypatch):
+    clip = _clip(vjepa)
+    tubes.predict_tube(clip, 0, 0, 2, 2)  # the click's targets, cached
+    calls = _device_calls(monkeypatch)
+    partial = list(tube_sweep.stream_sweep(clip, 3, 3, 2, 2))
+    assert calls == ["predict_positions"]
+    assert all(computed for _, computed in partial) and partial[-1][0].complete
+    assert [sweep.done for sweep, _ in partial] == sorted(sweep.done for sweep, _ in partial)
+    again = list(tube_sweep.stream_sweep(clip, 5, 1, 2, 2))
+    assert len(again) == 1 and again[0][0] is partial[-1][0] and not again[0][1]
+    assert calls == ["predict_positions"]
+
+
+def test_a_slow_device_streams_the_sweep_by_chunks(vjepa, monkeypatch):
+    clip = _clip(vjepa)
+    monkeypatch.setattr(tube_sweep, "CPU_TOKENS_PER_CHUNK", 1)  # one position a chunk
+    monkeypatch.setattr(tube_sweep, "GPU_TOKENS_PER_CHUNK", 1)
+    steps = [sweep for sweep, _ in tube_sweep.stream_sweep(clip, 0, 0, 4, 4)]
+    assert [sweep.done for sweep in steps] == list(range(1, 26))
+    first = steps[0]
+    assert first.index(0, 0) == 0 and first.index(1, 1) is None and not first.complete
+
+
+def test_a_bundled_example_sweep_is_kept_on_disk_as_arrays_and_json(vjepa, monkeypatch, tmp_path):
+    monkeypatch.setenv(sweeps.ENV_SWEEP_DIR, str(tmp_path))
+    clip = _clip(vjepa)
+    sweep, computed = _whole(clip, 0, 0, 2, 2, keep_on_disk=True)
+    files = list((tmp_path / "tubes").glob("*.npz"))
+    assert computed and len(files) == 1
+    with np.load(files[0], allow_pickle=False) as data:  # plain arrays, no pickle
+        assert "predicted" in data.files
+    tube_sweep.SWEEPS.clear()  # a restart: read from disk, nothing computed
+    calls = _device_calls(monkeypatch)
+    result = tube_sweep.predict_tube(clip, 3, 4, 2, 2)
+    assert calls == [] and result.from_sweep
+    (read, computed), = list(tube_sweep.stream_sweep(clip, 0, 0, 2, 2, keep_on_disk=True))
+    assert not computed and calls == []
+    np.testing.assert_array_equal(read.predicted, sweep.predicted)
+    assert read.cosine.keys() == sweep.cosine.keys()
+
+
+def test_the_key_names_clip_span_size_and_weights(vjepa):
+    clip, other = _clip(vjepa, 1), _clip(vjepa, 2)
+    loaded = jepa.load()
+    tube = tubes.Tube(0, 0, 2, 2, 0, 3)
+    key = tube_sweep.sweep_key(loaded, clip, tube)
+    assert key != tube_sweep.sweep_key(loaded, other, tube)
+    assert key != tube_sweep.sweep_key(loaded, clip, tubes.Tube(0, 0, 2, 3, 0, 3))
+    assert key != tube_sweep.sweep_key(loaded, clip, tubes.Tube(0, 0, 2, 2, 1, 3))
+    assert key == tube_sweep.sweep_key(loaded, clip, tubes.Tube(4, 4, 2, 2, 0, 3))
+    assert sweeps.weights_id(tubes.CHECKPOINT).startswith("facebook/vjepa2-vitl-fpc64-256@")
+    assert "unknown" not in sweeps.weights_id(tubes.CHECKPOINT)
+
+
+def test_bad_tubes_are_clear_errors(vjepa):
+    clip = _clip(vjepa, count=2)
+    with pytest.raises(UserError, match="whole clip"):
+        _whole(clip, 0, 0, 99, 99)
+    with pytest.raises(UserError, match="top row"):
+        _whole(clip, -1, 0, 2, 2)
