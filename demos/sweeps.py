@@ -268,7 +268,8 @@ class Playback:
 
 
 def markdown_html(text: str) -> str:
-    """Markdown as the page's text shows it (gradio's Markdown renders CommonMark), for a text a sweep plays back."""
+    """Markdown as the page's text shows it (gradio's Markdown renders CommonMark with GitHub's tables and
+    strikethrough), for a text a sweep plays back."""
     from markdown_it import MarkdownIt
 
-    return MarkdownIt("commonmark").render(text)
+    return MarkdownIt("commonmark").enable(["table", "strikethrough"]).render(text)

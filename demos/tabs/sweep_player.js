@@ -64,7 +64,29 @@ function pictureOf(selector) {
   }
   return still;
 }
-const textOf = (selector) => document.querySelector(selector + ' .prose') || document.querySelector(selector);
+// The page's text for a selector: a copy laid in place of a gr.Markdown's rendered body, which is hidden meanwhile.
+// Never written into: gradio renders markdown block by block and keeps the nodes of blocks that did not change, so
+// a body rewritten here would lose text at the next update. The copy goes (the body back) when gradio changes it.
+function textOf(selector) {
+  const body = document.querySelector(selector + ' .prose:not(.sp-text)') || document.querySelector(selector);
+  if (!body) return null;
+  let shown = body.parentElement.querySelector(':scope > .sp-text');
+  if (!shown) {
+    shown = body.cloneNode(false);  // the body's classes, so it reads the same; none of gradio's nodes
+    shown.classList.add('sp-text');
+    shown.removeAttribute('id');
+    shown.removeAttribute('data-testid');
+    body.before(shown);
+    const observer = new MutationObserver(() => {
+      observer.disconnect();
+      shown.remove();
+      body.style.display = '';
+    });
+    observer.observe(body, {childList: true, subtree: true, characterData: true});
+  }
+  body.style.display = 'none';
+  return shown;
+}
 
 function show(values) {
   loadSheet();

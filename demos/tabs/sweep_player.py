@@ -27,14 +27,18 @@ SETTING_DECIMALS = 6
 
 
 class SweepPlayer(gr.HTML):
-    """Plays `sweep` (a `Playback.payload()`, or None) on the gesture `source` (see the module's docstring)."""
+    """Plays `sweep` (a `Playback.payload()`, or None) on the gesture `source` (see the module's docstring).
 
-    def __init__(self, *, source: str, kind: str, pictures: dict[str, str], texts: dict[str, str],
-                 elem_id: str | None = None, **kwargs):
-        if kind not in ("block", "slider"):
+    Built with `source`, `kind`, `pictures` and `texts`; an event's update names only the new sweep:
+    `SweepPlayer(sweep=Playback(...).payload())`.
+    """
+
+    def __init__(self, *, source: str | None = None, kind: str | None = None, pictures: dict[str, str] | None = None,
+                 texts: dict[str, str] | None = None, sweep: dict | None = None, elem_id: str | None = None, **kwargs):
+        if kind not in (None, "block", "slider"):
             raise ValueError(f"kind is 'block' or 'slider', not {kind!r}")
         super().__init__(value="", html_template=HTML, css_template=CSS, js_on_load=JS, elem_id=elem_id,
-                         sweep=None, source=source, kind=kind, pictures=pictures, texts=texts,
+                         sweep=sweep, source=source, kind=kind, pictures=pictures or {}, texts=texts or {},
                          decimals=SETTING_DECIMALS, container=False, padding=False, **kwargs)
 
     def api_info(self) -> dict:

@@ -4,17 +4,20 @@ Endpoints `/tube_predict`, `/tube_preview` and `/tube_prepare` (a clip's full-cl
 picked or resampled). The tube is dragged on a frame (`BlockPicker`); its release runs `/tube_predict`'s function once.
 """
 
+import itertools
 import time
 
 import gradio as gr
 import numpy as np
 
-from demos import examples, jepa, masks, videos, viz
-from demos.compute import tube_clips, tubes
+from demos import examples, jepa, masks, sweeps, videos, viz
+from demos.cache import LRUCache
+from demos.compute import tube_clips, tube_sweep, tubes
 from demos.errors import UserError
 from demos.tabs import actions, events, links, ready_examples, widgets
 from demos.tabs.block_picker import BlockPicker, picture_url
 from demos.tabs.concept import Concept
+from demos.tabs.sweep_player import SweepPlayer
 
 
 def display_scale(size: int) -> int:
@@ -42,7 +45,9 @@ def summary_markdown(result: tubes.TubeResult) -> str:
     worst = int(np.argmax(result.l1[tubes.SERIES_PREDICTED]))
     lines += ["", f"Biggest surprise (prediction error, L1) at tubelet {list(tube.tubelets)[worst]}: "
                   f"{result.l1[tubes.SERIES_PREDICTED][worst]:.3f}."]
-    if n["target_cache_hit"]:
+    if result.from_sweep:
+        lines.append("Answered from this clip's sweep (every place of this tube, computed together): no model ran now.")
+    elif n["target_cache_hit"]:
         lines.append("Full-clip targets came from the cache: only the context encoder and predictor ran.")
     notes = [*result.clip.notes, *result.notes]
     if notes:
@@ -160,7 +165,7 @@ def tube_predict(video, start_s: float, num_frames: int, frame_step: int, sample
         the numbers: tube, tubelets, frames, cosine and l1 per series and tubelet, mean_cosine, grid, notes, seconds, ...
     """
     clip, patch, tubelet = clip_for(video, start_s, num_frames, frame_step, sample_fps, progress)
-    result = tubes.predict_tube(clip, top, left, height, width, first_tubelet, last_tubelet,
+    result = tube_sweep.predict_tube(clip, top, left, height, width, first_tubelet, last_tubelet,
                           progress=lambda f, d: progress(0.1 + 0.8 * f, desc=d))
     progress(0.92, desc="Rendering the video and pictures…")
     start = time.perf_counter()
@@ -277,6 +282,76 @@ def tube_prepare(video, start_s: float, num_frames: int, frame_step: int, sample
         return {"error": str(error)}
 
 
+# ---- Live while the tube is dragged: its sweep played back in the page (`SweepPlayer`) ----
+
+PLAYBACKS = LRUCache(4)  # whole sweeps' payloads: a page that opens on the example is sent one, never re-renders it
+
+
+def still_of(result: tubes.TubeResult) -> np.ndarray:
+    """The frame of the result's video where the tube first hides, with the guess beside it: what the page shows in
+    place of the video while the tube moves."""
+    return tubes.video_frames(result)[result.tube.first_tubelet * result.layout.tubelet_size]
+
+
+def still_description(result: tubes.TubeResult) -> str:
+    tube, cosine = result.tube, result.cosine[tubes.SERIES_PREDICTED]
+    return (f"Frame {tube.first_tubelet * result.layout.tubelet_size} of the clip with the {tube.height}×{tube.width} "
+            f"tube at row {tube.top}, column {tube.left} shaded; beside it the tube's actual and predicted features "
+            f"as colours, cosine {float(cosine[0]):+.2f}.")
+
+
+def sweep_note(sweep: tube_sweep.TubeSweep) -> str:
+    total, size = len(sweep.positions), f"{sweep.height}×{sweep.width}"
+    if sweep.complete:
+        return f"Live: all {total} places of this {size} tube. Drag it: the guess follows at once; release to play the clip."
+    return (f"Getting live: {sweep.done} of {total} places of this {size} tube computed (nearest first); drag within "
+            "them to see the guess at once.")
+
+
+def playback(sweep: tube_sweep.TubeSweep, clip, drawn: dict) -> sweeps.Playback:
+    """The sweep as the page plays it: per place the video's still and the summary, as the endpoint returns them.
+    `drawn` keeps each place's still and texts across a growing sweep's steps."""
+    for index, result in enumerate(tube_sweep.results(sweep, clip)):
+        if index not in drawn:
+            drawn[index] = ([result.tube.top, result.tube.left, result.tube.height, result.tube.width], still_of(result),
+                            still_description(result), sweeps.markdown_html(summary_markdown(result)))
+    places = [drawn[index] for index in range(sweep.done)]
+    return sweeps.Playback([p[0] for p in places], {"still": [p[1] for p in places]}, {"still": [p[2] for p in places]},
+                           {"summary": [p[3] for p in places]}, total=len(sweep.positions), note=sweep_note(sweep))
+
+
+@actions.action()
+def sweep_playback(video, start_s, num_frames, frame_step, sample_fps, top, left, height, width, first_tubelet,
+                   last_tubelet, shown, progress=gr.Progress()):
+    """The player's sweep for the tube's size and time span (computed when missing, growing on a slow device), and
+    which one it is. A page that shows it already gets nothing new; a bad setting stays quiet (the click says why)."""
+    if video is None:
+        yield gr.skip(), gr.skip()
+        return
+    try:
+        clip, _, _ = clip_for(video, start_s, num_frames, frame_step, sample_fps, progress)
+        keep = examples.is_bundled(video) and (int(height), int(width)) == EXAMPLE_TUBE[2:]
+        stream = tube_sweep.stream_sweep(clip, top, left, height, width, first_tubelet, last_tubelet,
+                                         keep_on_disk=keep)
+        first, computed = next(stream)
+    except UserError:
+        yield SweepPlayer(sweep=None), None
+        return
+    which = repr((clip.digest, clip.notes, first.height, first.width, first.first, first.last))
+    if not computed and which == shown:
+        yield gr.skip(), gr.skip()
+        return
+    if not computed and PLAYBACKS.get(which) is not None:
+        yield SweepPlayer(sweep=PLAYBACKS.get(which)), which
+        return
+    drawn = {}
+    for sweep, _ in itertools.chain([(first, computed)], stream):
+        payload = playback(sweep, clip, drawn).payload()
+        if sweep.complete:
+            PLAYBACKS.put(which, payload)
+        yield SweepPlayer(sweep=payload), which if sweep.complete else None
+
+
 def build_tab(endpoints: bool = True) -> ready_examples.ReadyExample:
     """The 6.4 tab: the tube dragged on a frame beside the clip it hides, playing with the guess beside each frame;
     the rest folded. Endpoints /tube_predict, /tube_preview and /tube_prepare (named when `endpoints`). Returns the
@@ -292,6 +367,9 @@ def build_tab(endpoints: bool = True) -> ready_examples.ReadyExample:
             picker = BlockPicker(dict(zip(BLOCK_KEYS, EXAMPLE_TUBE, strict=True)), rows=tubes.GRID_SLIDER_MAX,
                                  cols=tubes.GRID_SLIDER_MAX, label="A frame of the clip with the hidden tube",
                                  noun="Tube", elem_id="tube-picture")
+            # While the tube is dragged: the video's still and the summary for each place, from the tube's sweep.
+            player = SweepPlayer(source="tube-picture", kind="block", pictures={"still": "#tubes-shaded"},
+                                 texts={"summary": "#tubes-summary"}, elem_id="tubes-live")
         with gr.Column(scale=3, min_width=280):
             shaded = gr.Video(label="The clip, tube hidden | actual vs predicted features, cosine", autoplay=True,
                               loop=True, height=widgets.CLAIM_PICTURE_PX, interactive=False, elem_id="tubes-shaded",
@@ -359,16 +437,26 @@ def build_tab(endpoints: bool = True) -> ready_examples.ReadyExample:
                         trigger_mode="always_last")
     frame_args = dict(fn=picker_frame, inputs=sampling_inputs + tube_inputs, outputs=picker, api_name=False,
                       trigger_mode="always_last")
+    # The player's sweep follows each result (the example's too) and each new clip, span or size.
+    shown_sweep = gr.State(None)
+    sweep_args = dict(fn=sweep_playback, inputs=sampling_inputs + tube_inputs + [shown_sweep],
+                      outputs=[player, shown_sweep], api_name=False, concurrency_id=events.MODEL_CONCURRENCY_ID,
+                      trigger_mode="always_last", show_progress="hidden")
+    summary.change(**sweep_args)
     for picked in events.on_pick(video, clips, api_name=events.endpoint("tube_preview", endpoints), **preview_args):
-        picked.then(**frame_args)
+        picked.then(**frame_args).then(**sweep_args)
     for control in (start_s, sample_fps):
-        control.submit(api_name=False, **preview_args).then(**frame_args)
+        control.submit(api_name=False, **preview_args).then(**frame_args).then(**sweep_args)
     for control in (frame_step, first_tubelet, last_tubelet):
-        control.release(api_name=False, **preview_args).then(**frame_args)
+        control.release(api_name=False, **preview_args).then(**frame_args).then(**sweep_args)
     for control in (top, left, height, width):  # the picker follows the sliders
-        control.release(api_name=False, **preview_args).then(**frame_args)
+        control.release(api_name=False, **preview_args).then(**frame_args).then(**sweep_args)
     num_frames.release(tubelet_limits, [num_frames, first_tubelet, last_tubelet], [first_tubelet, last_tubelet],
-                       api_name=False).then(api_name=False, **preview_args).then(**frame_args)
+                       api_name=False).then(api_name=False, **preview_args).then(**frame_args).then(**sweep_args)
+    # Another clip or span: the old sweep's pictures are wrong at once, before the new one arrives.
+    gr.on([video.change, start_s.submit, sample_fps.submit, num_frames.release, frame_step.release,
+           first_tubelet.release, last_tubelet.release], lambda: (SweepPlayer(sweep=None), None),
+          outputs=[player, shown_sweep], api_name=False, queue=False, show_progress="hidden")
     # A drag ends in one run: the sliders take the tube, then the model runs (Enter on the picture runs it too).
     for gesture in (picker.release, picker.submit):
         gesture(place_tube, picker, [top, left, height, width], api_name=False, queue=False).then(
