@@ -1,12 +1,18 @@
 """6.4's sweep: every position of a tube in one batched pass, answers from it equal to the direct computation,
 kept once (on disk for a bundled example), played back in the page."""
 
+import base64
+import io
+
+import gradio as gr
 import numpy as np
+import PIL.Image
 import pytest
 
 from demos import jepa, sweeps
 from demos.compute import tube_clips, tube_sweep, tubes
 from demos.errors import UserError
+from demos.tabs import tubes as tab
 
 
 @pytest.fixture(scope="module")
@@ -146,3 +152,43 @@ def test_bad_tubes_are_clear_errors(vjepa):
         _whole(clip, 0, 0, 99, 99)
     with pytest.raises(UserError, match="top row"):
         _whole(clip, -1, 0, 2, 2)
+
+
+def _sweep_of(update) -> dict:
+    return update._constructor_args[0]["sweep"]  # what the page receives: the update names the sweep only
+
+
+def test_the_page_plays_back_the_endpoints_pictures_and_texts(vjepa):
+    clip = _clip(vjepa)
+    sweep, _ = _whole(clip, 0, 0, 2, 2)
+    playback = tab.playback(sweep, clip, {})
+    payload = playback.payload()
+    assert payload["done"] == payload["total"] == len(sweep.positions) and "Live: all" in payload["note"]
+    sheet = np.asarray(PIL.Image.open(io.BytesIO(base64.b64decode(payload["sprite"].split(",")[1]))))
+    (tile_w, tile_h), columns = payload["layout"]["tile"], payload["layout"]["columns"]
+    for i in [0, 7, len(sweep.positions) - 1]:
+        top, left, height, width = playback.settings[i]
+        result = tube_sweep.predict_tube(clip, top, left, height, width)  # what /tube_predict answers there
+        still = tubes.video_frames(result)[0]
+        np.testing.assert_array_equal(playback.pictures["still"][i], still)
+        row, column = divmod(i, columns)
+        np.testing.assert_array_equal(sheet[row * tile_h:(row + 1) * tile_h, column * tile_w:(column + 1) * tile_w],
+                                      still)  # lossless
+        assert playback.texts["summary"][i] == sweeps.markdown_html(tab.summary_markdown(result))
+        assert f"row {top}, column {left}" in playback.alts["still"][i]
+
+
+def test_the_players_event_grows_the_sweep_then_sends_it_once(vjepa, monkeypatch):
+    monkeypatch.setattr(tube_sweep, "CPU_TOKENS_PER_CHUNK", 1)
+    monkeypatch.setattr(tube_sweep, "GPU_TOKENS_PER_CHUNK", 1)
+    args = list(tab.example_call())
+    args[5:9] = [0, 0, 6, 6]  # 9 places on the tiny 8x8 grid, one a chunk
+    steps = list(tab.sweep_playback(*args, None, progress=lambda *a, **k: None))
+    sent = [_sweep_of(update) for update, _ in steps]
+    assert [s["done"] for s in sent] == list(range(1, 10)) and all(s["total"] == 9 for s in sent)
+    assert "Getting live: 1 of 9" in sent[0]["note"] and "Live: all 9" in sent[-1]["note"]
+    assert [shown for _, shown in steps][:-1] == [None] * 8 and steps[-1][1]
+    again = list(tab.sweep_playback(*args, steps[-1][1], progress=lambda *a, **k: None))
+    assert again == [(gr.skip(), gr.skip())]  # the page has it already
+    other_page = list(tab.sweep_playback(*args, None, progress=lambda *a, **k: None))
+    assert _sweep_of(other_page[0][0]) is sent[-1]  # sent as kept, not drawn again
