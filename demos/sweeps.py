@@ -140,9 +140,11 @@ class SweepStore:
         *_, last = self.stream_or_compute(key, lambda: iter((compute(),)), keep_on_disk=keep_on_disk)
         return last
 
-    def stream_or_compute(self, key, compute: Callable[[], Iterator], *, keep_on_disk: bool = False) -> Iterator:
+    def stream_or_compute(self, key, compute: Callable[[], Iterator], *, keep_on_disk: bool = False,
+                          is_whole: Callable[[object], bool] = lambda sweep: True) -> Iterator:
         """(sweep, computed now) as the sweep grows: `compute()` yields partial sweeps, its last item the whole one,
-        which alone is kept. A stored sweep is yielded once. A second visitor waits for the first one's sweep."""
+        which alone is kept (a computation that stops early, its last item not `is_whole`, keeps nothing here). A
+        stored sweep is yielded once. A second visitor waits for the first one's computation."""
         sweep = self.find(key, keep_on_disk=False)
         if sweep is not None:
             yield sweep, False
@@ -157,6 +159,8 @@ class SweepStore:
                     return
                 for sweep in compute():
                     yield sweep, True
+                if not is_whole(sweep):
+                    return
                 if keep_on_disk:
                     self._write(key, sweep)
                 self.put(key, sweep)

@@ -23,11 +23,12 @@ def vjepa(tiny_hub):
 @pytest.fixture(autouse=True)
 def fresh_caches():
     """Each test computes its own sweep and targets (other tests' clips must never be answered from these)."""
-    tube_sweep.SWEEPS.clear()
-    tubes.TARGET_CACHE.clear()
+    caches = (tube_sweep.SWEEPS, tube_sweep.GROWING, tubes.TARGET_CACHE)
+    for cache in caches:
+        cache.clear()
     yield
-    tube_sweep.SWEEPS.clear()
-    tubes.TARGET_CACHE.clear()
+    for cache in caches:
+        cache.clear()
 
 
 def _clip(vjepa, seed: int = 3, count: int = 8):
@@ -178,17 +179,35 @@ def test_the_page_plays_back_the_endpoints_pictures_and_texts(vjepa):
         assert f"row {top}, column {left}" in playback.alts["still"][i]
 
 
-def test_the_players_event_grows_the_sweep_then_sends_it_once(vjepa, monkeypatch):
-    monkeypatch.setattr(tube_sweep, "CPU_TOKENS_PER_CHUNK", 1)
-    monkeypatch.setattr(tube_sweep, "GPU_TOKENS_PER_CHUNK", 1)
+def test_the_players_event_grows_the_sweep_a_step_a_call_then_sends_it_once(vjepa, monkeypatch):
+    monkeypatch.setattr(tube_sweep, "CPU_TOKENS_PER_CHUNK", 1)  # a CPU's step: one place
+    monkeypatch.setattr(tube_sweep.devices, "models_on_gpu", lambda: False)
     args = list(tab.example_call())
-    args[5:9] = [0, 0, 6, 6]  # 9 places on the tiny 8x8 grid, one a chunk
-    steps = list(tab.sweep_playback(*args, None, progress=lambda *a, **k: None))
-    sent = [_sweep_of(update) for update, _ in steps]
-    assert [s["done"] for s in sent] == list(range(1, 10)) and all(s["total"] == 9 for s in sent)
+    args[5:9] = [0, 0, 6, 6]  # 9 places on the tiny 8x8 grid
+    sent, shown, calls = [], None, 0
+    while shown is None or "step" in shown:  # the page: each new `shown` calls the event again
+        (update, shown), = list(tab.sweep_playback(*args, shown, progress=lambda *a, **k: None))
+        sent.append(_sweep_of(update))
+        calls += 1
+    assert calls == 9 and [s["done"] for s in sent] == list(range(1, 10)) and all(s["total"] == 9 for s in sent)
     assert "Getting live: 1 of 9" in sent[0]["note"] and "Live: all 9" in sent[-1]["note"]
-    assert [shown for _, shown in steps][:-1] == [None] * 8 and steps[-1][1]
-    again = list(tab.sweep_playback(*args, steps[-1][1], progress=lambda *a, **k: None))
-    assert again == [(gr.skip(), gr.skip())]  # the page has it already
+    assert list(tab.sweep_playback(*args, shown, progress=lambda *a, **k: None)) == [(gr.skip(), gr.skip())]
     other_page = list(tab.sweep_playback(*args, None, progress=lambda *a, **k: None))
     assert _sweep_of(other_page[0][0]) is sent[-1]  # sent as kept, not drawn again
+
+
+def test_a_sweep_computed_a_few_places_a_call_equals_one_computed_at_once(vjepa, monkeypatch):
+    clip = _clip(vjepa)
+    calls = _device_calls(monkeypatch)
+    steps = []
+    while not steps or not steps[-1].complete:
+        steps.append(list(tube_sweep.stream_sweep(clip, 2, 2, 3, 3, max_places=7))[-1][0])
+    assert [step.done for step in steps] == [7, 14, 21, 28, 35, 36] and calls == ["predict_positions"] * 6
+    assert tube_sweep.SWEEPS.find(tube_sweep.sweep_key(jepa.load(), clip, tubes.Tube(0, 0, 3, 3, 0, 3))) is steps[-1]
+    tube_sweep.SWEEPS.clear()
+    tube_sweep.GROWING.clear()
+    whole, _ = _whole(clip, 2, 2, 3, 3)
+    np.testing.assert_array_equal(whole.positions, steps[-1].positions)
+    np.testing.assert_allclose(whole.predicted, steps[-1].predicted, atol=1e-5)
+    for series in whole.cosine:
+        np.testing.assert_allclose(whole.cosine[series], steps[-1].cosine[series], atol=1e-5)

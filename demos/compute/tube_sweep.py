@@ -18,7 +18,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from demos import jepa, masks, sweeps
+from demos import devices, jepa, masks, sweeps
+from demos.cache import LRUCache
 from demos.compute import tubes
 from demos.compute.tube_clips import Clip
 from demos.gpu_functions import gpu_task
@@ -79,6 +80,7 @@ def _decode(arrays: dict, meta: dict) -> TubeSweep:
 
 
 SWEEPS = sweeps.SweepStore("tubes", SWEEP_ENTRIES, sweeps.Codec(_encode, _decode))
+GROWING = LRUCache(SWEEP_ENTRIES)  # partial sweeps by key, for the next call to go on from
 
 
 def sweep_key(loaded, clip: Clip, tube: tubes.Tube) -> tuple:
@@ -160,15 +162,31 @@ def _coordinates(features, basis) -> np.ndarray:
     return (np.asarray(features, dtype=np.float64) - mean) @ directions.T
 
 
-def _compute(loaded, clip: Clip, layout, grid, tube: tubes.Tube, positions: np.ndarray) -> Iterator[TubeSweep]:
-    """The sweep as it grows: after each chunk of positions, the sweep so far."""
-    tubes_at = [replace(tube, top=int(top), left=int(left)) for top, left in positions]
+def _grown(positions, grown: TubeSweep | None, tokens: int, components: int) -> tuple:
+    """(cosine, l1, predicted): the arrays of a sweep of `positions`, filled as far as `grown` got."""
+    if grown is not None:
+        return ({k: v.copy() for k, v in grown.cosine.items()}, {k: v.copy() for k, v in grown.l1.items()},
+                grown.predicted.copy())
+    return {}, {}, np.zeros((len(positions), tokens, components))
+
+
+def _compute(loaded, clip: Clip, layout, grid, tube: tubes.Tube, positions: np.ndarray, grown: TubeSweep | None,
+             max_places: int | None) -> Iterator[TubeSweep]:
+    """The sweep as it grows, from where `grown` stopped, by at most `max_places` places (None: to the end): after
+    each chunk of places, the sweep so far."""
+    if grown is not None and grown.complete:
+        yield grown
+        return
+    positions = grown.positions if grown is not None else positions
+    first = grown.done if grown is not None else 0
+    todo = positions[first: None if max_places is None else first + max_places]
+    tubes_at = [replace(tube, top=int(top), left=int(left)) for top, left in todo]
     ids = [tubes.tube_tokens(layout, grid, placed) for placed in tubes_at]
     target_ids, context_ids = np.stack([t for t, _ in ids]), np.stack([c for _, c in ids])
     cached = tubes.cached_targets(loaded, clip)
     targets, basis = cached if cached is not None else (None, None)
-    count, hidden = len(positions), len(tube.tubelets)
-    cosine, l1, predicted, actual, source = {}, {}, None, None, None
+    cosine = l1 = predicted = actual = None
+    source = tubes.copy_source_tubelet(tube, layout.tubelets)
     for chunk in predict_positions(clip.frames, context_ids, target_ids, checkpoint=loaded.checkpoint.name,
                                    targets=targets):
         if chunk.targets is not None:
@@ -176,32 +194,44 @@ def _compute(loaded, clip: Clip, layout, grid, tube: tubes.Tube, positions: np.n
             continue
         if actual is None:
             actual = _coordinates(targets, basis)
-            predicted = np.zeros((count, target_ids.shape[1], actual.shape[1]))
+            cosine, l1, predicted = _grown(positions, grown, target_ids.shape[1], actual.shape[1])
         for offset, guess in enumerate(chunk.predicted):
-            i = chunk.start + offset
-            _, scored_cosine, scored_l1, source = tubes.score(targets, layout, grid, tubes_at[i], target_ids[i],
-                                                              context_ids[i], guess)
+            j = chunk.start + offset  # in this call's places
+            _, scored_cosine, scored_l1, source = tubes.score(targets, layout, grid, tubes_at[j], target_ids[j],
+                                                              context_ids[j], guess)
             for name in scored_cosine:
-                cosine.setdefault(name, np.zeros((count, hidden)))[i] = scored_cosine[name]
-                l1.setdefault(name, np.zeros((count, hidden)))[i] = scored_l1[name]
-            predicted[i] = _coordinates(guess, basis)
-        done = chunk.start + len(chunk.predicted)
-        yield TubeSweep(tube.height, tube.width, tube.first_tubelet, tube.last_tubelet, positions, done,
-                        {k: v.copy() for k, v in cosine.items()}, {k: v.copy() for k, v in l1.items()},
-                        predicted.copy(), actual, basis[2], basis[3], source)
+                cosine.setdefault(name, np.zeros((len(positions), len(tube.tubelets))))[first + j] = scored_cosine[name]
+                l1.setdefault(name, np.zeros((len(positions), len(tube.tubelets))))[first + j] = scored_l1[name]
+            predicted[first + j] = _coordinates(guess, basis)
+        yield TubeSweep(tube.height, tube.width, tube.first_tubelet, tube.last_tubelet, positions,
+                        first + chunk.start + len(chunk.predicted), {k: v.copy() for k, v in cosine.items()},
+                        {k: v.copy() for k, v in l1.items()}, predicted.copy(), actual, basis[2], basis[3], source)
 
 
 def stream_sweep(clip: Clip, top, left, height, width, first_tubelet=0, last_tubelet=None, *, keep_on_disk=False,
-                 checkpoint: str = tubes.CHECKPOINT) -> Iterator[tuple[TubeSweep, bool]]:
+                 max_places: int | None = None, checkpoint: str = tubes.CHECKPOINT) -> Iterator[tuple[TubeSweep, bool]]:
     """(sweep so far, computed now) for the tube's size and time span on this clip, from `SWEEPS` or computed (and
-    kept there; with `keep_on_disk` on disk too), positions nearest the given tube first. Bad numbers raise as
-    `tubes.predict_tube` does."""
+    kept there; with `keep_on_disk` on disk too), places nearest the given tube first. With `max_places`, this call
+    computes at most that many more places (in one GPU call) and keeps the partial sweep for the next call to go on
+    from (`GROWING`). Bad numbers raise as `tubes.predict_tube` does."""
     loaded = jepa.load(checkpoint)
     layout, grid, tube, _ = tubes.tube_on_clip(loaded, clip, top, left, height, width, first_tubelet, last_tubelet)
     tubes.tube_tokens(layout, grid, tube)  # a tube that hides everything is refused before any work
-    yield from SWEEPS.stream_or_compute(
-        sweep_key(loaded, clip, tube),
-        lambda: _compute(loaded, clip, layout, grid, tube, positions_near(grid, tube)), keep_on_disk=keep_on_disk)
+    key = sweep_key(loaded, clip, tube)
+
+    def compute() -> Iterator[TubeSweep]:
+        for sweep in _compute(loaded, clip, layout, grid, tube, positions_near(grid, tube), GROWING.get(key),
+                              max_places):
+            GROWING.put(key, sweep)
+            yield sweep
+
+    yield from SWEEPS.stream_or_compute(key, compute, keep_on_disk=keep_on_disk, is_whole=lambda sweep: sweep.complete)
+
+
+def places_per_call() -> int | None:
+    """How many places one call of the page's sweep computes: all where the models are on a GPU; else one chunk of a
+    16-frame clip's (a click on a CPU machine waits behind at most that much)."""
+    return None if devices.models_on_gpu() else max(1, CPU_TOKENS_PER_CHUNK // 2048)
 
 
 def answer(sweep: TubeSweep, index: int, clip: Clip, layout, grid, tube: tubes.Tube, notes=(),

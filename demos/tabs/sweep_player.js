@@ -64,6 +64,7 @@ function pictureOf(selector) {
   }
   return still;
 }
+
 // The page's text for a selector: a copy laid in place of a gr.Markdown's rendered body, which is hidden meanwhile.
 // Never written into: gradio renders markdown block by block and keeps the nodes of blocks that did not change, so
 // a body rewritten here would lose text at the next update. The copy goes (the body back) when gradio changes it.
@@ -88,10 +89,24 @@ function textOf(selector) {
   return shown;
 }
 
+// A setting the sweep does not hold (yet): the page's own result comes back rather than another setting's.
+function letGo() {
+  for (const selector of Object.values(props.pictures || {})) {
+    document.querySelectorAll(selector + ' img.sp-still').forEach((still) => still.remove());
+  }
+  for (const selector of Object.values(props.texts || {})) {
+    document.querySelectorAll(selector + ' .sp-text').forEach((shown) => {
+      if (shown.nextElementSibling) shown.nextElementSibling.style.display = '';
+      shown.remove();
+    });
+  }
+  delete element.dataset.shown;
+}
+
 function show(values) {
   loadSheet();
   const i = settingIndex(values);
-  if (i < 0) return;
+  if (i < 0) return letGo();
   const sweep = props.sweep;
   if (sheet) {
     sweep.pictures.forEach((name, slot) => {

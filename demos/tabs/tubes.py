@@ -285,6 +285,7 @@ def tube_prepare(video, start_s: float, num_frames: int, frame_step: int, sample
 # ---- Live while the tube is dragged: its sweep played back in the page (`SweepPlayer`) ----
 
 PLAYBACKS = LRUCache(4)  # whole sweeps' payloads: a page that opens on the example is sent one, never re-renders it
+DRAWN = LRUCache(4)  # growing sweeps' places drawn so far, so that each step draws only its new places
 
 
 def still_of(result: tubes.TubeResult) -> np.ndarray:
@@ -323,8 +324,10 @@ def playback(sweep: tube_sweep.TubeSweep, clip, drawn: dict) -> sweeps.Playback:
 @actions.action()
 def sweep_playback(video, start_s, num_frames, frame_step, sample_fps, top, left, height, width, first_tubelet,
                    last_tubelet, shown, progress=gr.Progress()):
-    """The player's sweep for the tube's size and time span (computed when missing, growing on a slow device), and
-    which one it is. A page that shows it already gets nothing new; a bad setting stays quiet (the click says why)."""
+    """The player's sweep for the tube's size and time span, and which one it is (`shown`). Computed when missing:
+    on a GPU at once; on a CPU a few places a call, and `shown` then names the step, whose change calls the next one
+    (so a click waits behind one step, not the whole sweep). A page that shows it already gets nothing new; a bad
+    setting stays quiet (the click says why)."""
     if video is None:
         yield gr.skip(), gr.skip()
         return
@@ -332,7 +335,7 @@ def sweep_playback(video, start_s, num_frames, frame_step, sample_fps, top, left
         clip, _, _ = clip_for(video, start_s, num_frames, frame_step, sample_fps, progress)
         keep = examples.is_bundled(video) and (int(height), int(width)) == EXAMPLE_TUBE[2:]
         stream = tube_sweep.stream_sweep(clip, top, left, height, width, first_tubelet, last_tubelet,
-                                         keep_on_disk=keep)
+                                         keep_on_disk=keep, max_places=tube_sweep.places_per_call())
         first, computed = next(stream)
     except UserError:
         yield SweepPlayer(sweep=None), None
@@ -344,12 +347,13 @@ def sweep_playback(video, start_s, num_frames, frame_step, sample_fps, top, left
     if not computed and PLAYBACKS.get(which) is not None:
         yield SweepPlayer(sweep=PLAYBACKS.get(which)), which
         return
-    drawn = {}
+    drawn = DRAWN.get(which) or {}
+    DRAWN.put(which, drawn)
     for sweep, _ in itertools.chain([(first, computed)], stream):
         payload = playback(sweep, clip, drawn).payload()
         if sweep.complete:
             PLAYBACKS.put(which, payload)
-        yield SweepPlayer(sweep=payload), which if sweep.complete else None
+        yield SweepPlayer(sweep=payload), which if sweep.complete else f"{which} step {sweep.done}"
 
 
 def build_tab(endpoints: bool = True) -> ready_examples.ReadyExample:
@@ -443,6 +447,7 @@ def build_tab(endpoints: bool = True) -> ready_examples.ReadyExample:
                       outputs=[player, shown_sweep], api_name=False, concurrency_id=events.MODEL_CONCURRENCY_ID,
                       trigger_mode="always_last", show_progress="hidden")
     summary.change(**sweep_args)
+    shown_sweep.change(**sweep_args)  # the next step of a sweep that grows a step a call
     for picked in events.on_pick(video, clips, api_name=events.endpoint("tube_preview", endpoints), **preview_args):
         picked.then(**frame_args).then(**sweep_args)
     for control in (start_s, sample_fps):
