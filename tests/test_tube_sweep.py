@@ -211,3 +211,11 @@ def test_a_sweep_computed_a_few_places_a_call_equals_one_computed_at_once(vjepa,
     np.testing.assert_allclose(whole.predicted, steps[-1].predicted, atol=1e-5)
     for series in whole.cosine:
         np.testing.assert_allclose(whole.cosine[series], steps[-1].cosine[series], atol=1e-5)
+
+
+def test_the_players_event_says_why_a_setting_is_not_live(vjepa):
+    args = list(tab.example_call())
+    args[5:9] = [0, 0, 99, 99]  # the whole clip hidden
+    (update, shown), = list(tab.sweep_playback(*args, None, progress=lambda *a, **k: None))
+    assert shown is None and _sweep_of(update)["settings"] == []
+    assert _sweep_of(update)["note"].startswith("Not live: The tube hides the whole clip")

@@ -337,8 +337,8 @@ def sweep_playback(video, start_s, num_frames, frame_step, sample_fps, top, left
         stream = tube_sweep.stream_sweep(clip, top, left, height, width, first_tubelet, last_tubelet,
                                          keep_on_disk=keep, max_places=tube_sweep.places_per_call())
         first, computed = next(stream)
-    except UserError:
-        yield SweepPlayer(sweep=None), None
+    except UserError as error:  # a bad setting (the click says so too), or no device can take the sweep now
+        yield SweepPlayer(sweep=sweeps.Playback([], note=f"Not live: {error}").payload()), None
         return
     which = repr((clip.digest, clip.notes, first.height, first.width, first.first, first.last))
     if not computed and which == shown:
