@@ -48,3 +48,20 @@ def test_the_drag_plays_the_sweep_and_the_release_runs_no_model(browser, running
         page.locator("#tubes-run").click()
         page.locator("#tubes-summary").get_by_text("asked exactly this before").wait_for(timeout=RESULT_TIMEOUT_MS)
         assert page.locator("#tubes-summary table").count() == 1
+
+
+def test_keys_play_the_sweep_and_a_size_it_lacks_shows_the_pages_own_result(browser, running_app, artifacts_dir):
+    concept = CONCEPTS["tubes"]
+    with checked_page(browser, artifacts_dir / "tube_sweep_keys.png", viewport=VIEWPORT) as page:
+        page.goto(f"{running_app.local_url}{concept.path}")
+        wait_for_example(page, "tubes")
+        page.locator("#tubes-live").get_by_text("Live: all").wait_for(timeout=RESULT_TIMEOUT_MS)
+        own = page.locator("#tubes-summary").inner_text()
+        page.locator("#tube-picture .bp-picture").focus()
+        page.keyboard.press("ArrowUp")
+        moved = page.locator("#tubes-summary").inner_text()
+        assert moved != own and "Tube: 4×4" in moved
+        assert page.locator("#tubes-shaded img.sp-still").count() == 1
+        page.keyboard.press("Shift+ArrowLeft")  # 4x3: a size this sweep does not hold
+        assert page.locator("#tubes-shaded img.sp-still").count() == 0
+        assert page.locator("#tubes-summary").inner_text() == own
