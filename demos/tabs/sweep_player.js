@@ -73,10 +73,13 @@ function textOf(selector) {
   if (!body) return null;
   let shown = body.parentElement.querySelector(':scope > .sp-text');
   if (!shown) {
-    shown = body.cloneNode(false);  // the body's classes, so it reads the same; none of gradio's nodes
+    // The body's element and its wrapper's (gradio styles tables and lists there), none of their content.
+    shown = body.cloneNode(false);
     shown.classList.add('sp-text');
     shown.removeAttribute('id');
     shown.removeAttribute('data-testid');
+    const wrapper = body.querySelector(':scope > .md');
+    if (wrapper) shown.appendChild(wrapper.cloneNode(false));
     body.before(shown);
     const observer = new MutationObserver(() => {
       observer.disconnect();
@@ -86,7 +89,7 @@ function textOf(selector) {
     observer.observe(body, {childList: true, subtree: true, characterData: true});
   }
   body.style.display = 'none';
-  return shown;
+  return shown.querySelector(':scope > .md') || shown;
 }
 
 // A setting the sweep does not hold (yet): the page's own result comes back rather than another setting's.
