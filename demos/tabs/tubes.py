@@ -162,7 +162,7 @@ def tube_predict(video, start_s: float, num_frames: int, frame_step: int, sample
         the predictor's L1 error per tubelet, the surprise curve (table: tubelet, L1 error, series)
         the hidden pixels, actual and predicted features of each hidden tubelet as colours (PNG)
         a markdown summary
-        the numbers: tube, tubelets, frames, cosine and l1 per series and tubelet, mean_cosine, grid, from_sweep, notes, seconds, ...
+        the numbers: tube, tubelets, frames, cosine and l1 per series and tubelet, mean_cosine, grid, from_sweep, notes, seconds…
     """
     clip, patch, tubelet = clip_for(video, start_s, num_frames, frame_step, sample_fps, progress)
     result = tube_sweep.predict_tube(clip, top, left, height, width, first_tubelet, last_tubelet,
