@@ -117,15 +117,15 @@ class SweepChunk:
 def gpu_seconds(frames, context_ids, target_ids, *, checkpoint: str = tubes.CHECKPOINT, targets=None) -> float:
     """The GPU work `predict_positions` is estimated at: a click's passes per position (batching only saves)."""
     per_position = tubes.gpu_seconds(frames, None, None, checkpoint=checkpoint, targets=True)
-    return len(context_ids) * per_position + (0.0 if targets is not None else tubes.targets_gpu_seconds(frames,
-                                                                                                       checkpoint=checkpoint))
+    whole_clip = 0.0 if targets is not None else tubes.targets_gpu_seconds(frames, checkpoint=checkpoint)
+    return len(context_ids) * per_position + whole_clip
 
 
 def cpu_seconds(frames, context_ids, target_ids, *, checkpoint: str = tubes.CHECKPOINT, targets=None) -> float:
     """The CPU work `predict_positions` is estimated at."""
     per_position = tubes.cpu_seconds(frames, None, None, checkpoint=checkpoint, targets=True)
-    return len(context_ids) * per_position + (0.0 if targets is not None else tubes.targets_cpu_seconds(frames,
-                                                                                                       checkpoint=checkpoint))
+    whole_clip = 0.0 if targets is not None else tubes.targets_cpu_seconds(frames, checkpoint=checkpoint)
+    return len(context_ids) * per_position + whole_clip
 
 
 @gpu_task(gpu_seconds=gpu_seconds, cpu_seconds=cpu_seconds)
@@ -162,7 +162,7 @@ def _coordinates(features, basis) -> np.ndarray:
     return (np.asarray(features, dtype=np.float64) - mean) @ directions.T
 
 
-def _grown(positions, grown: TubeSweep | None, tokens: int, components: int) -> tuple:
+def _arrays_so_far(positions, grown: TubeSweep | None, tokens: int, components: int) -> tuple:
     """(cosine, l1, predicted): the arrays of a sweep of `positions`, filled as far as `grown` got."""
     if grown is not None:
         return ({k: v.copy() for k, v in grown.cosine.items()}, {k: v.copy() for k, v in grown.l1.items()},
@@ -186,7 +186,7 @@ def _compute(loaded, clip: Clip, layout, grid, tube: tubes.Tube, positions: np.n
     cached = tubes.cached_targets(loaded, clip)
     targets, basis = cached if cached is not None else (None, None)
     cosine = l1 = predicted = actual = None
-    source = tubes.copy_source_tubelet(tube, layout.tubelets)
+    source = tubes.copy_source_tubelet(tube, layout.tubelets)  # the same at every place: it depends on time only
     for chunk in predict_positions(clip.frames, context_ids, target_ids, checkpoint=loaded.checkpoint.name,
                                    targets=targets):
         if chunk.targets is not None:
@@ -194,10 +194,10 @@ def _compute(loaded, clip: Clip, layout, grid, tube: tubes.Tube, positions: np.n
             continue
         if actual is None:
             actual = _coordinates(targets, basis)
-            cosine, l1, predicted = _grown(positions, grown, target_ids.shape[1], actual.shape[1])
+            cosine, l1, predicted = _arrays_so_far(positions, grown, target_ids.shape[1], actual.shape[1])
         for offset, guess in enumerate(chunk.predicted):
             j = chunk.start + offset  # in this call's places
-            _, scored_cosine, scored_l1, source = tubes.score(targets, layout, grid, tubes_at[j], target_ids[j],
+            _, scored_cosine, scored_l1, _ = tubes.score(targets, layout, grid, tubes_at[j], target_ids[j],
                                                               context_ids[j], guess)
             for name in scored_cosine:
                 cosine.setdefault(name, np.zeros((len(positions), len(tube.tubelets))))[first + j] = scored_cosine[name]
