@@ -9,7 +9,7 @@ import numpy as np
 import PIL.Image
 import pytest
 
-from demos import jepa, sweeps
+from demos import jepa, masks, sweeps
 from demos.compute import tube_clips, tube_sweep, tubes
 from demos.errors import UserError
 from demos.tabs import tubes as tab
@@ -52,6 +52,21 @@ def _device_calls(monkeypatch) -> list:
     monkeypatch.setattr(tube_sweep, "predict_positions",
                         lambda *a, **k: calls.append("predict_positions") or original(*a, **k))
     return calls
+
+
+def test_contexts_batched_over_places_equal_one_pass_per_place(vjepa):
+    clip = _clip(vjepa)
+    model = vjepa.model
+    layout = jepa.TokenLayout.of(model.config, clip.num_frames)
+    grid = masks.PatchGrid(layout.rows, layout.cols, layout.patch_size)
+    ids = [tubes.tube_tokens(layout, grid, tubes.Tube(top, left, 2, 3, 1, 2)) for top, left in [(0, 0), (3, 4), (6, 5)]]
+    targets, contexts = np.stack([t for t, _ in ids]), np.stack([c for _, c in ids])
+    pixels = jepa.clip_tensor(vjepa.processor, np.array(clip.frames))
+    batched = jepa.predict(model, jepa.context_features(model, pixels, contexts), contexts, targets, layout.num_tokens)
+    for row, (target_ids, context_ids) in enumerate(ids):
+        one = jepa.predict(model, jepa.context_features(model, pixels, context_ids), context_ids, target_ids,
+                           layout.num_tokens)
+        np.testing.assert_allclose(batched[row].numpy(), one[0].numpy(), atol=1e-5)
 
 
 @pytest.mark.parametrize("span", [(0, None), (1, 2)])
