@@ -234,3 +234,19 @@ def test_the_players_event_says_why_a_setting_is_not_live(vjepa):
     (update, shown), = list(tab.sweep_playback(*args, None, progress=lambda *a, **k: None))
     assert shown is None and _sweep_of(update)["settings"] == []
     assert _sweep_of(update)["note"].startswith("Not live: The tube hides the whole clip")
+
+
+@pytest.mark.parametrize("on_gpu", [True, False])
+def test_the_api_computes_a_bundled_examples_sweep_where_one_gpu_call_does(vjepa, monkeypatch, tmp_path, on_gpu):
+    monkeypatch.setenv(sweeps.ENV_SWEEP_DIR, str(tmp_path))
+    video, start_s, frames, step, fps, _, _, height, width, first, last = tab.example_call()
+    monkeypatch.setattr(tube_sweep.devices, "models_on_gpu", lambda: on_gpu)
+    calls = _device_calls(monkeypatch)
+    quiet = dict(progress=lambda *a, **k: None)
+    first_numbers = tab.tube_predict(video, start_s, frames, step, fps, 1, 2, height, width, first, last, **quiet)[-1]
+    again = tab.tube_predict(video, start_s, frames, step, fps, 3, 1, height, width, first, last, **quiet)[-1]
+    if on_gpu:  # the whole sweep in the first call, kept on disk; the second call runs nothing
+        assert calls == ["predict_positions"] and first_numbers["from_sweep"] and again["from_sweep"]
+        assert len(list((tmp_path / "tubes").glob("*.npz"))) == 1
+    else:  # a CPU would take minutes: each call predicts its own tube, and the page grows the sweep in steps
+        assert calls.count("predict_positions") == 0 and not first_numbers["from_sweep"] and not again["from_sweep"]

@@ -22,6 +22,7 @@ from demos import devices, jepa, masks, sweeps
 from demos.cache import LRUCache
 from demos.compute import tubes
 from demos.compute.tube_clips import Clip
+from demos.errors import UserError
 from demos.gpu_functions import gpu_task
 
 SWEEP_ENTRIES = 8  # sweeps kept in memory (ViT-L, 16 frames: about 0.5 MB each)
@@ -258,12 +259,23 @@ def results(sweep: TubeSweep, clip: Clip, *, checkpoint: str = tubes.CHECKPOINT)
 
 
 def predict_tube(clip: Clip, top, left, height, width, first_tubelet=0, last_tubelet=None, *,
-                 checkpoint: str = tubes.CHECKPOINT, progress: tubes.Progress | None = None) -> tubes.TubeResult:
-    """`tubes.predict_tube`, answered from a stored sweep (in memory, or a bundled example's on disk) when one covers
-    the tube: the same result, no model run."""
+                 checkpoint: str = tubes.CHECKPOINT, progress: tubes.Progress | None = None,
+                 shared: bool = False) -> tubes.TubeResult:
+    """`tubes.predict_tube`, answered from a stored sweep (in memory, or a shared one on disk) when one covers the
+    tube: the same result, no model run. `shared`: the sweep is the same for every learner (a bundled example's),
+    so where one GPU call computes it (`places_per_call`), a missing one is computed first and kept on disk."""
     loaded = jepa.load(checkpoint)
     layout, grid, tube, notes = tubes.tube_on_clip(loaded, clip, top, left, height, width, first_tubelet, last_tubelet)
-    sweep = SWEEPS.find(sweep_key(loaded, clip, tube), keep_on_disk=True)
+    key = sweep_key(loaded, clip, tube)
+    sweep = SWEEPS.find(key, keep_on_disk=True)
+    if sweep is None and shared and places_per_call() is None:
+        if progress:
+            progress(0.1, "Predicting this tube at every place at once (kept for every learner)…")
+        try:
+            *_, (sweep, _) = stream_sweep(clip, top, left, height, width, first_tubelet, last_tubelet, keep_on_disk=True,
+                                         checkpoint=checkpoint)
+        except UserError:  # no device can take the whole sweep now (or a tube over the whole clip): the tube alone
+            sweep = None
     index = sweep.index(tube.top, tube.left) if sweep is not None else None
     if index is None:
         return tubes.predict_tube(clip, top, left, height, width, first_tubelet, last_tubelet, checkpoint=checkpoint,

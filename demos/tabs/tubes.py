@@ -1,7 +1,9 @@
 """6.4 tab: a clip, a tube of patches over a span of tubelets, the prediction over time.
 
 Endpoints `/tube_predict`, `/tube_preview` and `/tube_prepare` (a clip's full-clip pass, started when it is
-picked or resampled). The tube is dragged on a frame (`BlockPicker`); its release runs `/tube_predict`'s function once.
+picked or resampled). The tube is dragged on a frame (`BlockPicker`); while it moves the page plays the tube's sweep
+back (`SweepPlayer`, `demos.compute.tube_sweep`), and its release runs `/tube_predict`'s function once, which answers
+from that sweep when it covers the tube.
 """
 
 import itertools
@@ -18,48 +20,12 @@ from demos.tabs import actions, events, links, ready_examples, widgets
 from demos.tabs.block_picker import BlockPicker, picture_url
 from demos.tabs.concept import Concept
 from demos.tabs.sweep_player import SweepPlayer
+from demos.tabs.tubes_text import features_description, still_description, summary_markdown, sweep_note
 
 
 def display_scale(size: int) -> int:
     """The preview is shown as large as the output video (small models see small pictures)."""
     return viz.display_scale(size, tubes.DISPLAY_MIN_SIDE)
-
-
-def summary_markdown(result: tubes.TubeResult) -> str:
-    n = result.numbers()
-    tube = result.tube
-    frames = tube.frames(result.layout.tubelet_size)
-    whole_time = tube.first_tubelet == 0 and tube.last_tubelet == result.layout.tubelets - 1
-    span = ("in every frame" if whole_time else
-            f"in frames {frames.start}–{frames.stop - 1} (tubelets {tube.first_tubelet}–{tube.last_tubelet})")
-    lines = [
-        f"**Tube: {tube.height}×{tube.width} patches at row {tube.top}, column {tube.left}, hidden {span}** — "
-        f"{n['num_hidden_tokens']} of {n['num_hidden_tokens'] + n['num_context_tokens']} tokens hidden; the "
-        f"context encoder saw the other {n['num_context_tokens']} alone.",
-        "",
-        "| guess | mean cosine with the actual features |",
-        "| --- | --- |",
-    ]
-    for name, value in n["mean_cosine"].items():
-        lines.append(f"| {name} | {value:.3f} |")
-    worst = int(np.argmax(result.l1[tubes.SERIES_PREDICTED]))
-    lines += ["", f"Biggest surprise (prediction error, L1) at tubelet {list(tube.tubelets)[worst]}: "
-                  f"{result.l1[tubes.SERIES_PREDICTED][worst]:.3f}."]
-    if result.from_sweep:
-        lines.append("Answered from this clip's sweep (every place of this tube, computed together): no model ran now.")
-    elif n["target_cache_hit"]:
-        lines.append("Full-clip targets came from the cache: only the context encoder and predictor ran.")
-    notes = [*result.clip.notes, *result.notes]
-    if notes:
-        lines += ["", "**Notes:** " + " ".join(notes)]
-    return "\n".join(lines)
-
-
-def features_description(numbers: dict) -> list[str]:
-    """What the features picture shows, in words (its alt text)."""
-    tubelets, mean = len(numbers["tubelets"]), numbers["mean_cosine"][tubes.SERIES_PREDICTED]
-    return [f"For each of the {tubelets} tubelets the tube hides: its pixels, then its actual and its predicted "
-            f"features as colours (the more alike the colours, the better the guess; mean cosine {mean:.2f})."]
 
 
 PREVIEW_DESCRIPTION = ("The first frame the tube hides, as the model sees it, with the patch grid and the tube in "
@@ -166,7 +132,8 @@ def tube_predict(video, start_s: float, num_frames: int, frame_step: int, sample
     """
     clip, patch, tubelet = clip_for(video, start_s, num_frames, frame_step, sample_fps, progress)
     result = tube_sweep.predict_tube(clip, top, left, height, width, first_tubelet, last_tubelet,
-                          progress=lambda f, d: progress(0.1 + 0.8 * f, desc=d))
+                                     progress=lambda f, d: progress(0.1 + 0.8 * f, desc=d),
+                                     shared=shared_sweep(video, height, width))
     progress(0.92, desc="Rendering the video and pictures…")
     start = time.perf_counter()
     video_path = tubes.render_video(result, tubes.output_video_path(result))
@@ -288,25 +255,20 @@ PLAYBACKS = LRUCache(4)  # whole sweeps' payloads: a page that opens on the exam
 DRAWN = LRUCache(4)  # growing sweeps' places drawn so far, so that each step draws only its new places
 
 
+def shared_sweep(video, height, width) -> bool:
+    """Whether a tube's sweep is the same for every learner: a bundled example's (known by its content) at the opening
+    tube's size. It is kept on disk, and computed by whatever needs it first, the page or the API."""
+    try:
+        size = (int(height), int(width))
+    except (TypeError, ValueError):
+        return False
+    return size == EXAMPLE_TUBE[2:] and examples.is_bundled(video)
+
+
 def still_of(result: tubes.TubeResult) -> np.ndarray:
     """The frame of the result's video where the tube first hides, with the guess beside it: what the page shows in
     place of the video while the tube moves."""
     return tubes.video_frames(result)[result.tube.first_tubelet * result.layout.tubelet_size]
-
-
-def still_description(result: tubes.TubeResult) -> str:
-    tube, cosine = result.tube, result.cosine[tubes.SERIES_PREDICTED]
-    return (f"Frame {tube.first_tubelet * result.layout.tubelet_size} of the clip with the {tube.height}×{tube.width} "
-            f"tube at row {tube.top}, column {tube.left} shaded; beside it the tube's actual and predicted features "
-            f"as colours, cosine {float(cosine[0]):+.2f}.")
-
-
-def sweep_note(sweep: tube_sweep.TubeSweep) -> str:
-    total, size = len(sweep.positions), f"{sweep.height}×{sweep.width}"
-    if sweep.complete:
-        return f"Live: all {total} places of this {size} tube. Drag it: the guess follows at once; release to play the clip."
-    return (f"Getting live: {sweep.done} of {total} places of this {size} tube computed (nearest first); drag within "
-            "them to see the guess at once.")
 
 
 def playback(sweep: tube_sweep.TubeSweep, clip, drawn: dict) -> sweeps.Playback:
@@ -333,9 +295,9 @@ def sweep_playback(video, start_s, num_frames, frame_step, sample_fps, top, left
         return
     try:
         clip, _, _ = clip_for(video, start_s, num_frames, frame_step, sample_fps, progress)
-        keep = examples.is_bundled(video) and (int(height), int(width)) == EXAMPLE_TUBE[2:]
         stream = tube_sweep.stream_sweep(clip, top, left, height, width, first_tubelet, last_tubelet,
-                                         keep_on_disk=keep, max_places=tube_sweep.places_per_call())
+                                         keep_on_disk=shared_sweep(video, height, width),
+                                         max_places=tube_sweep.places_per_call())
         first, computed = next(stream)
     except UserError as error:  # a bad setting (the click says so too), or no device can take the sweep now
         yield SweepPlayer(sweep=sweeps.Playback([], note=f"Not live: {error}").payload()), None
