@@ -208,15 +208,15 @@ def _hub_kwargs(ckpt: Checkpoint) -> dict:
 
 
 def weights_id(name: str) -> str:
-    """Which weights `load(name)` reads: the hub id and the snapshot's commit in the cache (a key for results kept
-    across restarts, such as 6.2-6.3's sweeps on disk); "?" when no snapshot is cached (the offline demo's
-    replicas have one)."""
+    """What names the weights `load(name)` serves, for results kept across restarts (the sweeps on disk): the hub id,
+    the snapshot's commit in the cache, and `Loaded.weights_digest` (read from the weights at load, before ZeroGPU's
+    launch packs them away: a replica written again under the same commit holds other random weights)."""
     from huggingface_hub import try_to_load_from_cache
 
     ckpt = get(name)
     found = try_to_load_from_cache(ckpt.hub_id, "config.json", **_hub_kwargs(ckpt))
     commit = Path(found).parent.name if isinstance(found, str) else "?"
-    return f"{ckpt.hub_id}@{commit}"
+    return f"{ckpt.hub_id}@{commit}#{load(name).weights_digest}"
 
 
 def _fetch_hint(ckpt: Checkpoint) -> str:

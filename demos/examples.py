@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
 from functools import cache
 from pathlib import Path
 
@@ -40,3 +42,18 @@ def image(index: int) -> str:
 def video(index: int) -> str:
     """Bundled clip `index`, counting round."""
     return videos()[index % len(videos())]
+
+
+def is_bundled(path) -> bool:
+    """Whether a file is one of the bundled examples, by its content: an example a learner picks reaches a handler as
+    a copy in gradio's cache, under another path."""
+    try:
+        size = os.path.getsize(path)
+    except (OSError, TypeError):
+        return False
+    same_size = [example for example in [*images(), *videos()] if os.path.getsize(example) == size]
+    return bool(same_size) and _digest(path) in {_digest(example) for example in same_size}
+
+
+def _digest(path) -> bytes:
+    return hashlib.blake2b(Path(path).read_bytes(), digest_size=16).digest()

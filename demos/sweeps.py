@@ -26,7 +26,7 @@ import os
 import tempfile
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -91,10 +91,11 @@ class SweepStore:
 
     `get_or_compute(key, compute, keep_on_disk=...)`: the sweep, computing it when no one has; visitors asking for
     the same key at once wait for the one computation. `keep_on_disk` (the bundled examples) also writes it to
-    `sweep_dir()` and reads it from there first. A sweep computed in steps (growing on a slow device) uses the parts:
-    `find` (memory, then disk), `computing(key)` (one computation at a time) and `keep`. The key must name everything
-    the sweep depends on (the input's content, the other controls, the checkpoints and their weights' fingerprint,
-    the device's plan).
+    `sweep_dir()` and reads it from there first. `stream_or_compute` does the same for a computation that yields
+    the sweep as it grows (a slow device); a computation in steps of its own uses the parts: `find` (memory, then
+    disk: an endpoint answers from a sweep when there is one), `computing(key)` (one computation at a time) and
+    `keep`. The key must name everything the sweep depends on (the input's content, the other controls, the
+    checkpoints and their weights (`checkpoints.weights_id`), the device's plan).
     """
 
     def __init__(self, name: str, max_entries: int, codec: Codec | None = None):
@@ -151,16 +152,27 @@ class SweepStore:
 
     def get_or_compute(self, key, compute: Callable[[], object], *, keep_on_disk: bool = False) -> tuple[object, bool]:
         """(sweep, computed now)."""
+        *_, last = self.stream_or_compute(key, lambda: iter((compute(),)), keep_on_disk=keep_on_disk)
+        return last
+
+    def stream_or_compute(self, key, compute: Callable[[], Iterator], *, keep_on_disk: bool = False,
+                          is_whole: Callable[[object], bool] = lambda sweep: True) -> Iterator:
+        """(sweep, computed now) as the sweep grows: `compute()` yields partial sweeps, its last item the whole one,
+        which alone is kept (a computation that stops early, its last item not `is_whole`, keeps nothing here). A
+        stored sweep is yielded once. A second visitor waits for the first one's computation."""
         sweep = self.find(key, on_disk=keep_on_disk)
         if sweep is not None:
-            return sweep, False
-        with self.computing(key):  # a second visitor waits here for the first one's sweep
+            yield sweep, False
+            return
+        with self.computing(key):
             sweep = self.find(key, on_disk=keep_on_disk)
             if sweep is not None:
-                return sweep, False
-            sweep = compute()
-            self.keep(key, sweep, keep_on_disk=keep_on_disk)
-        return sweep, True
+                yield sweep, False
+                return
+            for sweep in compute():
+                yield sweep, True
+            if is_whole(sweep):
+                self.keep(key, sweep, keep_on_disk=keep_on_disk)
 
     def clear(self) -> None:
         with self._lock:
@@ -260,7 +272,8 @@ class Playback:
 
 
 def markdown_html(text: str) -> str:
-    """Markdown as the page's text shows it (gradio's Markdown renders CommonMark), for a text a sweep plays back."""
+    """Markdown as the page's text shows it (gradio's Markdown renders CommonMark with GitHub's tables and
+    strikethrough), for a text a sweep plays back."""
     return _commonmark().render(text)
 
 
@@ -268,4 +281,4 @@ def markdown_html(text: str) -> str:
 def _commonmark():
     from markdown_it import MarkdownIt
 
-    return MarkdownIt("commonmark")
+    return MarkdownIt("commonmark").enable(["table", "strikethrough"])

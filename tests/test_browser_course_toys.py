@@ -12,7 +12,7 @@ import re
 import pytest
 from concept_pages import CONCEPTS, RESULT_TIMEOUT_MS, checked_page, wait_for_example, wait_for_new_text
 
-from demos.compute import mae_vs_jepa, tubes
+from demos.compute import mae_vs_jepa, tube_sweep
 
 pytestmark = pytest.mark.browser
 
@@ -72,7 +72,7 @@ def _drag(page, selector: str, to_column: int, rows: int) -> None:
 
 DRAGS = {  # tab_id: (picker selector, the compute function its release runs)
     "mae-vs-jepa": ("#block-picture", mae_vs_jepa, "compare"),
-    "tubes": ("#tube-picture", tubes, "predict_tube"),
+    "tubes": ("#tube-picture", tube_sweep, "predict_tube"),  # answered from the sweep or computed
 }
 
 

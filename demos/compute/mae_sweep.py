@@ -53,10 +53,9 @@ def reconstruct_ratios(image: np.ndarray, checkpoint: str = "vit-mae-base", *, r
 
 
 def key(image: np.ndarray, checkpoint: str, seed: int) -> tuple:
-    """What a sweep depends on: the picture's content, the seed, and the weights (name, digest, dtype)."""
-    loaded = mae.load(checkpoint)
-    dtype = str(next(loaded.model.parameters()).dtype)
-    return images.image_digest(image), checkpoint, loaded.weights_digest, dtype, int(seed)
+    """What a sweep depends on: the picture's content, the seed, and the weights (`checkpoints.weights_id`, dtype)."""
+    dtype = str(next(mae.load(checkpoint).model.parameters()).dtype)
+    return images.image_digest(image), checkpoint, checkpoints.weights_id(checkpoint), dtype, int(seed)
 
 
 # ---------------------------------------------------------------------------------------------

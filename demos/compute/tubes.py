@@ -192,6 +192,9 @@ class TubeResult:
     notes: list[str] = field(default_factory=list)
     seconds: dict = field(default_factory=dict)
     checkpoint: str = CHECKPOINT
+    # Answered from a stored sweep (`demos.compute.tube_sweep`): `predicted` and `actual` then hold the features'
+    # coordinates in the clip's PCA basis and `basis` is the identity on them (the same colours), and no model ran.
+    from_sweep: bool = False
 
     @property
     def grid(self) -> masks.PatchGrid:
@@ -219,6 +222,7 @@ class TubeResult:
             "num_hidden_tokens": int(len(self.target_ids)),
             "num_context_tokens": int(len(self.context_ids)),
             "target_cache_hit": self.target_cache_hit,
+            "from_sweep": self.from_sweep,
             "notes": list(self.notes),
             "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
             "checkpoint": self.checkpoint,
@@ -319,12 +323,12 @@ def encode_and_predict(frames: np.ndarray, context_ids, target_ids, *, checkpoin
     return TubePass(computed, predicted, seconds)
 
 
-def _cached_targets(loaded, clip: Clip):
+def cached_targets(loaded, clip: Clip):
     """(targets, PCA basis) of the clip for this model, or None (main process)."""
     return TARGET_CACHE.get((loaded.checkpoint.name, clip.digest), owner=loaded.model)
 
 
-def _keep_targets(loaded, clip: Clip, targets) -> tuple:
+def keep_targets(loaded, clip: Clip, targets) -> tuple:
     """Cache a clip's full-clip targets with their PCA basis (main process); returns (targets, basis).
 
     PCA colours are fitted once per clip on its actual features, so they stay comparable as the tube moves.
@@ -350,7 +354,7 @@ def prepare_targets(clip: Clip, *, checkpoint: str = CHECKPOINT, still_wanted: C
         raise ValueError(f"clip is {clip.size} px, the model wants {loaded.model.config.crop_size}")
     numbers = {"num_frames": clip.num_frames, "clip_digest": clip.digest, "target_cache_hit": False,
                "targets_computed": False, "stale": False, "skipped": "", "seconds": 0.0}
-    if _cached_targets(loaded, clip) is not None:
+    if cached_targets(loaded, clip) is not None:
         return {**numbers, "target_cache_hit": True}
     if not zerogpu.worth_preparing():
         return {**numbers, "skipped": "on ZeroGPU the click encodes the clip in its own GPU call"}
@@ -359,45 +363,34 @@ def prepare_targets(clip: Clip, *, checkpoint: str = CHECKPOINT, still_wanted: C
     targets, seconds = encode_targets(clip.frames, checkpoint=checkpoint)
     if not still_wanted():
         return {**numbers, "stale": True, "seconds": round(seconds, 3)}
-    _keep_targets(loaded, clip, targets)
+    keep_targets(loaded, clip, targets)
     return {**numbers, "targets_computed": True, "seconds": round(seconds, 3)}
 
 
-def predict_tube(clip: Clip, top, left, height, width, first_tubelet=0, last_tubelet=None, *,
-                 checkpoint: str = CHECKPOINT, progress: Progress | None = None) -> TubeResult:
-    """Hide the tube, encode the rest alone, predict the tube's features and score them over time.
-
-    The model work is the GPU function `encode_and_predict`; the full-clip targets are cached here, in
-    the main process, and progress is reported here, around the GPU call.
-    """
-    import torch
-
-    progress = progress or (lambda fraction, desc: None)
-    loaded = jepa.load(checkpoint)
+def tube_on_clip(loaded, clip: Clip, top, left, height, width, first_tubelet=0, last_tubelet=None) -> tuple:
+    """(layout, grid, tube, notes): the clip's token layout for the model, and the tube fitted to it (`make_tube`)."""
     config = loaded.model.config
     if clip.size != config.crop_size:
         raise ValueError(f"clip is {clip.size} px, the model wants {config.crop_size}")
     layout = jepa.TokenLayout.of(config, clip.num_frames)
     grid = masks.PatchGrid(layout.rows, layout.cols, layout.patch_size)
-    tube, notes = make_tube(grid, layout.tubelets, top, left, height, width, first_tubelet, last_tubelet)
+    return layout, grid, *make_tube(grid, layout.tubelets, top, left, height, width, first_tubelet, last_tubelet)
+
+
+def tube_tokens(layout: jepa.TokenLayout, grid: masks.PatchGrid, tube: Tube) -> tuple[np.ndarray, np.ndarray]:
+    """(target_ids, context_ids): the tokens the tube hides and the others; a tube that hides them all is an error."""
     target_ids = tube.token_ids(grid)
     context_ids = masks.complement(layout.num_tokens, target_ids)
     if len(context_ids) == 0:
         raise UserError("The tube hides the whole clip, so there is nothing left to predict from. "
                         "Make it smaller or hide it for fewer tubelets.")
+    return target_ids, context_ids
 
-    cached = _cached_targets(loaded, clip)
-    hit = cached is not None
-    progress(0.1, f"Encoding the {len(context_ids)} visible tokens alone and predicting the {len(target_ids)} "
-                  "hidden ones…" if hit else "Encoding the whole clip once (the targets; cached for this clip), "
-                  "then the visible tokens alone, and predicting the hidden ones…")
-    start = time.perf_counter()
-    device_pass = encode_and_predict(clip.frames, context_ids, target_ids, checkpoint=checkpoint,
-                                     targets=cached[0] if hit else None)
-    seconds = {**device_pass.seconds, "gpu_call": time.perf_counter() - start}
-    progress(0.8, "Scoring the prediction against the actual features…")
-    targets, basis = cached if hit else _keep_targets(loaded, clip, device_pass.targets)
-    predicted = device_pass.predicted
+
+def score(targets, layout: jepa.TokenLayout, grid: masks.PatchGrid, tube: Tube, target_ids, context_ids, predicted):
+    """(actual, cosine, l1, copy source): the predictor's guess and the baselines against the actual features, per
+    hidden tubelet (series name -> values). targets: (N, D) torch, the clip's; predicted: (M, D) torch."""
+    import torch
 
     actual = targets[torch.as_tensor(target_ids)]
     hidden_tubelets = len(tube.tubelets)
@@ -408,6 +401,35 @@ def predict_tube(clip: Clip, top, left, height, width, first_tubelet=0, last_tub
         guesses[SERIES_COPY] = copy_baseline(targets, grid, tube.patch_ids(grid), tube.tubelets, source)
     cosine = {name: per_tubelet(jepa.cosine_rows(guess, actual), hidden_tubelets) for name, guess in guesses.items()}
     l1 = {name: per_tubelet(l1_rows(guess, actual), hidden_tubelets) for name, guess in guesses.items()}
+    return actual, cosine, l1, source
+
+
+def predict_tube(clip: Clip, top, left, height, width, first_tubelet=0, last_tubelet=None, *,
+                 checkpoint: str = CHECKPOINT, progress: Progress | None = None) -> TubeResult:
+    """Hide the tube, encode the rest alone, predict the tube's features and score them over time.
+
+    The model work is the GPU function `encode_and_predict`; the full-clip targets are cached here, in
+    the main process, and progress is reported here, around the GPU call.
+    """
+    progress = progress or (lambda fraction, desc: None)
+    loaded = jepa.load(checkpoint)
+    layout, grid, tube, notes = tube_on_clip(loaded, clip, top, left, height, width, first_tubelet, last_tubelet)
+    target_ids, context_ids = tube_tokens(layout, grid, tube)
+
+    cached = cached_targets(loaded, clip)
+    hit = cached is not None
+    progress(0.1, f"Encoding the {len(context_ids)} visible tokens alone and predicting the {len(target_ids)} "
+                  "hidden ones…" if hit else "Encoding the whole clip once (the targets; cached for this clip), "
+                  "then the visible tokens alone, and predicting the hidden ones…")
+    start = time.perf_counter()
+    device_pass = encode_and_predict(clip.frames, context_ids, target_ids, checkpoint=checkpoint,
+                                     targets=cached[0] if hit else None)
+    seconds = {**device_pass.seconds, "gpu_call": time.perf_counter() - start}
+    progress(0.8, "Scoring the prediction against the actual features…")
+    targets, basis = cached if hit else keep_targets(loaded, clip, device_pass.targets)
+    predicted = device_pass.predicted
+
+    actual, cosine, l1, source = score(targets, layout, grid, tube, target_ids, context_ids, predicted)
     return TubeResult(clip, tube, layout, target_ids, context_ids, predicted.numpy(), actual.numpy(), cosine, l1,
                       source, hit, basis, notes, seconds, checkpoint)
 
@@ -418,15 +440,19 @@ def predict_tube(clip: Clip, top, left, height, width, first_tubelet=0, last_tub
 
 
 def render_video(result: TubeResult, path: str | os.PathLike) -> str:
+    """`video_frames` as an H.264 mp4 that plays in every browser."""
+    return mp4.write_mp4(video_frames(result), str(path), result.clip.playback_fps)
+
+
+def video_frames(result: TubeResult) -> np.ndarray:
     """The shaded clip, upscaled for small models, with the prediction over time beside each frame (the tube's
-    actual and predicted feature colours and their cosine), as an H.264 mp4 that plays in every browser."""
+    actual and predicted feature colours and their cosine): (T, H, W, 3) uint8."""
     frames = viz.shade_tube(result.clip.frames, result.tube, result.layout.patch_size,
                             result.tube.frames(result.layout.tubelet_size))
     scale = viz.display_scale(result.clip.size, DISPLAY_MIN_SIDE)
     frames = np.stack([viz.upscale(frame, scale) for frame in frames])
-    frames = viz.tube_panel_frames(frames, result.tube, result.layout.tubelet_size, result.actual, result.predicted,
-                                   result.basis, result.cosine[SERIES_PREDICTED])
-    return mp4.write_mp4(frames, str(path), result.clip.playback_fps)
+    return viz.tube_panel_frames(frames, result.tube, result.layout.tubelet_size, result.actual, result.predicted,
+                                 result.basis, result.cosine[SERIES_PREDICTED])
 
 
 def _written_at(path: Path) -> float:

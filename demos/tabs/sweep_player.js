@@ -44,14 +44,72 @@ function tile(i, slot) {
   return url;
 }
 
-// The page's element for a selector: the <img> of a gr.Image, the rendered body of a gr.Markdown.
-const pictureOf = (selector) => document.querySelector(selector + ' img');
-const textOf = (selector) => document.querySelector(selector + ' .prose') || document.querySelector(selector);
+// The page's <img> for a selector: a gr.Image's own; for a gr.Video, a still laid over the video, which pauses while
+// the hand moves and comes back (the still gone) when the server sends its new clip or the learner plays it.
+function pictureOf(selector) {
+  const video = document.querySelector(selector + ' video');
+  if (!video) return document.querySelector(selector + ' img');
+  video.pause();
+  let still = video.parentElement.querySelector(':scope > img.sp-still');
+  if (!still) {
+    still = document.createElement('img');
+    still.className = 'sp-still';
+    still.style.cssText = 'position:absolute;inset:0;width:100%;height:100%;object-fit:contain;' +
+                          'background:var(--block-background-fill);z-index:1;pointer-events:none';
+    if (getComputedStyle(video.parentElement).position === 'static') video.parentElement.style.position = 'relative';
+    video.parentElement.appendChild(still);
+    const drop = () => still.remove();
+    video.addEventListener('loadstart', drop, {once: true});
+    video.addEventListener('play', drop, {once: true});
+  }
+  return still;
+}
+
+// The page's text for a selector: a copy laid in place of a gr.Markdown's rendered body, which is hidden meanwhile.
+// Never written into: gradio renders markdown block by block and keeps the nodes of blocks that did not change, so
+// a body rewritten here would lose text at the next update. The copy goes (the body back) when gradio changes it.
+function textOf(selector) {
+  const body = document.querySelector(selector + ' .prose:not(.sp-text)') || document.querySelector(selector);
+  if (!body) return null;
+  let shown = body.parentElement.querySelector(':scope > .sp-text');
+  if (!shown) {
+    // The body's element and its wrapper's (gradio styles tables and lists there), none of their content.
+    shown = body.cloneNode(false);
+    shown.classList.add('sp-text');
+    shown.removeAttribute('id');
+    shown.removeAttribute('data-testid');
+    const wrapper = body.querySelector(':scope > .md');
+    if (wrapper) shown.appendChild(wrapper.cloneNode(false));
+    body.before(shown);
+    const observer = new MutationObserver(() => {
+      observer.disconnect();
+      shown.remove();
+      body.style.display = '';
+    });
+    observer.observe(body, {childList: true, subtree: true, characterData: true});
+  }
+  body.style.display = 'none';
+  return shown.querySelector(':scope > .md') || shown;
+}
+
+// A setting the sweep does not hold (yet): the page's own result comes back rather than another setting's.
+function letGo() {
+  for (const selector of Object.values(props.pictures || {})) {
+    document.querySelectorAll(selector + ' img.sp-still').forEach((still) => still.remove());
+  }
+  for (const selector of Object.values(props.texts || {})) {
+    document.querySelectorAll(selector + ' .sp-text').forEach((shown) => {
+      if (shown.nextElementSibling) shown.nextElementSibling.style.display = '';
+      shown.remove();
+    });
+  }
+  delete element.dataset.shown;
+}
 
 function show(values) {
   loadSheet();
   const i = settingIndex(values);
-  if (i < 0) return;
+  if (i < 0) return letGo();
   const sweep = props.sweep;
   if (sheet) {
     sweep.pictures.forEach((name, slot) => {

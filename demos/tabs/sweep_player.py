@@ -27,7 +27,11 @@ SETTING_DECIMALS = 6
 
 
 class SweepPlayer(gr.HTML):
-    """Plays `sweep` (a `Playback.payload()`, or None) on the gesture `source` (see the module's docstring)."""
+    """Plays `sweep` (a `Playback.payload()`, or None) on the gesture `source` (see the module's docstring).
+
+    Built with `source`, `kind`, `pictures` and `texts`; an event's update names only the new sweep:
+    `SweepPlayer(sweep=Playback(...).payload())`.
+    """
 
     draws_pictures = False  # it shows a line of text; the pictures it plays are the page's own (`widest_result`)
 

@@ -1,60 +1,31 @@
 """6.4 tab: a clip, a tube of patches over a span of tubelets, the prediction over time.
 
 Endpoints `/tube_predict`, `/tube_preview` and `/tube_prepare` (a clip's full-clip pass, started when it is
-picked or resampled). The tube is dragged on a frame (`BlockPicker`); its release runs `/tube_predict`'s function once.
+picked or resampled). The tube is dragged on a frame (`BlockPicker`); while it moves the page plays the tube's sweep
+back (`SweepPlayer`, `demos.compute.tube_sweep`), and its release runs `/tube_predict`'s function once, which answers
+from that sweep when it covers the tube.
 """
 
+import itertools
 import time
 
 import gradio as gr
 import numpy as np
 
-from demos import examples, jepa, masks, videos, viz
-from demos.compute import tube_clips, tubes
+from demos import examples, jepa, masks, sweeps, videos, viz
+from demos.cache import LRUCache
+from demos.compute import tube_clips, tube_sweep, tubes
 from demos.errors import UserError
 from demos.tabs import actions, events, links, ready_examples, widgets
 from demos.tabs.block_picker import BlockPicker, picture_url
 from demos.tabs.concept import Concept
+from demos.tabs.sweep_player import SweepPlayer
+from demos.tabs.tubes_text import features_description, still_description, summary_markdown, sweep_note
 
 
 def display_scale(size: int) -> int:
     """The preview is shown as large as the output video (small models see small pictures)."""
     return viz.display_scale(size, tubes.DISPLAY_MIN_SIDE)
-
-
-def summary_markdown(result: tubes.TubeResult) -> str:
-    n = result.numbers()
-    tube = result.tube
-    frames = tube.frames(result.layout.tubelet_size)
-    whole_time = tube.first_tubelet == 0 and tube.last_tubelet == result.layout.tubelets - 1
-    span = ("in every frame" if whole_time else
-            f"in frames {frames.start}–{frames.stop - 1} (tubelets {tube.first_tubelet}–{tube.last_tubelet})")
-    lines = [
-        f"**Tube: {tube.height}×{tube.width} patches at row {tube.top}, column {tube.left}, hidden {span}** — "
-        f"{n['num_hidden_tokens']} of {n['num_hidden_tokens'] + n['num_context_tokens']} tokens hidden; the "
-        f"context encoder saw the other {n['num_context_tokens']} alone.",
-        "",
-        "| guess | mean cosine with the actual features |",
-        "| --- | --- |",
-    ]
-    for name, value in n["mean_cosine"].items():
-        lines.append(f"| {name} | {value:.3f} |")
-    worst = int(np.argmax(result.l1[tubes.SERIES_PREDICTED]))
-    lines += ["", f"Biggest surprise (prediction error, L1) at tubelet {list(tube.tubelets)[worst]}: "
-                  f"{result.l1[tubes.SERIES_PREDICTED][worst]:.3f}."]
-    if n["target_cache_hit"]:
-        lines.append("Full-clip targets came from the cache: only the context encoder and predictor ran.")
-    notes = [*result.clip.notes, *result.notes]
-    if notes:
-        lines += ["", "**Notes:** " + " ".join(notes)]
-    return "\n".join(lines)
-
-
-def features_description(numbers: dict) -> list[str]:
-    """What the features picture shows, in words (its alt text)."""
-    tubelets, mean = len(numbers["tubelets"]), numbers["mean_cosine"][tubes.SERIES_PREDICTED]
-    return [f"For each of the {tubelets} tubelets the tube hides: its pixels, then its actual and its predicted "
-            f"features as colours (the more alike the colours, the better the guess; mean cosine {mean:.2f})."]
 
 
 PREVIEW_DESCRIPTION = ("The first frame the tube hides, as the model sees it, with the patch grid and the tube in "
@@ -186,11 +157,12 @@ def tube_predict(video, start_s: float, num_frames: int, frame_step: int, sample
         the predictor's L1 error per tubelet, the surprise curve (table: tubelet, L1 error, series)
         the hidden pixels, actual and predicted features of each hidden tubelet as colours (PNG)
         a markdown summary
-        the numbers: tube, tubelets, frames, cosine and l1 per series and tubelet, mean_cosine, grid, notes, seconds, ...
+        the numbers: tube, tubelets, frames, cosine and l1 per series and tubelet, mean_cosine, grid, from_sweep, notes, seconds…
     """
     clip, patch, tubelet = clip_for(video, start_s, num_frames, frame_step, sample_fps, progress)
-    result = tubes.predict_tube(clip, top, left, height, width, first_tubelet, last_tubelet,
-                          progress=lambda f, d: progress(0.1 + 0.8 * f, desc=d))
+    result = tube_sweep.predict_tube(clip, top, left, height, width, first_tubelet, last_tubelet,
+                                     progress=lambda f, d: progress(0.1 + 0.8 * f, desc=d),
+                                     shared=shared_sweep(video, height, width))
     progress(0.92, desc="Rendering the video and pictures…")
     start = time.perf_counter()
     video_path = tubes.render_video(result, tubes.output_video_path(result))
@@ -307,6 +279,75 @@ def tube_prepare(video, start_s: float, num_frames: int, frame_step: int, sample
         return {"error": str(error)}
 
 
+# ---- Live while the tube is dragged: its sweep played back in the page (`SweepPlayer`) ----
+
+PLAYBACKS = LRUCache(4)  # whole sweeps' payloads: a page that opens on the example is sent one, never re-renders it
+DRAWN = LRUCache(4)  # growing sweeps' places drawn so far, so that each step draws only its new places
+
+
+def shared_sweep(video, height, width) -> bool:
+    """Whether a tube's sweep is the same for every learner: a bundled example's (known by its content) at the opening
+    tube's size. It is kept on disk, and computed by whatever needs it first, the page or the API."""
+    try:
+        size = (int(height), int(width))
+    except (TypeError, ValueError):
+        return False
+    return size == EXAMPLE_TUBE[2:] and examples.is_bundled(video)
+
+
+def still_of(result: tubes.TubeResult) -> np.ndarray:
+    """The frame of the result's video where the tube first hides, with the guess beside it: what the page shows in
+    place of the video while the tube moves."""
+    return tubes.video_frames(result)[result.tube.first_tubelet * result.layout.tubelet_size]
+
+
+def playback(sweep: tube_sweep.TubeSweep, clip, drawn: dict) -> sweeps.Playback:
+    """The sweep as the page plays it: per place the video's still and the summary, as the endpoint returns them.
+    `drawn` keeps each place's still and texts across a growing sweep's steps."""
+    for index, result in enumerate(tube_sweep.results(sweep, clip)):
+        if index not in drawn:
+            drawn[index] = ([result.tube.top, result.tube.left, result.tube.height, result.tube.width], still_of(result),
+                            still_description(result), sweeps.markdown_html(summary_markdown(result)))
+    places = [drawn[index] for index in range(sweep.done)]
+    return sweeps.Playback([p[0] for p in places], {"still": [p[1] for p in places]}, {"still": [p[2] for p in places]},
+                           {"summary": [p[3] for p in places]}, total=len(sweep.positions), note=sweep_note(sweep))
+
+
+@actions.action()
+def sweep_playback(video, start_s, num_frames, frame_step, sample_fps, top, left, height, width, first_tubelet,
+                   last_tubelet, shown, progress=gr.Progress()):
+    """The player's sweep for the tube's size and time span, and which one it is (`shown`). Computed when missing:
+    on a GPU at once; on a CPU a few places a call, and `shown` then names the step, whose change calls the next one
+    (so a click waits behind one step, not the whole sweep). A page that shows it already gets nothing new; a bad
+    setting stays quiet (the click says why)."""
+    if video is None:
+        yield gr.skip(), gr.skip()
+        return
+    try:
+        clip, _, _ = clip_for(video, start_s, num_frames, frame_step, sample_fps, progress)
+        stream = tube_sweep.stream_sweep(clip, top, left, height, width, first_tubelet, last_tubelet,
+                                         keep_on_disk=shared_sweep(video, height, width),
+                                         max_places=tube_sweep.places_per_call())
+        first, computed = next(stream)
+    except UserError as error:  # a bad setting (the click says so too), or no device can take the sweep now
+        yield SweepPlayer(sweep=sweeps.Playback([], note=f"Not live: {error}").payload()), None
+        return
+    which = repr((clip.digest, clip.notes, first.height, first.width, first.first, first.last))
+    if not computed and which == shown:
+        yield gr.skip(), gr.skip()
+        return
+    if not computed and PLAYBACKS.get(which) is not None:
+        yield SweepPlayer(sweep=PLAYBACKS.get(which)), which
+        return
+    drawn = DRAWN.get(which) or {}
+    DRAWN.put(which, drawn)
+    for sweep, _ in itertools.chain([(first, computed)], stream):
+        payload = playback(sweep, clip, drawn).payload()
+        if sweep.complete:
+            PLAYBACKS.put(which, payload)
+        yield SweepPlayer(sweep=payload), which if sweep.complete else f"{which} step {sweep.done}"
+
+
 def build_tab(endpoints: bool = True) -> ready_examples.ReadyExample:
     """The 6.4 tab: the tube dragged on a frame beside the clip it hides, playing with the guess beside each frame;
     the rest folded. Endpoints /tube_predict, /tube_preview and /tube_prepare (named when `endpoints`). Returns the
@@ -322,6 +363,9 @@ def build_tab(endpoints: bool = True) -> ready_examples.ReadyExample:
             picker = BlockPicker(dict(zip(BLOCK_KEYS, EXAMPLE_TUBE, strict=True)), rows=tubes.GRID_SLIDER_MAX,
                                  cols=tubes.GRID_SLIDER_MAX, label="A frame of the clip with the hidden tube",
                                  noun="Tube", elem_id="tube-picture")
+            # While the tube is dragged: the video's still and the summary for each place, from the tube's sweep.
+            player = SweepPlayer(source="tube-picture", kind="block", pictures={"still": "#tubes-shaded"},
+                                 texts={"summary": "#tubes-summary"}, elem_id="tubes-live")
         with gr.Column(scale=3, min_width=280):
             shaded = gr.Video(label="The clip, tube hidden | actual vs predicted features, cosine", autoplay=True,
                               loop=True, height=widgets.CLAIM_PICTURE_PX, interactive=False, elem_id="tubes-shaded",
@@ -389,16 +433,27 @@ def build_tab(endpoints: bool = True) -> ready_examples.ReadyExample:
                         trigger_mode="always_last")
     frame_args = dict(fn=picker_frame, inputs=sampling_inputs + tube_inputs, outputs=picker, api_name=False,
                       trigger_mode="always_last")
+    # The player's sweep follows each result (the example's too) and each new clip, span or size.
+    shown_sweep = gr.State(None)
+    sweep_args = dict(fn=sweep_playback, inputs=sampling_inputs + tube_inputs + [shown_sweep],
+                      outputs=[player, shown_sweep], api_name=False, concurrency_id=events.MODEL_CONCURRENCY_ID,
+                      trigger_mode="always_last", show_progress="hidden")
+    summary.change(**sweep_args)
+    shown_sweep.change(**sweep_args)  # the next step of a sweep that grows a step a call
     for picked in events.on_pick(video, clips, api_name=events.endpoint("tube_preview", endpoints), **preview_args):
-        picked.then(**frame_args)
+        picked.then(**frame_args).then(**sweep_args)
     for control in (start_s, sample_fps):
-        control.submit(api_name=False, **preview_args).then(**frame_args)
+        control.submit(api_name=False, **preview_args).then(**frame_args).then(**sweep_args)
     for control in (frame_step, first_tubelet, last_tubelet):
-        control.release(api_name=False, **preview_args).then(**frame_args)
+        control.release(api_name=False, **preview_args).then(**frame_args).then(**sweep_args)
     for control in (top, left, height, width):  # the picker follows the sliders
-        control.release(api_name=False, **preview_args).then(**frame_args)
+        control.release(api_name=False, **preview_args).then(**frame_args).then(**sweep_args)
     num_frames.release(tubelet_limits, [num_frames, first_tubelet, last_tubelet], [first_tubelet, last_tubelet],
-                       api_name=False).then(api_name=False, **preview_args).then(**frame_args)
+                       api_name=False).then(api_name=False, **preview_args).then(**frame_args).then(**sweep_args)
+    # Another clip or span: the old sweep's pictures are wrong at once, before the new one arrives.
+    gr.on([video.change, start_s.submit, sample_fps.submit, num_frames.release, frame_step.release,
+           first_tubelet.release, last_tubelet.release], lambda: (SweepPlayer(sweep=None), None),
+          outputs=[player, shown_sweep], api_name=False, queue=False, show_progress="hidden")
     # A drag ends in one run: the sliders take the tube, then the model runs (Enter on the picture runs it too).
     for gesture in (picker.release, picker.submit):
         gesture(place_tube, picker, [top, left, height, width], api_name=False, queue=False).then(
