@@ -9,6 +9,7 @@ import numpy as np
 import PIL.Image
 import pytest
 
+import checkpoints
 from demos import jepa, masks, sweeps
 from demos.compute import tube_clips, tube_sweep, tubes
 from demos.errors import UserError
@@ -158,8 +159,8 @@ def test_the_key_names_clip_span_size_and_weights(vjepa):
     assert key != tube_sweep.sweep_key(loaded, clip, tubes.Tube(0, 0, 2, 3, 0, 3))
     assert key != tube_sweep.sweep_key(loaded, clip, tubes.Tube(0, 0, 2, 2, 1, 3))
     assert key == tube_sweep.sweep_key(loaded, clip, tubes.Tube(4, 4, 2, 2, 0, 3))
-    assert sweeps.weights_id(tubes.CHECKPOINT).startswith("facebook/vjepa2-vitl-fpc64-256@")
-    assert "unknown" not in sweeps.weights_id(tubes.CHECKPOINT)
+    weights = checkpoints.weights_id(tubes.CHECKPOINT)
+    assert weights.startswith("facebook/vjepa2-vitl-fpc64-256@") and "@?" not in weights
 
 
 def test_bad_tubes_are_clear_errors(vjepa):
