@@ -19,7 +19,9 @@ import gradio as gr
 _HERE = Path(__file__).parent
 JS = (_HERE / "sweep_player.js").read_text()
 
-HTML = """<p class="sp-note" aria-live="polite">${sweep && sweep.note ? sweep.note : ""}</p>"""
+# `data-ready`: every setting the gesture reaches is in the sweep (tests wait for it).
+HTML = """<p class="sp-note" aria-live="polite" data-ready="${Boolean(sweep && sweep.total && sweep.done >= sweep.total)}"
+>${sweep && sweep.note ? sweep.note : ""}</p>"""
 CSS = """.sp-note { margin: 0; min-height: 1.2em; color: var(--body-text-color-subdued); font-size: var(--text-sm); }"""
 
 # A setting's key, as the JS matches it: values rounded so that a slider's 0.15000000000000002 is 0.15.
