@@ -207,6 +207,25 @@ def grow(asked: SweepRequest, *, still_wanted: Callable[[], bool] = lambda: True
                 time.sleep(CPU_PAUSE_S)
 
 
+def shared_first(image, height, width, *, noise: Noise = Noise()) -> bool:
+    """Where one GPU call computes it, the sweep every learner drags over (a bundled example at the page's block size,
+    without noise) is computed before a comparison of one of its blocks: that comparison and every later one, a
+    page's or a script's, then read it with no device call. Elsewhere (a CPU takes minutes for it) nothing: the
+    comparison runs alone, and the page grows the sweep after it. Whether the sweep is there now."""
+    if noise.kind != Noise().kind:
+        return False
+    asked = request(image, height, width, noise=noise)
+    if not asked.kept_on_disk:
+        return False
+    found = block_sweep.find(asked.key, on_disk=True)
+    if found is not None and found.complete:
+        return True
+    if not devices.models_on_gpu():
+        return False
+    *_, sweep = grow(asked)
+    return sweep.complete
+
+
 def _started(asked: SweepRequest) -> block_sweep.BlockSweep:
     """A sweep with no position yet, with the picture's targets when the cache has them (else the first call
     computes them)."""

@@ -10,7 +10,7 @@ import gradio as gr
 import numpy as np
 
 from demos import examples, images, jepa, masks, viz
-from demos.compute import mae_vs_jepa
+from demos.compute import block_sweep_work, mae_vs_jepa
 from demos.compute import noise_sweep as sweeps
 from demos.noise import (
     DEFAULT_GRAIN_LEVEL,
@@ -113,6 +113,9 @@ def compare_pixels_embeddings(image_path, top: float, left: float, height: float
     added = Noise.of(noise, grain_level, jpeg_quality)
     actions.ensure_loaded(CHECKPOINTS, progress)
     progress(0.9, desc="Predicting the block…")
+    # A bundled example at the page's block size: where one GPU call sweeps every position, it does so first, once for
+    # every learner, and this comparison is read from the sweep.
+    block_sweep_work.shared_first(image, height, width, noise=added)
     result = mae_vs_jepa.compare(image, top, left, height, width, noise=added)
     return (*[result.images[k] for k in mae_vs_jepa.IMAGE_ORDER], summary_markdown(result) + actions.device_note(),
             {**result.stats(), **actions.device_numbers()}, result.grid)
