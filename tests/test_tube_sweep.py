@@ -240,7 +240,7 @@ def test_the_players_event_says_why_a_setting_is_not_live(vjepa):
 @pytest.mark.parametrize("on_gpu", [True, False])
 def test_the_api_computes_a_bundled_examples_sweep_where_one_gpu_call_does(vjepa, monkeypatch, tmp_path, on_gpu):
     monkeypatch.setenv(sweeps.ENV_SWEEP_DIR, str(tmp_path))
-    video, start_s, frames, step, fps, _, _, height, width, first, last = tab.example_call()
+    video, start_s, frames, step, fps, _, _, height, width, first, last = tab.opening_call(None)
     monkeypatch.setattr(tube_sweep.devices, "models_on_gpu", lambda: on_gpu)
     calls = _device_calls(monkeypatch)
     quiet = dict(progress=lambda *a, **k: None)

@@ -287,12 +287,14 @@ DRAWN = LRUCache(4)  # growing sweeps' places drawn so far, so that each step dr
 
 def shared_sweep(video, height, width) -> bool:
     """Whether a tube's sweep is the same for every learner: a bundled example's (known by its content) at the opening
-    tube's size. It is kept on disk, and computed by whatever needs it first, the page or the API."""
+    tube's size on the grid this process serves. It is kept on disk, and computed by whatever needs it first, the page
+    or the API."""
     try:
         size = (int(height), int(width))
     except (TypeError, ValueError):
         return False
-    return size == EXAMPLE_TUBE[2:] and examples.is_bundled(video)
+    crop, patch, _ = model_geometry(None)
+    return size == example_tube(crop // patch)[2:] and examples.is_bundled(video)
 
 
 def still_of(result: tubes.TubeResult) -> np.ndarray:
