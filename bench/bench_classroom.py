@@ -13,9 +13,9 @@ the visitors without a token (every learner on a course site) share one quota; a
 quota left covers what it asks x 1.5 (the RTX PRO 6000 factor); a call that runs past its duration is aborted.
 Learners are gradio_client sessions without a ZeroGPU token, calling the named endpoints as the pages do:
 
-- lesson: LEARNERS work through the four concepts (each page's example, then a request of their own: 8 actions),
-  starting within 30 s of each other, on one anonymous day's quota (120 s); once charged what each call asks,
-  once charged what it held the GPU;
+- lesson: LEARNERS work through the four concepts (each page's example, then where their own gesture ends and a
+  question of their own: 8 actions), starting within 30 s of each other, on one anonymous day's quota (120 s); once
+  charged what each call asks, once charged what it held the GPU;
 - lecture hall: HALL learners click once each within one minute, spread over the four concepts, half of them
   sending the page's example, on a fresh quota; burst: the same clicks all at once ("now click!");
 - cpu-fallback (not by default): full-size replicas and no quota at all, one learner's lesson: what each action
@@ -59,20 +59,24 @@ CALL_TIMEOUT_S = 600
 
 
 def lesson(learner: int) -> list[tuple[str, tuple]]:
-    """One learner's lesson: each concept's example, as the page opens it, then a request of their own (a seed, a
-    block, a tube and a question no other learner sends; blocks and tubes fit the tiny replicas' 8x8 grid too)."""
+    """One learner's lesson on the live pages, on the tiny replicas' 8x8 grid: each concept's example as the page opens
+    it, then where the learner's own gesture ends (a ratio, a block's place, a tube's place, at the page's own sizes:
+    the page plays the gesture back and runs the endpoint on release), and a question no other learner asks."""
     from gradio_client import handle_file
 
     image = handle_file(str(EXAMPLES / "images" / "chelsea.jpg"))
     video = handle_file(str(EXAMPLES / "videos" / "ball_behind_wall.mp4"))
     clip = handle_file(str(EXAMPLES / "videos" / "cup_covers_ball.mp4"))
+    ratio = round(0.05 * (learner % 20), 2)  # one of the slider's 20 steps
+    block = (learner % 5, learner // 5 % 5)  # a 4x4 block's place on the 8x8 grid
+    tube = (learner % 7, learner // 7 % 7)  # a 2x2 tube's place
     return [
         ("/mae_reconstruct", (image, 0.75, 0, "vit-mae-base")),
-        ("/mae_reconstruct", (image, 0.75, learner + 1, "vit-mae-base")),
-        ("/compare_pixels_embeddings", (image, 2, 2, 3, 3)),
-        ("/compare_pixels_embeddings", (image, learner % 6, learner // 6 % 6, 2, 2)),
-        ("/tube_predict", (video, 0.0, 16, 4, 0, 9, 10, 4, 4, 0, 7)),
-        ("/tube_predict", (video, 0.0, 16, 4, 0, learner % 6, learner // 6 % 6, 2, 2, 0, 7)),
+        ("/mae_reconstruct", (image, ratio, 0, "vit-mae-base")),
+        ("/compare_pixels_embeddings", (image, 4, 4, 4, 4)),
+        ("/compare_pixels_embeddings", (image, *block, 4, 4)),
+        ("/tube_predict", (video, 0.0, 16, 4, 0, 4, 5, 2, 2, 0, 7)),
+        ("/tube_predict", (video, 0.0, 16, 4, 0, *tube, 2, 2, 0, 7)),
         ("/classify_action", (clip, 0.0, "auto")),
         ("/answer_question", (clip, 0.0, f"{QUESTION} ({learner + 1})", "auto")),
     ]
