@@ -4,6 +4,7 @@
     python -m bench.bench_sweeps --part mae_vs_jepa --full   # 6.2-6.3's whole sweep, its payload exactly
 
 One part per concept (`PARTS`), each a function of the parsed options returning its figures:
+- mae (6.1): the slider's 20 ratios for chelsea.jpg with each ViT-MAE, beside one ratio alone, and the payload.
 - mae_vs_jepa (6.2-6.3): the sweep of a 4x4 block over V-JEPA 2's grid for the bundled example chelsea.jpg, at this
   device's frames: the device calls (targets, then `positions` positions a call, as the page grows it on a CPU),
   per position; the playback (each position's comparison read from the sweep, its close-ups and captions) and the
@@ -65,7 +66,39 @@ def mae_vs_jepa(options) -> dict:
     }
 
 
-PARTS = {"mae_vs_jepa": mae_vs_jepa}
+MAE_NAMES = ["vit-mae-base", "vit-mae-large", "vit-mae-huge"]
+
+
+def mae(options) -> dict:
+    """6.1: the slider's 20 ratios for chelsea.jpg, per checkpoint: one ratio alone beside the whole sweep, and the
+    payload the page receives."""
+    common.use_full_size_replicas(MAE_NAMES)
+    from demos import examples, images
+    from demos.compute import mae as compute
+    from demos.compute import mae_sweep
+    from demos.tabs import mae as tab
+
+    image = images.load_image(next(p for p in examples.images() if p.endswith("chelsea.jpg")))
+    figures = {}
+    for name in MAE_NAMES:
+        compute.load(name)
+        compute.reconstruct.plain(image, name, ratio=0.75, seed=0)  # warm
+        one = common.median_s(common.time_calls(lambda name=name: compute.reconstruct.plain(
+            image, name, ratio=0.75, seed=0), repeats=3, warmup=0))
+        mae_sweep.SWEEPS.clear()
+        start = time.perf_counter()
+        swept, _ = mae_sweep.sweep(image, name, 0)
+        sweep_s = time.perf_counter() - start
+        start = time.perf_counter()
+        payload = tab.playback(swept).payload()
+        figures[name] = {"one ratio s": round(one, 3), "sweep of 20 s": round(sweep_s, 2),
+                         "sweep / one": round(sweep_s / one, 1), "payload packed s": round(time.perf_counter() - start, 2),
+                         "sprite MB": round(payload["sprite_bytes"] / 1e6, 2),
+                         "JSON MB": round(len(json.dumps(payload).encode()) / 1e6, 2)}
+    return figures
+
+
+PARTS = {"mae": mae, "mae_vs_jepa": mae_vs_jepa}
 
 
 def main() -> None:

@@ -127,6 +127,16 @@ def models_on_gpu() -> bool:
     return requested.startswith("cuda") if requested else zerogpu.ON_ZERO_GPU or torch.cuda.is_available()
 
 
+def gpu_at_hand() -> bool:
+    """Whether a GPU takes the models' work here: this machine's, or a ZeroGPU worker (not inside an action sent to
+    the Space's CPU). What decides whether a sweep of every setting is one device call, or grows a few settings a
+    call on a CPU. On ZeroGPU it holds even where `PDR_DEVICE=cpu` plans the actions for a CPU (the imitation's
+    workers compute on the CPU)."""
+    if zerogpu.cpu_reason() is not None:
+        return False
+    return zerogpu.ON_ZERO_GPU or models_on_gpu()
+
+
 def wait_for(model) -> None:
     """Wait until the model's device has finished its queued work (a GPU runs asynchronously), so a stage's
     timer stops when the stage is done, not when it was queued. Nothing to wait for on a CPU."""

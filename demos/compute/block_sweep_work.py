@@ -190,7 +190,7 @@ def grow(asked: SweepRequest, *, still_wanted: Callable[[], bool] = lambda: True
         done = {tuple(p) for p in sweep.positions.tolist()}
         todo = np.array([p for p in block_sweep.all_positions(grid, asked.height, asked.width).tolist()
                          if tuple(p) not in done], np.int64).reshape(-1, 2)
-        per_call = len(todo) if devices.models_on_gpu() else CPU_POSITIONS_PER_CALL
+        per_call = len(todo) if devices.gpu_at_hand() else CPU_POSITIONS_PER_CALL
         for batch in _batches(len(todo), per_call):
             if not still_wanted():
                 return
@@ -220,7 +220,7 @@ def shared_first(image, height, width, *, noise: Noise = Noise()) -> bool:
     found = block_sweep.find(asked.key, on_disk=True)
     if found is not None and found.complete:
         return True
-    if not devices.models_on_gpu():
+    if not devices.gpu_at_hand():
         return False
     *_, sweep = grow(asked)
     return sweep.complete

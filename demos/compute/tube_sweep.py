@@ -233,7 +233,7 @@ def stream_sweep(clip: Clip, top, left, height, width, first_tubelet=0, last_tub
 def places_per_call() -> int | None:
     """How many places one call of the page's sweep computes: all where the models are on a GPU; else one chunk of a
     16-frame clip's (a click on a CPU machine waits behind at most that much)."""
-    return None if devices.models_on_gpu() else max(1, CPU_TOKENS_PER_CHUNK // 2048)
+    return None if devices.gpu_at_hand() else max(1, CPU_TOKENS_PER_CHUNK // 2048)
 
 
 def answer(sweep: TubeSweep, index: int, clip: Clip, layout, grid, tube: tubes.Tube, notes=(),
