@@ -100,6 +100,7 @@ class App:
         env = {**os.environ, "SPACES_ZERO_GPU": "1", "PDR_DEVICE": "cpu", "HF_HUB_CACHE": str(hf_cache or tiny_replicas()),
                "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False", "FAKE_SPACES_LOG": str(self.requests),
                "GRADIO_TEMP_DIR": str(work / "gradio"),  # its own: another app's sweep of /tmp/gradio spares its files
+               "PDR_SWEEP_DIR": str(work / "sweeps"),  # none kept from an earlier run: each run computes its own
                "PYTHONPATH": os.pathsep.join([str(common.ROOT / "tests" / "fake_spaces"), str(folder)]),
                **{f"FAKE_SPACES_{name.upper()}": str(value) for name, value in rules.items()}}
         if cpu_pace:  # where actions run, as the tests decide it (tiny replicas take no real CPU time to measure)
@@ -198,7 +199,21 @@ def summary(records: list[dict], requests: list[dict]) -> dict:
         "seconds_median": round(statistics.median(seconds), 2) if seconds else None,
         "seconds_p95": round(seconds[int(0.95 * (len(seconds) - 1))], 2) if seconds else None,
         "seconds_max": round(seconds[-1], 2) if seconds else None,
+        # per endpoint: the median and 95th percentile of its answered actions
+        "by_endpoint": {endpoint: _median_p95(times) for endpoint, times in _seconds_by_endpoint(answered).items()},
     }
+
+
+def _seconds_by_endpoint(records: list[dict]) -> dict[str, list[float]]:
+    times: dict[str, list[float]] = {}
+    for record in records:
+        times.setdefault(record["endpoint"], []).append(record["seconds"])
+    return times
+
+
+def _median_p95(times: list[float]) -> list[float]:
+    times = sorted(times)
+    return [round(statistics.median(times), 2), round(times[int(0.95 * (len(times) - 1))], 2)]
 
 
 def _halves(calls: list[dict]) -> tuple[list[dict], list[dict]]:
