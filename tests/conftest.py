@@ -32,6 +32,21 @@ from demos import examples  # noqa: E402  (after the paths above)
 EXAMPLE_IMAGES = examples.images()
 
 
+def counted_calls(monkeypatch, module, name: str) -> list:
+    """Each call of `module.name` from now on, its positional arguments (the function still runs). A GPU function keeps
+    its undecorated body (`.plain`), which other GPU functions call."""
+    calls, original = [], getattr(module, name)
+
+    def counted(*args, **kwargs):
+        calls.append(args)
+        return original(*args, **kwargs)
+
+    if hasattr(original, "plain"):
+        counted.plain = original.plain
+    monkeypatch.setattr(module, name, counted)
+    return calls
+
+
 @pytest.fixture(scope="session")
 def tiny_hub() -> Path:
     """The test Hugging Face cache, filled with tiny replicas of every registered checkpoint."""

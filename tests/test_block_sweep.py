@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from conftest import EXAMPLE_IMAGES
+from conftest import EXAMPLE_IMAGES, counted_calls
 
 from demos import images, sweeps
 from demos.compute import block_sweep, block_sweep_work, mae_vs_jepa, noise_sweep
@@ -153,26 +153,14 @@ def test_two_visitors_asking_at_once_compute_it_once(example_image, monkeypatch)
     assert len(calls) == -(-36 // block_sweep_work.CPU_POSITIONS_PER_CALL)  # 6x6 positions, computed once
 
 
-def _counted(monkeypatch, module, name) -> list:
-    calls, original = [], getattr(module, name)
-
-    def counted(*args, **kwargs):
-        calls.append(args)
-        return original(*args, **kwargs)
-
-    counted.plain = original.plain
-    monkeypatch.setattr(module, name, counted)
-    return calls
-
-
 def test_a_script_on_the_example_sweeps_it_first_where_one_gpu_call_does(example_image, monkeypatch):
     """The endpoint on a bundled example at the page's size: on a GPU the sweep every learner drags over comes first
     (one call), and this and every later comparison read it; on a CPU (minutes of work) the comparison runs alone."""
     from demos import devices
     from demos.tabs import mae_vs_jepa as tab
 
-    swept = _counted(monkeypatch, block_sweep_work, "predict_positions")
-    alone = _counted(monkeypatch, mae_vs_jepa, "predict_block")
+    swept = counted_calls(monkeypatch, block_sweep_work, "predict_positions")
+    alone = counted_calls(monkeypatch, mae_vs_jepa, "predict_block")
     path = EXAMPLE_IMAGES[0]
     tab.compare_pixels_embeddings(path, 0, 0, 4, 4)  # this CPU: alone, no sweep
     assert (len(swept), len(alone)) == (0, 1)

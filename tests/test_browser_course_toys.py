@@ -11,6 +11,7 @@ import re
 
 import pytest
 from concept_pages import CONCEPTS, RESULT_TIMEOUT_MS, checked_page, wait_for_example, wait_for_new_text
+from conftest import counted_calls
 
 from demos.compute import mae_vs_jepa, tube_sweep
 
@@ -41,18 +42,6 @@ def test_the_claim_in_the_first_screen(browser, running_app, artifacts_dir, tab_
         if tab_id == "mae-vs-jepa" and width == 800:
             tops = dict(claims)
             assert abs(tops["mvj-mae-closeup"] - tops["mvj-jepa-closeup"]) <= 2, tops
-
-
-def _calls(monkeypatch, module, name: str) -> list:
-    """Each call of `module.name` from now on (the app runs in this process)."""
-    calls, original = [], getattr(module, name)
-
-    def counted(*args, **kwargs):
-        calls.append(args)
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(module, name, counted)
-    return calls
 
 
 def _drag(page, selector: str, to_column: int, rows: int) -> None:
@@ -87,7 +76,7 @@ def test_a_drag_moves_the_block_and_runs_the_model_once(browser, running_app, ar
         columns = int(page.locator(f"{selector} .bp-picture").evaluate(
             "(element) => getComputedStyle(element).getPropertyValue('--cols')"))
         before = page.locator(f"#{concept.summary}").inner_text()
-        calls = _calls(monkeypatch, module, function)
+        calls = counted_calls(monkeypatch, module, function)
         _drag(page, selector, 0, columns)
         assert "column 0" in where.inner_text()
         wait_for_new_text(page, f"#{concept.summary}", before)

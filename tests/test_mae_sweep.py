@@ -4,6 +4,7 @@ endpoint answering from it."""
 import numpy as np
 import PIL.Image
 import pytest
+from conftest import counted_calls
 
 import checkpoints
 from demos import examples, images, masks
@@ -17,18 +18,6 @@ def fresh_sweeps():
     mae_tab.PLAYBACKS.clear()
     yield
     mae_sweep.SWEEPS.clear()
-
-
-def _calls(monkeypatch, module, name):
-    calls, original = [], getattr(module, name)
-
-    def counted(*args, **kwargs):
-        calls.append(kwargs)
-        return original(*args, **kwargs)
-
-    counted.plain = getattr(original, "plain", None)  # a GPU function's undecorated body, which other ones call
-    monkeypatch.setattr(module, name, counted)
-    return calls
 
 
 def test_the_slider_steps():
@@ -51,8 +40,8 @@ def test_the_sweep_is_each_ratio_computed_alone(tiny_hub, example_image, name):
 
 def test_a_swept_ratio_needs_no_device_call(tiny_hub, example_image, monkeypatch):
     mae_sweep.sweep(example_image, "vit-mae-base", seed=0)
-    direct = _calls(monkeypatch, mae, "reconstruct")
-    swept = _calls(monkeypatch, mae_sweep, "reconstruct_ratios")
+    direct = counted_calls(monkeypatch, mae, "reconstruct")
+    swept = counted_calls(monkeypatch, mae_sweep, "reconstruct_ratios")
     assert mae_sweep.cached(example_image, "vit-mae-base", 0.45, 0) is not None
     assert mae_sweep.cached(example_image, "vit-mae-base", 0.45, 1) is None  # another seed: another sweep
     assert mae_sweep.cached(example_image, "vit-mae-base", 0.33, 0) is None  # off the slider's steps
@@ -61,8 +50,8 @@ def test_a_swept_ratio_needs_no_device_call(tiny_hub, example_image, monkeypatch
 
 def test_the_endpoint_answers_the_example_from_one_sweep_for_everyone(tiny_hub, monkeypatch):
     path = examples.images()[0]
-    direct = _calls(monkeypatch, mae, "reconstruct")
-    swept = _calls(monkeypatch, mae_sweep, "reconstruct_ratios")
+    direct = counted_calls(monkeypatch, mae, "reconstruct")
+    swept = counted_calls(monkeypatch, mae_sweep, "reconstruct_ratios")
     answers = {ratio: mae_tab.mae_reconstruct(path, ratio, 0, "vit-mae-base") for ratio in (0.75, 0.5, 0.9, 0.75)}
     assert direct == [] and len(swept) == 1  # one device call for every ratio the slider reaches
     alone = mae.reconstruct.plain(images.load_image(path), "vit-mae-base", ratio=0.5, seed=0)
@@ -73,8 +62,8 @@ def test_the_endpoint_answers_the_example_from_one_sweep_for_everyone(tiny_hub, 
 
 def test_another_seed_or_checkpoint_is_answered_alone(tiny_hub, monkeypatch):
     """Only the sweep every learner drags over (the page's seed and checkpoint) is computed for a script's call."""
-    direct = _calls(monkeypatch, mae, "reconstruct")
-    swept = _calls(monkeypatch, mae_sweep, "reconstruct_ratios")
+    direct = counted_calls(monkeypatch, mae, "reconstruct")
+    swept = counted_calls(monkeypatch, mae_sweep, "reconstruct_ratios")
     mae_tab.mae_reconstruct(examples.images()[0], 0.75, 5, "vit-mae-base")
     mae_tab.mae_reconstruct(examples.images()[0], 0.75, 0, "vit-mae-large")
     assert len(direct) == 2 and swept == []
@@ -84,8 +73,8 @@ def test_an_upload_is_answered_alone_and_swept_after(tiny_hub, tmp_path, monkeyp
     picture = np.random.default_rng(1).integers(0, 256, (120, 90, 3), dtype=np.uint8)
     path = tmp_path / "upload.png"
     PIL.Image.fromarray(picture).save(path)
-    direct = _calls(monkeypatch, mae, "reconstruct")
-    swept = _calls(monkeypatch, mae_sweep, "reconstruct_ratios")
+    direct = counted_calls(monkeypatch, mae, "reconstruct")
+    swept = counted_calls(monkeypatch, mae_sweep, "reconstruct_ratios")
     mae_tab.mae_reconstruct(str(path), 0.75, 0, "vit-mae-base")
     assert len(direct) == 1 and swept == []  # the learner's click first
     players = list(mae_tab.play_sweep(str(path), 0, "vit-mae-base"))
@@ -114,7 +103,7 @@ def test_a_bundled_sweep_survives_a_restart_and_new_weights_do_not_reuse_it(tiny
     image = images.load_image(examples.images()[0])
     mae_sweep.sweep(image, "vit-mae-base", 0, keep_on_disk=True)
     mae_sweep.SWEEPS.clear()
-    swept = _calls(monkeypatch, mae_sweep, "reconstruct_ratios")
+    swept = counted_calls(monkeypatch, mae_sweep, "reconstruct_ratios")
     again, computed = mae_sweep.sweep(image, "vit-mae-base", 0, keep_on_disk=True)
     assert not computed and swept == []
     assert again[0.75].stats() == mae.reconstruct.plain(image, "vit-mae-base", ratio=0.75, seed=0).stats()
