@@ -154,9 +154,10 @@ def zerogpu_env(tiny_hub, log_path, **rules) -> dict:
     """The environment of `python app.py` as on a ZeroGPU Space, imitated on this CPU: the fake `spaces` first on
     the path (its log at `log_path`, its `rules` as FAKE_SPACES_<NAME> variables), models on the CPU, the tiny
     replicas offline. The Space's CPU has a fixed pace, whatever this machine's, so that where an action runs does
-    not depend on the machine the tests run on: fp32 on the estimates' CPU (1.7x its bf16 time)."""
+    not depend on the machine the tests run on: fp32 on the estimates' CPU (1.7x its bf16 time). Its sweeps are kept
+    beside its log: none from another app of this run answers for it."""
     return {**os.environ, "SPACES_ZERO_GPU": "1", "PDR_DEVICE": "cpu", "PDR_CPU_PACE": "1.7", "HF_HUB_CACHE": str(tiny_hub),
-            "HF_HUB_OFFLINE": "1", "FAKE_SPACES_LOG": str(log_path),
+            "HF_HUB_OFFLINE": "1", "FAKE_SPACES_LOG": str(log_path), "PDR_SWEEP_DIR": str(Path(log_path).parent / "sweeps"),
             **{f"FAKE_SPACES_{name.upper()}": str(value) for name, value in rules.items()},
             "PYTHONPATH": os.pathsep.join([str(FAKE_SPACES), str(ROOT), os.environ.get("PYTHONPATH", "")])}
 

@@ -10,7 +10,14 @@ the model once. A page opened with query parameters shows that setting; a bad on
 import re
 
 import pytest
-from concept_pages import CONCEPTS, RESULT_TIMEOUT_MS, checked_page, wait_for_example, wait_for_new_text
+from concept_pages import (
+    CONCEPTS,
+    RESULT_TIMEOUT_MS,
+    checked_page,
+    wait_for_example,
+    wait_for_new_text,
+    wait_until_idle,
+)
 from conftest import counted_calls
 
 from demos.compute import mae_vs_jepa, tube_sweep
@@ -59,19 +66,21 @@ def _drag(page, selector: str, to_column: int, rows: int) -> None:
     page.mouse.up()
 
 
-DRAGS = {  # tab_id: (picker selector, the compute function its release runs)
-    "mae-vs-jepa": ("#block-picture", mae_vs_jepa, "compare"),
-    "tubes": ("#tube-picture", tube_sweep, "predict_tube"),  # answered from the sweep or computed
+DRAGS = {  # tab_id: (picker selector, the compute function its release runs, the page's sweep player)
+    "mae-vs-jepa": ("#block-picture", mae_vs_jepa, "compare", "#mvj-live"),
+    "tubes": ("#tube-picture", tube_sweep, "predict_tube", "#tubes-live"),  # answered from the sweep or computed
 }
 
 
 @pytest.mark.parametrize("tab_id", list(DRAGS))
 def test_a_drag_moves_the_block_and_runs_the_model_once(browser, running_app, artifacts_dir, monkeypatch, tab_id):
-    selector, module, function = DRAGS[tab_id]
+    selector, module, function, player = DRAGS[tab_id]
     concept = CONCEPTS[tab_id]
     with checked_page(browser, artifacts_dir / f"drag_{concept.path}.png", viewport=VIEWPORTS[800]) as page:
         page.goto(f"{running_app.local_url}{concept.path}")
         wait_for_example(page, tab_id)
+        page.locator(f"{player} .sp-note[data-ready=true]").wait_for(timeout=RESULT_TIMEOUT_MS)  # no sweep step queued
+        wait_until_idle(page)
         where = page.locator(f"{selector} .bp-where")
         columns = int(page.locator(f"{selector} .bp-picture").evaluate(
             "(element) => getComputedStyle(element).getPropertyValue('--cols')"))
@@ -79,8 +88,9 @@ def test_a_drag_moves_the_block_and_runs_the_model_once(browser, running_app, ar
         calls = counted_calls(monkeypatch, module, function)
         _drag(page, selector, 0, columns)
         assert "column 0" in where.inner_text()
-        wait_for_new_text(page, f"#{concept.summary}", before)
-        page.wait_for_timeout(1500)  # anything else the release set off has started by now
+        wait_for_new_text(page, f"#{concept.summary}", before)  # drawn at once from the sweep
+        page.wait_for_timeout(500)  # the release's request has gone out
+        wait_until_idle(page)  # and its answer arrived
         assert len(calls) == 1, f"the release ran {function} {len(calls)} times"
         assert "column 0" in page.locator(f"#{concept.summary}").inner_text()
 

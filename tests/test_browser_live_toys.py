@@ -115,8 +115,13 @@ LIVE = {
                   ["#tubes-shaded img.sp-still"], "Tube:", _tube_summary),
 }
 
-_STATE = """([texts, pictures]) => [...texts.map((s) => document.querySelector(s)?.innerText ?? ''),
-                                     ...pictures.map((s) => document.querySelector(s)?.src ?? '')]"""
+# The claims as a learner reads them: each text's rendered body shown (gradio's, or the player's copy; not the timer of
+# gradio's progress beside it), each picture's source.
+_STATE = """([texts, pictures]) => [
+    ...texts.map((s) => [...document.querySelectorAll(`${s} .prose`)]
+        .filter((p) => p.offsetParent !== null && !p.parentElement.closest('.prose'))
+        .map((p) => p.innerText).join(' ')),
+    ...pictures.map((s) => document.querySelector(s)?.src ?? '')]"""
 
 
 @pytest.mark.parametrize("tab_id", list(LIVE))

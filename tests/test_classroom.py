@@ -123,6 +123,7 @@ def test_the_page_says_in_one_line_that_it_ran_on_the_cpu_and_why(app_without_qu
 
 def test_a_signed_in_visitor_is_refused_with_their_own_quota_and_still_answered(app_without_quota):
     client = Client(app_without_quota, verbose=False, headers={"X-IP-Token": "a-visitor-token"})
-    *_, summary, numbers = client.predict(handle_file(VIDEO), 0.0, 8, 2, 0, 1, 1, 2, 2, 0, 3, api_name="/tube_predict")
+    # A tube no sweep covers (the page's sweep is of its opening 2x2 tube): it needs a device.
+    *_, summary, numbers = client.predict(handle_file(VIDEO), 0.0, 8, 2, 0, 1, 1, 3, 3, 0, 3, api_name="/tube_predict")
     assert numbers["ran_on"] and all(run["device"] == "cpu" and run["fallback"] for run in numbers["ran_on"])
     assert "your ZeroGPU quota is used up" in summary and "sign in there" not in summary

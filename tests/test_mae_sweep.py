@@ -7,15 +7,19 @@ import pytest
 from conftest import counted_calls
 
 import checkpoints
-from demos import examples, images, masks
+from demos import examples, images, masks, sweeps
 from demos.compute import mae, mae_sweep
 from demos.tabs import mae as mae_tab
 
 
 @pytest.fixture(autouse=True)
-def fresh_sweeps():
-    mae_sweep.SWEEPS.clear()
-    mae_tab.PLAYBACKS.clear()
+def fresh_sweeps(tmp_path, monkeypatch):
+    """No sweep, kept playback or shared result from earlier tests: in memory, on disk (a folder of this test's own)."""
+    from demos.tabs import actions
+
+    monkeypatch.setenv(sweeps.ENV_SWEEP_DIR, str(tmp_path))
+    for cache in (mae_sweep.SWEEPS, mae_tab.PLAYBACKS, actions.RESULTS):
+        cache.clear()
     yield
     mae_sweep.SWEEPS.clear()
 

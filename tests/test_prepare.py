@@ -4,6 +4,7 @@ The app runs in-process (gradio_client, tiny checkpoints). Each test samples the
 does (start, frames, step), so what it finds in the caches is what it put there.
 """
 
+import threading
 import types
 
 import pytest
@@ -165,10 +166,18 @@ def test_latest_per_session():
 @pytest.mark.slow  # builds the whole app
 def test_frames_per_clip_follow_the_device_without_loading_a_model(monkeypatch, on_gpu, frames):
     monkeypatch.setattr(devices, "models_on_gpu", lambda: on_gpu)
-    checkpoints.reset()  # nothing loaded: building the page must not load a model
     assert tube_clips.default_frames() == frames
+    loads, load, building = [], checkpoints._load_uncached, threading.get_ident()
+
+    def load_seen(ckpt, *args, **kwargs):  # building the page must load no model (other tests' app threads may)
+        if threading.get_ident() == building:
+            loads.append(ckpt.name)
+        return load(ckpt, *args, **kwargs)
+
+    monkeypatch.setattr(checkpoints, "_load_uncached", load_seen)
+    checkpoints.reset()  # nothing loaded yet
     demo = app.build_app()
-    assert not any(checkpoints.is_loaded(name) for name in checkpoints.REGISTRY)
+    assert loads == []
     parameters = demo.get_api_info()["named_endpoints"]["/tube_predict"]["parameters"]
     assert next(p for p in parameters if p["label"] == "Frames")["parameter_default"] == frames
     info = tubes_tab.frames_info(frames)
