@@ -57,8 +57,11 @@ def test_every_learner_gets_every_answer_on_one_small_quota(classroom):
     url, log_path = classroom
     answers: dict[int, list] = {}
 
+    # One page each (gradio sessions, no ZeroGPU token), opened one after another as a class's pages load.
+    clients = [Client(url, verbose=False) for _ in range(LEARNERS)]
+
     def learn(learner: int) -> None:
-        client = Client(url, verbose=False)  # one page each: gradio sessions, no ZeroGPU token
+        client = clients[learner]
         answers[learner] = []
         for endpoint, args in lesson(learner):
             try:
