@@ -147,19 +147,21 @@ def artifacts_dir() -> Path:
     return folder
 
 
-FAKE_SPACES = ROOT / "tests" / "fake_spaces"
+def zerogpu_env(tiny_hub, service, folder: Path, *, gpu_model: str | None = None) -> dict:
+    """The environment of `python app.py` as on a ZeroGPU Space, on this CPU: the real `spaces` package, talking to
+    `service` (Hugging Face's side, imitated: `offline.zerogpu_service`), every model resident on "cuda" under its
+    emulation and packed at launch into `folder`, each worker reading the weights back onto this CPU; the tiny
+    replicas offline. The driver reports `gpu_model` (default: ZeroGPU's RTX PRO 6000, duration factor 1.5). The
+    Space's CPU has a fixed pace, whatever this machine's, so that where an action runs does not depend on the machine
+    the tests run on: fp32 on the estimates' CPU (1.7x its bf16 time). Its sweeps are kept in `folder`: none from
+    another app of this run answers for it."""
+    from offline import zerogpu_service
 
-
-def zerogpu_env(tiny_hub, log_path, **rules) -> dict:
-    """The environment of `python app.py` as on a ZeroGPU Space, imitated on this CPU: the fake `spaces` first on
-    the path (its log at `log_path`, its `rules` as FAKE_SPACES_<NAME> variables), models on the CPU, the tiny
-    replicas offline. The Space's CPU has a fixed pace, whatever this machine's, so that where an action runs does
-    not depend on the machine the tests run on: fp32 on the estimates' CPU (1.7x its bf16 time). Its sweeps are kept
-    beside its log: none from another app of this run answers for it."""
-    return {**os.environ, "SPACES_ZERO_GPU": "1", "PDR_DEVICE": "cpu", "PDR_CPU_PACE": "1.7", "HF_HUB_CACHE": str(tiny_hub),
-            "HF_HUB_OFFLINE": "1", "FAKE_SPACES_LOG": str(log_path), "PDR_SWEEP_DIR": str(Path(log_path).parent / "sweeps"),
-            **{f"FAKE_SPACES_{name.upper()}": str(value) for name, value in rules.items()},
-            "PYTHONPATH": os.pathsep.join([str(FAKE_SPACES), str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    folder = Path(folder)
+    return {**os.environ, "PDR_CPU_PACE": "1.7", "HF_HUB_CACHE": str(tiny_hub), "HF_HUB_OFFLINE": "1",
+            "PDR_SWEEP_DIR": str(folder / "sweeps"), "GRADIO_TEMP_DIR": str(folder / "gradio"),
+            **zerogpu_service.environment(service, gpu_model=gpu_model or zerogpu_service.RTX_PRO_6000,
+                                          offload_dir=folder / "offload")}
 
 
 def stop_app(server) -> str:
