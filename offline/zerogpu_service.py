@@ -59,6 +59,7 @@ class Rules:
     abort: bool = True  # a call still running past the seconds it asked is aborted: its worker is killed
     abort_grace_s: float = 0.5
     warm_for_s: float = math.inf  # how long a released worker stays idle for its function's next call on its GPU
+    cold_start_s: float = 0.0  # a fresh worker's `/allow` answers this late: the start of a GPU worker on ZeroGPU
     charge: str = "used"
     max_duration_s: float = 600.0  # a longer request is an illegal duration
 
@@ -183,6 +184,7 @@ class ZeroGpuService:
             yield "ping", None
 
     def allow(self, allow_token: str, pid: int) -> int:
+        time.sleep(self.rules.cold_start_s)  # within the call's time, as a GPU worker's start is
         with self._state:
             call = self._by_token.get(allow_token)
             if call is None:
