@@ -211,6 +211,7 @@ class Dispatcher:
     def _on_a_gpu(self, task: GpuFunction, args, kwargs) -> Iterator:
         """In a ZeroGPU worker, asking the start margin of the worker it likely gets and its work. A refusal is
         learned from and raised as `GpuUnavailable`, unless `placement.asks_again` says to ask once more."""
+        gpu_worker.check_crossing((args, kwargs), f"an argument of {task.name}")  # before ZeroGPU schedules a GPU
         work_s = task.gpu_work_s(args, kwargs)
         ask = self.margins.ask(task.name, time.monotonic())  # it takes the idle worker that returned last, if any
         asked_again = False

@@ -75,6 +75,10 @@ def preload_all() -> dict[Key, float]:
             variable = ENV_CPU_COPIES if key[1] else ENV_PRELOAD
             why_not[key] = f" (not in {variable})" if os.environ.get(variable) else ""
     checkpoints.keep_resident_only(why_not, needs_gpu)
+    if zerogpu.ON_ZERO_GPU:
+        zerogpu.compute_only_in_workers([entry.model for (_, on_the_cpu), entry in loaded.items() if not on_the_cpu])
+        log.info("Start-up: ZeroGPU plans for %s (spaces multiplies each duration asked by %g)", zerogpu.gpu_model(),
+                 zerogpu.duration_factor())
     if zerogpu.ON_ZERO_GPU and any(copy for _, copy in loaded):
         zerogpu.cpu_thread()  # its thread takes every core now, before anything else runs in parallel
         devices.cpu_pace()  # and the placement of the first click knows this CPU's pace

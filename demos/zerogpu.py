@@ -84,8 +84,10 @@ _REFUSALS = (
 
 def refusal(error: Exception) -> GpuUnavailable | None:
     """What `spaces` raised, as a `GpuUnavailable`; None for an error that is the caller's (a value that does not
-    pickle, a visitor who left while queued)."""
-    if isinstance(error, pickle.PicklingError) or "closed by visitor" in str(error):
+    pickle or cross, a visitor who left while queued)."""
+    from demos.gpu_worker import CrossingError
+
+    if isinstance(error, (pickle.PicklingError, CrossingError)) or "closed by visitor" in str(error):
         return None
     detail = " ".join(str(part) for part in (getattr(error, "title", ""), getattr(error, "message", error)) if part)
     for marker, why, kind in _REFUSALS:
@@ -162,6 +164,74 @@ def record(run: Run) -> None:
     runs = _runs.get()
     if runs is not None:
         runs.append(run)
+
+
+class ResidentModelError(RuntimeError):
+    """A resident model computed in the Space's process after launch, where ZeroGPU has packed its weights away (on
+    the main thread that raises; in any other thread it computes with zeros, silently): a mistake in the code."""
+
+
+def compute_only_in_workers(models) -> None:
+    """From now on a forward of any module of `models` (the resident ones) outside a ZeroGPU worker raises
+    `ResidentModelError`: after launch the Space's process computes with its CPU copies only."""
+    import weakref
+
+    import torch
+
+    resident = weakref.WeakSet(module for model in models for module in model.modules())
+
+    def refuse(module, _inputs):
+        if module in resident and not _in_a_worker:
+            raise ResidentModelError(
+                f"{type(module).__name__}, of a model resident on ZeroGPU's GPU, ran in the Space's process: ZeroGPU packs "
+                "those weights away at launch, so only a GPU function's worker computes with them. Work on the Space's "
+                "CPU uses the CPU copies (`checkpoints.load` inside a CPU run).")
+
+    torch.nn.modules.module.register_module_forward_pre_hook(refuse)
+
+
+def on_emulated_cuda(tensor) -> bool:
+    """Whether `tensor` is one of ZeroGPU's emulated CUDA tensors in the Space's process: it reports "cpu" outside the
+    main thread, and its data is packed away after launch."""
+    if not ON_ZERO_GPU or _in_a_worker:
+        return False
+    from spaces.zero.torch import patching
+
+    return tensor in patching.cuda_aliases
+
+
+_in_a_worker = False  # set in a ZeroGPU worker (a forked process) when it runs its first GPU function
+
+
+def now_in_a_worker() -> None:
+    """Mark this process as a ZeroGPU worker (`gpu_worker.inside_a_worker` does, in the worker)."""
+    global _in_a_worker
+    _in_a_worker = True
+
+
+def in_a_worker() -> bool:
+    """Whether this process is a ZeroGPU worker: the one place the resident models compute after launch."""
+    return _in_a_worker
+
+
+def duration_factor() -> float | None:
+    """What `spaces` multiplies each requested duration by on this Space's GPU model (its `configs.json`, picked by the
+    model the NVIDIA driver reports: 1.5 on the RTX PRO 6000, 1.0 on the H200): the quota a call asking N s is
+    admitted against is N x this. None off ZeroGPU."""
+    if not ON_ZERO_GPU:
+        return None
+    from spaces.zero import config
+
+    return float(config.get_config()["duration_factor"])
+
+
+def gpu_model() -> str | None:
+    """The GPU model `spaces` plans for (see `duration_factor`); None off ZeroGPU."""
+    if not ON_ZERO_GPU:
+        return None
+    from spaces.zero import config
+
+    return config.get_config()["model"]
 
 
 def use_all_cores() -> None:
