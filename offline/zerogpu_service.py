@@ -348,10 +348,12 @@ def visitor_token(name: str) -> str:
     return f"{part({'alg': 'none'})}.{part({'user': name})}.signature"
 
 
-def environment(service: ZeroGpuService, *, gpu_model: str = RTX_PRO_6000, offload_dir: Path) -> dict[str, str]:
+def environment(service: ZeroGpuService, *, gpu_model: str = RTX_PRO_6000, offload_dir: Path,
+                worker: str = "emulated") -> dict[str, str]:
     """The environment variables of an app that runs as on a ZeroGPU Space, against `service`: `spaces` switched on,
-    pointed at the service, packing to `offload_dir`; its workers' weights moved onto the CPU; the driver reporting
-    `gpu_model` (its duration factor is the client's). Add them to the app's environment; PYTHONPATH is extended."""
+    pointed at the service, packing to `offload_dir`; its workers' weights moved onto the CPU, under the CUDA emulation
+    or not (`worker`: "emulated" or "cpu", see `offline/zerogpu_site`); the driver reporting `gpu_model` (its duration
+    factor is the client's). Add them to the app's environment; PYTHONPATH is extended."""
     return {"SPACES_ZERO_GPU": "true", "SPACES_ZERO_DEVICE_API_URL": service.url, "ZEROGPU_OFFLOAD_DIR": str(offload_dir),
-            "ZEROGPU_IMITATED_GPU": gpu_model,
+            "ZEROGPU_IMITATED_GPU": gpu_model, "ZEROGPU_IMITATED_WORKER": worker,
             "PYTHONPATH": os.pathsep.join(p for p in (str(SITE), os.environ.get("PYTHONPATH", "")) if p)}
