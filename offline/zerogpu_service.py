@@ -45,6 +45,7 @@ SITE = Path(__file__).resolve().parent / "zerogpu_site"  # the worker's move ont
 RTX_PRO_6000 = "NVIDIA RTX PRO 6000 Blackwell Server Edition"  # ZeroGPU's GPUs since 2026-05 (factor 1.5)
 H200 = "NVIDIA H200"  # before (factor 1.0)
 DAY_S = 24 * 3600
+EVENT_GAP_S = 0.05  # between a ping and the next event of a queued call
 
 
 @dataclass(frozen=True)
@@ -167,21 +168,24 @@ class ZeroGpuService:
 
     def wait_for_gpu(self, call: Call):
         """A queued call's server-sent events: a ping a second until a GPU is free (`succeeded`) or the queue's
-        patience is spent (`failed`)."""
+        patience is spent (`failed`). The client parses each chunk it reads as one event: an event that followed a
+        ping at once would arrive in the ping's chunk and be lost, so the answer never comes right after a ping."""
         deadline = time.monotonic() + self.rules.queue_timeout_s
         while True:
             with self._state:
                 if (gpu := self._free_gpu(call)) is not None:
                     yield "succeeded", json.dumps(self._start(call, gpu))
                     return
-                if time.monotonic() >= deadline:
+                if (left := deadline - time.monotonic()) <= 0:
                     self._give_back(call)
                     call.outcome = "queue timeout"
                     self._log(call)
                     yield "failed", None
                     return
-                self._state.wait(timeout=1.0)
+                if self._state.wait(timeout=min(1.0, left)) or time.monotonic() >= deadline:
+                    continue  # a GPU may be free, or the patience spent: answer without a ping before it
             yield "ping", None
+            time.sleep(EVENT_GAP_S)
 
     def allow(self, allow_token: str, pid: int) -> int:
         time.sleep(self.rules.cold_start_s)  # within the call's time, as a GPU worker's start is
@@ -260,8 +264,7 @@ class ZeroGpuService:
                 for gpu in self._gpus:
                     call = gpu.running
                     if call and now - call.started > call.seconds + self.rules.abort_grace_s:
-                        call.outcome = "aborted"
-                        self._by_token.pop(call.allow_token, None)
+                        call.outcome = "aborted"  # its token stays known: a worker that asks `/allow` later is killed
                         if call.pid is not None:
                             _kill(call.pid)
                         self._end(call)

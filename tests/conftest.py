@@ -29,6 +29,10 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 from demos import examples  # noqa: E402  (after the paths above)
 
+# tests/zerogpu runs in a ZeroGPU Space's process of its own (tests/test_zerogpu_dispatcher.py starts it): only there.
+if os.environ.get("SPACES_ZERO_GPU", "").lower() not in ("1", "t", "true"):
+    collect_ignore = ["zerogpu"]
+
 EXAMPLE_IMAGES = examples.images()
 
 
