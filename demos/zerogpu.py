@@ -238,6 +238,9 @@ def use_all_cores() -> None:
     """Torch in this thread uses every core (the ZeroGPU parent keeps one; a GPU worker and the CPU thread all)."""
     import torch
 
+    # torch gives a thread the process's last count at its first torch call; make that call first, or the count set
+    # here is replaced by the parent's one thread at the next.
+    torch.get_num_threads()
     torch.set_num_threads(os.cpu_count() or 1)
 
 

@@ -58,8 +58,6 @@ def test_work_the_cpu_does_quickly_runs_there_in_its_own_thread_and_asks_no_gpu(
     assert [(run.device, run.fallback) for run in runs] == [("cpu", False)]
 
 
-@pytest.mark.xfail(strict=True, reason="the CPU thread's count falls back to the parent's one thread: torch applies the "
-                   "process's last set_num_threads to a thread at its first use of it, after `use_all_cores` set it")
 def test_the_space_cpu_thread_computes_with_every_core():
     import torch
 
