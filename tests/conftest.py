@@ -6,6 +6,7 @@ tiny replicas of every checkpoint there (see `offline/replicas.py`), so `from_pr
 the same code path as in production.
 """
 
+import contextlib
 import os
 import shutil
 import sys
@@ -151,6 +152,9 @@ def artifacts_dir() -> Path:
     return folder
 
 
+RTX_PRO_6000_FACTOR = 1.5  # what the `spaces` client multiplies a duration by on zerogpu_env's default GPU
+
+
 def zerogpu_env(tiny_hub, service, folder: Path, *, gpu_model: str | None = None) -> dict:
     """The environment of `python app.py` as on a ZeroGPU Space, on this CPU: the real `spaces` package, talking to
     `service` (Hugging Face's side, imitated: `offline.zerogpu_service`), every model resident on "cuda" under its
@@ -158,20 +162,30 @@ def zerogpu_env(tiny_hub, service, folder: Path, *, gpu_model: str | None = None
     replicas offline. The driver reports `gpu_model` (default: ZeroGPU's RTX PRO 6000, duration factor 1.5). The
     Space's CPU has a fixed pace, whatever this machine's, so that where an action runs does not depend on the machine
     the tests run on: fp32 on the estimates' CPU (1.7x its bf16 time). Its sweeps are kept in `folder`: none from
-    another app of this run answers for it."""
+    another app of this run answers for it. OpenMP's threads sleep while they wait: the Space's CPU thread and its
+    workers each use every core of a machine that other processes share, and spinning threads there make every
+    operation tens of times slower."""
     from offline import zerogpu_service
 
     folder = Path(folder)
     return {**os.environ, "PDR_CPU_PACE": "1.7", "HF_HUB_CACHE": str(tiny_hub), "HF_HUB_OFFLINE": "1",
             "PDR_SWEEP_DIR": str(folder / "sweeps"), "GRADIO_TEMP_DIR": str(folder / "gradio"),
+            "OMP_WAIT_POLICY": "PASSIVE",
             **zerogpu_service.environment(service, gpu_model=gpu_model or zerogpu_service.RTX_PRO_6000,
                                           offload_dir=folder / "offload")}
 
 
 def stop_app(server) -> str:
-    """End an app started by `start_app`; its output."""
+    """End an app started by `start_app`, and the processes it started (a ZeroGPU app's workers would outlive it and
+    hold its output open); its output."""
     import subprocess
 
+    import psutil
+
+    with contextlib.suppress(psutil.NoSuchProcess):
+        for child in psutil.Process(server.pid).children(recursive=True):
+            with contextlib.suppress(psutil.NoSuchProcess):
+                child.kill()
     server.terminate()
     try:
         output, _ = server.communicate(timeout=30)
