@@ -338,7 +338,8 @@ def _alive(pid: int) -> bool:
 
 
 def _kill(pid: int | None) -> None:
-    if pid is not None:
+    """End a worker, unless it is gone already (a pid that ended may be another process's before long)."""
+    if pid is not None and _alive(pid):
         with contextlib.suppress(OSError):
             os.kill(pid, signal.SIGKILL)
 
