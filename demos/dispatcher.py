@@ -228,7 +228,7 @@ class Dispatcher:
                 raise
             except Exception as error:
                 ended = False
-                refusal = self._refused(task.name, error, ask, started)
+                refusal = self._refused(task.name, error, ask, started, asked)
                 would_ask = self.requested_seconds(task.name, work_s)
                 if not placement.asks_again(kind=refusal.kind, streams=task.streams, asked_again_before=asked_again,
                                             asked_s=asked, would_ask_s=would_ask):
@@ -251,12 +251,16 @@ class Dispatcher:
                  name, asked, "warm" if ask.warm else "fresh", time.monotonic() - started, work_s, overhead,
                  "warm" if warm else "cold", self.margins.describe(name))
 
-    def _refused(self, name: str, error: Exception, ask: Ask, started: float) -> GpuUnavailable:
+    def _refused(self, name: str, error: Exception, ask: Ask, started: float, asked: int) -> GpuUnavailable:
         """ZeroGPU's error as a `GpuUnavailable`: learned from, remembered for the back-off, logged. An error that is
         the caller's (`zerogpu.refusal` says None) is raised as it is."""
         refusal = zerogpu.refusal(error)
         if refusal is None:
             raise error
+        if refusal.kind == "aborted" and time.monotonic() - started < asked * (zerogpu.duration_factor() or 1.0):
+            # `spaces` says "GPU task aborted" for a worker that died too (`spaces/zero/wrappers.py`, its result queue
+            # closed): one that stopped before its time ran out was not cut off, and asking more would not help.
+            refusal = GpuUnavailable("the GPU worker stopped", refusal.detail, "failed")
         if refusal.kind == "aborted":
             self.margins.aborted(name, ask)
         else:

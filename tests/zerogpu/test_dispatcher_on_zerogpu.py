@@ -131,6 +131,18 @@ def test_a_failed_gpu_call_hides_its_error_and_asks_for_the_cpu(service):
     assert [r["outcome"] for r in service.records()] == ["failed"]
 
 
+def test_a_worker_that_dies_is_a_failure_not_an_abort_and_is_not_asked_again(service):
+    @gpu_task(gpu_seconds=0.1, cpu_seconds=SLOW_ON_CPU)
+    def die():
+        os._exit(1)  # `spaces` tells this caller "GPU task aborted", as for a call cut off at its time
+
+    with pytest.raises(zerogpu.GpuUnavailable) as caught:
+        die()
+    assert (caught.value.kind, caught.value.why) == ("failed", "the GPU worker stopped"), caught.value
+    assert "GPU task aborted" in caught.value.detail
+    assert [r["outcome"] for r in service.records()] == ["failed"]  # one call: no second ask with a larger margin
+
+
 def test_a_quota_refusal_is_remembered_for_visitors_who_are_not_signed_in(zerogpu_service):
     service = zerogpu_service(quota_s=5)  # less than a cold start's request x 1.5
 
