@@ -24,11 +24,7 @@ from dataclasses import dataclass
 from demos import zerogpu
 from demos.errors import UserError
 from demos.streams import as_stream
-
-
-class CrossingError(TypeError):
-    """A GPU function's argument or answer holds a tensor that cannot cross the worker boundary: a mistake in the
-    code, not the visitor's (the dispatcher raises it as it is, never as a refusal to run again on the CPU)."""
+from demos.zerogpu import CrossingError
 
 
 def check_crossing(value, where: str) -> None:

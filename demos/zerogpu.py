@@ -85,8 +85,6 @@ _REFUSALS = (
 def refusal(error: Exception) -> GpuUnavailable | None:
     """What `spaces` raised, as a `GpuUnavailable`; None for an error that is the caller's (a value that does not
     pickle or cross, a visitor who left while queued)."""
-    from demos.gpu_worker import CrossingError
-
     if isinstance(error, (pickle.PicklingError, CrossingError)) or "closed by visitor" in str(error):
         return None
     detail = " ".join(str(part) for part in (getattr(error, "title", ""), getattr(error, "message", error)) if part)
@@ -164,6 +162,12 @@ def record(run: Run) -> None:
     runs = _runs.get()
     if runs is not None:
         runs.append(run)
+
+
+class CrossingError(TypeError):
+    """A GPU function's argument or answer holds a tensor that cannot cross the worker boundary
+    (`gpu_worker.check_crossing`): a mistake in the code, not the visitor's, raised as it is, never taken for a
+    refusal that sends the action to the CPU."""
 
 
 class ResidentModelError(RuntimeError):
