@@ -1,43 +1,59 @@
 """A class on the free ZeroGPU Space, through the running app: how many of its actions are answered, how soon, and
 what GPU quota they spend.
 
-    python -m bench.bench_classroom                        # both scenes
+    python -m bench.bench_classroom                        # lesson, lesson-used, hall, burst
     python -m bench.bench_classroom --scenes lesson --learners 10
+    python -m bench.bench_classroom --scenes burst --repeat 20   # the same scene 20 times, each in a fresh app
     python -m bench.bench_classroom --baseline ../other    # the same scenes, and another checkout's app.py beside it
     python -m bench.bench_classroom --scenes cpu-fallback  # full-size replicas, no quota: each action on the CPU
     python -m bench.bench_classroom --scenes lesson --cold-start-s 12 --warm-for-s 20 --baseline-commit REV
                                                            # slow fresh workers, kept 20 s; REV's app beside this one
 
-Starts `python app.py` as on a ZeroGPU Space, with the fake `spaces` of tests/fake_spaces imitating ZeroGPU's rules:
-the visitors without a token (every learner on a course site) share one quota; a call is admitted only when the
-quota left covers what it asks x 1.5 (the RTX PRO 6000 factor); a call that runs past its duration is aborted.
-Learners are gradio_client sessions without a ZeroGPU token, calling the named endpoints as the pages do:
+Starts `python app.py` as on a ZeroGPU Space: the real `spaces` package, every model resident on "cuda" under its
+emulation and packed at launch, each GPU call in a worker process the package forks and reuses. Only Hugging Face's
+side is imitated: a device service (`offline.zerogpu_service`) in this process, one per app, whose rules are
+ZeroGPU's: the visitors without a token (every learner on a course site) share one quota; a call is admitted only
+when the quota left covers what it asks x 1.5 (the client's factor on the RTX PRO 6000); a call still running past
+that is aborted (its worker killed); a fresh worker starts `--cold-start-s` late and an idle one is kept
+`--warm-for-s`. A worker's weights are read back onto this CPU (`offline/zerogpu_site`), so the models report
+"cuda" and compute here. Learners are gradio_client sessions without a ZeroGPU token, calling the named endpoints as
+the pages do:
 
 - lesson: LEARNERS work through the four concepts (each page's example, then where their own gesture ends and a
-  question of their own: 8 actions), starting within 30 s of each other, on one anonymous day's quota (120 s); once
-  charged what each call asks, once charged what it held the GPU;
+  question of their own: 8 actions), starting within 30 s of each other, on one anonymous day's quota (120 s);
+  charged what each call asks (lesson) or what it held the GPU (lesson-used);
 - lecture hall: HALL learners click once each within one minute, spread over the four concepts, half of them
   sending the page's example, on a fresh quota; burst: the same clicks all at once ("now click!");
 - cpu-fallback (not by default): full-size replicas and no quota at all, one learner's lesson: what each action
   takes when it runs on the Space's CPU, from the click, and what the CPU copies cost at start-up.
 
-Per scene it prints: actions answered of those sent, errors by message ("Queue is full", ZeroGPU's refusals),
-actions answered on the Space's CPU after a refusal, answers from the shared result cache, GPU calls admitted and
-refused, those aborted for running past what they asked (in the first and the second half of the GPU calls, in the
-order they ended), the calls that got a fresh worker, the quota they were charged, the seconds from the click to
-the answer (median, 95th percentile, slowest), and per GPU function the durations its calls asked (before the 1.5
-factor) with the longest it held a GPU.
+Per scene it prints one line of JSON: actions answered of those sent, errors by message ("Queue is full", ZeroGPU's
+refusals), actions answered on the Space's CPU after a refusal, answers from the shared result cache; from the
+service, GPU calls admitted and refused, those aborted for running past what they asked (in the first and the
+second half of the GPU calls, in the order they were scheduled), the calls that got a fresh worker, the quota they
+were charged and the longest any call held a GPU; the seconds from the click to the answer (median, 95th percentile,
+slowest, and per endpoint); and per GPU function, from the app's own account of each action (`ran_on`), the
+durations its calls asked (before the 1.5 factor) and the longest one took. The service knows a call only by its
+task id (the decorated function's `id()` in the app), so what a call held and was charged is not given per function.
+The app's output and the service's log of GPU calls (`gpu-requests.jsonl`) stay in the scene's work folder, named on
+stderr.
 
-Tiny random-weight replicas: the models take milliseconds here, so these figures measure how the Space handles a
-class (queue, caches, quota, fallbacks), not the models; the Space's CPU is given the tests' fixed pace
-(`PDR_CPU_PACE=1.7`), so actions are placed as on a CPU without native bf16. What each action takes on a CPU or
-a GPU is in bench_app and bench_gpu; docs/deploy.md turns both into what a class can expect.
+Tiny random-weight replicas, yet a GPU call's work takes seconds here where a GPU takes hundredths: its worker
+computes on this machine's CPU beside the Space's process and the other workers, so calls run past what they asked
+(and are aborted) far more often than on ZeroGPU. These figures measure how the Space handles a class (workers,
+queue, shared results, quota, fallbacks) on this machine, not ZeroGPU's speed. The Space's CPU is given the tests'
+fixed pace (`PDR_CPU_PACE=1.7`), so actions are placed as on a CPU without native bf16. What each action takes on
+a CPU or a GPU is in bench_app and bench_gpu; docs/deploy.md turns both into what a class can expect.
+
+A baseline (`--baseline`, `--baseline-commit`) runs on the same harness, with a service of its own: its app must run
+under the real `spaces` package.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import random
 import statistics
@@ -46,10 +62,12 @@ import sys
 import tempfile
 import threading
 import time
+import traceback
 from collections import Counter
 from pathlib import Path
 
 from bench import common
+from offline.zerogpu_service import Rules, ZeroGpuService, environment
 
 ANONYMOUS_DAY_S = 120  # a visitor without an account gets 2 minutes of ZeroGPU a day; tokenless ones share it
 LEARNERS, HALL = 30, 60
@@ -89,27 +107,32 @@ def one_click(learner: int) -> tuple[str, tuple]:
 
 
 class App:
-    """`python app.py` from `folder`, as on ZeroGPU with the fake `spaces`, logging every GPU request."""
+    """`python app.py` from `folder` as on a ZeroGPU Space, against a device service of its own in this process that
+    keeps `rules` and records every GPU call."""
 
-    def __init__(self, folder: Path, rules: dict, work: Path, hf_cache: Path | None = None, cpu_pace: str = "1.7"):
+    def __init__(self, folder: Path, rules: Rules, work: Path, hf_cache: Path | None = None, cpu_pace: str = "1.7"):
         from bench.bench_app import _free_port
 
-        self.requests = work / "gpu-requests.jsonl"
         self.output = work / "app.log"
+        self.service = ZeroGpuService(rules, log_path=work / "gpu-requests.jsonl").__enter__()
         self.port = _free_port()
-        env = {**os.environ, "SPACES_ZERO_GPU": "1", "PDR_DEVICE": "cpu", "HF_HUB_CACHE": str(hf_cache or tiny_replicas()),
-               "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False", "FAKE_SPACES_LOG": str(self.requests),
+        env = {**os.environ, "HF_HUB_CACHE": str(hf_cache or tiny_replicas()), "HF_HUB_OFFLINE": "1",
+               "GRADIO_ANALYTICS_ENABLED": "False",
                "GRADIO_TEMP_DIR": str(work / "gradio"),  # its own: another app's sweep of /tmp/gradio spares its files
                "PDR_SWEEP_DIR": str(work / "sweeps"),  # none kept from an earlier run: each run computes its own
-               "PYTHONPATH": os.pathsep.join([str(common.ROOT / "tests" / "fake_spaces"), str(folder)]),
-               **{f"FAKE_SPACES_{name.upper()}": str(value) for name, value in rules.items()}}
+               **environment(self.service, offload_dir=work / "offload")}
+        env.pop("PDR_DEVICE", None)  # the models are resident on "cuda", as on the Space
         if cpu_pace:  # where actions run, as the tests decide it (tiny replicas take no real CPU time to measure)
             env["PDR_CPU_PACE"] = cpu_pace
         self.log = open(self.output, "w")  # noqa: SIM115 (closed in stop)
         self.server = subprocess.Popen([sys.executable, "app.py", "--port", str(self.port)], cwd=folder, env=env,
                                        stdout=self.log, stderr=subprocess.STDOUT)
         self.url = f"http://127.0.0.1:{self.port}/"
-        self._wait_until_up()
+        try:
+            self._wait_until_up()
+        except BaseException:
+            self.stop()
+            raise
 
     def _wait_until_up(self, timeout_s: float = 300) -> None:
         from gradio_client import Client
@@ -125,15 +148,14 @@ class App:
                 time.sleep(1)
         raise RuntimeError("app.py did not come up")
 
-    def gpu_requests(self) -> list[dict]:
-        return [json.loads(line) for line in self.requests.read_text().splitlines()] if self.requests.exists() else []
-
     def stop(self) -> None:
         self.server.terminate()
         try:
             self.server.wait(timeout=30)
         except subprocess.TimeoutExpired:
             self.server.kill()
+            self.server.wait()
+        self.service.__exit__(None, None, None)  # and the workers the app left behind
         self.log.close()
 
 
@@ -156,7 +178,10 @@ def run_learners(url: str, plans: list[tuple[float, list[tuple[str, tuple]]]]) -
 
     records: list[dict] = []
     lock = threading.Lock()
-    clients = [Client(url, verbose=False) for _ in plans]  # the learners' pages, opened one after another
+    # The learners' pages, opened one after another, as patient as a browser: gradio_client's requests otherwise give
+    # up after httpx's 5 s, and the first event of a new session builds its session state in the app's event loop
+    # (a page does it when it opens), so a class of new sessions clicking at once waits there longer than that.
+    clients = [Client(url, verbose=False, httpx_kwargs={"timeout": CALL_TIMEOUT_S}) for _ in plans]
 
     def learner(client, delay: float, actions) -> None:
         time.sleep(delay)
@@ -166,7 +191,7 @@ def run_learners(url: str, plans: list[tuple[float, list[tuple[str, tuple]]]]) -
                 outputs = client.submit(*args, api_name=endpoint).result(timeout=CALL_TIMEOUT_S)
                 record = {"endpoint": endpoint, "seconds": time.perf_counter() - start, "outputs": outputs}
             except Exception as error:  # noqa: BLE001 - every failure is a figure here
-                record = {"endpoint": endpoint, "seconds": time.perf_counter() - start, "error": str(error)[:160]}
+                record = {"endpoint": endpoint, "seconds": time.perf_counter() - start, "error": _described(error)}
             with lock:
                 records.append(record)
 
@@ -178,24 +203,28 @@ def run_learners(url: str, plans: list[tuple[float, list[tuple[str, tuple]]]]) -
     return records
 
 
-def summary(records: list[dict], requests: list[dict]) -> dict:
+def summary(records: list[dict], calls: list[dict]) -> dict:
+    """The figures of a scene: `records` the learners' actions, `calls` the service's record of each GPU call."""
     answered = [r for r in records if "outputs" in r]
     numbers = [r["outputs"][-1] for r in answered if isinstance(r["outputs"][-1], dict)]
     seconds = sorted(r["seconds"] for r in answered)
-    admitted = [r for r in requests if r.get("outcome") != "refused"]
+    admitted = [c for c in calls if c["outcome"] != "refused"]
     return {
         "answered": len(answered), "sent": len(records),
         "errors": dict(Counter(_error_kind(r["error"]) for r in records if "error" in r)),
         "on_cpu_after_refusal": sum(any(run["fallback"] for run in n.get("ran_on", [])) for n in numbers),
         "from_result_cache": sum(bool(n.get("from_result_cache")) for n in numbers),
-        "gpu_calls": len(admitted), "gpu_refused": len(requests) - len(admitted),
-        "gpu_aborted": [sum(r.get("outcome") == "aborted" for r in half) for half in _halves(admitted)],
-        "fresh_workers": sum(bool(r.get("fresh_worker")) for r in admitted),
-        "quota_charged_s": round(sum(r.get("charged", 0.0) for r in requests), 1),
-        # per GPU function: the seconds each call asked (before ZeroGPU's 1.5 factor) -> calls, and the most it held
-        "asks": {function: {"asked_s": dict(sorted(Counter(r["seconds"] for r in calls).items())),
-                            "held_max_s": max(r.get("held", 0.0) for r in calls)}
-                 for function, calls in _by_function(requests).items()},
+        "gpu_calls": len(admitted), "gpu_refused": len(calls) - len(admitted),
+        "gpu_aborted": [sum(c["outcome"] == "aborted" for c in half) for half in _halves(admitted)],
+        "gpu_queue_timeouts": sum(c["outcome"] == "queue timeout" for c in admitted),
+        "fresh_workers": sum(c["fresh_worker"] for c in admitted if c["outcome"] != "queue timeout"),
+        "quota_charged_s": round(sum(c["charged"] for c in calls), 1),
+        "held_max_s": round(max((c["held"] for c in admitted), default=0.0), 2),
+        # per GPU function, as the app accounts for its actions: the seconds each call asked (before the client's
+        # 1.5 factor) -> calls, and the longest a call took from the app's side
+        "asks": {function: {"asked_s": dict(sorted(Counter(run["asked"] for run in runs).items())),
+                            "took_max_s": round(max(run["seconds"] for run in runs), 2)}
+                 for function, runs in _gpu_runs_by_function(numbers).items()},
         "seconds_median": round(statistics.median(seconds), 2) if seconds else None,
         "seconds_p95": round(seconds[int(0.95 * (len(seconds) - 1))], 2) if seconds else None,
         "seconds_max": round(seconds[-1], 2) if seconds else None,
@@ -220,18 +249,27 @@ def _halves(calls: list[dict]) -> tuple[list[dict], list[dict]]:
     return calls[:len(calls) // 2], calls[len(calls) // 2:]
 
 
-def _by_function(requests: list[dict]) -> dict[str, list[dict]]:
-    calls: dict[str, list[dict]] = {}
-    for request in requests:
-        calls.setdefault(request["function"], []).append(request)
-    return calls
+def _gpu_runs_by_function(numbers: list[dict]) -> dict[str, list[dict]]:
+    """The app's account of its GPU runs (`ran_on`, device "gpu"), by function. An answer from the shared result
+    cache repeats the runs of the action that computed it: those count once."""
+    runs: dict[str, list[dict]] = {}
+    for run in (run for n in numbers if not n.get("from_result_cache") for run in n.get("ran_on", [])):
+        if run["device"] == "gpu":
+            runs.setdefault(run["function"], []).append(run)
+    return runs
+
+
+def _described(error: Exception) -> str:
+    """The error's class and message, and the gradio_client step that raised it (an upload, the join, the stream)."""
+    steps = [frame.name for frame in traceback.extract_tb(error.__traceback__) if "gradio_client" in frame.filename]
+    return f"{type(error).__name__}: {error}" + (f" (gradio_client's {steps[-1]})" if steps else "")
 
 
 def _error_kind(message: str) -> str:
     for kind in ("Queue is full", "GPU limit", "quota", "No GPU", "aborted"):
         if kind.lower() in message.lower():
             return kind
-    return message[:60]
+    return message[:100]
 
 
 def cpu_fallback(folder: Path) -> dict:
@@ -242,7 +280,7 @@ def cpu_fallback(folder: Path) -> dict:
     cache = common.use_full_size_replicas([name for name, ckpt in checkpoints.REGISTRY.items() if ckpt.hub_id])
     work = Path(tempfile.mkdtemp(prefix="pdr-classroom-fallback-"))
     started = time.perf_counter()
-    app = App(folder, {"quota_s": 0}, work, hf_cache=cache, cpu_pace="")  # this CPU's own pace, measured
+    app = App(folder, Rules(quota_s=0), work, hf_cache=cache, cpu_pace="")  # this CPU's own pace, measured
     up_s = time.perf_counter() - started
     try:
         records = run_learners(app.url, [(0.0, lesson(0))])
@@ -258,27 +296,32 @@ def cpu_fallback(folder: Path) -> dict:
 
 
 def scene(name: str, folder: Path, learners: int, hall: int, workers: dict, quota_s: float) -> dict:
-    """Run one scene against the app in `folder`, its GPU workers starting and kept as `workers` says (the fake's
-    cold_start_s and warm_for_s), on a quota of `quota_s`; returns its summary."""
+    """Run one scene against a fresh app from `folder`, its GPU workers starting and kept as `workers` says (the
+    service's cold_start_s and warm_for_s), on a quota of `quota_s`; returns its summary, with the seconds the app
+    took to come up and the scene's own."""
     work = Path(tempfile.mkdtemp(prefix=f"pdr-classroom-{name}-"))
+    print(f"{name}: the app's output and its GPU calls in {work}", file=sys.stderr, flush=True)
     rng = random.Random(0)
     if name.startswith("lesson"):
-        rules = {"quota_s": quota_s, "abort": 1, "charge": "requested" if name == "lesson" else "used", **workers}
+        charge = "requested" if name == "lesson" else "used"
         plans = [(rng.uniform(0, 30), lesson(i)) for i in range(learners)]
     else:
-        rules = {"quota_s": quota_s, "abort": 1, "charge": "used", **workers}
+        charge = "used"
         spread = 60 if name == "hall" else 0
         plans = [(rng.uniform(0, spread), [one_click(i)]) for i in range(hall)]
-    app = App(folder, rules, work)
+    started = time.perf_counter()
+    app = App(folder, Rules(quota_s=quota_s, abort=True, charge=charge, **workers), work)
+    up_s = time.perf_counter() - started
     try:
         records = run_learners(app.url, plans)
-        return summary(records, app.gpu_requests())
+        return {**summary(records, app.service.records()), "up_s": round(up_s, 1),
+                "wall_s": round(time.perf_counter() - started - up_s, 1)}
     finally:
         app.stop()
 
 
 def _checkout(commit: str) -> Path:
-    """The files of `commit` in a temporary folder (its app runs there, with this checkout's fake `spaces`)."""
+    """The files of `commit` in a temporary folder (its app runs there, against this checkout's imitated service)."""
     folder = Path(tempfile.mkdtemp(prefix="pdr-classroom-baseline-"))
     archive = subprocess.run(["git", "archive", commit], cwd=common.ROOT, check=True, capture_output=True).stdout
     subprocess.run(["tar", "-x", "-C", str(folder)], input=archive, check=True)
@@ -296,17 +339,21 @@ def main() -> None:
     parser.add_argument("--quota-s", type=float, default=ANONYMOUS_DAY_S, help="the quota visitors without a token "
                         "share (default: one anonymous day)")
     parser.add_argument("--cold-start-s", type=float, default=0.0, help="a fresh GPU worker's start (default 0)")
-    parser.add_argument("--warm-for-s", type=float, default=None, help="how long an idle worker is kept (default: always)")
+    parser.add_argument("--warm-for-s", type=float, default=math.inf, help="how long an idle worker is kept (default: "
+                        "always)")
+    parser.add_argument("--repeat", type=int, default=1, help="run each scene this many times, each in a fresh app")
     args = parser.parse_args()
     sys.path.insert(0, str(common.ROOT))
     baseline = args.baseline.resolve() if args.baseline else (_checkout(args.baseline_commit) if args.baseline_commit else None)
     apps = {"this app": common.ROOT, **({"baseline": baseline} if baseline else {})}
-    workers = {"cold_start_s": args.cold_start_s, **({"warm_for_s": args.warm_for_s} if args.warm_for_s else {})}
+    workers = {"cold_start_s": args.cold_start_s, "warm_for_s": args.warm_for_s}
     for name in args.scenes:
-        for label, folder in apps.items():
-            result = (cpu_fallback(folder) if name == "cpu-fallback" else
-                      scene(name, folder, args.learners, args.hall, workers, args.quota_s))
-            print(f"{name:12} {label:9} {json.dumps(result)}", flush=True)
+        for run in range(1, args.repeat + 1):
+            for label, folder in apps.items():
+                result = (cpu_fallback(folder) if name == "cpu-fallback" else
+                          scene(name, folder, args.learners, args.hall, workers, args.quota_s))
+                number = f" {run}/{args.repeat}" if args.repeat > 1 else ""
+                print(f"{name + number:12} {label:9} {json.dumps(result)}", flush=True)
 
 
 if __name__ == "__main__":
