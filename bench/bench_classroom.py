@@ -15,9 +15,9 @@ side is imitated: a device service (`offline.zerogpu_service`) in this process, 
 ZeroGPU's: the visitors without a token (every learner on a course site) share one quota; a call is admitted only
 when the quota left covers what it asks x 1.5 (the client's factor on the RTX PRO 6000); a call still running past
 that is aborted (its worker killed); a fresh worker starts `--cold-start-s` late and an idle one is kept
-`--warm-for-s`. A worker's weights are read back onto this CPU (`offline/zerogpu_site`), so the models report
-"cuda" and compute here. Learners are gradio_client sessions without a ZeroGPU token, calling the named endpoints as
-the pages do:
+`--warm-for-s`. A worker's weights are read back onto this CPU (`offline/zerogpu_site`), and it computes there
+without the CUDA emulation (`ZEROGPU_IMITATED_WORKER=cpu`: the emulation would multiply a tiny model's cost by ~15).
+Learners are gradio_client sessions without a ZeroGPU token, calling the named endpoints as the pages do:
 
 - lesson: LEARNERS work through the four concepts (each page's example, then where their own gesture ends and a
   question of their own: 8 actions), starting within 30 s of each other, on one anonymous day's quota (120 s);
@@ -120,7 +120,9 @@ class App:
                "GRADIO_ANALYTICS_ENABLED": "False",
                "GRADIO_TEMP_DIR": str(work / "gradio"),  # its own: another app's sweep of /tmp/gradio spares its files
                "PDR_SWEEP_DIR": str(work / "sweeps"),  # none kept from an earlier run: each run computes its own
-               **environment(self.service, offload_dir=work / "offload")}
+               "OMP_WAIT_POLICY": "PASSIVE",  # the Space's and the workers' OpenMP threads sleep, not spin, on 2 cores
+               # plain CPU workers: the CUDA emulation would cost every torch call in a worker its Python detour
+               **environment(self.service, offload_dir=work / "offload", worker="cpu")}
         env.pop("PDR_DEVICE", None)  # the models are resident on "cuda", as on the Space
         if cpu_pace:  # where actions run, as the tests decide it (tiny replicas take no real CPU time to measure)
             env["PDR_CPU_PACE"] = cpu_pace
