@@ -61,8 +61,7 @@ def test_identical_results_requested_at_once_all_arrive_whole(running_app):
                 Client(running_app.local_url, verbose=False).predict(*args, api_name="/mae_reconstruct")[:5]]
     failures, downloads = [], []
 
-    def learner():
-        client = Client(running_app.local_url, verbose=False)
+    def learner(client):
         for _ in range(3):
             try:
                 outputs = client.predict(*args, api_name="/mae_reconstruct")
@@ -70,7 +69,10 @@ def test_identical_results_requested_at_once_all_arrive_whole(running_app):
             except Exception as error:  # noqa: BLE001 - a cut download is what this test counts
                 failures.append(error)
 
-    threads = [threading.Thread(target=learner) for _ in range(10)]
+    # The pages open one after another, as a class's load (ten config fetches at once can outlast gradio_client's 5 s
+    # on a loaded 2-core machine, ending a learner before its first request); then the requests come at once.
+    clients = [Client(running_app.local_url, verbose=False) for _ in range(10)]
+    threads = [threading.Thread(target=learner, args=(client,)) for client in clients]
     for thread in threads:
         thread.start()
     for thread in threads:
