@@ -26,9 +26,11 @@ lock (`DISPATCHER`, one per process; `reset()` between tests).
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import inspect
 import logging
 import math
+import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -71,6 +73,49 @@ class GpuFunction:
     def cpu_work_s(self, args, kwargs) -> float:
         """Its work on this CPU, in the dtype its models run in here."""
         return devices.on_this_cpu(_estimate(self.cpu_seconds, args, kwargs))
+
+
+# ZeroGPU queues a call at most 60 s and kills a worker past the duration it asked (x the GPU model's factor, at most
+# 1.5): an answer that has not come by then never will.
+_PLATFORM_PATIENCE_S = 60 + 10
+
+
+def _awaited(call: Callable[[], Iterator], patience_s: float) -> Iterator:
+    """The answers of a ZeroGPU call (`call()`, a stream), each awaited at most `patience_s`, else "GPU task aborted".
+    `spaces` can wait for ever on a worker killed mid-answer (the torn message in its result pipe, or an answer that
+    can no longer be unpickled, whose error its stream reader loses): the call is made in a thread of its own, left
+    behind then."""
+    handoff: queue.Queue = queue.Queue()
+    stop = threading.Event()
+
+    def pull():
+        try:
+            items = call()
+            for item in items:
+                handoff.put((True, item))
+                if stop.is_set():
+                    getattr(items, "close", lambda: None)()
+                    return
+            handoff.put((False, None))
+        except BaseException as error:  # noqa: BLE001 - handed to the caller
+            handoff.put((False, error))
+
+    threading.Thread(target=contextvars.copy_context().run, args=(pull,), daemon=True,
+                     name="pdr-gpu-call").start()
+    try:
+        while True:
+            try:
+                more, value = handoff.get(timeout=patience_s)
+            except queue.Empty:
+                raise GpuUnavailable("the GPU call ran out of its time", "GPU task aborted (no answer came)",
+                                     "aborted") from None
+            if not more:
+                if value is not None:
+                    raise value
+                return
+            yield value
+    finally:
+        stop.set()
 
 
 class Dispatcher:
@@ -220,7 +265,8 @@ class Dispatcher:
             _asked_now.set(asked)
             ended = True  # unless ZeroGPU refused or aborted the call: its worker is then gone
             try:
-                for answer in as_stream(task.on_gpu, args, kwargs, streams=task.streams):
+                for answer in _awaited(lambda: as_stream(task.on_gpu, args, kwargs, streams=task.streams),
+                                       _PLATFORM_PATIENCE_S + asked * 1.5):
                     if isinstance(answer, gpu_worker.Timed):
                         self._arrived(task.name, answer.work_s, ask, started, asked)
                     yield gpu_worker.value_of(answer)
