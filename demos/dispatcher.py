@@ -75,8 +75,8 @@ class GpuFunction:
         return devices.on_this_cpu(_estimate(self.cpu_seconds, args, kwargs))
 
 
-# ZeroGPU queues a call at most 60 s and kills a worker past the duration it asked (x the GPU model's factor, at most
-# 1.5): an answer that has not come by then never will.
+# ZeroGPU queues a call at most 60 s and kills a worker past the duration it received (what it asked x the GPU
+# model's factor): an answer that has not come 10 s after both never will.
 _PLATFORM_PATIENCE_S = 60 + 10
 
 
@@ -266,7 +266,7 @@ class Dispatcher:
             ended = True  # unless ZeroGPU refused or aborted the call: its worker is then gone
             try:
                 for answer in _awaited(lambda: as_stream(task.on_gpu, args, kwargs, streams=task.streams),
-                                       _PLATFORM_PATIENCE_S + asked * 1.5):
+                                       _PLATFORM_PATIENCE_S + asked * (zerogpu.duration_factor() or 1.0)):
                     if isinstance(answer, gpu_worker.Timed):
                         self._arrived(task.name, answer.work_s, ask, started, asked)
                     yield gpu_worker.value_of(answer)
