@@ -35,8 +35,8 @@ were charged and the longest any call held a GPU; the seconds from the click to 
 slowest, and per endpoint); and per GPU function, from the app's own account of each action (`ran_on`), the
 durations its calls asked (before the 1.5 factor) and the longest one took. The service knows a call only by its
 task id (the decorated function's `id()` in the app), so what a call held and was charged is not given per function.
-The app's output and the service's log of GPU calls (`gpu-requests.jsonl`) stay in the scene's work folder, named on
-stderr.
+The app's output, the service's log of GPU calls (`gpu-requests.jsonl`) and each action's figures (`actions.jsonl`) stay
+in the scene's work folder, named on stderr.
 
 Tiny random-weight replicas, yet a GPU call's work takes seconds here where a GPU takes hundredths: its worker
 computes on this machine's CPU beside the Space's process and the other workers, so calls run past what they asked
@@ -185,19 +185,22 @@ def run_learners(url: str, plans: list[tuple[float, list[tuple[str, tuple]]]]) -
     # (a page does it when it opens), so a class of new sessions clicking at once waits there longer than that.
     clients = [Client(url, verbose=False, httpx_kwargs={"timeout": CALL_TIMEOUT_S}) for _ in plans]
 
-    def learner(client, delay: float, actions) -> None:
+    def learner(index: int, client, delay: float, actions) -> None:
         time.sleep(delay)
         for endpoint, args in actions:
             start = time.perf_counter()
+            record = {"learner": index, "endpoint": endpoint, "at": start - began}
             try:
                 outputs = client.submit(*args, api_name=endpoint).result(timeout=CALL_TIMEOUT_S)
-                record = {"endpoint": endpoint, "seconds": time.perf_counter() - start, "outputs": outputs}
+                record.update(seconds=time.perf_counter() - start, outputs=outputs)
             except Exception as error:  # noqa: BLE001 - every failure is a figure here
-                record = {"endpoint": endpoint, "seconds": time.perf_counter() - start, "error": _described(error)}
+                record.update(seconds=time.perf_counter() - start, error=_described(error))
             with lock:
                 records.append(record)
 
-    threads = [threading.Thread(target=learner, args=(client, *plan)) for client, plan in zip(clients, plans, strict=True)]
+    began = time.perf_counter()
+    threads = [threading.Thread(target=learner, args=(index, client, *plan))
+               for index, (client, plan) in enumerate(zip(clients, plans, strict=True))]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -235,6 +238,24 @@ def summary(records: list[dict], calls: list[dict]) -> dict:
     }
 
 
+def write_actions(records: list[dict], path: Path) -> None:
+    """One line per action, in the order they started: learner, endpoint, when it started (seconds from the first
+    learner's start), seconds to its answer, and from the app's numbers where its GPU functions ran and whether a
+    shared result answered it (or the error)."""
+    with path.open("w") as out:
+        for record in sorted(records, key=lambda r: r["at"]):
+            line = {name: record[name] for name in ("learner", "endpoint")}
+            line.update(at=round(record["at"], 2), seconds=round(record["seconds"], 2))
+            numbers = record["outputs"][-1] if "outputs" in record else None
+            if isinstance(numbers, dict):
+                line.update(from_result_cache=bool(numbers.get("from_result_cache")),
+                            ran_on=[{name: run[name] for name in ("function", "device", "fallback") if name in run}
+                                    for run in numbers.get("ran_on", [])])
+            elif "error" in record:
+                line["error"] = record["error"]
+            out.write(json.dumps(line) + "\n")
+
+
 def _seconds_by_endpoint(records: list[dict]) -> dict[str, list[float]]:
     times: dict[str, list[float]] = {}
     for record in records:
@@ -253,9 +274,11 @@ def _halves(calls: list[dict]) -> tuple[list[dict], list[dict]]:
 
 def _gpu_runs_by_function(numbers: list[dict]) -> dict[str, list[dict]]:
     """The app's account of its GPU runs (`ran_on`, device "gpu"), by function. An answer from the shared result
-    cache repeats the runs of the action that computed it: those count once."""
+    cache repeats the runs of the action that computed it, and questions answered together share one run: those
+    count once."""
     runs: dict[str, list[dict]] = {}
-    for run in (run for n in numbers if not n.get("from_result_cache") for run in n.get("ran_on", [])):
+    for run in (run for n in numbers if not n.get("from_result_cache") for run in n.get("ran_on", [])
+                if not run.get("shared")):
         if run["device"] == "gpu":
             runs.setdefault(run["function"], []).append(run)
     return runs
@@ -316,6 +339,7 @@ def scene(name: str, folder: Path, learners: int, hall: int, workers: dict, quot
     up_s = time.perf_counter() - started
     try:
         records = run_learners(app.url, plans)
+        write_actions(records, work / "actions.jsonl")
         return {**summary(records, app.service.records()), "up_s": round(up_s, 1),
                 "wall_s": round(time.perf_counter() - started - up_s, 1)}
     finally:

@@ -7,6 +7,9 @@ Prints, for the app's dtype policy and fp32 (each in its own process):
   decode speed in tokens/s (greedy, 64 new tokens forced, so a random replica cannot stop early), plain
   `generate` and through `stream_answer` as the app streams it;
 - projected mode: time to first token from cached encoder tokens (projector + inputs_embeds + prefill);
+- questions asked together (`heads.stream_answers`, 1, 4 and 8 questions in one batch, 32 new tokens each):
+  the prompts' prefill and the seconds per decoding step of the batch, against one question's (the app's
+  `BATCH_ROW_COST` is each question's share beyond the first);
 - the LLM as the app loads it on a CPU (int8 dynamic quantisation) and, for comparison, in floating point;
 - memory with every model of the Space loaded (3 ViT-MAE, V-JEPA 2, both probes sharing its encoder,
   the LLM, a projector) and the LLM run: resident once loaded, the process's peak resident memory
@@ -40,6 +43,8 @@ PROBE_RESULTS = {  # what the grounded prompt carries: two heads, top 5 each
                  ("Reverse 15som 05Twis FREE", 0.05), ("Back 2som 15Twis FREE", 0.04)],
 }
 QUESTION = "What changed on the table while the camera looked away?"
+TOGETHER = (1, 4, 8)
+TOGETHER_TOKENS = 32
 
 
 def _first_token_seconds(stream) -> float:
@@ -111,8 +116,10 @@ def _measure(repeats: int, anonymous) -> dict:
             pieces += 1
             first_at = first_at or time.perf_counter()
         stream_rates.append((pieces - 1) / max(time.perf_counter() - first_at, 1e-6))
+    together = {size: _together(llm, tokenizer, size, repeats) for size in TOGETHER}
     return {
         "dtype": str(dtype).replace("torch.", ""), "threads": torch.get_num_threads(),
+        "together": together,
         "llm_weights": "int8" if any("quantized" in type(m).__module__ for m in llm.modules()) else
                        str(llm.dtype).replace("torch.", "").replace("bfloat16", "bf16").replace("float32", "fp32"),
         "prompt_tokens": int(encoded["input_ids"].shape[1]),
@@ -125,6 +132,22 @@ def _measure(repeats: int, anonymous) -> dict:
     }
 
 
+def _together(llm, tokenizer, size: int, repeats: int) -> dict:
+    """`size` questions (each a different one) decoded in one batch: the prompts' prefill to the first tokens, and
+    the seconds per step after it (median of `repeats` runs, after one that warms up)."""
+    from demos.compute import heads
+
+    conversations = [heads.grounded_prompt(f"{QUESTION} ({index + 1})", PROBE_RESULTS).messages for index in range(size)]
+    prefills, steps = [], []
+    for _ in range(repeats + 1):
+        times = [time.perf_counter()]
+        for _answers in heads.stream_answers(llm, tokenizer, conversations=conversations, max_new_tokens=TOGETHER_TOKENS):
+            times.append(time.perf_counter())
+        prefills.append(times[1] - times[0])
+        steps.append((times[-1] - times[1]) / max(len(times) - 2, 1))
+    return {"prefill_s": round(common.median_s(prefills[1:]), 3), "step_s": round(common.median_s(steps[1:]), 4)}
+
+
 def main() -> None:
     # The app's policy (the LLM in int8 on a CPU), fp32, and the policy with the LLM in floating point.
     rows = common.dtype_runs("bench.bench_vqa", __doc__, measure, default_repeats=3,
@@ -133,11 +156,22 @@ def main() -> None:
         return
     print(f"{'dtype':9} {'LLM':5} {'prompt':>6} {'1st token (grounded)':>20} {'1st token (projected)':>21} "
           f"{'tokens/s':>8} {'streamed':>8} {'RSS all loaded':>14} {'peak RSS':>9} {'peak anon':>9}")
+    printed = []
     for row in rows:
+        printed.append(row)
         print(f"{row['dtype']:9} {row['llm_weights']:5} {row['prompt_tokens']:>6} {row['grounded_first_token_s']:>19.2f}s "
               f"{row['projected_first_token_s']:>20.2f}s {row['tokens_per_s']:>8.1f} {row['streamed_tokens_per_s']:>8.1f} "
               f"{row['rss_every_model_loaded_mb']:>12}MB {row['peak_rss_mb']:>7}MB {row['peak_anonymous_mb']:>7}MB",
               flush=True)
+    print(f"\nquestions answered together, {TOGETHER_TOKENS} new tokens each: prefill, seconds per step, and each "
+          "question's share of a step beyond the first")
+    for row in printed:
+        alone = row["together"]["1"]["step_s"]  # the keys came back through JSON
+        for size, figures in row["together"].items():
+            share = (figures["step_s"] / alone - 1) / (int(size) - 1) if int(size) > 1 else 0.0
+            print(f"{row['dtype']:9} {row['llm_weights']:5} {size:>2} together: prefill {figures['prefill_s']:6.2f}s, "
+                  f"step {figures['step_s'] * 1000:6.1f} ms, share {share:.2f}", flush=True)
+
 
 if __name__ == "__main__":
     main()

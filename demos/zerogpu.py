@@ -55,6 +55,8 @@ class Run:
     fallback: bool  # ZeroGPU could not run it (quota, no GPU, a failed call), so the Space's CPU did
     seconds: float  # from the call to its result; for a GPU call, about the seconds it held its worker
     asked: int | None = None  # the seconds a GPU call asked ZeroGPU for (None on the CPU or off ZeroGPU)
+    together: int = 1  # the visitors' actions this one call answered (questions answered together)
+    shared: bool = False  # another of those actions counts this call
 
 
 class GpuUnavailable(Exception):

@@ -104,7 +104,7 @@ def _forward_calls(llm):
 @pytest.mark.parametrize("penalty", [None, 3.0])
 @pytest.mark.parametrize("inputs", ["messages", "inputs_embeds"])
 def test_answers_are_the_tokens_transformers_greedy_generate_chooses(llm, tokenizer, inputs, penalty, monkeypatch):
-    """The decoding loop is ours (see `_greedy_token_ids`), so it must pick what `generate(do_sample=False)`
+    """The decoding loop is ours (see `_greedy_rows`), so it must pick what `generate(do_sample=False)`
     picks, with and without the generation config's repetition penalty (Qwen's is 1.05; a strong one here, so
     that it changes the answer)."""
     monkeypatch.setattr(llm.generation_config, "repetition_penalty", penalty)
@@ -134,6 +134,57 @@ def test_answers_are_the_tokens_transformers_greedy_generate_chooses(llm, tokeni
             {"messages": grounded_prompt("What is the person doing?", PROBES).messages} if inputs == "messages"
             else {"inputs_embeds": kwargs["inputs_embeds"], "attention_mask": kwargs["attention_mask"]})))
         assert unpenalised[-1].text != ours[-1].text  # the penalty mattered, so the comparison above saw it
+
+
+@pytest.fixture(scope="module")
+def talkative_llm(llm):
+    """The tiny LLM with its weights drawn wider: its answers depend on the question (the tiny one's, drawn as
+    initialised, say the same to every question)."""
+    import copy
+
+    wider = copy.deepcopy(llm)
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for name, weight in wider.named_parameters():
+            if "norm" not in name:
+                weight.copy_(torch.randn(weight.shape, generator=generator) * 0.5)
+    return wider
+
+
+QUESTIONS = ["Why?", "What is the person doing with the box, and how sure are the labels about it?",
+             "Is this a dive?"]
+
+
+@pytest.mark.parametrize("penalty", [None, 3.0])
+@pytest.mark.parametrize("prefix", ["kept", "none"])
+def test_a_batch_answers_each_question_as_it_would_be_answered_alone(talkative_llm, tokenizer, penalty, prefix,
+                                                                    monkeypatch):
+    """Questions of different lengths decode in one batch (`stream_answers`), padded between the shared system prompt
+    and each question: each row's answer is, token for token, its answer alone, with the system prompt's keys and
+    values reused or the whole prompt prefilled (in a ZeroGPU worker), with and without the repetition penalty, and
+    a row that reaches its end of turn leaves the batch while the others go on."""
+    llm = talkative_llm
+    monkeypatch.setattr(llm.generation_config, "repetition_penalty", penalty)
+    if prefix == "none":
+        monkeypatch.setattr(decoding, "_system_prompt_length", lambda *args: 0)
+    conversations = [grounded_prompt(question, PROBES).messages for question in QUESTIONS]
+    alone = [list(stream_answer(llm, tokenizer, messages=messages, max_new_tokens=10))[-1]
+             for messages in conversations]
+    assert len({answer.text for answer in alone}) == len(QUESTIONS) and all(a.tokens == 10 for a in alone)
+    # The second question's fourth token ends a turn from now on: alone it stops after three tokens.
+    ended_by = tokenizer(alone[1].text, add_special_tokens=False)["input_ids"][3]
+    eos = llm.generation_config.eos_token_id
+    monkeypatch.setattr(llm.generation_config, "eos_token_id", [*(eos if isinstance(eos, list) else [eos]), ended_by])
+    alone = [list(stream_answer(llm, tokenizer, messages=messages, max_new_tokens=10))[-1]
+             for messages in conversations]
+    threads, handle = _forward_calls(llm)
+    try:
+        steps = list(decoding.stream_answers(llm, tokenizer, conversations=conversations, max_new_tokens=10))
+    finally:
+        handle.remove()
+    assert list(steps[-1]) == alone and alone[1].tokens == 3
+    assert len(threads) == len(steps) == 10  # one pass for all the rows per token: the prompts, then 9 steps
+    assert [step[1].tokens for step in steps] == [1, 2, 3] + [3] * 7  # the ended row stays as it was
 
 
 def test_a_pass_on_cuda_avoids_cudnn_attention_and_restores_it_after():
@@ -247,7 +298,7 @@ def test_every_token_is_streamed_as_it_comes_not_held_back_to_a_word_end(llm, to
     messages = grounded_prompt("What is the person doing?", PROBES).messages
     pieces = ["Push", "ing", " some", "thing", "\u00e9", "!"]  # é spans two byte-level tokens in GPT-2 style BPE
     said = [i for piece in pieces for i in tokenizer(piece, add_special_tokens=False)["input_ids"]]
-    monkeypatch.setattr(decoding, "_greedy_token_ids", lambda *args, **kwargs: iter(said))
+    monkeypatch.setattr(decoding, "_greedy_rows", lambda *args, **kwargs: iter([token] for token in said))
     answers = list(stream_answer(llm, tokenizer, messages=messages))
     assert [a.tokens for a in answers] == list(range(1, len(said) + 1))
     assert answers[0].text == tokenizer.decode(said[:1]) and answers[0].text  # the first token shows at once
@@ -303,7 +354,7 @@ def test_on_zerogpu_generation_stops_within_the_gpu_duration_it_asked_for(monkey
     assert limit == answering.MAX_NEW_TOKENS * answering.GPU_SECONDS_PER_TOKEN < answering.MAX_GENERATION_SECONDS
     cached = features.PassInput("vjepa2-vitl", (23,), 16, None, {})
     missing = features.PassInput("vjepa2-vitl", (23,), 16, torch.zeros(1))
-    work = [answering.gpu_seconds("q", answering.MODE_PROJECTED, clip=clip, max_time_s=limit) for clip in (cached, missing)]
+    work = [answering.gpu_seconds(("q",), answering.MODE_PROJECTED, clip=clip, max_time_s=limit) for clip in (cached, missing)]
     asked = [DISPATCHER.requested_seconds("answer_on_device", seconds) for seconds in work]
     assert limit < work[0] < work[1] and zerogpu.GPU_COLD_START_S + limit < asked[0] <= asked[1] < 60
     with zerogpu.on_cpu("no GPU was free within a minute"):  # the Space's CPU: no GPU duration to stay within

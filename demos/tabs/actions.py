@@ -189,7 +189,8 @@ def device_numbers() -> dict:
     if not zerogpu.ON_ZERO_GPU:
         return {}
     return {"ran_on": [{"function": run.function, "device": run.device, "seconds": round(run.seconds, 3),
-                        "why": run.why, "fallback": run.fallback, "asked": run.asked} for run in zerogpu.runs()]}
+                        "why": run.why, "fallback": run.fallback, "asked": run.asked, "together": run.together,
+                        "shared": run.shared} for run in zerogpu.runs()]}
 
 
 def api_doc(**limits):

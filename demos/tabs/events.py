@@ -16,6 +16,9 @@ MODEL_CONCURRENCY_ID = "models"
 # per few settings, and a learner's click must not queue behind all of it (the device lock lets the click run between
 # two of its calls).
 SWEEP_CONCURRENCY_ID = "sweeps"
+# Questions too: those about one clip asked together are answered in one batch, one device computation for all
+# (`demos.compute.heads.answering`), so the group holds a batch running and the next one forming.
+QUESTIONS_CONCURRENCY_ID = "questions"
 
 
 class LatestPerSession:

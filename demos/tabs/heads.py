@@ -356,7 +356,8 @@ def build_tab(endpoints: bool = True) -> ready_examples.ReadyExample:
     widgets.caption_on(answer_numbers, answer_caption, answer_line)
     # The question reads the clip as the page samples it, so a prepared or classified clip runs no pass again.
     ask_args = dict(fn=answer_question, inputs=[video, start_s, question, sampling],
-                    outputs=[answer, mode, prompt_shown, answer_numbers], concurrency_id=events.MODEL_CONCURRENCY_ID)
+                    outputs=[answer, mode, prompt_shown, answer_numbers], concurrency_id=events.QUESTIONS_CONCURRENCY_ID,
+                    concurrency_limit=2 * heads.MAX_QUESTIONS_TOGETHER)
     ask.click(api_name=events.endpoint("answer_question", endpoints), **ask_args)
     question.submit(api_name=False, **ask_args)
     events.prepare_on([video.change, start_s.submit, sampling.change], prepare_clip, [video, start_s, sampling],

@@ -16,6 +16,7 @@ sampling and question are validated by the caller. No gradio here: learner-facin
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Iterator
@@ -25,8 +26,9 @@ import torch
 
 import checkpoints
 from demos import devices, jepa, videos, zerogpu
+from demos.batches import Batches
 from demos.compute.heads import classification, features, probe_results, probe_work, probes, shared_encoder
-from demos.compute.heads.decoding import MAX_GENERATION_SECONDS, MAX_NEW_TOKENS, StreamedText, stream_answer
+from demos.compute.heads.decoding import MAX_GENERATION_SECONDS, MAX_NEW_TOKENS, StreamedText, stream_answers
 from demos.compute.heads.prompt import (
     VISUAL_PLACEHOLDER,
     VQA_SYSTEM_PROMPT,
@@ -91,34 +93,47 @@ GPU_SECONDS_PROMPT = 0.25
 # Measured on the 2-core development CPU with the LLM in int8 (bench_vqa, bench_app; docs/benchmarks.md).
 CPU_SECONDS_PER_TOKEN = 1 / 30
 CPU_SECONDS_PROMPT = 1.5
+# Questions about one clip asked together decode in one batch (`QUESTIONS_TOGETHER`): each question beyond the first
+# adds this share of one question's decoding step (measured on the 2-core CPU in int8, bench_vqa; a GPU's step at
+# these sizes is bound by reading the weights, not by the rows).
+BATCH_ROW_COST = 0.15
+MAX_QUESTIONS_TOGETHER = 8
 
 
-def generation_time_s() -> float:
-    """The time limit of one answer: the budget's share of the GPU duration on ZeroGPU (unless the answer runs on
-    the Space's CPU), else `MAX_GENERATION_SECONDS`."""
+def generation_time_s(questions: int = 1) -> float:
+    """The time limit of one batch of answers: the budget's share of the GPU duration on ZeroGPU (unless the answers
+    run on the Space's CPU), else `MAX_GENERATION_SECONDS`."""
     if zerogpu.ON_ZERO_GPU and zerogpu.cpu_reason() is None:
-        return min(MAX_GENERATION_SECONDS, MAX_NEW_TOKENS * GPU_SECONDS_PER_TOKEN)
+        return min(MAX_GENERATION_SECONDS, MAX_NEW_TOKENS * GPU_SECONDS_PER_TOKEN * _rows_cost(questions))
     return MAX_GENERATION_SECONDS
 
 
-def gpu_seconds(question: str, mode: str, *, heads: probe_work.HeadsInput | None = None,
+def _rows_cost(questions: int) -> float:
+    """What decoding `questions` answers together costs, in one answer's decoding."""
+    return 1 + BATCH_ROW_COST * (questions - 1)
+
+
+def gpu_seconds(questions: tuple[str, ...], mode: str, *, heads: probe_work.HeadsInput | None = None,
                 clip: features.PassInput | None = None, max_time_s: float = MAX_GENERATION_SECONDS, **_) -> float:
     """The GPU work `answer_on_device` is estimated at: the token budget, and the encoder passes and heads still to
     run."""
     encoder_work = probe_work.heads_seconds(heads) if heads is not None else probe_work.pass_seconds(clip)
-    return encoder_work + GPU_SECONDS_PROMPT + min(max_time_s, MAX_NEW_TOKENS * GPU_SECONDS_PER_TOKEN)
+    return encoder_work + GPU_SECONDS_PROMPT + min(max_time_s, MAX_NEW_TOKENS * GPU_SECONDS_PER_TOKEN
+                                                   * _rows_cost(len(questions)))
 
 
-def cpu_seconds(question: str, mode: str, *, heads: probe_work.HeadsInput | None = None,
+def cpu_seconds(questions: tuple[str, ...], mode: str, *, heads: probe_work.HeadsInput | None = None,
                 clip: features.PassInput | None = None, max_time_s: float = MAX_GENERATION_SECONDS, **_) -> float:
     """The CPU work `answer_on_device` is estimated at, as `gpu_seconds`."""
     encoder_work = probe_work.heads_cpu_seconds(heads) if heads is not None else probe_work.pass_cpu_seconds(clip)
-    return encoder_work + CPU_SECONDS_PROMPT + min(max_time_s, MAX_NEW_TOKENS * CPU_SECONDS_PER_TOKEN)
+    return encoder_work + CPU_SECONDS_PROMPT * len(questions) + min(
+        max_time_s, MAX_NEW_TOKENS * CPU_SECONDS_PER_TOKEN * _rows_cost(len(questions)))
 
 
 @dataclass
 class PreparedInputs:
-    """The first item `answer_on_device` yields (CPU values): what the LLM was told, and the encoder work."""
+    """What `answer_on_device` yields first for each question (CPU values): what the LLM was told, and the encoder work
+    (the same for every question)."""
 
     prompt_shown: str  # exactly what the LLM was told (text), or a description of its inputs in projected mode
     heads: probe_work.HeadsPass | None = None  # grounded mode: the probes' new features and probabilities
@@ -146,26 +161,82 @@ def _projected_inputs(clip: features.PassInput, grid, clip_text: str, question: 
 
 
 @gpu_task(gpu_seconds=gpu_seconds, cpu_seconds=cpu_seconds)
-def answer_on_device(question: str, mode: str, *, heads: probe_work.HeadsInput | None = None,
+def answer_on_device(questions: tuple[str, ...], mode: str, *, heads: probe_work.HeadsInput | None = None,
                      clip: features.PassInput | None = None, grid=None, clip_text: str = "",
-                     max_time_s: float = MAX_GENERATION_SECONDS) -> Iterator[PreparedInputs | StreamedText]:
-    """The model work of one question: first the LLM's inputs (`PreparedInputs`: grounded, the probes' missing
-    passes and heads, `probe_work.run_heads`; projected, the clip's pass if missing and the projector), then the
-    answer after every token (`StreamedText`), bounded by `MAX_NEW_TOKENS` and `max_time_s`."""
+                     max_time_s: float = MAX_GENERATION_SECONDS) -> Iterator[tuple[PreparedInputs | StreamedText, ...]]:
+    """The model work of questions about one clip, asked together, an entry per question in every item: first the
+    LLM's inputs (`PreparedInputs`: grounded, the probes' missing passes and heads, `probe_work.run_heads`, run once
+    for all; projected, one question: the clip's pass if missing and the projector), then the answers after every
+    token (`StreamedText`), decoded in one batch, bounded by `MAX_NEW_TOKENS` and `max_time_s`."""
     llm_loaded = checkpoints.load(LLM)
     llm, tokenizer = llm_loaded.model, llm_loaded.processor
     if mode == MODE_PROJECTED:
+        (question,) = questions
         prepared, inputs_embeds, attention_mask = _projected_inputs(clip, grid, clip_text, question, llm, tokenizer)
-        stream = stream_answer(llm, tokenizer, inputs_embeds=inputs_embeds, attention_mask=attention_mask,
-                               max_new_tokens=MAX_NEW_TOKENS, max_time_s=max_time_s)
-    else:
-        result = probe_work.run_heads(heads)
-        prompt = grounded_prompt(question, probe_results.grounding(result.probs))
-        prepared = PreparedInputs(prompt.text, heads=result)
-        stream = stream_answer(llm, tokenizer, messages=prompt.messages, max_new_tokens=MAX_NEW_TOKENS,
-                               max_time_s=max_time_s)
-    yield prepared
-    yield from stream
+        yield (prepared,)
+        yield from stream_answers(llm, tokenizer, inputs_embeds=inputs_embeds, attention_mask=attention_mask,
+                                  max_new_tokens=MAX_NEW_TOKENS, max_time_s=max_time_s)
+        return
+    result = probe_work.run_heads(heads)
+    grounding = probe_results.grounding(result.probs)
+    prompts = [grounded_prompt(question, grounding) for question in questions]
+    yield tuple(PreparedInputs(prompt.text, heads=result) for prompt in prompts)
+    yield from stream_answers(llm, tokenizer, conversations=[prompt.messages for prompt in prompts],
+                              max_new_tokens=MAX_NEW_TOKENS, max_time_s=max_time_s)
+
+
+@dataclass(frozen=True)
+class _Ran:
+    """The last item of a batch's stream, for every question: where its model work ran, for how many questions, and
+    whether this question is the one that counts it."""
+
+    runs: tuple[zerogpu.Run, ...]
+    questions: int
+    counts: bool
+
+
+# Questions about one clip asked while an answer to it is being generated: answered together, in one GPU call on
+# ZeroGPU (one share of the quota) or one turn of the Space's CPU per token for all of them.
+QUESTIONS_TOGETHER = Batches(MAX_QUESTIONS_TOGETHER)
+
+
+def _together(questions: list[str], mode: str, **inputs) -> Iterator[tuple]:
+    """`answer_on_device` for the questions of a batch, in a request scope of the batch's own, within the batch's time
+    limit, then where it ran."""
+    with zerogpu.request_scope(signed_in=zerogpu.signed_in(), cpu_reason=zerogpu.cpu_reason()) as runs:
+        stream = answer_on_device(tuple(questions), mode, max_time_s=generation_time_s(len(questions)), **inputs)
+        try:
+            yield from stream
+        finally:
+            stream.close()
+    yield tuple(_Ran(tuple(runs), len(questions), counts=index == 0) for index in range(len(questions)))
+
+
+def _batch_lane(request: classification.HeadsRequest) -> tuple:
+    """Which grounded questions are answered one batch after another: about the same clips, sampled alike, from the
+    same place (the Space's CPU or a GPU call). A visitor signed in on huggingface.co spends a quota of their own:
+    theirs are answered alone."""
+    return (tuple(sorted(request.head_keys.items())), zerogpu.cpu_reason() is None,
+            object() if zerogpu.signed_in() else None)
+
+
+def _batch_key(request: classification.HeadsRequest) -> tuple:
+    """Which of them are answered together: those that also have the same encoder passes and heads still to run (a
+    question asked while the batch before it ran them waits for it, and then runs none)."""
+    work = request.work
+    return _batch_lane(request), tuple(item.runs for item in work.passes), tuple(sorted(work.plans))
+
+
+def _answered_with_others(question: str, mode: str, key: tuple, lane: tuple | None = None, **inputs) -> Iterator:
+    """This question's entries of its batch (`QUESTIONS_TOGETHER`), each with the number of questions answered
+    together; where the batch ran is recorded in this action's scope too, counted once (by its first question)."""
+    answers = QUESTIONS_TOGETHER.stream(key, question, lambda questions: _together(questions, mode, **inputs), lane)
+    for item, size in answers:
+        if isinstance(item, _Ran):
+            for run in item.runs:
+                zerogpu.record(dataclasses.replace(run, together=item.questions, shared=not item.counts))
+        else:
+            yield item, size
 
 
 def _projector_clip(video_path, start_s: float):
@@ -191,22 +262,24 @@ def answer_stream(video_path, start_s: float, question: str,
     through `inputs_embeds`. Frames, preprocessing and the caches stay here, in the main process: a clip
     already prepared or encoded (`/prepare_clip`, `/classify_action` or an earlier question, with the same
     sampling) runs no encoder pass, and a clip already classified runs no head either. The model work is the
-    GPU generator `answer_on_device`. The video path, start, sampling and question are validated by the caller
-    (`probes.validate_request`, `validate_question`).
+    GPU generator `answer_on_device`; grounded questions about the same clip asked while it answers another are
+    answered together, in one batch (`QUESTIONS_TOGETHER`; `answered_together` in the numbers). The video path,
+    start, sampling and question are validated by the caller (`probes.validate_request`, `validate_question`).
     """
     mode = vqa_mode()
-    max_time_s = generation_time_s()
-    numbers: dict = {"mode": mode.mode, "max_new_tokens": MAX_NEW_TOKENS, "max_time_s": max_time_s}
+    numbers: dict = {"mode": mode.mode, "max_new_tokens": MAX_NEW_TOKENS}
     started = time.perf_counter()
     if mode.mode == MODE_PROJECTED:
         clip, grid, backbone, digest, hit = _projector_clip(video_path, start_s)
         clip_text = f"{PROJECTED_CLIP[0]} frames (step {PROJECTED_CLIP[1]}) from {start_s:g} s"
-        stream = answer_on_device(question, mode.mode, clip=clip, grid=grid, clip_text=clip_text, max_time_s=max_time_s)
+        stream = _answered_with_others(question, mode.mode, (object(),), clip=clip, grid=grid, clip_text=clip_text)
     else:
         request = classification.prepare(video_path, start_s, sampling=sampling)
-        stream = answer_on_device(question, mode.mode, heads=request.work, max_time_s=max_time_s)
+        stream = _answered_with_others(question, mode.mode, _batch_key(request), _batch_lane(request),
+                                       heads=request.work)
     try:
-        prepared = next(stream)
+        prepared, numbers["answered_together"] = next(stream)
+        numbers["max_time_s"] = generation_time_s(numbers["answered_together"])
         if mode.mode == MODE_PROJECTED:
             encoded = features.store(backbone, digest, prepared.layers, prepared.encoder_seconds) if clip.runs else hit
             numbers.update(encoder_seconds=round(encoded.seconds, 4), encoder_cached=encoded.cached,
@@ -222,7 +295,7 @@ def answer_stream(video_path, start_s: float, question: str,
         numbers["inputs_seconds"] = round(time.perf_counter() - started, 4)
         yield AnswerUpdate("", mode, prompt_shown, dict(numbers))
         answer = ""
-        for answer, tokens in stream:
+        for (answer, tokens), _ in stream:
             elapsed = round(time.perf_counter() - started, 4)
             if tokens:
                 numbers.setdefault("first_token_s", elapsed)  # the first generated token, visible or not

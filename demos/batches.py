@@ -1,0 +1,114 @@
+"""Work asked by several visitors at once, done once for all of them: a stream per batch, read by every member.
+
+A request joins the batch of its key that is still forming; the first request of a batch leads it. A batch starts as
+soon as no batch of its lane (its key, or a wider one) is running: alone when nothing else runs, and otherwise with
+every request that arrived while the one before it ran (up to `max_size`; batches start in the order they formed).
+So a lone request waits for nothing, and a class asking together costs one computation per round instead of one per
+request. 6.5's questions about one clip use it: their answers decode in one batch (`demos.compute.heads.answering`).
+
+The batch's stream runs in a thread of its own, in the leading request's context (`contextvars`), so that a member
+who leaves (a closed page) stops only its own reading; the stream is closed when every member has left. Each step of
+the stream is a sequence with one entry per member, in the order they joined; an error ends every member's stream
+with it.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import queue
+import threading
+from collections.abc import Callable, Hashable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+_END = object()  # a batch's stream has ended: (_END, None), or (_END, the error it raised)
+
+
+@dataclass
+class _Batch:
+    key: Hashable
+    requests: list = field(default_factory=list)
+    outboxes: list[queue.Queue] = field(default_factory=list)
+    left: list[bool] = field(default_factory=list)
+
+    def join(self, request) -> int:
+        self.requests.append(request)
+        self.outboxes.append(queue.Queue())
+        self.left.append(False)
+        return len(self.requests) - 1
+
+
+class Batches:
+    """The batches of one kind of work, by key; batches in one lane run one at a time."""
+
+    def __init__(self, max_size: int):
+        if max_size < 1:
+            raise ValueError(f"a batch holds at least one request, not {max_size}")
+        self.max_size = max_size
+        self._changed = threading.Condition()
+        self._waiting: dict[Hashable, list[_Batch]] = {}  # per lane, the batches not started yet, oldest first
+        self._running: set[Hashable] = set()  # the lanes where a batch runs
+
+    def stream(self, key: Hashable, request, run: Callable[[list], Iterator[Sequence]],
+               lane: Hashable | None = None) -> Iterator[tuple[Any, int]]:
+        """This request's entries of its batch's stream, `run(requests)` (run once per batch, by its leader), each with
+        the size of the batch. Batches of the same `lane` (by default the key) run one after another, oldest first:
+        work that differs only in what an earlier batch leaves cached waits for it. The leader's call returns once its
+        batch has started."""
+        lane = key if lane is None else lane
+        with self._changed:
+            waiting = self._waiting.setdefault(lane, [])
+            batch = next((b for b in waiting if b.key == key and len(b.requests) < self.max_size), None)
+            leads = batch is None
+            if leads:
+                batch = _Batch(key)
+                waiting.append(batch)
+            index = batch.join(request)
+        if leads:
+            self._start(lane, batch, run)
+        return self._read(batch, index)
+
+    def _start(self, lane: Hashable, batch: _Batch, run: Callable[[list], Iterator[Sequence]]) -> None:
+        with self._changed:
+            self._changed.wait_for(lambda: lane not in self._running and self._waiting[lane][0] is batch)
+            self._waiting[lane].pop(0)
+            if not self._waiting[lane]:
+                del self._waiting[lane]
+            self._running.add(lane)
+        context = contextvars.copy_context()
+        threading.Thread(target=context.run, args=(self._feed, lane, batch, run), daemon=True,
+                         name="pdr-batch").start()
+
+    def _feed(self, lane: Hashable, batch: _Batch, run: Callable[[list], Iterator[Sequence]]) -> None:
+        ended: tuple = (_END, None)
+        try:
+            steps = run(list(batch.requests))
+            try:
+                for step in steps:
+                    for box, entry in zip(batch.outboxes, step, strict=True):
+                        box.put((entry, len(batch.requests)))
+                    if all(batch.left):
+                        break
+            finally:
+                getattr(steps, "close", lambda: None)()
+        except BaseException as error:  # noqa: BLE001 - every member raises it
+            ended = (_END, error)
+        finally:
+            with self._changed:
+                self._running.discard(lane)
+                self._changed.notify_all()
+            for box in batch.outboxes:
+                box.put(ended)
+
+    @staticmethod
+    def _read(batch: _Batch, index: int) -> Iterator[tuple[Any, int]]:
+        try:
+            while True:
+                entry, more = batch.outboxes[index].get()
+                if entry is _END:
+                    if more is not None:
+                        raise more
+                    return
+                yield entry, more
+        finally:
+            batch.left[index] = True
