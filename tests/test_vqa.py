@@ -156,17 +156,19 @@ QUESTIONS = ["Why?", "What is the person doing with the box, and how sure are th
 
 
 @pytest.mark.parametrize("penalty", [None, 3.0])
-@pytest.mark.parametrize("prefix", ["kept", "none"])
-def test_a_batch_answers_each_question_as_it_would_be_answered_alone(talkative_llm, tokenizer, penalty, prefix,
+@pytest.mark.parametrize("where", ["space", "zerogpu worker"])
+def test_a_batch_answers_each_question_as_it_would_be_answered_alone(talkative_llm, tokenizer, penalty, where,
                                                                     monkeypatch):
-    """Questions of different lengths decode in one batch (`stream_answers`), padded between the shared system prompt
-    and each question: each row's answer is, token for token, its answer alone, with the system prompt's keys and
-    values reused or the whole prompt prefilled (in a ZeroGPU worker), with and without the repetition penalty, and
-    a row that reaches its end of turn leaves the batch while the others go on."""
+    """Questions of different lengths decode in one batch (`stream_answers`), padded between the start they share (the
+    system prompt and the labels, prefilled once for all of them) and each question: each row's answer is, token for
+    token, its answer alone, on the Space (the shared start's keys and values kept) or in a ZeroGPU worker (the whole
+    prompts prefilled), with and without the repetition penalty, and a row that reaches its end of turn leaves the
+    batch while the others go on."""
+    from demos import zerogpu
+
     llm = talkative_llm
     monkeypatch.setattr(llm.generation_config, "repetition_penalty", penalty)
-    if prefix == "none":
-        monkeypatch.setattr(decoding, "_system_prompt_length", lambda *args: 0)
+    monkeypatch.setattr(zerogpu, "ON_ZERO_GPU", where == "zerogpu worker")
     conversations = [grounded_prompt(question, PROBES).messages for question in QUESTIONS]
     alone = [list(stream_answer(llm, tokenizer, messages=messages, max_new_tokens=10))[-1]
              for messages in conversations]
@@ -177,13 +179,15 @@ def test_a_batch_answers_each_question_as_it_would_be_answered_alone(talkative_l
     monkeypatch.setattr(llm.generation_config, "eos_token_id", [*(eos if isinstance(eos, list) else [eos]), ended_by])
     alone = [list(stream_answer(llm, tokenizer, messages=messages, max_new_tokens=10))[-1]
              for messages in conversations]
+    decoding.PREFIX_CACHE.clear()
     threads, handle = _forward_calls(llm)
     try:
         steps = list(decoding.stream_answers(llm, tokenizer, conversations=conversations, max_new_tokens=10))
     finally:
         handle.remove()
     assert list(steps[-1]) == alone and alone[1].tokens == 3
-    assert len(threads) == len(steps) == 10  # one pass for all the rows per token: the prompts, then 9 steps
+    # One pass for all the rows per token (the prompts, then 9 steps), and on the Space one for the shared start.
+    assert len(threads) == len(steps) + (where == "space") and len(steps) == 10
     assert [step[1].tokens for step in steps] == [1, 2, 3] + [3] * 7  # the ended row stays as it was
 
 

@@ -93,6 +93,7 @@ GPU_SECONDS_PROMPT = 0.25
 # Measured on the 2-core development CPU with the LLM in int8 (bench_vqa, bench_app; docs/benchmarks.md).
 CPU_SECONDS_PER_TOKEN = 1 / 30
 CPU_SECONDS_PROMPT = 1.5
+CPU_SECONDS_QUESTION = 0.3  # each further question of a batch: its own tokens, after the start they share
 # Questions about one clip asked together decode in one batch (`QUESTIONS_TOGETHER`): each question beyond the first
 # adds this share of one question's decoding step (measured on the 2-core CPU in int8, bench_vqa; a GPU's step at
 # these sizes is bound by reading the weights, not by the rows).
@@ -126,7 +127,7 @@ def cpu_seconds(questions: tuple[str, ...], mode: str, *, heads: probe_work.Head
                 clip: features.PassInput | None = None, max_time_s: float = MAX_GENERATION_SECONDS, **_) -> float:
     """The CPU work `answer_on_device` is estimated at, as `gpu_seconds`."""
     encoder_work = probe_work.heads_cpu_seconds(heads) if heads is not None else probe_work.pass_cpu_seconds(clip)
-    return encoder_work + CPU_SECONDS_PROMPT * len(questions) + min(
+    return encoder_work + CPU_SECONDS_PROMPT + CPU_SECONDS_QUESTION * (len(questions) - 1) + min(
         max_time_s, MAX_NEW_TOKENS * CPU_SECONDS_PER_TOKEN * _rows_cost(len(questions)))
 
 

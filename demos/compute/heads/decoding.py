@@ -153,16 +153,27 @@ def _system_prompt_length(tokenizer, messages: list[dict[str, str]], input_ids: 
     return length if torch.equal(input_ids[:, :length], alone) else 0
 
 
+def _common_prefix_length(prompts: list[torch.Tensor]) -> int:
+    """How many first ids all the prompts share, leaving each at least one of its own (its last position's logits)."""
+    shortest = min(len(ids) for ids in prompts)
+    same = torch.stack([ids[:shortest] for ids in prompts]).eq(prompts[0][:shortest]).all(dim=0)
+    differs = (~same).nonzero()
+    return min(int(differs[0]) if len(differs) else shortest, shortest - 1)
+
+
 def _conversations_as_rows(tokenizer, conversations: list[list[dict[str, str]]]) -> tuple[dict, int, torch.Tensor]:
-    """The chat prompts as one batch: (model inputs, the length of the system prompt they all start with, the ids the
-    repetition penalty counts per row). The shared start comes first in every row, then each row's rest, padded on
-    its left (masked, and skipped by the positions)."""
+    """The chat prompts as one batch: (model inputs, the length of the start they all share, the ids the repetition
+    penalty counts per row). The shared start (one prompt's system prompt; several prompts' common start, up to their
+    questions when they are about one clip) comes first in every row, then each row's rest, padded on its left (masked,
+    and skipped by the positions)."""
     prompts = [tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt",
                                              return_dict=True)["input_ids"][0] for messages in conversations]
     prefix_len = min(_system_prompt_length(tokenizer, messages, ids[None]) for messages, ids in
                      zip(conversations, prompts, strict=True))
     if any(not torch.equal(ids[:prefix_len], prompts[0][:prefix_len]) for ids in prompts):
         prefix_len = 0
+    if len(prompts) > 1:  # questions about one clip share everything before the question: prefilled once
+        prefix_len = max(prefix_len, _common_prefix_length(prompts))
     width = max(len(ids) for ids in prompts) - prefix_len
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     ids = torch.full((len(prompts), prefix_len + width), pad, dtype=torch.long)
