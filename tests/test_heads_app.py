@@ -112,7 +112,7 @@ def test_questions_asked_while_one_is_answered_are_answered_together_each_as_alo
 
     import checkpoints
     from demos.compute.heads import answering
-    from demos.tabs import actions
+    from demos.tabs import actions, heads
 
     actions.RESULTS.clear()  # the app runs in this process: none of these requests answered before
     questions = ["What happens?", "How sure are the probes?", "Is it a dive?", "What moved first?"]
@@ -142,6 +142,8 @@ def test_questions_asked_while_one_is_answered_are_answered_together_each_as_alo
         handle.remove()
     together = [job.result(timeout=300) for job in (first, *others)]
     assert [answer[-1]["answered_together"] for answer in together] == [1, 3, 3, 3]
+    assert "with 2 other questions" in heads.answer_line(together[1][-1]) and "other" not in heads.answer_line(
+        together[0][-1])
     actions.RESULTS.clear()  # asked again, each alone: not the shared result of the same request
     alone = {q: client.predict(handle_file(video), 0.5, q, api_name="/answer_question") for q in questions}
     assert all(answer[-1]["answered_together"] == 1 for answer in alone.values())

@@ -294,8 +294,12 @@ ANSWER_LINES = {
 
 
 def answer_line(numbers: dict) -> str:
-    """Under the answer: what the language model could know (the whole story is folded below)."""
-    return ANSWER_LINES.get(numbers.get("mode"), "") + actions.notes_caption(numbers)
+    """Under the answer: what the language model could know (the whole story is folded below), and whether other
+    learners' questions were answered in the same pass."""
+    others = numbers.get("answered_together", 1) - 1
+    together = (f" 👥 *Answered in one pass with {others} other question{'s' if others > 1 else ''} about this clip.*"
+                if others > 0 else "")
+    return ANSWER_LINES.get(numbers.get("mode"), "") + together + actions.notes_caption(numbers)
 
 
 def build_tab(endpoints: bool = True) -> ready_examples.ReadyExample:
