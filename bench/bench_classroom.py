@@ -56,6 +56,7 @@ import json
 import math
 import os
 import random
+import ssl
 import statistics
 import subprocess
 import sys
@@ -74,6 +75,12 @@ LEARNERS, HALL = 30, 60
 EXAMPLES = common.ROOT / "examples"
 QUESTION = "What changed on the table while the camera looked away?"
 CALL_TIMEOUT_S = 600
+# gradio_client makes every upload, join and download with httpx's one-off functions, each a new client that builds an
+# SSL context, reading the CA bundle, even for http:// (23 ms of CPU here, where SSL_CERT_FILE names the system's
+# bundle; `tests/test_gradio_client_costs.py`): some ten per action, spent on the Space's own 2 cores by learners who
+# share its machine, as no browser would. The learners share one context (`ssl_verify`, which gradio_client hands
+# to each of those calls as httpx's `verify`).
+LEARNER_CLIENT = {"httpx_kwargs": {"timeout": CALL_TIMEOUT_S}, "ssl_verify": ssl.create_default_context()}
 
 
 def lesson(learner: int) -> list[tuple[str, tuple]]:
@@ -183,7 +190,7 @@ def run_learners(url: str, plans: list[tuple[float, list[tuple[str, tuple]]]]) -
     # The learners' pages, opened one after another, as patient as a browser: gradio_client's requests otherwise give
     # up after httpx's 5 s, and the first event of a new session builds its session state in the app's event loop
     # (a page does it when it opens), so a class of new sessions clicking at once waits there longer than that.
-    clients = [Client(url, verbose=False, httpx_kwargs={"timeout": CALL_TIMEOUT_S}) for _ in plans]
+    clients = [Client(url, verbose=False, **LEARNER_CLIENT) for _ in plans]
 
     def learner(index: int, client, delay: float, actions) -> None:
         time.sleep(delay)
