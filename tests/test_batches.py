@@ -36,18 +36,26 @@ class Work:
         self.gates[batch].set()
 
 
-def asked(batches: Batches, work: Work, key, request, results: dict) -> threading.Thread:
+def asked(batches: Batches, work: Work, key, request, results: dict, lane=None) -> threading.Thread:
     """A visitor's request in a thread of its own, its entries kept in `results[request]`."""
 
     def read():
         try:
-            results[request] = list(batches.stream(key, request, work))
+            results[request] = list(batches.stream(key, request, work, lane))
         except Exception as error:  # noqa: BLE001 - the test reads it
             results[request] = error
 
     thread = threading.Thread(target=read)
     thread.start()
     return thread
+
+
+def run_batches(work: Work, count: int, threads: list[threading.Thread]) -> None:
+    """Let the first `count` batches run, and wait for every request."""
+    for batch in range(count):
+        work.open(batch)
+    for thread in threads:
+        thread.join(10)
 
 
 def wait_for(condition, timeout_s: float = 10) -> None:
@@ -74,10 +82,7 @@ def test_requests_arriving_while_a_batch_runs_go_together_next_in_order_and_at_m
         threads.append(asked(batches, work, "clip", request, results))
         time.sleep(0.05)
     assert work.batches == [["a"]]
-    for batch in range(3):
-        work.open(batch)
-    for thread in threads:
-        thread.join(10)
+    run_batches(work, 3, threads)
     assert work.batches == [["a"], ["b", "c", "d"], ["e", "f"]]  # the full batch before the one that formed after it
     assert results["c"] == [("cc:0", 3), ("cc:1", 3), ("cc:2", 3)] and results["f"][-1] == ("ff:2", 2)
 
@@ -99,27 +104,15 @@ def test_a_batch_waits_for_the_running_one_of_its_lane_even_with_another_key():
     """Work whose key says what is still to run (an encoder pass) waits for the batch that runs it, in the same lane,
     instead of running beside it; requests of the same key then go together."""
     batches, work, results = Batches(max_size=4), Work(), {}
-    threads = [asked_in_lane(batches, work, "pass to run", "a", results)]
+    threads = [asked(batches, work, "pass to run", "a", results, lane="clip")]
     wait_for(lambda: work.batches)
-    threads += [asked_in_lane(batches, work, key, request, results) for key, request in
-                [("pass to run", "b"), ("pass cached", "c"), ("pass cached", "d")]]
+    for key, request in [("pass to run", "b"), ("pass cached", "c"), ("pass cached", "d")]:
+        threads.append(asked(batches, work, key, request, results, lane="clip"))
+        time.sleep(0.05)
     time.sleep(0.2)
     assert work.batches == [["a"]]
-    for batch in range(3):
-        work.open(batch)
-    for thread in threads:
-        thread.join(10)
+    run_batches(work, 3, threads)
     assert work.batches == [["a"], ["b"], ["c", "d"]]
-
-
-def asked_in_lane(batches: Batches, work: Work, key, request, results: dict) -> threading.Thread:
-    def read():
-        results[request] = list(batches.stream(key, request, work, lane="clip"))
-
-    thread = threading.Thread(target=read)
-    thread.start()
-    time.sleep(0.05)
-    return thread
 
 
 def test_a_member_who_leaves_stops_only_its_reading_and_the_last_one_closes_the_stream():
