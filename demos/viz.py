@@ -7,9 +7,13 @@ has no UI or model code in it. Blocks and tubes are `demos.masks.Block`s (a tube
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 
 from demos import masks
+
+log = logging.getLogger(__name__)
 
 # Anchor colours of matplotlib's "inferno" map (dark = low, bright yellow = high), interpolated below.
 _INFERNO = np.array([
@@ -107,14 +111,22 @@ def pca_basis(features: np.ndarray, components: int = 3):
     basis and range, so colours are comparable between actual and predicted.
     """
     features = np.asarray(features, dtype=np.float64)
+    if not np.isfinite(features).all():
+        raise ValueError(f"{int((~np.isfinite(features)).sum())} of the {features.size} feature values to colour are "
+                         "not finite")
     mean = features.mean(axis=0)
     centred = features - mean
+    directions = None
     if len(centred) > centred.shape[1]:
         # More tokens than dimensions (a clip: 2048 x 1024): the D x D covariance's eigenvectors are
         # the same directions as the SVD's, from a D x D problem instead of an N x D one.
-        eigenvalues, eigenvectors = np.linalg.eigh(centred.T @ centred)
-        directions = eigenvectors[:, ::-1][:, :components].T
-    else:
+        try:
+            eigenvalues, eigenvectors = np.linalg.eigh(centred.T @ centred)
+            directions = eigenvectors[:, ::-1][:, :components].T
+        except np.linalg.LinAlgError:  # once, on finite features, under a class's concurrent requests: the SVD below
+            log.warning("eigh did not converge on %s finite features; the PCA colours come from their SVD",
+                        features.shape)
+    if directions is None:
         # SVD of the (N, D) matrix: rows of vt are the principal directions.
         _, _, vt = np.linalg.svd(centred, full_matrices=False)
         directions = vt[:components]

@@ -26,6 +26,26 @@ def test_pca_finds_the_main_directions_whatever_the_shape():
         assert np.array_equal(colours, viz.pca_colors(features, viz.pca_basis(features)))  # deterministic
 
 
+def test_pca_colours_come_from_the_svd_where_eigh_does_not_converge(monkeypatch):
+    """LAPACK's eigh once failed to converge in the app under a class's concurrent requests: the same directions come
+    from the SVD, and features that are not finite are named."""
+    import pytest
+
+    rng = np.random.default_rng(2)
+    features = rng.standard_normal((200, 16)) * np.array([10.0, 5.0, 2.0] + [0.1] * 13)
+    expected = viz.pca_basis(features)
+
+    def fails(*args, **kwargs):
+        raise np.linalg.LinAlgError("Eigenvalues did not converge")
+
+    monkeypatch.setattr(np.linalg, "eigh", fails)
+    for ours, theirs in zip(viz.pca_basis(features), expected, strict=True):
+        np.testing.assert_allclose(ours, theirs, atol=1e-9)
+    features[3, 4] = np.nan
+    with pytest.raises(ValueError, match="1 of the 3200 feature values to colour are not finite"):
+        viz.pca_basis(features)
+
+
 def test_tube_panel_shows_actual_and_predicted_colours_and_the_cosine_beside_each_hidden_frame():
     from demos.compute.tubes import Tube
 
