@@ -123,7 +123,7 @@ def pca_basis(features: np.ndarray, components: int = 3):
         try:
             eigenvalues, eigenvectors = np.linalg.eigh(centred.T @ centred)
             directions = eigenvectors[:, ::-1][:, :components].T
-        except np.linalg.LinAlgError:  # once, on finite features, under a class's concurrent requests: the SVD below
+        except np.linalg.LinAlgError:  # seen on finite features under a class's concurrent requests: the SVD below
             log.warning("eigh did not converge on %s finite features; the PCA colours come from their SVD",
                         features.shape)
     if directions is None:

@@ -27,7 +27,7 @@ def test_pca_finds_the_main_directions_whatever_the_shape():
 
 
 def test_pca_colours_come_from_the_svd_where_eigh_does_not_converge(monkeypatch):
-    """LAPACK's eigh once failed to converge in the app under a class's concurrent requests: the same directions come
+    """LAPACK's eigh failed to converge on finite features in the app under a class's concurrent requests: the same directions come
     from the SVD, and features that are not finite are named."""
     import pytest
 
