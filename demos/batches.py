@@ -68,6 +68,11 @@ class Batches:
             self._start(lane, batch, run)
         return self._read(batch, index)
 
+    def waiting(self) -> int:
+        """How many requests wait for their batch to start."""
+        with self._changed:
+            return sum(len(batch.requests) for batches in self._waiting.values() for batch in batches)
+
     def _start(self, lane: Hashable, batch: _Batch, run: Callable[[list], Iterator[Sequence]]) -> None:
         with self._changed:
             self._changed.wait_for(lambda: lane not in self._running and self._waiting[lane][0] is batch)

@@ -81,9 +81,10 @@ def test_requests_arriving_while_a_batch_runs_go_together_next_in_order_and_at_m
     for request in "bcdef":
         threads.append(asked(batches, work, "clip", request, results))
         time.sleep(0.05)
-    assert work.batches == [["a"]]
+    assert work.batches == [["a"]] and batches.waiting() == 5
     run_batches(work, 3, threads)
-    assert work.batches == [["a"], ["b", "c", "d"], ["e", "f"]]  # the full batch before the one that formed after it
+    # the full batch before the one that formed after it
+    assert work.batches == [["a"], ["b", "c", "d"], ["e", "f"]] and batches.waiting() == 0
     assert results["c"] == [("cc:0", 3), ("cc:1", 3), ("cc:2", 3)] and results["f"][-1] == ("ff:2", 2)
 
 

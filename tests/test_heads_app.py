@@ -133,8 +133,7 @@ def test_questions_asked_while_one_is_answered_are_answered_together_each_as_alo
         others = [Client(client.src, verbose=False).submit(handle_file(video), 0.5, q, api_name="/answer_question")
                   for q in questions[1:]]  # other learners, each with a page of their own
         deadline = time.monotonic() + 60
-        while sum(len(batch.requests) for waiting in answering.QUESTIONS_TOGETHER._waiting.values()
-                  for batch in waiting) < len(others):
+        while answering.QUESTIONS_TOGETHER.waiting() < len(others):
             assert time.monotonic() < deadline, "the other questions never reached the batch"
             time.sleep(0.05)
     finally:

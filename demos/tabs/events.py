@@ -17,7 +17,8 @@ MODEL_CONCURRENCY_ID = "models"
 # two of its calls).
 SWEEP_CONCURRENCY_ID = "sweeps"
 # Questions too: those about one clip asked together are answered in one batch, one device computation for all
-# (`demos.compute.heads.answering`), so the group holds a batch running and the next one forming.
+# (`demos.compute.heads.answering`), so the group holds a batch running and the next one forming; on a CPU machine
+# the device lock still runs one model computation at a time.
 QUESTIONS_CONCURRENCY_ID = "questions"
 
 
