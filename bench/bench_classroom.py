@@ -248,7 +248,7 @@ def summary(records: list[dict], calls: list[dict]) -> dict:
 def write_actions(records: list[dict], path: Path) -> None:
     """One line per action, in the order they started: learner, endpoint, when it started (seconds from the first
     learner's start), seconds to its answer, and from the app's numbers where its GPU functions ran and whether a
-    shared result answered it (or the error)."""
+    shared result answered it, and a question's own timings (or the error)."""
     with path.open("w") as out:
         for record in sorted(records, key=lambda r: r["at"]):
             line = {name: record[name] for name in ("learner", "endpoint")}
@@ -257,10 +257,16 @@ def write_actions(records: list[dict], path: Path) -> None:
             if isinstance(numbers, dict):
                 line.update(from_result_cache=bool(numbers.get("from_result_cache")),
                             ran_on=[{name: run[name] for name in ("function", "device", "fallback") if name in run}
-                                    for run in numbers.get("ran_on", [])])
+                                    for run in numbers.get("ran_on", [])],
+                            **{name: numbers[name] for name in ANSWER_TIMES if name in numbers})
             elif "error" in record:
                 line["error"] = record["error"]
             out.write(json.dumps(line) + "\n")
+
+
+# A question's own account: how many it was answered with, and when (from its start in the app) its inputs were ready,
+# its first token came and its answer ended.
+ANSWER_TIMES = ("answered_together", "inputs_seconds", "first_token_s", "total_s")
 
 
 def _seconds_by_endpoint(records: list[dict]) -> dict[str, list[float]]:

@@ -36,12 +36,12 @@ class Work:
         self.gates[batch].set()
 
 
-def asked(batches: Batches, work: Work, key, request, results: dict, lane=None) -> threading.Thread:
+def asked(batches: Batches, work: Work, key, request, results: dict, lane=None, linger_s=0.0) -> threading.Thread:
     """A visitor's request in a thread of its own, its entries kept in `results[request]`."""
 
     def read():
         try:
-            results[request] = list(batches.stream(key, request, work, lane))
+            results[request] = list(batches.stream(key, request, work, lane, linger_s=linger_s))
         except Exception as error:  # noqa: BLE001 - the test reads it
             results[request] = error
 
@@ -114,6 +114,46 @@ def test_a_batch_waits_for_the_running_one_of_its_lane_even_with_another_key():
     assert work.batches == [["a"]]
     run_batches(work, 3, threads)
     assert work.batches == [["a"], ["b"], ["c", "d"]]
+
+
+def test_a_lone_request_never_lingers():
+    batches, work, results = Batches(max_size=4, busy_s=60), Work(), {}
+    started = time.monotonic()
+    thread = asked(batches, work, "clip", "a", results, linger_s=30)
+    wait_for(lambda: work.batches, timeout_s=5)  # at once, not after 30 s
+    work.open(0)
+    thread.join(10)
+    assert results["a"][-1] == ("aa:2", 1) and time.monotonic() - started < 5
+
+
+def test_in_a_busy_lane_a_batch_lingers_for_companions_until_its_time_or_until_it_is_full():
+    batches, work, results = Batches(max_size=3, busy_s=60), Work(), {}
+    run_batches(work, 1, [asked(batches, work, "clip", "a", results)])  # the lane is busy from now on
+    formed = time.monotonic()
+    threads = [asked(batches, work, "clip", "b", results, linger_s=0.6)]
+    time.sleep(0.1)
+    threads.append(asked(batches, work, "clip", "c", results, linger_s=0.6))
+    wait_for(lambda: len(work.batches) == 2)
+    assert time.monotonic() - formed >= 0.6 and work.batches[1] == ["b", "c"]  # "c" came within "b"'s linger
+    run_batches(work, 2, threads)
+    # a batch that fills starts at once, whatever is left of its linger
+    formed = time.monotonic()
+    threads = [asked(batches, work, "clip", request, results, linger_s=30) for request in "def"]
+    wait_for(lambda: len(work.batches) == 3, timeout_s=5)
+    assert sorted(work.batches[2]) == ["d", "e", "f"]
+    assert time.monotonic() - formed < 5
+    run_batches(work, 3, threads)
+    assert results["f"][-1] == ("ff:2", 3)
+
+
+def test_a_lane_is_busy_only_for_busy_s_after_its_last_request():
+    batches, work, results = Batches(max_size=3, busy_s=0.2), Work(), {}
+    run_batches(work, 1, [asked(batches, work, "clip", "a", results)])
+    time.sleep(0.3)  # nobody asked since: "b" is alone again
+    thread = asked(batches, work, "clip", "b", results, linger_s=30)
+    wait_for(lambda: len(work.batches) == 2, timeout_s=5)
+    run_batches(work, 2, [thread])
+    assert results["b"][-1] == ("bb:2", 1)
 
 
 def test_a_member_who_leaves_stops_only_its_reading_and_the_last_one_closes_the_stream():

@@ -199,6 +199,11 @@ class _Ran:
 # Questions about one clip asked while an answer to it is being generated: answered together, in one GPU call on
 # ZeroGPU (one share of the quota) or one turn of the Space's CPU per token for all of them.
 QUESTIONS_TOGETHER = Batches(MAX_QUESTIONS_TOGETHER)
+# On ZeroGPU every batch is a GPU call, and a class without accounts shares one quota: a call is admitted where what
+# is left covers its request (some 8 s x 1.5 for an answer), whether it answers one question or eight. So where a
+# class is asking (another question about the clip within the last minute), a question waits this long for others
+# before its call starts; a lone one, or one on the Space's CPU, does not wait.
+QUESTIONS_LINGER_S = 1.0
 
 
 def _together(questions: list[str], mode: str, **inputs) -> Iterator[tuple]:
@@ -211,6 +216,11 @@ def _together(questions: list[str], mode: str, **inputs) -> Iterator[tuple]:
         finally:
             stream.close()
     yield tuple(_Ran(tuple(runs), len(questions), counts=index == 0) for index in range(len(questions)))
+
+
+def _on_shared_quota() -> bool:
+    """Whether this question's model work is a GPU call charged to the quota visitors without an account share."""
+    return zerogpu.ON_ZERO_GPU and zerogpu.cpu_reason() is None and not zerogpu.signed_in()
 
 
 def _batch_lane(request: classification.HeadsRequest) -> tuple:
@@ -231,7 +241,8 @@ def _batch_key(request: classification.HeadsRequest) -> tuple:
 def _answered_with_others(question: str, mode: str, key: tuple, lane: tuple | None = None, **inputs) -> Iterator:
     """This question's entries of its batch (`QUESTIONS_TOGETHER`), each with the number of questions answered
     together; where the batch ran is recorded in this action's scope too, counted once (by its first question)."""
-    answers = QUESTIONS_TOGETHER.stream(key, question, lambda questions: _together(questions, mode, **inputs), lane)
+    answers = QUESTIONS_TOGETHER.stream(key, question, lambda questions: _together(questions, mode, **inputs), lane,
+                                        linger_s=QUESTIONS_LINGER_S if _on_shared_quota() else 0.0)
     for item, size in answers:
         if isinstance(item, _Ran):
             for run in item.runs:
