@@ -20,8 +20,8 @@ EXAMPLE_QUESTIONS = [
     "How sure are you, and why?",
 ]
 
-# The streamed answer reaches the page at most this often: a reader sees it grow as smoothly, and a class's answers
-# cost the Space's CPU one update (postprocessed, diffed, sent) per tenth of a second each instead of one per token.
+# The streamed answer reaches the page at most this often: a reader still sees it grow, and each of a class's answers
+# costs the Space's CPU one update (postprocessed, diffed, sent) per tenth of a second instead of one per token.
 ANSWER_EVERY_S = 0.1
 
 CALL_TO_ACTION = "Pick a downstream head and a question"
